@@ -1,0 +1,402 @@
+//! The control-socket protocol between `outpost` and `outpostd`.
+//!
+//! Frames are a 4-byte big-endian length followed by that many bytes of
+//! UTF-8 JSON. Every request names the protocol version it speaks; the daemon
+//! refuses other versions with `unsupported_version` instead of guessing.
+//! Inputs carry raw strings: all validation happens in the daemon through
+//! this crate, so the CLI holds no rules of its own.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::AuditRecord;
+use crate::date::Timestamp;
+use crate::ids::{EntryId, NodeId};
+use crate::incident::{Incident, IncidentSummary};
+use crate::search::SearchHit;
+use crate::watchlist::{Entry, EntrySummary};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Large enough for an import batch of a few thousand entries, small enough
+/// that a hostile or broken client cannot make the daemon buffer much.
+pub const MAX_REQUEST_BYTES: u32 = 4 * 1024 * 1024;
+pub const MAX_RESPONSE_BYTES: u32 = 64 * 1024 * 1024;
+/// Upper bound on rows in one list or audit page.
+pub const MAX_PAGE: u32 = 10_000;
+
+/// Encodes one frame: length prefix plus JSON.
+pub fn encode_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let body = serde_json::to_vec(value)?;
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestEnvelope {
+    pub version: u32,
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    Status,
+    WatchlistAdd {
+        entry: NewEntryInput,
+    },
+    /// All or nothing: either every entry is stored or none is.
+    WatchlistImport {
+        entries: Vec<NewEntryInput>,
+    },
+    WatchlistShow {
+        id: String,
+        #[serde(default)]
+        purpose: Option<String>,
+    },
+    WatchlistList {
+        #[serde(default)]
+        status: Option<String>,
+        #[serde(default)]
+        kind: Option<String>,
+        #[serde(default)]
+        limit: Option<u32>,
+        #[serde(default)]
+        purpose: Option<String>,
+    },
+    WatchlistSearch(SearchInput),
+    WatchlistAmend {
+        id: String,
+        amendment: AmendInput,
+    },
+    WatchlistSetStatus {
+        id: String,
+        status: String,
+        reason: String,
+    },
+    IncidentLog {
+        incident: NewIncidentInput,
+    },
+    IncidentList {
+        #[serde(default)]
+        since: Option<String>,
+        #[serde(default)]
+        follow_up: Option<String>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    IncidentShow {
+        id: String,
+    },
+    IncidentNote {
+        id: String,
+        text: String,
+    },
+    IncidentSetFollowUp {
+        id: String,
+        follow_up: String,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    Audit {
+        #[serde(default)]
+        since: Option<String>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+}
+
+/// A new watchlist entry as typed by an officer. Fields that do not apply to
+/// the entry's kind must be left empty; validation says which one was not.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewEntryInput {
+    pub kind: String,
+    pub category: String,
+    pub reason: String,
+    pub action: Option<String>,
+    pub warnings: Vec<String>,
+    pub valid_from: Option<String>,
+    pub expires: Option<String>,
+    // person
+    pub names: Vec<String>,
+    pub dobs: Vec<String>,
+    pub nationalities: Vec<String>,
+    /// `TYPE:ISSUER:NUMBER`, e.g. `passport:TJK:A1234567`.
+    pub documents: Vec<String>,
+    pub gender: Option<String>,
+    // vehicle
+    pub plates: Vec<String>,
+    pub vin: Option<String>,
+    pub make: Option<String>,
+    pub model: Option<String>,
+    pub colour: Option<String>,
+    pub country: Option<String>,
+    pub wanted: Option<String>,
+    // travel document
+    pub doc_type: Option<String>,
+    pub number: Option<String>,
+    pub issuing_state: Option<String>,
+    pub doc_status: Option<String>,
+    pub issued: Option<String>,
+    pub doc_expires: Option<String>,
+    pub event_date: Option<String>,
+    // cargo
+    pub description: Option<String>,
+    pub containers: Vec<String>,
+    pub hs_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmendInput {
+    pub category: Option<String>,
+    pub reason: Option<String>,
+    pub action: Option<String>,
+    pub expires: Option<String>,
+    pub clear_expires: bool,
+    pub add_names: Vec<String>,
+    pub remove_names: Vec<String>,
+    pub add_dobs: Vec<String>,
+    pub remove_dobs: Vec<String>,
+    pub add_nationalities: Vec<String>,
+    pub remove_nationalities: Vec<String>,
+    pub add_documents: Vec<String>,
+    pub remove_documents: Vec<String>,
+    pub add_warnings: Vec<String>,
+    pub remove_warnings: Vec<String>,
+    pub add_plates: Vec<String>,
+    pub remove_plates: Vec<String>,
+    pub vin: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchInput {
+    pub query: String,
+    pub dob: Option<String>,
+    pub nationality: Option<String>,
+    pub limit: Option<u32>,
+    /// Why the officer is looking; required, and written to the audit log.
+    pub purpose: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewIncidentInput {
+    pub incident_type: String,
+    /// RFC 3339, or local post time `YYYY-MM-DD HH:MM`; now if absent.
+    pub at: Option<String>,
+    pub location: Option<String>,
+    pub narrative: String,
+    /// `SUBSTANCE:QUANTITY:UNIT`, e.g. `heroin:1.5:kg`.
+    pub seized: Vec<String>,
+    pub persons: Vec<String>,
+    pub plates: Vec<String>,
+    /// Watchlist entries this incident is a hit on.
+    pub hits: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResponseEnvelope {
+    pub version: u32,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok(Response),
+    Error(ApiError),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Status(StatusInfo),
+    Created(Created),
+    Imported(Imported),
+    Entry(Box<Entry>),
+    Entries(EntryList),
+    Matches(SearchResults),
+    Incident(Box<Incident>),
+    Incidents(IncidentList),
+    Audit(AuditPage),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Created {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Imported {
+    pub ids: Vec<EntryId>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryList {
+    pub entries: Vec<EntrySummary>,
+    /// Entries that matched the filter, before the limit.
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchResults {
+    pub matches: Vec<SearchHit>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IncidentList {
+    pub incidents: Vec<IncidentSummary>,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecord>,
+    /// The whole chain was re-hashed from the first record to the last.
+    pub chain_verified: bool,
+    pub chain_length: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusInfo {
+    pub node_id: NodeId,
+    pub node_name: String,
+    pub authority: String,
+    pub version: String,
+    pub protocol_version: u32,
+    pub entries: u64,
+    pub active_entries: u64,
+    pub incidents: u64,
+    pub documents: u64,
+    pub audit_records: u64,
+    pub started_at: Timestamp,
+    pub uptime_secs: u64,
+    pub data_dir: String,
+    pub socket: String,
+    pub storage: StorageStatus,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StorageStatus {
+    pub file_bytes: u64,
+    /// Incremental changes not yet compacted into snapshots.
+    pub pending_changes: u64,
+    /// Whether the database needed repair when it was opened.
+    pub repaired_on_open: bool,
+    pub format_version: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    BadInput,
+    NotFound,
+    Forbidden,
+    TooLarge,
+    UnsupportedVersion,
+    Internal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<crate::error::ModelError> for ApiError {
+    fn from(err: crate::error::ModelError) -> Self {
+        use crate::error::ModelError;
+        let kind = match &err {
+            ModelError::Invalid(_) => ErrorKind::BadInput,
+            ModelError::NotFound { .. } => ErrorKind::NotFound,
+            ModelError::Forbidden(_) => ErrorKind::Forbidden,
+            _ => ErrorKind::Internal,
+        };
+        ApiError::new(kind, err.to_string())
+    }
+}
+
+impl From<crate::error::ValidationError> for ApiError {
+    fn from(err: crate::error::ValidationError) -> Self {
+        ApiError::new(ErrorKind::BadInput, err.to_string())
+    }
+}
+
+/// The response the daemon sends for a request it could not even parse.
+pub fn error_envelope(kind: ErrorKind, message: impl Into<String>) -> ResponseEnvelope {
+    ResponseEnvelope {
+        version: PROTOCOL_VERSION,
+        outcome: Outcome::Error(ApiError::new(kind, message)),
+    }
+}
+
+/// Identifies an incident or entry in a response without the caller knowing which.
+pub fn created(id: impl std::fmt::Display) -> Response {
+    Response::Created(Created { id: id.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_tagged_by_op() {
+        let json = r#"{"version":1,"request":{"op":"watchlist_search","query":"Aliev","purpose":"check"}}"#;
+        let env: RequestEnvelope = serde_json::from_str(json).unwrap();
+        assert!(matches!(env.request, Request::WatchlistSearch(ref s) if s.query == "Aliev"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let json = r#"{"version":1,"request":{"op":"watchlist_search","query":"x","purpose":"p","evil":1}}"#;
+        assert!(serde_json::from_str::<RequestEnvelope>(json).is_err());
+    }
+
+    #[test]
+    fn responses_carry_ok_or_error() {
+        let ok = ResponseEnvelope {
+            version: 1,
+            outcome: Outcome::Ok(created("abc")),
+        };
+        let text = serde_json::to_string(&ok).unwrap();
+        assert_eq!(text, r#"{"version":1,"ok":{"type":"created","id":"abc"}}"#);
+        let err = error_envelope(ErrorKind::BadInput, "nope");
+        let text = serde_json::to_string(&err).unwrap();
+        assert_eq!(
+            text,
+            r#"{"version":1,"error":{"kind":"bad_input","message":"nope"}}"#
+        );
+        let back: ResponseEnvelope = serde_json::from_str(&text).unwrap();
+        assert!(matches!(back.outcome, Outcome::Error(e) if e.kind == ErrorKind::BadInput));
+    }
+
+    #[test]
+    fn frames_are_length_prefixed() {
+        let frame = encode_frame(&serde_json::json!({"a":1})).unwrap();
+        assert_eq!(&frame[..4], &7u32.to_be_bytes());
+        assert_eq!(&frame[4..], br#"{"a":1}"#);
+    }
+}

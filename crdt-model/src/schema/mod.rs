@@ -1,0 +1,616 @@
+//! The mapping between domain records and Automerge documents.
+//!
+//! Every document has a deterministic *genesis* change: the same actor (a
+//! hash of the document id), time 0 and the same operations on every node.
+//! Two posts that create `watchlist/KAZ-BS/0f` independently therefore hold
+//! the same root objects and merge cleanly, instead of each creating its own
+//! `entries` map, one of which would hide the other after a merge.
+//!
+//! Records are maps keyed by their UUID under the root. Scalar fields are
+//! plain map keys, so concurrent writes of one field are kept by Automerge as
+//! a conflict, which [`FieldReader`] reports. Sets (names, plates, warnings…)
+//! are maps keyed by the element's normalised form: a concurrent add and
+//! remove of an element leaves it present (add-wins), and two posts adding the
+//! same element converge to one.
+
+pub mod incidents;
+pub mod watchlist;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{
+    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
+};
+use sha2::{Digest, Sha256};
+
+use crate::date::Timestamp;
+use crate::error::{ModelError, ValidationError};
+use crate::ids::{DocId, EntryId, NodeId};
+use crate::watchlist::FieldConflict;
+
+/// The schema version written into every document's root.
+pub const SCHEMA_VERSION: u64 = 1;
+/// Watchlist entries of one authority are spread over this many documents by
+/// a hash of the entry id. Fixed fleet-wide: changing it would re-home
+/// entries. 16 keeps a 100,000-entry authority at about 6,000 entries per
+/// document, where an Automerge write costs ~2 ms instead of ~6 ms and a
+/// document loads in ~0.25 s instead of ~2 s.
+pub const WATCHLIST_SHARDS: u8 = 16;
+
+/// What a document holds, decoded from its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocKind {
+    Watchlist { authority: String, shard: u8 },
+    Incidents { post: String, month: String },
+}
+
+impl DocKind {
+    pub fn doc_id(&self) -> DocId {
+        match self {
+            DocKind::Watchlist { authority, shard } => {
+                DocId::from_parts(&["watchlist", authority, &format!("{shard:02x}")])
+            }
+            DocKind::Incidents { post, month } => DocId::from_parts(&["incidents", post, month]),
+        }
+    }
+
+    pub fn parse(id: &DocId) -> Result<Self, ValidationError> {
+        let parts: Vec<&str> = id.as_str().split('/').collect();
+        let bad = || ValidationError::Malformed {
+            field: "document id",
+            value: id.to_string(),
+            expected: "watchlist/AUTHORITY/SHARD or incidents/POST/YYYY-MM",
+        };
+        match parts.as_slice() {
+            ["watchlist", authority, shard] => {
+                let shard = u8::from_str_radix(shard, 16).map_err(|_| bad())?;
+                if shard >= WATCHLIST_SHARDS || authority.is_empty() {
+                    return Err(bad());
+                }
+                Ok(DocKind::Watchlist {
+                    authority: authority.to_string(),
+                    shard,
+                })
+            }
+            ["incidents", post, month] if !post.is_empty() && month.len() == 7 => {
+                Ok(DocKind::Incidents {
+                    post: post.to_string(),
+                    month: month.to_string(),
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// The watchlist document an entry lives in.
+    pub fn watchlist_for(authority: &str, entry: &EntryId) -> Self {
+        let digest = Sha256::digest(entry.as_uuid().as_bytes());
+        DocKind::Watchlist {
+            authority: authority.to_string(),
+            shard: digest[0] % WATCHLIST_SHARDS,
+        }
+    }
+
+    /// The root map that holds the records.
+    fn records_key(&self) -> &'static str {
+        match self {
+            DocKind::Watchlist { .. } => "entries",
+            DocKind::Incidents { .. } => "incidents",
+        }
+    }
+}
+
+/// Who made a change and when; becomes the Automerge change's time and message.
+#[derive(Debug, Clone)]
+pub struct ChangeMeta {
+    pub at: Timestamp,
+    /// `uid@post`, e.g. `1000@kz-nurzhol`.
+    pub by: String,
+    pub op: &'static str,
+}
+
+impl ChangeMeta {
+    fn message(&self) -> String {
+        serde_json::json!({"op": self.op, "by": self.by}).to_string()
+    }
+}
+
+/// The actor a node writes with. The node id is the prefix so that every
+/// change can be attributed to a node; the suffix is drawn anew at every
+/// start, so a node restored from an old backup never reuses a sequence
+/// number it already spent (which would fork its own history).
+pub fn actor_for(node: &NodeId, start_nonce: [u8; 4]) -> ActorId {
+    let mut bytes = node.as_bytes().to_vec();
+    bytes.extend_from_slice(&start_nonce);
+    ActorId::from(bytes)
+}
+
+/// One Automerge document and its id.
+#[derive(Debug)]
+pub struct Document {
+    id: DocId,
+    kind: DocKind,
+    doc: AutoCommit,
+}
+
+impl Document {
+    /// Creates the document with its deterministic genesis change.
+    pub fn genesis(kind: DocKind) -> Result<Self, ModelError> {
+        let id = kind.doc_id();
+        let genesis_actor = Sha256::digest(format!("outpost genesis {id}").as_bytes());
+        // automerge draws a throwaway random actor on construction; it is
+        // replaced before any operation, so no output depends on it.
+        let mut doc = AutoCommit::new().with_actor(ActorId::from(&genesis_actor[..16]));
+        doc.put(ROOT, "schema", SCHEMA_VERSION)?;
+        match &kind {
+            DocKind::Watchlist { authority, shard } => {
+                doc.put(ROOT, "kind", "watchlist")?;
+                doc.put(ROOT, "authority", authority.as_str())?;
+                doc.put(ROOT, "shard", u64::from(*shard))?;
+            }
+            DocKind::Incidents { post, month } => {
+                doc.put(ROOT, "kind", "incidents")?;
+                doc.put(ROOT, "post", post.as_str())?;
+                doc.put(ROOT, "month", month.as_str())?;
+            }
+        }
+        doc.put_object(ROOT, kind.records_key(), ObjType::Map)?;
+        doc.commit_with(
+            CommitOptions::default()
+                .with_time(0)
+                .with_message(format!("genesis {id}")),
+        );
+        Ok(Self { id, kind, doc })
+    }
+
+    /// Loads a stored document: an optional snapshot plus incremental changes.
+    /// Without a snapshot the genesis change is the base.
+    pub fn load<'a>(
+        id: &DocId,
+        snapshot: Option<&[u8]>,
+        changes: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Self, ModelError> {
+        let kind = DocKind::parse(id)?;
+        let mut document = match snapshot {
+            Some(bytes) => Self {
+                id: id.clone(),
+                kind,
+                doc: AutoCommit::load(bytes)?,
+            },
+            None => Self::genesis(kind)?,
+        };
+        for change in changes {
+            document.doc.load_incremental(change)?;
+        }
+        document.check_root()?;
+        Ok(document)
+    }
+
+    fn check_root(&self) -> Result<(), ModelError> {
+        let schema = match self.doc.get(ROOT, "schema")? {
+            Some((Value::Scalar(s), _)) => match s.as_ref() {
+                ScalarValue::Uint(v) => *v,
+                ScalarValue::Int(v) => u64::try_from(*v).unwrap_or(u64::MAX),
+                _ => u64::MAX,
+            },
+            _ => return Err(ModelError::schema(&self.id, "/schema", "missing")),
+        };
+        if schema > SCHEMA_VERSION {
+            return Err(ModelError::schema(
+                &self.id,
+                "/schema",
+                format!(
+                    "schema version {schema} is newer than this outpostd understands ({SCHEMA_VERSION}); upgrade"
+                ),
+            ));
+        }
+        match self.doc.get(ROOT, self.kind.records_key())? {
+            Some((Value::Object(ObjType::Map), _)) => Ok(()),
+            _ => Err(ModelError::schema(
+                &self.id,
+                self.kind.records_key(),
+                "missing record map",
+            )),
+        }
+    }
+
+    pub fn id(&self) -> &DocId {
+        &self.id
+    }
+
+    pub fn kind(&self) -> &DocKind {
+        &self.kind
+    }
+
+    pub fn set_actor(&mut self, actor: ActorId) {
+        self.doc.set_actor(actor);
+    }
+
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// A compressed snapshot of the whole document.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Everything that is not a dependency of `heads`, as loadable change bytes.
+    pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
+    }
+
+    /// Read access for projections and tests.
+    pub fn read(&self) -> &AutoCommit {
+        &self.doc
+    }
+
+    /// Merges another copy of this document.
+    pub fn merge(&mut self, other: &mut Document) -> Result<(), ModelError> {
+        self.doc.merge(&mut other.doc)?;
+        Ok(())
+    }
+
+    /// A copy of this document that can diverge, as another post's replica would.
+    pub fn fork(&mut self, actor: ActorId) -> Self {
+        Self {
+            id: self.id.clone(),
+            kind: self.kind.clone(),
+            doc: self.doc.fork().with_actor(actor),
+        }
+    }
+
+    /// Runs `edit` as one atomic change. On error every operation of the edit
+    /// is rolled back and the document is as before. On success returns the
+    /// edit's result and the change's bytes, ready to persist; `None` bytes
+    /// means the edit wrote nothing.
+    pub fn transact<T>(
+        &mut self,
+        meta: &ChangeMeta,
+        edit: impl FnOnce(&mut Records<'_>) -> Result<T, ModelError>,
+    ) -> Result<(T, Option<Vec<u8>>), ModelError> {
+        let records = match self.doc.get(ROOT, self.kind.records_key())? {
+            Some((Value::Object(ObjType::Map), id)) => id,
+            _ => {
+                return Err(ModelError::schema(
+                    &self.id,
+                    self.kind.records_key(),
+                    "missing record map",
+                ));
+            }
+        };
+        let mut scope = Records {
+            doc: &mut self.doc,
+            doc_id: &self.id,
+            records,
+            meta,
+        };
+        match edit(&mut scope) {
+            Ok(value) => {
+                let options = CommitOptions::default()
+                    .with_time(meta.at.as_millis())
+                    .with_message(meta.message());
+                let bytes = self
+                    .doc
+                    .commit_with(options)
+                    .and_then(|hash| self.doc.get_change_by_hash(&hash))
+                    .map(|mut change| change.bytes().into_owned());
+                Ok((value, bytes))
+            }
+            Err(err) => {
+                self.doc.rollback();
+                Err(err)
+            }
+        }
+    }
+
+    /// The map of records (entries or incidents).
+    pub fn records_obj(&self) -> Result<ObjId, ModelError> {
+        match self.doc.get(ROOT, self.kind.records_key())? {
+            Some((Value::Object(ObjType::Map), id)) => Ok(id),
+            _ => Err(ModelError::schema(
+                &self.id,
+                self.kind.records_key(),
+                "missing record map",
+            )),
+        }
+    }
+}
+
+/// Write access to a document's records inside one transaction.
+#[derive(Debug)]
+pub struct Records<'a> {
+    pub(crate) doc: &'a mut AutoCommit,
+    pub(crate) doc_id: &'a DocId,
+    pub(crate) records: ObjId,
+    pub(crate) meta: &'a ChangeMeta,
+}
+
+impl Records<'_> {
+    /// The map of one record, if present.
+    pub(crate) fn record(&self, key: &str) -> Result<Option<ObjId>, ModelError> {
+        match self.doc.get(&self.records, key)? {
+            Some((Value::Object(ObjType::Map), id)) => Ok(Some(id)),
+            Some(_) => Err(ModelError::schema(self.doc_id, key, "record is not a map")),
+            None => Ok(None),
+        }
+    }
+
+    /// The map-as-set at `obj[key]`, created if absent.
+    pub(crate) fn set_obj(&mut self, obj: &ObjId, key: &str) -> Result<ObjId, ModelError> {
+        match self.doc.get(obj, key)? {
+            Some((Value::Object(ObjType::Map), id)) => Ok(id),
+            _ => Ok(self.doc.put_object(obj, key, ObjType::Map)?),
+        }
+    }
+
+    pub(crate) fn put_opt_str(
+        &mut self,
+        obj: &ObjId,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), ModelError> {
+        match value {
+            Some(v) => self.doc.put(obj, key, v)?,
+            None => {
+                if self.doc.get(obj, key)?.is_some() {
+                    self.doc.delete(obj, key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stamps the record as updated by this change.
+    pub(crate) fn touch(&mut self, obj: &ObjId) -> Result<(), ModelError> {
+        self.doc.put(
+            obj,
+            "updated_at",
+            ScalarValue::Timestamp(self.meta.at.as_millis()),
+        )?;
+        self.doc.put(obj, "updated_by", self.meta.by.as_str())?;
+        Ok(())
+    }
+}
+
+/// Reads one record's fields, collecting concurrent values as conflicts.
+pub(crate) struct FieldReader<'a> {
+    pub doc: &'a AutoCommit,
+    pub doc_id: &'a DocId,
+    pub obj: ObjId,
+    pub path: String,
+    pub conflicts: Vec<FieldConflict>,
+}
+
+impl<'a> FieldReader<'a> {
+    pub fn new(doc: &'a AutoCommit, doc_id: &'a DocId, obj: ObjId, path: String) -> Self {
+        Self {
+            doc,
+            doc_id,
+            obj,
+            path,
+            conflicts: Vec::new(),
+        }
+    }
+
+    fn err(&self, key: &str, detail: &str) -> ModelError {
+        ModelError::schema(self.doc_id, format!("{}/{key}", self.path), detail)
+    }
+
+    /// All concurrent string values of `key`, winner first.
+    pub fn strings(&self, key: &str) -> Result<Vec<String>, ModelError> {
+        let mut values = Vec::new();
+        for (value, _) in self.doc.get_all(&self.obj, key)? {
+            match value {
+                Value::Scalar(s) => match s.as_ref() {
+                    ScalarValue::Str(text) => values.push(text.to_string()),
+                    _ => return Err(self.err(key, "expected a string")),
+                },
+                Value::Object(_) => return Err(self.err(key, "expected a string, found an object")),
+            }
+        }
+        // get_all lists values in op order; the displayed winner is get()'s.
+        if let Some((Value::Scalar(s), _)) = self.doc.get(&self.obj, key)?
+            && let ScalarValue::Str(winner) = s.as_ref()
+            && let Some(pos) = values.iter().position(|v| v == winner.as_str())
+        {
+            values.swap(0, pos);
+        }
+        Ok(values)
+    }
+
+    /// A string field; concurrent distinct values are recorded as a conflict.
+    pub fn opt_str(&mut self, key: &str) -> Result<Option<String>, ModelError> {
+        let mut values = self.strings(key)?;
+        let Some(first) = values.first().cloned() else {
+            return Ok(None);
+        };
+        values.dedup();
+        let mut distinct = values.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() > 1 {
+            self.conflicts.push(FieldConflict {
+                field: key.to_string(),
+                values,
+            });
+        }
+        Ok(Some(first))
+    }
+
+    pub fn str(&mut self, key: &str) -> Result<String, ModelError> {
+        self.opt_str(key)?.ok_or_else(|| self.err(key, "missing"))
+    }
+
+    /// Parses a string field through `parse`.
+    pub fn parsed<T>(
+        &mut self,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, ValidationError>,
+    ) -> Result<Option<T>, ModelError> {
+        match self.opt_str(key)? {
+            Some(text) => parse(&text)
+                .map(Some)
+                .map_err(|e| self.err(key, &e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    pub fn required<T>(
+        &mut self,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, ValidationError>,
+    ) -> Result<T, ModelError> {
+        self.parsed(key, parse)?
+            .ok_or_else(|| self.err(key, "missing"))
+    }
+
+    /// A field where concurrent values resolve by a rule (`pick` chooses the
+    /// effective one) but are still shown as a conflict.
+    pub fn resolved<T: Clone + PartialEq + std::fmt::Display>(
+        &mut self,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, ValidationError>,
+        pick: impl Fn(&T, &T) -> bool,
+    ) -> Result<T, ModelError> {
+        let texts = self.strings(key)?;
+        let mut values = Vec::new();
+        for text in &texts {
+            values.push(parse(text).map_err(|e| self.err(key, &e.to_string()))?);
+        }
+        let mut best = values
+            .first()
+            .cloned()
+            .ok_or_else(|| self.err(key, "missing"))?;
+        for v in &values {
+            if pick(v, &best) {
+                best = v.clone();
+            }
+        }
+        if values.iter().any(|v| *v != best) {
+            self.conflicts.push(FieldConflict {
+                field: key.to_string(),
+                values: values.iter().map(ToString::to_string).collect(),
+            });
+        }
+        Ok(best)
+    }
+
+    /// The latest of concurrent timestamps; never a conflict.
+    pub fn latest_timestamp(&self, key: &str) -> Result<Timestamp, ModelError> {
+        let mut latest = None;
+        for (value, _) in self.doc.get_all(&self.obj, key)? {
+            let ms = match value {
+                Value::Scalar(s) => match s.as_ref() {
+                    ScalarValue::Timestamp(ms) | ScalarValue::Int(ms) => *ms,
+                    _ => return Err(self.err(key, "expected a timestamp")),
+                },
+                Value::Object(_) => return Err(self.err(key, "expected a timestamp")),
+            };
+            latest = latest.max(Some(ms));
+        }
+        latest
+            .map(Timestamp::from_millis)
+            .ok_or_else(|| self.err(key, "missing"))
+    }
+
+    /// The keys of the map-as-set at `key`, sorted; empty if absent.
+    pub fn set_keys(&self, key: &str) -> Result<Vec<String>, ModelError> {
+        match self.doc.get(&self.obj, key)? {
+            Some((Value::Object(ObjType::Map), set)) => Ok(self.doc.keys(&set).collect()),
+            Some(_) => Err(self.err(key, "expected a set")),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The elements of a set whose values are maps.
+    pub fn set_objects(&self, key: &str) -> Result<Vec<(String, ObjId)>, ModelError> {
+        let set = match self.doc.get(&self.obj, key)? {
+            Some((Value::Object(ObjType::Map), set)) => set,
+            Some(_) => return Err(self.err(key, "expected a set")),
+            None => return Ok(Vec::new()),
+        };
+        let mut out = Vec::new();
+        for element in self.doc.keys(&set) {
+            match self.doc.get(&set, element.as_str())? {
+                Some((Value::Object(ObjType::Map), obj)) => out.push((element, obj)),
+                _ => return Err(self.err(&format!("{key}/{element}"), "expected a map")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The elements of a list whose items are maps, in list order.
+    pub fn list_objects(&self, key: &str) -> Result<Vec<ObjId>, ModelError> {
+        let list = match self.doc.get(&self.obj, key)? {
+            Some((Value::Object(ObjType::List), list)) => list,
+            Some(_) => return Err(self.err(key, "expected a list")),
+            None => return Ok(Vec::new()),
+        };
+        let mut out = Vec::new();
+        for index in 0..self.doc.length(&list) {
+            match self.doc.get(&list, index)? {
+                Some((Value::Object(ObjType::Map), obj)) => out.push(obj),
+                _ => return Err(self.err(&format!("{key}/{index}"), "expected a map")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A reader for a nested map; its conflicts are prefixed with `prefix`.
+    pub fn nested(&self, obj: ObjId, prefix: &str) -> FieldReader<'a> {
+        FieldReader::new(
+            self.doc,
+            self.doc_id,
+            obj,
+            format!("{}/{prefix}", self.path),
+        )
+    }
+
+    /// Adopts a nested reader's conflicts under a field prefix.
+    pub fn absorb(&mut self, nested: FieldReader<'_>, prefix: &str) {
+        for mut conflict in nested.conflicts {
+            conflict.field = format!("{prefix}.{}", conflict.field);
+            self.conflicts.push(conflict);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_ids_round_trip_through_kinds() {
+        let kind = DocKind::Watchlist {
+            authority: "KAZ-BS".into(),
+            shard: 15,
+        };
+        assert_eq!(kind.doc_id().as_str(), "watchlist/KAZ-BS/0f");
+        assert_eq!(DocKind::parse(&kind.doc_id()).ok(), Some(kind));
+        let kind = DocKind::Incidents {
+            post: "kz-nurzhol".into(),
+            month: "2026-11".into(),
+        };
+        assert_eq!(DocKind::parse(&kind.doc_id()).ok(), Some(kind));
+        for bad in [
+            "watchlist/KAZ/10",
+            "watchlist/KAZ",
+            "incidents/x/2026",
+            "other/a/b",
+        ] {
+            let id = DocId::parse(bad).unwrap();
+            assert!(DocKind::parse(&id).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn independent_geneses_are_the_same_change() {
+        let kind = DocKind::Watchlist {
+            authority: "KGZ-GPS".into(),
+            shard: 3,
+        };
+        let mut a = Document::genesis(kind.clone()).unwrap();
+        let mut b = Document::genesis(kind).unwrap();
+        assert_eq!(a.heads(), b.heads());
+    }
+}

@@ -1,0 +1,153 @@
+use super::*;
+use crate::api::NewEntryInput;
+use crate::schema::{ChangeMeta, DocKind, Document};
+use crate::validate::{PostContext, new_entry};
+
+fn ctx() -> PostContext {
+    PostContext {
+        now: crate::date::Timestamp::parse("now", "2026-11-27T10:00:00Z").unwrap(),
+        offset: time::UtcOffset::UTC,
+        authority: "KAZ-BS".into(),
+        post: "kz-nurzhol".into(),
+    }
+}
+
+fn entry(n: u128, input: NewEntryInput) -> Entry {
+    let id = EntryId::from_uuid(uuid::Uuid::from_u128(n));
+    let draft = new_entry(&input, id, &ctx()).unwrap();
+    let mut doc = Document::genesis(DocKind::watchlist_for("KAZ-BS", &id)).unwrap();
+    let meta = ChangeMeta {
+        at: ctx().now,
+        by: "1000@test".into(),
+        op: "watchlist.add",
+    };
+    doc.transact(&meta, |r| r.add_entry(&draft)).unwrap();
+    crate::schema::watchlist::read_entry(&doc, id)
+        .unwrap()
+        .unwrap()
+}
+
+fn person(names: &[&str], dob: &str, nationality: &str) -> NewEntryInput {
+    NewEntryInput {
+        kind: "person".into(),
+        category: "wanted-for-arrest".into(),
+        reason: "test".into(),
+        names: names.iter().map(|n| n.to_string()).collect(),
+        dobs: vec![dob.into()],
+        nationalities: vec![nationality.into()],
+        documents: vec!["passport:TJK:A1234567".into()],
+        ..Default::default()
+    }
+}
+
+fn query(text: &str) -> SearchQuery {
+    SearchQuery::parse(&SearchInput {
+        query: text.into(),
+        purpose: "test".into(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn index() -> SimpleIndex {
+    let mut index = SimpleIndex::new();
+    index.upsert(&entry(1, person(&["Мухаммад Алиев"], "1985-03-07", "TJK")));
+    index.upsert(&entry(2, person(&["Алишер Каримов"], "1990", "UZB")));
+    index.upsert(&entry(
+        3,
+        NewEntryInput {
+            kind: "vehicle".into(),
+            category: "seize-object".into(),
+            reason: "stolen".into(),
+            plates: vec!["777 АВС 02".into()],
+            ..Default::default()
+        },
+    ));
+    index
+}
+
+fn today() -> Day {
+    ctx().today()
+}
+
+#[test]
+fn latin_query_finds_cyrillic_name_in_any_order_and_shows_the_original() {
+    let index = index();
+    for q in [
+        "MUKHAMMAD ALIEV",
+        "aliev mukhammad",
+        "ALIEV<<MUKHAMMAD",
+        "Мухаммад Алиев",
+    ] {
+        let hits = index.search(&query(q), today());
+        assert_eq!(hits.len(), 1, "{q}");
+        assert_eq!(hits[0].name, "Мухаммад Алиев");
+        assert_eq!(hits[0].score, 1.0);
+        assert_eq!(hits[0].reason, "all name tokens match");
+        assert!(hits[0].alert);
+    }
+}
+
+#[test]
+fn partial_name_scores_lower() {
+    let hits = index().search(&query("Aliev"), today());
+    assert_eq!(hits.len(), 1);
+    assert!(
+        hits[0].score < 1.0 && hits[0].score > 0.5,
+        "{}",
+        hits[0].score
+    );
+}
+
+#[test]
+fn plates_and_document_numbers_match_exactly_after_normalisation() {
+    let index = index();
+    let hits = index.search(&query("777abc02"), today());
+    assert_eq!(hits[0].score, 1.0);
+    assert_eq!(hits[0].reason, "plate exact");
+    let hits = index.search(&query("a-123456 7"), today());
+    assert_eq!(hits[0].reason, "document number exact");
+    assert!(index.search(&query("A1234568"), today()).is_empty());
+}
+
+#[test]
+fn qualifiers_lower_clashing_candidates() {
+    let index = index();
+    let mut q = query("Mukhammad Aliev");
+    q.dob = Some(PartialDate::parse("dob", "1970").unwrap());
+    q.nationality = Some("KAZ".into());
+    let hits = index.search(&q, today());
+    assert!(hits[0].score < 0.7, "{}", hits[0].score);
+    assert!(hits[0].reason.contains("DOB clashes"), "{}", hits[0].reason);
+    assert!(
+        hits[0].reason.contains("nationality differs"),
+        "{}",
+        hits[0].reason
+    );
+}
+
+#[test]
+fn updates_and_removals_reach_the_index() {
+    let mut index = index();
+    let id = EntryId::from_uuid(uuid::Uuid::from_u128(1));
+    index.remove(&id);
+    assert!(index.search(&query("Mukhammad Aliev"), today()).is_empty());
+    assert_eq!(index.len(), 2);
+}
+
+#[test]
+fn an_empty_query_or_missing_purpose_is_refused() {
+    let err = SearchQuery::parse(&SearchInput {
+        query: "<<".into(),
+        purpose: "x".into(),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("search query"));
+    let err = SearchQuery::parse(&SearchInput {
+        query: "Aliev".into(),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(err.to_string(), "purpose must not be empty");
+}
