@@ -9,6 +9,24 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::error::ValidationError;
 
+/// Serialises a type through its `Display` form and parses it back.
+macro_rules! serde_as_text {
+    ($ty:ty, |$text:ident| $parse:expr) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let $text = String::deserialize(d)?;
+                $parse.map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 /// Milliseconds since the Unix epoch, UTC. Shown as RFC 3339.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
@@ -48,18 +66,7 @@ impl fmt::Display for Timestamp {
     }
 }
 
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Self::parse("timestamp", &text).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(Timestamp, |text| Self::parse("timestamp", &text));
 
 /// A full calendar date, `YYYY-MM-DD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -97,18 +104,7 @@ impl fmt::Display for Day {
     }
 }
 
-impl Serialize for Day {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Day {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Self::parse("date", &text).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(Day, |text| Self::parse("date", &text));
 
 /// A date that may be known only to the year or month, as dates of birth often are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -232,18 +228,7 @@ impl fmt::Display for PartialDate {
     }
 }
 
-impl Serialize for PartialDate {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for PartialDate {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Self::parse("date", &text).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(PartialDate, |text| Self::parse("date", &text));
 
 /// A moment as the post saw it: the instant plus the post's UTC offset, so
 /// the record shows local time and still orders correctly across time zones.
@@ -308,18 +293,7 @@ impl fmt::Display for LocalTime {
     }
 }
 
-impl Serialize for LocalTime {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for LocalTime {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Self::parse("time", &text, UtcOffset::UTC).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(LocalTime, |text| Self::parse("time", &text, UtcOffset::UTC));
 
 /// Parses a UTC offset such as `+05:00`, `-03:30` or `Z`.
 pub fn parse_utc_offset(text: &str) -> Result<UtcOffset, ValidationError> {

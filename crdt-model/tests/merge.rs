@@ -62,6 +62,27 @@ fn amend(doc: &mut Document, input: AmendInput) {
         .unwrap();
 }
 
+/// Two replicas that set the reason to different values concurrently.
+fn concurrent_reasons() -> (Document, Document) {
+    let mut a = base();
+    let mut b = a.fork(actor(2));
+    amend(
+        &mut a,
+        AmendInput {
+            reason: Some("heroin".into()),
+            ..Default::default()
+        },
+    );
+    amend(
+        &mut b,
+        AmendInput {
+            reason: Some("opium".into()),
+            ..Default::default()
+        },
+    );
+    (a, b)
+}
+
 fn merged(a: &mut Document, b: &mut Document) -> Entry {
     a.merge(b).unwrap();
     read_entry(a, entry_id()).unwrap().unwrap()
