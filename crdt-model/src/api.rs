@@ -313,10 +313,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
+        Self { kind, message: message.into() }
     }
 }
 
@@ -347,10 +344,7 @@ impl From<crate::error::ValidationError> for ApiError {
 
 /// The response the daemon sends for a request it could not even parse.
 pub fn error_envelope(kind: ErrorKind, message: impl Into<String>) -> ResponseEnvelope {
-    ResponseEnvelope {
-        version: PROTOCOL_VERSION,
-        outcome: Outcome::Error(ApiError::new(kind, message)),
-    }
+    ResponseEnvelope { version: PROTOCOL_VERSION, outcome: Outcome::Error(ApiError::new(kind, message)) }
 }
 
 /// Identifies an incident or entry in a response without the caller knowing which.
@@ -377,18 +371,12 @@ mod tests {
 
     #[test]
     fn responses_carry_ok_or_error() {
-        let ok = ResponseEnvelope {
-            version: 1,
-            outcome: Outcome::Ok(created("abc")),
-        };
+        let ok = ResponseEnvelope { version: 1, outcome: Outcome::Ok(created("abc")) };
         let text = serde_json::to_string(&ok).unwrap();
         assert_eq!(text, r#"{"version":1,"ok":{"type":"created","id":"abc"}}"#);
         let err = error_envelope(ErrorKind::BadInput, "nope");
         let text = serde_json::to_string(&err).unwrap();
-        assert_eq!(
-            text,
-            r#"{"version":1,"error":{"kind":"bad_input","message":"nope"}}"#
-        );
+        assert_eq!(text, r#"{"version":1,"error":{"kind":"bad_input","message":"nope"}}"#);
         let back: ResponseEnvelope = serde_json::from_str(&text).unwrap();
         assert!(matches!(back.outcome, Outcome::Error(e) if e.kind == ErrorKind::BadInput));
     }

@@ -43,10 +43,7 @@ pub struct AuditRecord {
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 fn digest(record: &AuditRecord) -> String {
-    let unsealed = AuditRecord {
-        hash: String::new(),
-        ..record.clone()
-    };
+    let unsealed = AuditRecord { hash: String::new(), ..record.clone() };
     // serde_json writes struct fields in declaration order, so the bytes
     // hashed are stable for a given record.
     let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
@@ -89,24 +86,15 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self {
-            expected_seq: 1,
-            prev_hash: GENESIS_HASH.to_string(),
-        }
+        Self { expected_seq: 1, prev_hash: GENESIS_HASH.to_string() }
     }
 }
 
 impl ChainVerifier {
     pub fn check(&mut self, record: &AuditRecord) -> Result<(), ChainBreak> {
-        let fail = |reason: String| ChainBreak {
-            seq: record.seq,
-            reason,
-        };
+        let fail = |reason: String| ChainBreak { seq: record.seq, reason };
         if record.seq != self.expected_seq {
-            return Err(fail(format!(
-                "expected sequence number {}",
-                self.expected_seq
-            )));
+            return Err(fail(format!("expected sequence number {}", self.expected_seq)));
         }
         if record.prev_hash != self.prev_hash {
             return Err(fail("does not follow the previous record".into()));

@@ -39,8 +39,7 @@ impl Timestamp {
         self.0
     }
     pub fn to_offset_datetime(self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
     }
     /// The UTC calendar day of this instant.
     pub fn utc_date(self) -> Day {
@@ -58,10 +57,7 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = self
-            .to_offset_datetime()
-            .format(&Rfc3339)
-            .map_err(|_| fmt::Error)?;
+        let text = self.to_offset_datetime().format(&Rfc3339).map_err(|_| fmt::Error)?;
         f.write_str(&text)
     }
 }
@@ -75,16 +71,10 @@ pub struct Day(Date);
 impl Day {
     pub fn parse(field: &'static str, text: &str) -> Result<Self, ValidationError> {
         match PartialDate::parse(field, text)? {
-            PartialDate {
-                year,
-                month: Some(month),
-                day: Some(day),
-            } => Ok(Self(calendar_date(field, text, year, month, day)?)),
-            _ => Err(ValidationError::Malformed {
-                field,
-                value: text.to_string(),
-                expected: "a full date YYYY-MM-DD",
-            }),
+            PartialDate { year, month: Some(month), day: Some(day) } => {
+                Ok(Self(calendar_date(field, text, year, month, day)?))
+            }
+            _ => Err(ValidationError::Malformed { field, value: text.to_string(), expected: "a full date YYYY-MM-DD" }),
         }
     }
     pub fn date(self) -> Date {
@@ -94,13 +84,7 @@ impl Day {
 
 impl fmt::Display for Day {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:04}-{:02}-{:02}",
-            self.0.year(),
-            u8::from(self.0.month()),
-            self.0.day()
-        )
+        write!(f, "{:04}-{:02}-{:02}", self.0.year(), u8::from(self.0.month()), self.0.day())
     }
 }
 
@@ -172,10 +156,7 @@ impl PartialDate {
 
     /// The earliest full date this partial date may stand for.
     pub fn earliest(self) -> Date {
-        let month = self
-            .month
-            .and_then(|m| Month::try_from(m).ok())
-            .unwrap_or(Month::January);
+        let month = self.month.and_then(|m| Month::try_from(m).ok()).unwrap_or(Month::January);
         Date::from_calendar_date(self.year, month, self.day.unwrap_or(1)).unwrap_or(Date::MIN)
     }
 
@@ -196,13 +177,7 @@ impl PartialDate {
     }
 }
 
-fn calendar_date(
-    field: &'static str,
-    text: &str,
-    year: i32,
-    month: u8,
-    day: u8,
-) -> Result<Date, ValidationError> {
+fn calendar_date(field: &'static str, text: &str, year: i32, month: u8, day: u8) -> Result<Date, ValidationError> {
     let month = Month::try_from(month).map_err(|_| ValidationError::ImpossibleDate {
         field,
         value: text.to_string(),
@@ -239,18 +214,13 @@ impl LocalTime {
     /// Parses RFC 3339 (`2026-11-27T14:05:00+05:00`), the same without seconds,
     /// or a local time without offset (`2026-11-27 14:05`), which is taken to be
     /// at `default_offset`.
-    pub fn parse(
-        field: &'static str,
-        text: &str,
-        default_offset: UtcOffset,
-    ) -> Result<Self, ValidationError> {
+    pub fn parse(field: &'static str, text: &str, default_offset: UtcOffset) -> Result<Self, ValidationError> {
         let trimmed = text.trim();
         if let Ok(t) = OffsetDateTime::parse(trimmed, &Rfc3339) {
             return Ok(Self(t));
         }
-        let with_offset = format_description!(
-            "[year]-[month]-[day]T[hour]:[minute][offset_hour sign:mandatory]:[offset_minute]"
-        );
+        let with_offset =
+            format_description!("[year]-[month]-[day]T[hour]:[minute][offset_hour sign:mandatory]:[offset_minute]");
         if let Ok(t) = OffsetDateTime::parse(trimmed, with_offset) {
             return Ok(Self(t));
         }
@@ -267,8 +237,7 @@ impl LocalTime {
         Err(ValidationError::BadTime {
             field,
             value: text.to_string(),
-            reason: "expected RFC 3339 such as 2026-11-27T14:05:00+05:00, or 2026-11-27 14:05 in post time"
-                .into(),
+            reason: "expected RFC 3339 such as 2026-11-27T14:05:00+05:00, or 2026-11-27 14:05 in post time".into(),
         })
     }
 
@@ -301,14 +270,8 @@ pub fn parse_utc_offset(text: &str) -> Result<UtcOffset, ValidationError> {
     if trimmed.eq_ignore_ascii_case("z") || trimmed == "+00:00" {
         return Ok(UtcOffset::UTC);
     }
-    UtcOffset::parse(
-        trimmed,
-        format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
-    )
-    .map_err(|_| ValidationError::Malformed {
-        field: "UTC offset",
-        value: text.to_string(),
-        expected: "+HH:MM, e.g. +05:00",
+    UtcOffset::parse(trimmed, format_description!("[offset_hour sign:mandatory]:[offset_minute]")).map_err(|_| {
+        ValidationError::Malformed { field: "UTC offset", value: text.to_string(), expected: "+HH:MM, e.g. +05:00" }
     })
 }
 
@@ -318,31 +281,14 @@ mod tests {
 
     #[test]
     fn partial_dates_parse_at_each_precision() {
-        assert_eq!(
-            PartialDate::parse("dob", "1985")
-                .map(|d| d.to_string())
-                .ok(),
-            Some("1985".into())
-        );
-        assert_eq!(
-            PartialDate::parse("dob", "1985-03")
-                .map(|d| d.to_string())
-                .ok(),
-            Some("1985-03".into())
-        );
-        assert_eq!(
-            PartialDate::parse("dob", "1985-03-07")
-                .map(|d| d.to_string())
-                .ok(),
-            Some("1985-03-07".into())
-        );
+        assert_eq!(PartialDate::parse("dob", "1985").map(|d| d.to_string()).ok(), Some("1985".into()));
+        assert_eq!(PartialDate::parse("dob", "1985-03").map(|d| d.to_string()).ok(), Some("1985-03".into()));
+        assert_eq!(PartialDate::parse("dob", "1985-03-07").map(|d| d.to_string()).ok(), Some("1985-03-07".into()));
     }
 
     #[test]
     fn impossible_dates_are_rejected_with_a_reason() {
-        let err = PartialDate::parse("dob", "1985-02-30")
-            .unwrap_err()
-            .to_string();
+        let err = PartialDate::parse("dob", "1985-02-30").unwrap_err().to_string();
         assert!(err.contains("impossible date \"1985-02-30\""), "{err}");
         assert!(err.contains("no day 30"), "{err}");
         assert!(PartialDate::parse("dob", "1985-13").is_err());
@@ -354,18 +300,9 @@ mod tests {
     #[test]
     fn agreement_respects_precision() {
         let p = |s| PartialDate::parse("dob", s).unwrap();
-        assert_eq!(
-            p("1985").agreement(p("1985-03-07")),
-            DateAgreement::Compatible
-        );
-        assert_eq!(
-            p("1985-03-07").agreement(p("1985-03-07")),
-            DateAgreement::Same
-        );
-        assert_eq!(
-            p("1985-03-07").agreement(p("1985-04-07")),
-            DateAgreement::SameYearOnly
-        );
+        assert_eq!(p("1985").agreement(p("1985-03-07")), DateAgreement::Compatible);
+        assert_eq!(p("1985-03-07").agreement(p("1985-03-07")), DateAgreement::Same);
+        assert_eq!(p("1985-03-07").agreement(p("1985-04-07")), DateAgreement::SameYearOnly);
         assert_eq!(p("1985").agreement(p("1986")), DateAgreement::Clash);
     }
 
@@ -382,10 +319,7 @@ mod tests {
 
     #[test]
     fn timestamps_print_as_rfc3339() {
-        assert_eq!(
-            Timestamp::from_millis(0).to_string(),
-            "1970-01-01T00:00:00Z"
-        );
+        assert_eq!(Timestamp::from_millis(0).to_string(), "1970-01-01T00:00:00Z");
         let t = Timestamp::parse("since", "2026-11-27").unwrap();
         assert_eq!(t.to_string(), "2026-11-27T00:00:00Z");
     }

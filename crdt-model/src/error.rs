@@ -8,65 +8,33 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum ValidationError {
     #[error("unknown {field} \"{value}\"; expected one of: {allowed}")]
-    UnknownTerm {
-        field: &'static str,
-        value: String,
-        allowed: String,
-    },
+    UnknownTerm { field: &'static str, value: String, allowed: String },
     #[error("impossible date \"{value}\" for {field}: {reason}")]
-    ImpossibleDate {
-        field: &'static str,
-        value: String,
-        reason: String,
-    },
+    ImpossibleDate { field: &'static str, value: String, reason: String },
     #[error("bad time \"{value}\" for {field}: {reason}")]
-    BadTime {
-        field: &'static str,
-        value: String,
-        reason: String,
-    },
+    BadTime { field: &'static str, value: String, reason: String },
     #[error("{field} must not be empty")]
     Empty { field: &'static str },
     #[error("{field} is {len} characters long; the limit is {max}")]
-    TooLong {
-        field: &'static str,
-        len: usize,
-        max: usize,
-    },
+    TooLong { field: &'static str, len: usize, max: usize },
     #[error("too many {field}: {count}; the limit is {max}")]
-    TooMany {
-        field: &'static str,
-        count: usize,
-        max: usize,
-    },
+    TooMany { field: &'static str, count: usize, max: usize },
     #[error("{field} \"{value}\" is malformed; expected {expected}")]
-    Malformed {
-        field: &'static str,
-        value: String,
-        expected: &'static str,
-    },
+    Malformed { field: &'static str, value: String, expected: &'static str },
     #[error("quantity \"{value}\" has no unit; write SUBSTANCE:QUANTITY:UNIT, e.g. heroin:1.5:kg")]
     QuantityWithoutUnit { value: String },
     #[error("quantity \"{value}\" is not a positive number")]
     BadQuantity { value: String },
-    #[error(
-        "unknown country code \"{value}\" for {field}; use ICAO alpha-3, e.g. KAZ, KGZ, TJK, TKM, UZB"
-    )]
+    #[error("unknown country code \"{value}\" for {field}; use ICAO alpha-3, e.g. KAZ, KGZ, TJK, TKM, UZB")]
     UnknownCountry { field: &'static str, value: String },
     #[error("expiry {expires} is before the start date {valid_from}")]
     ExpiryBeforeStart { expires: String, valid_from: String },
     #[error("{field} {value} lies in the future")]
     InFuture { field: &'static str, value: String },
     #[error("a {kind} entry needs {needs}")]
-    Incomplete {
-        kind: &'static str,
-        needs: &'static str,
-    },
+    Incomplete { kind: &'static str, needs: &'static str },
     #[error("{field} does not apply to a {kind} entry")]
-    NotApplicable {
-        field: &'static str,
-        kind: &'static str,
-    },
+    NotApplicable { field: &'static str, kind: &'static str },
     #[error("cannot change status from {from} to {to}")]
     StatusChange { from: String, to: String },
     #[error("the amendment changes nothing")]
@@ -84,25 +52,13 @@ pub enum ModelError {
     #[error("{0}")]
     Forbidden(String),
     #[error("document {doc} is malformed at {path}: {detail}")]
-    Schema {
-        doc: String,
-        path: String,
-        detail: String,
-    },
+    Schema { doc: String, path: String, detail: String },
     #[error("automerge: {0}")]
     Automerge(#[from] automerge::AutomergeError),
 }
 
 impl ModelError {
-    pub(crate) fn schema(
-        doc: &impl std::fmt::Display,
-        path: impl Into<String>,
-        detail: impl Into<String>,
-    ) -> Self {
-        ModelError::Schema {
-            doc: doc.to_string(),
-            path: path.into(),
-            detail: detail.into(),
-        }
+    pub(crate) fn schema(doc: &impl std::fmt::Display, path: impl Into<String>, detail: impl Into<String>) -> Self {
+        ModelError::Schema { doc: doc.to_string(), path: path.into(), detail: detail.into() }
     }
 }

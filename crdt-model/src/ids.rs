@@ -94,9 +94,7 @@ impl DocId {
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
         let ok = !text.is_empty()
             && text.len() <= 128
-            && text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
         if ok {
             Ok(Self(text.to_string()))
         } else {

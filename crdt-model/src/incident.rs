@@ -87,15 +87,7 @@ impl Incident {
             first_line: self
                 .narrative
                 .first()
-                .map(|n| {
-                    n.text
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(60)
-                        .collect()
-                })
+                .map(|n| n.text.lines().next().unwrap_or_default().chars().take(60).collect())
                 .unwrap_or_default(),
             notes: self.narrative.len(),
         }

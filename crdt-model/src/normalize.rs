@@ -14,10 +14,7 @@ use crate::vocab::Script;
 /// entry's name set, so two posts adding the same name converge to one.
 pub fn fold_text(text: &str) -> String {
     let nfc: String = text.nfc().collect();
-    nfc.to_lowercase()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    nfc.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Which script a name is written in, judged by its letters.
@@ -186,11 +183,8 @@ pub fn normalize_plate(raw: &str) -> Result<String, ValidationError> {
 
 /// Canonical document number for display and storage: upper case, no spaces or dashes.
 pub fn normalize_document_number(raw: &str) -> Result<String, ValidationError> {
-    let out: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '/' | '<'))
-        .flat_map(char::to_uppercase)
-        .collect();
+    let out: String =
+        raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '/' | '<')).flat_map(char::to_uppercase).collect();
     let ok = (3..=20).contains(&out.len()) && out.chars().all(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(out)
@@ -211,15 +205,8 @@ pub fn document_number_key(normalized: &str) -> String {
 
 /// A vehicle identification number: 17 characters, no I, O or Q.
 pub fn normalize_vin(raw: &str) -> Result<String, ValidationError> {
-    let out: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-'))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    let ok = out.len() == 17
-        && out
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() && !matches!(c, 'I' | 'O' | 'Q'));
+    let out: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).map(|c| c.to_ascii_uppercase()).collect();
+    let ok = out.len() == 17 && out.chars().all(|c| c.is_ascii_alphanumeric() && !matches!(c, 'I' | 'O' | 'Q'));
     if ok {
         Ok(out)
     } else {
@@ -233,15 +220,10 @@ pub fn normalize_vin(raw: &str) -> Result<String, ValidationError> {
 
 /// An ISO 6346 container number: owner code, category, serial, check digit.
 pub fn normalize_container(raw: &str) -> Result<String, ValidationError> {
-    let out: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-'))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
+    let out: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).map(|c| c.to_ascii_uppercase()).collect();
     let bytes = out.as_bytes();
-    let ok = bytes.len() == 11
-        && bytes[..4].iter().all(u8::is_ascii_uppercase)
-        && bytes[4..].iter().all(u8::is_ascii_digit);
+    let ok =
+        bytes.len() == 11 && bytes[..4].iter().all(u8::is_ascii_uppercase) && bytes[4..].iter().all(u8::is_ascii_digit);
     if ok {
         Ok(out)
     } else {
@@ -281,14 +263,8 @@ mod tests {
 
     #[test]
     fn plates_with_cyrillic_lookalikes_normalise_to_latin() {
-        assert_eq!(
-            normalize_plate("123 АВС-02").ok().as_deref(),
-            Some("123ABC02")
-        );
-        assert_eq!(
-            normalize_plate("123abc02").ok().as_deref(),
-            Some("123ABC02")
-        );
+        assert_eq!(normalize_plate("123 АВС-02").ok().as_deref(), Some("123ABC02"));
+        assert_eq!(normalize_plate("123abc02").ok().as_deref(), Some("123ABC02"));
         assert_eq!(normalize_plate("Х 777 ОР"), normalize_plate("X777OP"));
         assert!(normalize_plate("1").is_err());
         assert!(normalize_plate("12#4").is_err());
@@ -296,10 +272,7 @@ mod tests {
 
     #[test]
     fn document_numbers_ignore_separators_and_o_zero() {
-        assert_eq!(
-            normalize_document_number("n 12-34 567").ok().as_deref(),
-            Some("N1234567")
-        );
+        assert_eq!(normalize_document_number("n 12-34 567").ok().as_deref(), Some("N1234567"));
         assert_eq!(document_number_key("AO0123"), document_number_key("A00123"));
     }
 

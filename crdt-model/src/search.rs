@@ -17,8 +17,7 @@ use crate::date::{DateAgreement, Day, PartialDate};
 use crate::error::ValidationError;
 use crate::ids::EntryId;
 use crate::normalize::{
-    document_number_key, name_tokens, normalize_container, normalize_document_number,
-    normalize_plate, normalize_vin,
+    document_number_key, name_tokens, normalize_container, normalize_document_number, normalize_plate, normalize_vin,
 };
 use crate::validate::purpose;
 use crate::vocab::{Category, EntryStatus, SubjectKind, Warning};
@@ -43,30 +42,16 @@ impl SearchQuery {
     pub fn parse(input: &SearchInput) -> Result<Self, ValidationError> {
         let text = input.query.trim().to_string();
         if name_tokens(&text).is_empty() {
-            return Err(ValidationError::Empty {
-                field: "search query (letters or digits)",
-            });
+            return Err(ValidationError::Empty { field: "search query (letters or digits)" });
         }
         let limit = input.limit.map_or(DEFAULT_LIMIT, |l| l as usize);
         if limit == 0 || limit > MAX_LIMIT {
-            return Err(ValidationError::Malformed {
-                field: "limit",
-                value: limit.to_string(),
-                expected: "1 to 200",
-            });
+            return Err(ValidationError::Malformed { field: "limit", value: limit.to_string(), expected: "1 to 200" });
         }
         Ok(Self {
             text,
-            dob: input
-                .dob
-                .as_deref()
-                .map(|d| PartialDate::parse("date of birth", d))
-                .transpose()?,
-            nationality: input
-                .nationality
-                .as_deref()
-                .map(|n| parse_country("nationality", n))
-                .transpose()?,
+            dob: input.dob.as_deref().map(|d| PartialDate::parse("date of birth", d)).transpose()?,
+            nationality: input.nationality.as_deref().map(|n| parse_country("nationality", n)).transpose()?,
             limit,
             purpose: purpose(&input.purpose)?,
         })
@@ -143,11 +128,7 @@ fn identifiers(subject: &Subject) -> Vec<(String, String, &'static str)> {
     match subject {
         Subject::Person(p) => {
             for d in &p.documents {
-                out.push((
-                    document_number_key(&d.number),
-                    d.number.clone(),
-                    "document number",
-                ));
+                out.push((document_number_key(&d.number), d.number.clone(), "document number"));
             }
         }
         Subject::Vehicle(v) => {
@@ -158,18 +139,10 @@ fn identifiers(subject: &Subject) -> Vec<(String, String, &'static str)> {
                 out.push((format!("vin:{vin}"), vin.clone(), "VIN"));
             }
         }
-        Subject::Document(d) => out.push((
-            document_number_key(&d.number),
-            d.number.clone(),
-            "document number",
-        )),
+        Subject::Document(d) => out.push((document_number_key(&d.number), d.number.clone(), "document number")),
         Subject::Cargo(c) => {
             for container in &c.containers {
-                out.push((
-                    format!("container:{container}"),
-                    container.clone(),
-                    "container number",
-                ));
+                out.push((format!("container:{container}"), container.clone(), "container number"));
             }
         }
     }
@@ -222,15 +195,7 @@ impl SimpleIndex {
         }
     }
 
-    fn hit(
-        &self,
-        id: EntryId,
-        entry: &Indexed,
-        score: f64,
-        name: String,
-        reason: String,
-        today: Day,
-    ) -> SearchHit {
+    fn hit(&self, id: EntryId, entry: &Indexed, score: f64, name: String, reason: String, today: Day) -> SearchHit {
         let expired = entry.expires.is_some_and(|e| e < today);
         SearchHit {
             id,
@@ -287,10 +252,7 @@ fn qualify(entry: &Indexed, query: &SearchQuery, score: &mut f64, reasons: &mut 
             reasons.push(format!("nationality {nationality} matches"));
         } else {
             *score -= 0.2;
-            reasons.push(format!(
-                "nationality differs ({})",
-                entry.nationalities.join(", ")
-            ));
+            reasons.push(format!("nationality differs ({})", entry.nationalities.join(", ")));
         }
     }
 }
@@ -300,13 +262,7 @@ impl WatchlistIndex for SimpleIndex {
         self.unlink(&entry.id);
         let (names, dobs, nationalities) = match &entry.subject {
             Subject::Person(p) => (
-                p.names
-                    .iter()
-                    .map(|n| IndexedName {
-                        text: n.text.clone(),
-                        tokens: name_tokens(&n.text),
-                    })
-                    .collect(),
+                p.names.iter().map(|n| IndexedName { text: n.text.clone(), tokens: name_tokens(&n.text) }).collect(),
                 p.dobs.clone(),
                 p.nationalities.clone(),
             ),
@@ -327,13 +283,9 @@ impl WatchlistIndex for SimpleIndex {
             warnings: entry.warnings.clone(),
             authority: entry.authority.clone(),
         };
-        let tokens: BTreeSet<&String> =
-            indexed.names.iter().flat_map(|n| n.tokens.iter()).collect();
+        let tokens: BTreeSet<&String> = indexed.names.iter().flat_map(|n| n.tokens.iter()).collect();
         for token in tokens {
-            self.by_token
-                .entry(token.clone())
-                .or_default()
-                .push(entry.id);
+            self.by_token.entry(token.clone()).or_default().push(entry.id);
         }
         for (key, _, _) in ids {
             let list = self.by_identifier.entry(key).or_default();
@@ -359,21 +311,10 @@ impl WatchlistIndex for SimpleIndex {
                 let Some(entry) = self.entries.get(id) else {
                     continue;
                 };
-                let what = entry
-                    .identifiers
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map_or("identifier", |(_, w)| *w);
+                let what = entry.identifiers.iter().find(|(k, _)| *k == key).map_or("identifier", |(_, w)| *w);
                 hits.insert(
                     *id,
-                    self.hit(
-                        *id,
-                        entry,
-                        1.0,
-                        query.text.trim().to_string(),
-                        format!("{what} exact"),
-                        today,
-                    ),
+                    self.hit(*id, entry, 1.0, query.text.trim().to_string(), format!("{what} exact"), today),
                 );
             }
         }
@@ -394,52 +335,28 @@ impl WatchlistIndex for SimpleIndex {
                 .names
                 .iter()
                 .map(|name| {
-                    let matched = query_tokens
-                        .iter()
-                        .filter(|t| name.tokens.contains(t))
-                        .count();
-                    let score =
-                        2.0 * matched as f64 / (query_tokens.len() + name.tokens.len()) as f64;
+                    let matched = query_tokens.iter().filter(|t| name.tokens.contains(t)).count();
+                    let score = 2.0 * matched as f64 / (query_tokens.len() + name.tokens.len()) as f64;
                     (score, matched, name)
                 })
                 .max_by(|a, b| a.0.total_cmp(&b.0));
             let Some((mut score, matched, name)) = best else {
                 continue;
             };
-            let mut reasons = vec![
-                if matched == query_tokens.len() && matched == name.tokens.len() {
-                    "all name tokens match".to_string()
-                } else {
-                    format!(
-                        "{matched} of {} name tokens match",
-                        name.tokens.len().max(query_tokens.len())
-                    )
-                },
-            ];
+            let mut reasons = vec![if matched == query_tokens.len() && matched == name.tokens.len() {
+                "all name tokens match".to_string()
+            } else {
+                format!("{matched} of {} name tokens match", name.tokens.len().max(query_tokens.len()))
+            }];
             qualify(entry, query, &mut score, &mut reasons);
             if score >= MIN_SCORE {
                 let score = (score.clamp(0.0, 1.0) * 1000.0).round() / 1000.0;
-                hits.insert(
-                    id,
-                    self.hit(
-                        id,
-                        entry,
-                        score,
-                        name.text.clone(),
-                        reasons.join(", "),
-                        today,
-                    ),
-                );
+                hits.insert(id, self.hit(id, entry, score, name.text.clone(), reasons.join(", "), today));
             }
         }
 
         let mut ranked: Vec<SearchHit> = hits.into_values().collect();
-        ranked.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then(b.alert.cmp(&a.alert))
-                .then(a.id.cmp(&b.id))
-        });
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.alert.cmp(&a.alert)).then(a.id.cmp(&b.id)));
         ranked.truncate(query.limit);
         ranked
     }

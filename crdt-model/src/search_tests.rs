@@ -16,15 +16,9 @@ fn entry(n: u128, input: NewEntryInput) -> Entry {
     let id = EntryId::from_uuid(uuid::Uuid::from_u128(n));
     let draft = new_entry(&input, id, &ctx()).unwrap();
     let mut doc = Document::genesis(DocKind::watchlist_for("KAZ-BS", &id)).unwrap();
-    let meta = ChangeMeta {
-        at: ctx().now,
-        by: "1000@test".into(),
-        op: "watchlist.add",
-    };
+    let meta = ChangeMeta { at: ctx().now, by: "1000@test".into(), op: "watchlist.add" };
     doc.transact(&meta, |r| r.add_entry(&draft)).unwrap();
-    crate::schema::watchlist::read_entry(&doc, id)
-        .unwrap()
-        .unwrap()
+    crate::schema::watchlist::read_entry(&doc, id).unwrap().unwrap()
 }
 
 fn person(names: &[&str], dob: &str, nationality: &str) -> NewEntryInput {
@@ -41,12 +35,7 @@ fn person(names: &[&str], dob: &str, nationality: &str) -> NewEntryInput {
 }
 
 fn query(text: &str) -> SearchQuery {
-    SearchQuery::parse(&SearchInput {
-        query: text.into(),
-        purpose: "test".into(),
-        ..Default::default()
-    })
-    .unwrap()
+    SearchQuery::parse(&SearchInput { query: text.into(), purpose: "test".into(), ..Default::default() }).unwrap()
 }
 
 fn index() -> SimpleIndex {
@@ -73,12 +62,7 @@ fn today() -> Day {
 #[test]
 fn latin_query_finds_cyrillic_name_in_any_order_and_shows_the_original() {
     let index = index();
-    for q in [
-        "MUKHAMMAD ALIEV",
-        "aliev mukhammad",
-        "ALIEV<<MUKHAMMAD",
-        "Мухаммад Алиев",
-    ] {
+    for q in ["MUKHAMMAD ALIEV", "aliev mukhammad", "ALIEV<<MUKHAMMAD", "Мухаммад Алиев"] {
         let hits = index.search(&query(q), today());
         assert_eq!(hits.len(), 1, "{q}");
         assert_eq!(hits[0].name, "Мухаммад Алиев");
@@ -92,11 +76,7 @@ fn latin_query_finds_cyrillic_name_in_any_order_and_shows_the_original() {
 fn partial_name_scores_lower() {
     let hits = index().search(&query("Aliev"), today());
     assert_eq!(hits.len(), 1);
-    assert!(
-        hits[0].score < 1.0 && hits[0].score > 0.5,
-        "{}",
-        hits[0].score
-    );
+    assert!(hits[0].score < 1.0 && hits[0].score > 0.5, "{}", hits[0].score);
 }
 
 #[test]
@@ -119,11 +99,7 @@ fn qualifiers_lower_clashing_candidates() {
     let hits = index.search(&q, today());
     assert!(hits[0].score < 0.7, "{}", hits[0].score);
     assert!(hits[0].reason.contains("DOB clashes"), "{}", hits[0].reason);
-    assert!(
-        hits[0].reason.contains("nationality differs"),
-        "{}",
-        hits[0].reason
-    );
+    assert!(hits[0].reason.contains("nationality differs"), "{}", hits[0].reason);
 }
 
 #[test]
@@ -137,17 +113,9 @@ fn updates_and_removals_reach_the_index() {
 
 #[test]
 fn an_empty_query_or_missing_purpose_is_refused() {
-    let err = SearchQuery::parse(&SearchInput {
-        query: "<<".into(),
-        purpose: "x".into(),
-        ..Default::default()
-    })
-    .unwrap_err();
+    let err =
+        SearchQuery::parse(&SearchInput { query: "<<".into(), purpose: "x".into(), ..Default::default() }).unwrap_err();
     assert!(err.to_string().contains("search query"));
-    let err = SearchQuery::parse(&SearchInput {
-        query: "Aliev".into(),
-        ..Default::default()
-    })
-    .unwrap_err();
+    let err = SearchQuery::parse(&SearchInput { query: "Aliev".into(), ..Default::default() }).unwrap_err();
     assert_eq!(err.to_string(), "purpose must not be empty");
 }

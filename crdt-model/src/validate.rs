@@ -12,16 +12,13 @@ use crate::error::ValidationError;
 use crate::ids::{EntryId, IncidentId};
 use crate::incident::{IncidentDraft, InvolvedPerson, InvolvedVehicle, SeizedItem};
 use crate::normalize::{
-    fold_text, normalize_container, normalize_document_number, normalize_plate, normalize_vin,
-    script_of,
+    fold_text, normalize_container, normalize_document_number, normalize_plate, normalize_vin, script_of,
 };
 use crate::vocab::{
-    Category, DocumentStatus, DocumentType, Gender, IncidentType, NameKind, SubjectKind, Unit,
-    VehicleWanted, Warning,
+    Category, DocumentStatus, DocumentType, Gender, IncidentType, NameKind, SubjectKind, Unit, VehicleWanted, Warning,
 };
 use crate::watchlist::{
-    Amendment, Cargo, EntryDraft, IdentityDocument, NameVariant, Person, Plate, Subject,
-    TravelDocument, Vehicle,
+    Amendment, Cargo, EntryDraft, IdentityDocument, NameVariant, Person, Plate, Subject, TravelDocument, Vehicle,
 };
 
 const MAX_NAME: usize = 200;
@@ -42,25 +39,13 @@ impl PostContext {
     /// The calendar day at the post.
     pub fn today(&self) -> Day {
         let local = self.now.to_offset_datetime().to_offset(self.offset);
-        Day::parse(
-            "today",
-            &format!(
-                "{:04}-{:02}-{:02}",
-                local.year(),
-                u8::from(local.month()),
-                local.day()
-            ),
-        )
-        .unwrap_or_else(|_| self.now.utc_date())
+        Day::parse("today", &format!("{:04}-{:02}-{:02}", local.year(), u8::from(local.month()), local.day()))
+            .unwrap_or_else(|_| self.now.utc_date())
     }
 }
 
 /// Trims and bounds free text; empty is an error.
-pub fn required_text(
-    field: &'static str,
-    text: &str,
-    max: usize,
-) -> Result<String, ValidationError> {
+pub fn required_text(field: &'static str, text: &str, max: usize) -> Result<String, ValidationError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(ValidationError::Empty { field });
@@ -72,11 +57,7 @@ pub fn required_text(
     Ok(trimmed.to_string())
 }
 
-fn optional_text(
-    field: &'static str,
-    text: &Option<String>,
-    max: usize,
-) -> Result<Option<String>, ValidationError> {
+fn optional_text(field: &'static str, text: &Option<String>, max: usize) -> Result<Option<String>, ValidationError> {
     match text.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(t) => required_text(field, t, max).map(Some),
@@ -85,11 +66,7 @@ fn optional_text(
 
 fn bounded<T>(field: &'static str, items: &[T]) -> Result<(), ValidationError> {
     if items.len() > MAX_SET {
-        return Err(ValidationError::TooMany {
-            field,
-            count: items.len(),
-            max: MAX_SET,
-        });
+        return Err(ValidationError::TooMany { field, count: items.len(), max: MAX_SET });
     }
     Ok(())
 }
@@ -102,26 +79,15 @@ pub fn purpose(text: &str) -> Result<String, ValidationError> {
 pub fn name(text: &str, kind: NameKind) -> Result<NameVariant, ValidationError> {
     let text = required_text("name", text, MAX_NAME)?;
     if !text.chars().any(char::is_alphabetic) {
-        return Err(ValidationError::Malformed {
-            field: "name",
-            value: text,
-            expected: "at least one letter",
-        });
+        return Err(ValidationError::Malformed { field: "name", value: text, expected: "at least one letter" });
     }
-    Ok(NameVariant {
-        script: script_of(&text),
-        text,
-        kind,
-    })
+    Ok(NameVariant { script: script_of(&text), text, kind })
 }
 
 fn dob(text: &str, today: Day) -> Result<PartialDate, ValidationError> {
     let date = PartialDate::parse("date of birth", text)?;
     if date.earliest() > today.date() {
-        return Err(ValidationError::InFuture {
-            field: "date of birth",
-            value: date.to_string(),
-        });
+        return Err(ValidationError::InFuture { field: "date of birth", value: date.to_string() });
     }
     Ok(date)
 }
@@ -129,8 +95,7 @@ fn dob(text: &str, today: Day) -> Result<PartialDate, ValidationError> {
 /// Parses `TYPE:ISSUER:NUMBER`.
 pub fn identity_document(text: &str) -> Result<IdentityDocument, ValidationError> {
     let mut parts = text.splitn(3, ':');
-    let (Some(doc_type), Some(issuer), Some(number)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(doc_type), Some(issuer), Some(number)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(ValidationError::Malformed {
             field: "identity document",
             value: text.to_string(),
@@ -145,26 +110,17 @@ pub fn identity_document(text: &str) -> Result<IdentityDocument, ValidationError
 }
 
 pub fn plate(text: &str) -> Result<Plate, ValidationError> {
-    Ok(Plate {
-        normalized: normalize_plate(text)?,
-        raw: required_text("plate", text, 32)?,
-    })
+    Ok(Plate { normalized: normalize_plate(text)?, raw: required_text("plate", text, 32)? })
 }
 
-fn optional_day(
-    field: &'static str,
-    text: &Option<String>,
-) -> Result<Option<Day>, ValidationError> {
+fn optional_day(field: &'static str, text: &Option<String>) -> Result<Option<Day>, ValidationError> {
     match text.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(t) => Day::parse(field, t).map(Some),
     }
 }
 
-fn optional_country(
-    field: &'static str,
-    text: &Option<String>,
-) -> Result<Option<String>, ValidationError> {
+fn optional_country(field: &'static str, text: &Option<String>) -> Result<Option<String>, ValidationError> {
     match text.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(t) => parse_country(field, t).map(Some),
@@ -185,16 +141,8 @@ fn reject_foreign_fields(input: &NewEntryInput, kind: SubjectKind) -> Result<(),
     let present: [(&'static str, SubjectKind, bool); 22] = [
         ("name", SubjectKind::Person, !input.names.is_empty()),
         ("date of birth", SubjectKind::Person, !input.dobs.is_empty()),
-        (
-            "nationality",
-            SubjectKind::Person,
-            !input.nationalities.is_empty(),
-        ),
-        (
-            "identity document",
-            SubjectKind::Person,
-            !input.documents.is_empty(),
-        ),
+        ("nationality", SubjectKind::Person, !input.nationalities.is_empty()),
+        ("identity document", SubjectKind::Person, !input.documents.is_empty()),
         ("gender", SubjectKind::Person, input.gender.is_some()),
         ("plate", SubjectKind::Vehicle, !input.plates.is_empty()),
         ("VIN", SubjectKind::Vehicle, input.vin.is_some()),
@@ -203,57 +151,19 @@ fn reject_foreign_fields(input: &NewEntryInput, kind: SubjectKind) -> Result<(),
         ("colour", SubjectKind::Vehicle, input.colour.is_some()),
         ("country", SubjectKind::Vehicle, input.country.is_some()),
         ("wanted", SubjectKind::Vehicle, input.wanted.is_some()),
-        (
-            "document type",
-            SubjectKind::Document,
-            input.doc_type.is_some(),
-        ),
-        (
-            "document number",
-            SubjectKind::Document,
-            input.number.is_some(),
-        ),
-        (
-            "issuing state",
-            SubjectKind::Document,
-            input.issuing_state.is_some(),
-        ),
-        (
-            "document status",
-            SubjectKind::Document,
-            input.doc_status.is_some(),
-        ),
+        ("document type", SubjectKind::Document, input.doc_type.is_some()),
+        ("document number", SubjectKind::Document, input.number.is_some()),
+        ("issuing state", SubjectKind::Document, input.issuing_state.is_some()),
+        ("document status", SubjectKind::Document, input.doc_status.is_some()),
         ("issue date", SubjectKind::Document, input.issued.is_some()),
-        (
-            "document expiry",
-            SubjectKind::Document,
-            input.doc_expires.is_some(),
-        ),
-        (
-            "event date",
-            SubjectKind::Document,
-            input.event_date.is_some(),
-        ),
-        (
-            "description",
-            SubjectKind::Cargo,
-            input.description.is_some(),
-        ),
-        (
-            "container",
-            SubjectKind::Cargo,
-            !input.containers.is_empty(),
-        ),
+        ("document expiry", SubjectKind::Document, input.doc_expires.is_some()),
+        ("event date", SubjectKind::Document, input.event_date.is_some()),
+        ("description", SubjectKind::Cargo, input.description.is_some()),
+        ("container", SubjectKind::Cargo, !input.containers.is_empty()),
         ("HS code", SubjectKind::Cargo, input.hs_code.is_some()),
     ];
-    match present
-        .iter()
-        .find(|(_, owner, set)| *set && *owner != kind)
-    {
-        Some((field, _, _)) => Err(ValidationError::NotApplicable {
-            field,
-            kind: kind.as_str(),
-        }),
+    match present.iter().find(|(_, owner, set)| *set && *owner != kind) {
+        Some((field, _, _)) => Err(ValidationError::NotApplicable { field, kind: kind.as_str() }),
         None => Ok(()),
     }
 }
@@ -263,33 +173,20 @@ fn person(input: &NewEntryInput, today: Day) -> Result<Person, ValidationError> 
     let mut names = Vec::new();
     let mut seen = BTreeSet::new();
     for (i, text) in input.names.iter().enumerate() {
-        let kind = if i == 0 {
-            NameKind::Primary
-        } else {
-            NameKind::Alias
-        };
+        let kind = if i == 0 { NameKind::Primary } else { NameKind::Alias };
         let variant = name(text, kind)?;
         if seen.insert(fold_text(&variant.text)) {
             names.push(variant);
         }
     }
     if names.is_empty() {
-        return Err(ValidationError::Incomplete {
-            kind: "person",
-            needs: "at least one --name",
-        });
+        return Err(ValidationError::Incomplete { kind: "person", needs: "at least one --name" });
     }
     Ok(Person {
         names,
         dobs: dedup(collect("dates of birth", &input.dobs, |d| dob(d, today))?),
-        nationalities: dedup(collect("nationalities", &input.nationalities, |c| {
-            parse_country("nationality", c)
-        })?),
-        documents: dedup(collect(
-            "identity documents",
-            &input.documents,
-            identity_document,
-        )?),
+        nationalities: dedup(collect("nationalities", &input.nationalities, |c| parse_country("nationality", c))?),
+        documents: dedup(collect("identity documents", &input.documents, identity_document)?),
         gender: input.gender.as_deref().map(Gender::parse).transpose()?,
     })
 }
@@ -300,10 +197,7 @@ fn vehicle(input: &NewEntryInput) -> Result<Vehicle, ValidationError> {
     plates.retain(|p| seen.insert(p.normalized.clone()));
     let vin = input.vin.as_deref().map(normalize_vin).transpose()?;
     if plates.is_empty() && vin.is_none() {
-        return Err(ValidationError::Incomplete {
-            kind: "vehicle",
-            needs: "a --plate or a --vin",
-        });
+        return Err(ValidationError::Incomplete { kind: "vehicle", needs: "a --plate or a --vin" });
     }
     let wanted = match input.wanted.as_deref() {
         Some(w) => VehicleWanted::parse(w)?,
@@ -321,10 +215,8 @@ fn vehicle(input: &NewEntryInput) -> Result<Vehicle, ValidationError> {
 }
 
 fn travel_document(input: &NewEntryInput) -> Result<TravelDocument, ValidationError> {
-    let missing = ValidationError::Incomplete {
-        kind: "document",
-        needs: "--type, --number, --issuing-state and --doc-status",
-    };
+    let missing =
+        ValidationError::Incomplete { kind: "document", needs: "--type, --number, --issuing-state and --doc-status" };
     let (Some(doc_type), Some(number), Some(state), Some(status)) = (
         input.doc_type.as_deref(),
         input.number.as_deref(),
@@ -338,10 +230,7 @@ fn travel_document(input: &NewEntryInput) -> Result<TravelDocument, ValidationEr
     if let (Some(i), Some(e)) = (issued, expires)
         && e < i
     {
-        return Err(ValidationError::ExpiryBeforeStart {
-            expires: e.to_string(),
-            valid_from: i.to_string(),
-        });
+        return Err(ValidationError::ExpiryBeforeStart { expires: e.to_string(), valid_from: i.to_string() });
     }
     Ok(TravelDocument {
         doc_type: DocumentType::parse(doc_type)?,
@@ -360,10 +249,7 @@ fn cargo(input: &NewEntryInput) -> Result<Cargo, ValidationError> {
         None | Some("") => None,
         Some(code) => {
             let digits: String = code.chars().filter(|c| *c != '.').collect();
-            if !(digits.len() >= 4
-                && digits.len() <= 10
-                && digits.bytes().all(|b| b.is_ascii_digit()))
-            {
+            if !(digits.len() >= 4 && digits.len() <= 10 && digits.bytes().all(|b| b.is_ascii_digit())) {
                 return Err(ValidationError::Malformed {
                     field: "HS code",
                     value: code.to_string(),
@@ -375,11 +261,7 @@ fn cargo(input: &NewEntryInput) -> Result<Cargo, ValidationError> {
     };
     Ok(Cargo {
         description: required_text("description", description, MAX_LONG_TEXT)?,
-        containers: dedup(collect(
-            "containers",
-            &input.containers,
-            normalize_container,
-        )?),
+        containers: dedup(collect("containers", &input.containers, normalize_container)?),
         hs_code,
     })
 }
@@ -391,11 +273,7 @@ fn dedup<T: Ord>(mut items: Vec<T>) -> Vec<T> {
 }
 
 /// Validates a new entry. `id` comes from the caller, who owns randomness.
-pub fn new_entry(
-    input: &NewEntryInput,
-    id: EntryId,
-    ctx: &PostContext,
-) -> Result<EntryDraft, ValidationError> {
+pub fn new_entry(input: &NewEntryInput, id: EntryId, ctx: &PostContext) -> Result<EntryDraft, ValidationError> {
     let kind = SubjectKind::parse(&input.kind)?;
     reject_foreign_fields(input, kind)?;
     let today = ctx.today();
@@ -410,14 +288,9 @@ pub fn new_entry(
     if let Some(e) = expires
         && e < valid_from
     {
-        return Err(ValidationError::ExpiryBeforeStart {
-            expires: e.to_string(),
-            valid_from: valid_from.to_string(),
-        });
+        return Err(ValidationError::ExpiryBeforeStart { expires: e.to_string(), valid_from: valid_from.to_string() });
     }
-    let warnings = collect("warnings", &input.warnings, Warning::parse)?
-        .into_iter()
-        .collect();
+    let warnings = collect("warnings", &input.warnings, Warning::parse)?.into_iter().collect();
     Ok(EntryDraft {
         id,
         authority: ctx.authority.clone(),
@@ -440,23 +313,12 @@ pub fn amendment(
 ) -> Result<Amendment, ValidationError> {
     let person_only = [
         ("name", input.add_names.len() + input.remove_names.len()),
-        (
-            "date of birth",
-            input.add_dobs.len() + input.remove_dobs.len(),
-        ),
-        (
-            "nationality",
-            input.add_nationalities.len() + input.remove_nationalities.len(),
-        ),
-        (
-            "identity document",
-            input.add_documents.len() + input.remove_documents.len(),
-        ),
+        ("date of birth", input.add_dobs.len() + input.remove_dobs.len()),
+        ("nationality", input.add_nationalities.len() + input.remove_nationalities.len()),
+        ("identity document", input.add_documents.len() + input.remove_documents.len()),
     ];
-    let vehicle_only = [
-        ("plate", input.add_plates.len() + input.remove_plates.len()),
-        ("VIN", usize::from(input.vin.is_some())),
-    ];
+    let vehicle_only =
+        [("plate", input.add_plates.len() + input.remove_plates.len()), ("VIN", usize::from(input.vin.is_some()))];
     let cargo_only = [("description", usize::from(input.description.is_some()))];
     for (owner, fields) in [
         (SubjectKind::Person, &person_only[..]),
@@ -464,63 +326,31 @@ pub fn amendment(
         (SubjectKind::Cargo, &cargo_only[..]),
     ] {
         if let Some((field, _)) = fields.iter().find(|(_, n)| *n > 0 && owner != kind) {
-            return Err(ValidationError::NotApplicable {
-                field,
-                kind: kind.as_str(),
-            });
+            return Err(ValidationError::NotApplicable { field, kind: kind.as_str() });
         }
     }
     let today = ctx.today();
-    let expires = if input.clear_expires {
-        Some(None)
-    } else {
-        optional_day("expiry date", &input.expires)?.map(Some)
-    };
+    let expires = if input.clear_expires { Some(None) } else { optional_day("expiry date", &input.expires)?.map(Some) };
     if let Some(Some(e)) = expires
         && e < valid_from
     {
-        return Err(ValidationError::ExpiryBeforeStart {
-            expires: e.to_string(),
-            valid_from: valid_from.to_string(),
-        });
+        return Err(ValidationError::ExpiryBeforeStart { expires: e.to_string(), valid_from: valid_from.to_string() });
     }
     let amendment = Amendment {
         category: input.category.as_deref().map(Category::parse).transpose()?,
-        reason: input
-            .reason
-            .as_deref()
-            .map(|r| required_text("reason", r, MAX_LONG_TEXT))
-            .transpose()?,
-        action: input
-            .action
-            .as_deref()
-            .map(|a| required_text("action", a, MAX_LONG_TEXT))
-            .transpose()?,
+        reason: input.reason.as_deref().map(|r| required_text("reason", r, MAX_LONG_TEXT)).transpose()?,
+        action: input.action.as_deref().map(|a| required_text("action", a, MAX_LONG_TEXT)).transpose()?,
         expires,
         add_names: collect("names", &input.add_names, |n| name(n, NameKind::Alias))?,
-        remove_names: collect("names", &input.remove_names, |n| {
-            required_text("name", n, MAX_NAME)
-        })?,
+        remove_names: collect("names", &input.remove_names, |n| required_text("name", n, MAX_NAME))?,
         add_dobs: collect("dates of birth", &input.add_dobs, |d| dob(d, today))?,
-        remove_dobs: collect("dates of birth", &input.remove_dobs, |d| {
-            PartialDate::parse("date of birth", d)
-        })?,
-        add_nationalities: collect("nationalities", &input.add_nationalities, |c| {
-            parse_country("nationality", c)
-        })?,
+        remove_dobs: collect("dates of birth", &input.remove_dobs, |d| PartialDate::parse("date of birth", d))?,
+        add_nationalities: collect("nationalities", &input.add_nationalities, |c| parse_country("nationality", c))?,
         remove_nationalities: collect("nationalities", &input.remove_nationalities, |c| {
             parse_country("nationality", c)
         })?,
-        add_documents: collect(
-            "identity documents",
-            &input.add_documents,
-            identity_document,
-        )?,
-        remove_documents: collect(
-            "identity documents",
-            &input.remove_documents,
-            identity_document,
-        )?,
+        add_documents: collect("identity documents", &input.add_documents, identity_document)?,
+        remove_documents: collect("identity documents", &input.remove_documents, identity_document)?,
         add_warnings: collect("warnings", &input.add_warnings, Warning::parse)?,
         remove_warnings: collect("warnings", &input.remove_warnings, Warning::parse)?,
         add_plates: collect("plates", &input.add_plates, plate)?,
@@ -544,9 +374,7 @@ pub fn seized_item(text: &str) -> Result<SeizedItem, ValidationError> {
     let (substance, quantity, unit) = match parts.as_slice() {
         [unit, quantity, substance] => (*substance, *quantity, *unit),
         [quantity, _] if quantity.trim().parse::<f64>().is_ok() => {
-            return Err(ValidationError::QuantityWithoutUnit {
-                value: text.to_string(),
-            });
+            return Err(ValidationError::QuantityWithoutUnit { value: text.to_string() });
         }
         _ => {
             return Err(ValidationError::Malformed {
@@ -557,21 +385,15 @@ pub fn seized_item(text: &str) -> Result<SeizedItem, ValidationError> {
         }
     };
     if unit.trim().is_empty() {
-        return Err(ValidationError::QuantityWithoutUnit {
-            value: text.to_string(),
-        });
+        return Err(ValidationError::QuantityWithoutUnit { value: text.to_string() });
     }
     let quantity = quantity.trim();
     let well_formed = !quantity.is_empty()
         && quantity.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && quantity.bytes().filter(|b| *b == b'.').count() <= 1
-        && quantity
-            .parse::<f64>()
-            .is_ok_and(|q| q > 0.0 && q.is_finite());
+        && quantity.parse::<f64>().is_ok_and(|q| q > 0.0 && q.is_finite());
     if !well_formed {
-        return Err(ValidationError::BadQuantity {
-            value: quantity.to_string(),
-        });
+        return Err(ValidationError::BadQuantity { value: quantity.to_string() });
     }
     Ok(SeizedItem {
         substance: required_text("substance", substance, MAX_SHORT_TEXT)?,
@@ -593,24 +415,14 @@ pub fn new_incident(
     };
     // A clock a few minutes fast at the post must not block a report; an hour is a typo.
     if occurred_at.instant().as_millis() > ctx.now.as_millis() + 3_600_000 {
-        return Err(ValidationError::InFuture {
-            field: "incident time",
-            value: occurred_at.to_string(),
-        });
+        return Err(ValidationError::InFuture { field: "incident time", value: occurred_at.to_string() });
     }
     let persons = collect("persons", &input.persons, |p| {
-        Ok(InvolvedPerson {
-            name: name(p, NameKind::Primary)?.text,
-            entry: None,
-        })
+        Ok(InvolvedPerson { name: name(p, NameKind::Primary)?.text, entry: None })
     })?;
     let vehicles = collect("plates", &input.plates, |p| {
         let plate = plate(p)?;
-        Ok(InvolvedVehicle {
-            plate: plate.raw,
-            normalized: plate.normalized,
-            entry: None,
-        })
+        Ok(InvolvedVehicle { plate: plate.raw, normalized: plate.normalized, entry: None })
     })?;
     let hits = dedup(collect("hits", &input.hits, EntryId::parse)?);
     Ok(IncidentDraft {

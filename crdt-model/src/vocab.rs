@@ -132,10 +132,7 @@ impl EntryStatus {
             (self, next),
             (EntryStatus::Active, EntryStatus::Suspended)
                 | (EntryStatus::Suspended, EntryStatus::Active)
-                | (
-                    EntryStatus::Active | EntryStatus::Suspended,
-                    EntryStatus::Closed
-                )
+                | (EntryStatus::Active | EntryStatus::Suspended, EntryStatus::Closed)
         )
     }
 }
@@ -268,10 +265,7 @@ mod tests {
 
     #[test]
     fn parsing_accepts_snake_case_and_any_case() {
-        assert_eq!(
-            Category::parse("WANTED_FOR_ARREST").ok(),
-            Some(Category::WantedForArrest)
-        );
+        assert_eq!(Category::parse("WANTED_FOR_ARREST").ok(), Some(Category::WantedForArrest));
         assert_eq!(Unit::parse(" KG ").ok(), Some(Unit::Kilogram));
     }
 

@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::date::{Day, PartialDate, Timestamp};
 use crate::ids::{DocId, EntryId};
 use crate::vocab::{
-    Category, DocumentStatus, DocumentType, EntryStatus, Gender, NameKind, Script, SubjectKind,
-    VehicleWanted, Warning,
+    Category, DocumentStatus, DocumentType, EntryStatus, Gender, NameKind, Script, SubjectKind, VehicleWanted, Warning,
 };
 
 /// One spelling of a person's name, kept in the script it was recorded in.
@@ -114,12 +113,9 @@ impl Subject {
                 .or_else(|| p.names.first())
                 .map(|n| n.text.clone())
                 .unwrap_or_default(),
-            Subject::Vehicle(v) => v
-                .plates
-                .first()
-                .map(|p| p.raw.clone())
-                .or_else(|| v.vin.clone())
-                .unwrap_or_default(),
+            Subject::Vehicle(v) => {
+                v.plates.first().map(|p| p.raw.clone()).or_else(|| v.vin.clone()).unwrap_or_default()
+            }
             Subject::Document(d) => format!("{} {} {}", d.doc_type, d.issuing_state, d.number),
             Subject::Cargo(c) => c.description.clone(),
         }

@@ -71,25 +71,15 @@ fn ctx() -> PostContext {
 }
 
 fn entry_id(n: u128) -> EntryId {
-    EntryId::from_uuid(uuid::Uuid::from_u128(
-        0x0193_0000_0000_7000_8000_0000_0000_0000 + n,
-    ))
+    EntryId::from_uuid(uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0000 + n))
 }
 
 fn meta() -> ChangeMeta {
-    ChangeMeta {
-        at: ctx().now,
-        by: "1000@kg-dostuk".into(),
-        op: "test",
-    }
+    ChangeMeta { at: ctx().now, by: "1000@kg-dostuk".into(), op: "test" }
 }
 
 fn genesis_with_entries() -> Document {
-    let mut doc = Document::genesis(DocKind::Watchlist {
-        authority: "KGZ-GPS".into(),
-        shard: 0,
-    })
-    .unwrap();
+    let mut doc = Document::genesis(DocKind::Watchlist { authority: "KGZ-GPS".into(), shard: 0 }).unwrap();
     doc.set_actor(actor_for(&NodeId::from_bytes([9; 16]), [9; 4]));
     for n in 0..2 {
         let input = NewEntryInput {
@@ -153,9 +143,8 @@ fn apply(doc: &mut Document, replica: usize, target: u8, op: &Op, committed: &mu
         }
         Op::Status(n) => Some(EntryStatus::ALL[*n as usize]),
         Op::Expires(n) => {
-            a.expires = Some(n.map(|d| {
-                outpost_model::date::Day::parse("e", &format!("2027-01-{:02}", d + 1)).unwrap()
-            }));
+            a.expires =
+                Some(n.map(|d| outpost_model::date::Day::parse("e", &format!("2027-01-{:02}", d + 1)).unwrap()));
             None
         }
         Op::AddEntry(n) => {

@@ -20,11 +20,7 @@ fn ctx() -> PostContext {
 }
 
 fn meta(op: &'static str) -> ChangeMeta {
-    ChangeMeta {
-        at: ctx().now,
-        by: "1000@tj-panj".into(),
-        op,
-    }
+    ChangeMeta { at: ctx().now, by: "1000@tj-panj".into(), op }
 }
 
 fn actor(n: u8) -> automerge::ActorId {
@@ -51,35 +47,21 @@ fn base() -> Document {
     let draft = new_entry(&input, id, &ctx()).unwrap();
     let mut doc = Document::genesis(DocKind::watchlist_for("TJK-BS", &id)).unwrap();
     doc.set_actor(actor(1));
-    doc.transact(&meta("watchlist.add"), |r| r.add_entry(&draft))
-        .unwrap();
+    doc.transact(&meta("watchlist.add"), |r| r.add_entry(&draft)).unwrap();
     doc
 }
 
 fn amend(doc: &mut Document, input: AmendInput) {
     let a = amendment(&input, SubjectKind::Person, ctx().today(), &ctx()).unwrap();
-    doc.transact(&meta("watchlist.amend"), |r| r.amend_entry(&entry_id(), &a))
-        .unwrap();
+    doc.transact(&meta("watchlist.amend"), |r| r.amend_entry(&entry_id(), &a)).unwrap();
 }
 
 /// Two replicas that set the reason to different values concurrently.
 fn concurrent_reasons() -> (Document, Document) {
     let mut a = base();
     let mut b = a.fork(actor(2));
-    amend(
-        &mut a,
-        AmendInput {
-            reason: Some("heroin".into()),
-            ..Default::default()
-        },
-    );
-    amend(
-        &mut b,
-        AmendInput {
-            reason: Some("opium".into()),
-            ..Default::default()
-        },
-    );
+    amend(&mut a, AmendInput { reason: Some("heroin".into()), ..Default::default() });
+    amend(&mut b, AmendInput { reason: Some("opium".into()), ..Default::default() });
     (a, b)
 }
 
@@ -99,20 +81,8 @@ fn names(entry: &Entry) -> Vec<String> {
 fn edits_to_different_fields_both_survive() {
     let mut a = base();
     let mut b = a.fork(actor(2));
-    amend(
-        &mut a,
-        AmendInput {
-            reason: Some("trafficking, 2 kg heroin".into()),
-            ..Default::default()
-        },
-    );
-    amend(
-        &mut b,
-        AmendInput {
-            action: Some("detain, call CARICC".into()),
-            ..Default::default()
-        },
-    );
+    amend(&mut a, AmendInput { reason: Some("trafficking, 2 kg heroin".into()), ..Default::default() });
+    amend(&mut b, AmendInput { action: Some("detain, call CARICC".into()), ..Default::default() });
     let entry = merged(&mut a, &mut b);
     assert_eq!(entry.reason, "trafficking, 2 kg heroin");
     assert_eq!(entry.action, "detain, call CARICC");
@@ -123,20 +93,8 @@ fn edits_to_different_fields_both_survive() {
 fn concurrent_name_additions_both_survive() {
     let mut a = base();
     let mut b = a.fork(actor(2));
-    amend(
-        &mut a,
-        AmendInput {
-            add_names: vec!["Muhammad Aliyev".into()],
-            ..Default::default()
-        },
-    );
-    amend(
-        &mut b,
-        AmendInput {
-            add_names: vec!["MUKHAMMAD ALIEV".into()],
-            ..Default::default()
-        },
-    );
+    amend(&mut a, AmendInput { add_names: vec!["Muhammad Aliyev".into()], ..Default::default() });
+    amend(&mut b, AmendInput { add_names: vec!["MUKHAMMAD ALIEV".into()], ..Default::default() });
     let entry = merged(&mut a, &mut b);
     assert_eq!(names(&entry).len(), 3, "{:?}", names(&entry));
 }
@@ -144,111 +102,34 @@ fn concurrent_name_additions_both_survive() {
 #[test]
 fn an_addition_wins_over_a_concurrent_removal() {
     let mut a = base();
-    amend(
-        &mut a,
-        AmendInput {
-            add_names: vec!["Muhammad Aliyev".into()],
-            ..Default::default()
-        },
-    );
+    amend(&mut a, AmendInput { add_names: vec!["Muhammad Aliyev".into()], ..Default::default() });
     let mut b = a.fork(actor(2));
-    amend(
-        &mut a,
-        AmendInput {
-            remove_names: vec!["muhammad aliyev".into()],
-            ..Default::default()
-        },
-    );
+    amend(&mut a, AmendInput { remove_names: vec!["muhammad aliyev".into()], ..Default::default() });
     // b re-asserts the alias it learnt from another source
-    amend(
-        &mut b,
-        AmendInput {
-            add_names: vec!["Muhammad Aliyev".into()],
-            ..Default::default()
-        },
-    );
+    amend(&mut b, AmendInput { add_names: vec!["Muhammad Aliyev".into()], ..Default::default() });
     let entry = merged(&mut a, &mut b);
-    assert!(
-        names(&entry).contains(&"Muhammad Aliyev".to_string()),
-        "{:?}",
-        names(&entry)
-    );
+    assert!(names(&entry).contains(&"Muhammad Aliyev".to_string()), "{:?}", names(&entry));
 }
 
 #[test]
 fn concurrent_values_of_one_field_are_kept_as_a_conflict() {
-    let mut a = base();
-    let mut b = a.fork(actor(2));
-    amend(
-        &mut a,
-        AmendInput {
-            reason: Some("heroin".into()),
-            ..Default::default()
-        },
-    );
-    amend(
-        &mut b,
-        AmendInput {
-            reason: Some("opium".into()),
-            ..Default::default()
-        },
-    );
+    let (mut a, mut b) = concurrent_reasons();
     let entry = merged(&mut a, &mut b);
-    let conflict = entry
-        .conflicts
-        .iter()
-        .find(|c| c.field == "reason")
-        .expect("a conflict on reason");
+    let conflict = entry.conflicts.iter().find(|c| c.field == "reason").expect("a conflict on reason");
     let mut values = conflict.values.clone();
     values.sort();
     assert_eq!(values, vec!["heroin".to_string(), "opium".to_string()]);
     assert!(values.contains(&entry.reason));
     // The same merge seen from the other side shows the same winner.
-    let mut a2 = base();
-    let mut b2 = a2.fork(actor(2));
-    amend(
-        &mut a2,
-        AmendInput {
-            reason: Some("heroin".into()),
-            ..Default::default()
-        },
-    );
-    amend(
-        &mut b2,
-        AmendInput {
-            reason: Some("opium".into()),
-            ..Default::default()
-        },
-    );
+    let (mut a2, mut b2) = concurrent_reasons();
     assert_eq!(merged(&mut b2, &mut a2).reason, entry.reason);
 }
 
 #[test]
 fn resolving_a_conflict_clears_it() {
-    let mut a = base();
-    let mut b = a.fork(actor(2));
-    amend(
-        &mut a,
-        AmendInput {
-            reason: Some("heroin".into()),
-            ..Default::default()
-        },
-    );
-    amend(
-        &mut b,
-        AmendInput {
-            reason: Some("opium".into()),
-            ..Default::default()
-        },
-    );
+    let (mut a, mut b) = concurrent_reasons();
     merged(&mut a, &mut b);
-    amend(
-        &mut a,
-        AmendInput {
-            reason: Some("heroin and opium".into()),
-            ..Default::default()
-        },
-    );
+    amend(&mut a, AmendInput { reason: Some("heroin and opium".into()), ..Default::default() });
     let entry = read_entry(&a, entry_id()).unwrap().unwrap();
     assert!(entry.conflicts.is_empty());
     assert_eq!(entry.reason, "heroin and opium");
@@ -257,19 +138,12 @@ fn resolving_a_conflict_clears_it() {
 #[test]
 fn a_closure_is_never_undone_by_a_concurrent_reactivation() {
     let mut a = base();
-    a.transact(&meta("watchlist.suspend"), |r| {
-        r.set_entry_status(&entry_id(), EntryStatus::Suspended, "review")
-    })
-    .unwrap();
+    a.transact(&meta("watchlist.suspend"), |r| r.set_entry_status(&entry_id(), EntryStatus::Suspended, "review"))
+        .unwrap();
     let mut b = a.fork(actor(2));
-    a.transact(&meta("watchlist.close"), |r| {
-        r.set_entry_status(&entry_id(), EntryStatus::Closed, "arrested")
-    })
-    .unwrap();
-    b.transact(&meta("watchlist.activate"), |r| {
-        r.set_entry_status(&entry_id(), EntryStatus::Active, "review done")
-    })
-    .unwrap();
+    a.transact(&meta("watchlist.close"), |r| r.set_entry_status(&entry_id(), EntryStatus::Closed, "arrested")).unwrap();
+    b.transact(&meta("watchlist.activate"), |r| r.set_entry_status(&entry_id(), EntryStatus::Active, "review done"))
+        .unwrap();
     let entry = merged(&mut b, &mut a);
     assert_eq!(entry.status, EntryStatus::Closed);
     assert!(entry.conflicts.iter().any(|c| c.field == "status"));
@@ -283,19 +157,13 @@ fn a_failed_edit_leaves_the_document_untouched() {
     let result = a.transact(&meta("watchlist.amend"), |r| {
         r.amend_entry(
             &entry_id(),
-            &outpost_model::watchlist::Amendment {
-                reason: Some("half-written".into()),
-                ..Default::default()
-            },
+            &outpost_model::watchlist::Amendment { reason: Some("half-written".into()), ..Default::default() },
         )?;
         r.amend_entry(&missing, &outpost_model::watchlist::Amendment::default())
     });
     assert!(result.is_err());
     assert_eq!(a.heads(), before);
-    assert_eq!(
-        read_entry(&a, entry_id()).unwrap().unwrap().reason,
-        "trafficking"
-    );
+    assert_eq!(read_entry(&a, entry_id()).unwrap().unwrap().reason, "trafficking");
 }
 
 #[test]
@@ -306,28 +174,19 @@ fn a_stored_document_reloads_from_snapshot_plus_changes() {
         .transact(&meta("watchlist.amend"), |r| {
             r.amend_entry(
                 &entry_id(),
-                &outpost_model::watchlist::Amendment {
-                    reason: Some("updated".into()),
-                    ..Default::default()
-                },
+                &outpost_model::watchlist::Amendment { reason: Some("updated".into()), ..Default::default() },
             )
         })
         .unwrap();
     let change = change.expect("the amendment wrote a change");
     let mut loaded = Document::load(a.id(), Some(&snapshot), [change.as_slice()]).unwrap();
     assert_eq!(loaded.heads(), a.heads());
-    assert_eq!(
-        read_entry(&loaded, entry_id()).unwrap().unwrap().reason,
-        "updated"
-    );
+    assert_eq!(read_entry(&loaded, entry_id()).unwrap().unwrap().reason, "updated");
 }
 
 #[test]
 fn concurrent_notes_on_an_incident_both_survive_in_one_order() {
-    let kind = DocKind::Incidents {
-        post: "tj-panj".into(),
-        month: "2026-11".into(),
-    };
+    let kind = DocKind::Incidents { post: "tj-panj".into(), month: "2026-11".into() };
     let id = IncidentId::from_uuid(uuid::Uuid::from_u128(ID + 1));
     let input = NewIncidentInput {
         incident_type: "seizure".into(),
@@ -338,21 +197,11 @@ fn concurrent_notes_on_an_incident_both_survive_in_one_order() {
     let draft = new_incident(&input, id, &ctx()).unwrap();
     let mut a = Document::genesis(kind).unwrap();
     a.set_actor(actor(1));
-    a.transact(&meta("incident.log"), |r| r.add_incident(&draft))
-        .unwrap();
+    a.transact(&meta("incident.log"), |r| r.add_incident(&draft)).unwrap();
     let mut b = a.fork(actor(2));
-    a.transact(&meta("incident.note"), |r| {
-        r.append_note(&id, "Driver detained")
-    })
-    .unwrap();
-    b.transact(&meta("incident.note"), |r| {
-        r.append_note(&id, "Lab sample sent")
-    })
-    .unwrap();
-    b.transact(&meta("incident.close"), |r| {
-        r.set_follow_up(&id, FollowUp::Referred)
-    })
-    .unwrap();
+    a.transact(&meta("incident.note"), |r| r.append_note(&id, "Driver detained")).unwrap();
+    b.transact(&meta("incident.note"), |r| r.append_note(&id, "Lab sample sent")).unwrap();
+    b.transact(&meta("incident.close"), |r| r.set_follow_up(&id, FollowUp::Referred)).unwrap();
     let mut c = b.fork(actor(3));
     a.merge(&mut b).unwrap();
     c.merge(&mut a).unwrap();

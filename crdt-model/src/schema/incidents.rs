@@ -29,22 +29,14 @@ impl Records<'_> {
     pub fn add_incident(&mut self, draft: &IncidentDraft) -> Result<(), ModelError> {
         let key = draft.id.to_string();
         if self.record(&key)?.is_some() {
-            return Err(ModelError::Forbidden(format!(
-                "incident {key} already exists"
-            )));
+            return Err(ModelError::Forbidden(format!("incident {key} already exists")));
         }
-        let obj = self
-            .doc
-            .put_object(&self.records, key.as_str(), ObjType::Map)?;
+        let obj = self.doc.put_object(&self.records, key.as_str(), ObjType::Map)?;
         let d = &mut *self.doc;
         d.put(&obj, "type", draft.incident_type.as_str())?;
         d.put(&obj, "occurred_at", draft.occurred_at.to_string())?;
         d.put(&obj, "post", draft.post.as_str())?;
-        d.put(
-            &obj,
-            "recorded_at",
-            ScalarValue::Timestamp(self.meta.at.as_millis()),
-        )?;
+        d.put(&obj, "recorded_at", ScalarValue::Timestamp(self.meta.at.as_millis()))?;
         d.put(&obj, "recorded_by", self.meta.by.as_str())?;
         d.put(&obj, "follow_up", FollowUp::Open.as_str())?;
         self.put_opt_str(&obj, "location", draft.location.as_deref())?;
@@ -67,8 +59,7 @@ impl Records<'_> {
         for (i, vehicle) in draft.vehicles.iter().enumerate() {
             let m = self.doc.insert_object(&vehicles, i, ObjType::Map)?;
             self.doc.put(&m, "plate", vehicle.plate.as_str())?;
-            self.doc
-                .put(&m, "normalized", vehicle.normalized.as_str())?;
+            self.doc.put(&m, "normalized", vehicle.normalized.as_str())?;
             self.put_opt_str(&m, "entry", vehicle.entry.map(|e| e.to_string()).as_deref())?;
         }
         let hits = self.set_obj(&obj, "hits")?;
@@ -80,11 +71,7 @@ impl Records<'_> {
     }
 
     fn incident_obj(&self, id: &IncidentId) -> Result<ObjId, ModelError> {
-        self.record(&id.to_string())?
-            .ok_or_else(|| ModelError::NotFound {
-                what: "incident",
-                id: id.to_string(),
-            })
+        self.record(&id.to_string())?.ok_or_else(|| ModelError::NotFound { what: "incident", id: id.to_string() })
     }
 
     /// Appends a paragraph to the narrative; earlier ones are never changed.
@@ -96,21 +83,13 @@ impl Records<'_> {
         };
         let at = self.doc.length(&list);
         let note = self.doc.insert_object(&list, at, ObjType::Map)?;
-        self.doc.put(
-            &note,
-            "at",
-            ScalarValue::Timestamp(self.meta.at.as_millis()),
-        )?;
+        self.doc.put(&note, "at", ScalarValue::Timestamp(self.meta.at.as_millis()))?;
         self.doc.put(&note, "by", self.meta.by.as_str())?;
         self.doc.put(&note, "text", text)?;
         self.touch(&obj)
     }
 
-    pub fn set_follow_up(
-        &mut self,
-        id: &IncidentId,
-        follow_up: FollowUp,
-    ) -> Result<(), ModelError> {
+    pub fn set_follow_up(&mut self, id: &IncidentId, follow_up: FollowUp) -> Result<(), ModelError> {
         let obj = self.incident_obj(id)?;
         self.doc.put(&obj, "follow_up", follow_up.as_str())?;
         self.touch(&obj)
@@ -121,11 +100,7 @@ pub fn read_incident(doc: &Document, id: IncidentId) -> Result<Option<Incident>,
     let records = doc.records_obj()?;
     match doc.read().get(&records, id.to_string())? {
         Some((Value::Object(ObjType::Map), obj)) => read_incident_at(doc, id, obj).map(Some),
-        Some(_) => Err(ModelError::schema(
-            doc.id(),
-            id.to_string(),
-            "incident is not a map",
-        )),
+        Some(_) => Err(ModelError::schema(doc.id(), id.to_string(), "incident is not a map")),
         None => Ok(None),
     }
 }
@@ -134,8 +109,7 @@ pub fn read_incidents(doc: &Document) -> Result<Vec<Incident>, ModelError> {
     let records = doc.records_obj()?;
     let mut out = Vec::new();
     for key in doc.read().keys(&records) {
-        let id = IncidentId::parse(&key)
-            .map_err(|e| ModelError::schema(doc.id(), &key, e.to_string()))?;
+        let id = IncidentId::parse(&key).map_err(|e| ModelError::schema(doc.id(), &key, e.to_string()))?;
         if let Some(incident) = read_incident(doc, id)? {
             out.push(incident);
         }
@@ -162,10 +136,7 @@ fn read_incident_at(doc: &Document, id: IncidentId, obj: ObjId) -> Result<Incide
     let mut persons = Vec::new();
     for (i, item) in r.list_objects("persons")?.into_iter().enumerate() {
         let mut pr = r.nested(item, &format!("persons/{i}"));
-        persons.push(InvolvedPerson {
-            name: pr.str("name")?,
-            entry: optional_entry(&mut pr)?,
-        });
+        persons.push(InvolvedPerson { name: pr.str("name")?, entry: optional_entry(&mut pr)? });
         r.absorb(pr, &format!("persons[{i}]"));
     }
     let mut vehicles = Vec::new();
@@ -181,11 +152,7 @@ fn read_incident_at(doc: &Document, id: IncidentId, obj: ObjId) -> Result<Incide
     let mut narrative = Vec::new();
     for (i, item) in r.list_objects("narrative")?.into_iter().enumerate() {
         let mut nr = r.nested(item, &format!("narrative/{i}"));
-        narrative.push(Note {
-            at: nr.latest_timestamp("at")?,
-            by: nr.str("by")?,
-            text: nr.str("text")?,
-        });
+        narrative.push(Note { at: nr.latest_timestamp("at")?, by: nr.str("by")?, text: nr.str("text")? });
         r.absorb(nr, &format!("narrative[{i}]"));
     }
     let hits = r
@@ -199,15 +166,11 @@ fn read_incident_at(doc: &Document, id: IncidentId, obj: ObjId) -> Result<Incide
         doc: doc.id().clone(),
         post: r.str("post")?,
         incident_type: r.required("type", IncidentType::parse)?,
-        occurred_at: r.required("occurred_at", |t| {
-            LocalTime::parse("occurred_at", t, UtcOffset::UTC)
-        })?,
+        occurred_at: r.required("occurred_at", |t| LocalTime::parse("occurred_at", t, UtcOffset::UTC))?,
         recorded_at: r.latest_timestamp("recorded_at")?,
         recorded_by: r.str("recorded_by")?,
         location: r.opt_str("location")?,
-        follow_up: r.resolved("follow_up", FollowUp::parse, |a, b| {
-            a.progress() > b.progress()
-        })?,
+        follow_up: r.resolved("follow_up", FollowUp::parse, |a, b| a.progress() > b.progress())?,
         seized,
         persons,
         vehicles,
@@ -215,8 +178,5 @@ fn read_incident_at(doc: &Document, id: IncidentId, obj: ObjId) -> Result<Incide
         narrative,
         conflicts: Vec::new(),
     };
-    Ok(Incident {
-        conflicts: r.conflicts,
-        ..incident
-    })
+    Ok(Incident { conflicts: r.conflicts, ..incident })
 }

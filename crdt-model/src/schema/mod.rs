@@ -17,9 +17,7 @@ pub mod incidents;
 pub mod watchlist;
 
 use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{
-    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value,
-};
+use automerge::{ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use sha2::{Digest, Sha256};
 
 use crate::date::Timestamp;
@@ -66,16 +64,10 @@ impl DocKind {
                 if shard >= WATCHLIST_SHARDS || authority.is_empty() {
                     return Err(bad());
                 }
-                Ok(DocKind::Watchlist {
-                    authority: authority.to_string(),
-                    shard,
-                })
+                Ok(DocKind::Watchlist { authority: authority.to_string(), shard })
             }
             ["incidents", post, month] if !post.is_empty() && month.len() == 7 => {
-                Ok(DocKind::Incidents {
-                    post: post.to_string(),
-                    month: month.to_string(),
-                })
+                Ok(DocKind::Incidents { post: post.to_string(), month: month.to_string() })
             }
             _ => Err(bad()),
         }
@@ -84,10 +76,7 @@ impl DocKind {
     /// The watchlist document an entry lives in.
     pub fn watchlist_for(authority: &str, entry: &EntryId) -> Self {
         let digest = Sha256::digest(entry.as_uuid().as_bytes());
-        DocKind::Watchlist {
-            authority: authority.to_string(),
-            shard: digest[0] % WATCHLIST_SHARDS,
-        }
+        DocKind::Watchlist { authority: authority.to_string(), shard: digest[0] % WATCHLIST_SHARDS }
     }
 
     /// The root map that holds the records.
@@ -154,11 +143,7 @@ impl Document {
             }
         }
         doc.put_object(ROOT, kind.records_key(), ObjType::Map)?;
-        doc.commit_with(
-            CommitOptions::default()
-                .with_time(0)
-                .with_message(format!("genesis {id}")),
-        );
+        doc.commit_with(CommitOptions::default().with_time(0).with_message(format!("genesis {id}")));
         Ok(Self { id, kind, doc })
     }
 
@@ -171,11 +156,7 @@ impl Document {
     ) -> Result<Self, ModelError> {
         let kind = DocKind::parse(id)?;
         let mut document = match snapshot {
-            Some(bytes) => Self {
-                id: id.clone(),
-                kind,
-                doc: AutoCommit::load(bytes)?,
-            },
+            Some(bytes) => Self { id: id.clone(), kind, doc: AutoCommit::load(bytes)? },
             None => Self::genesis(kind)?,
         };
         for change in changes {
@@ -198,18 +179,12 @@ impl Document {
             return Err(ModelError::schema(
                 &self.id,
                 "/schema",
-                format!(
-                    "schema version {schema} is newer than this outpostd understands ({SCHEMA_VERSION}); upgrade"
-                ),
+                format!("schema version {schema} is newer than this outpostd understands ({SCHEMA_VERSION}); upgrade"),
             ));
         }
         match self.doc.get(ROOT, self.kind.records_key())? {
             Some((Value::Object(ObjType::Map), _)) => Ok(()),
-            _ => Err(ModelError::schema(
-                &self.id,
-                self.kind.records_key(),
-                "missing record map",
-            )),
+            _ => Err(ModelError::schema(&self.id, self.kind.records_key(), "missing record map")),
         }
     }
 
@@ -252,11 +227,7 @@ impl Document {
 
     /// A copy of this document that can diverge, as another post's replica would.
     pub fn fork(&mut self, actor: ActorId) -> Self {
-        Self {
-            id: self.id.clone(),
-            kind: self.kind.clone(),
-            doc: self.doc.fork().with_actor(actor),
-        }
+        Self { id: self.id.clone(), kind: self.kind.clone(), doc: self.doc.fork().with_actor(actor) }
     }
 
     /// Runs `edit` as one atomic change. On error every operation of the edit
@@ -271,24 +242,13 @@ impl Document {
         let records = match self.doc.get(ROOT, self.kind.records_key())? {
             Some((Value::Object(ObjType::Map), id)) => id,
             _ => {
-                return Err(ModelError::schema(
-                    &self.id,
-                    self.kind.records_key(),
-                    "missing record map",
-                ));
+                return Err(ModelError::schema(&self.id, self.kind.records_key(), "missing record map"));
             }
         };
-        let mut scope = Records {
-            doc: &mut self.doc,
-            doc_id: &self.id,
-            records,
-            meta,
-        };
+        let mut scope = Records { doc: &mut self.doc, doc_id: &self.id, records, meta };
         match edit(&mut scope) {
             Ok(value) => {
-                let options = CommitOptions::default()
-                    .with_time(meta.at.as_millis())
-                    .with_message(meta.message());
+                let options = CommitOptions::default().with_time(meta.at.as_millis()).with_message(meta.message());
                 let bytes = self
                     .doc
                     .commit_with(options)
@@ -307,11 +267,7 @@ impl Document {
     pub fn records_obj(&self) -> Result<ObjId, ModelError> {
         match self.doc.get(ROOT, self.kind.records_key())? {
             Some((Value::Object(ObjType::Map), id)) => Ok(id),
-            _ => Err(ModelError::schema(
-                &self.id,
-                self.kind.records_key(),
-                "missing record map",
-            )),
+            _ => Err(ModelError::schema(&self.id, self.kind.records_key(), "missing record map")),
         }
     }
 }
@@ -343,12 +299,7 @@ impl Records<'_> {
         }
     }
 
-    pub(crate) fn put_opt_str(
-        &mut self,
-        obj: &ObjId,
-        key: &str,
-        value: Option<&str>,
-    ) -> Result<(), ModelError> {
+    pub(crate) fn put_opt_str(&mut self, obj: &ObjId, key: &str, value: Option<&str>) -> Result<(), ModelError> {
         match value {
             Some(v) => self.doc.put(obj, key, v)?,
             None => {
@@ -362,11 +313,7 @@ impl Records<'_> {
 
     /// Stamps the record as updated by this change.
     pub(crate) fn touch(&mut self, obj: &ObjId) -> Result<(), ModelError> {
-        self.doc.put(
-            obj,
-            "updated_at",
-            ScalarValue::Timestamp(self.meta.at.as_millis()),
-        )?;
+        self.doc.put(obj, "updated_at", ScalarValue::Timestamp(self.meta.at.as_millis()))?;
         self.doc.put(obj, "updated_by", self.meta.by.as_str())?;
         Ok(())
     }
@@ -383,13 +330,7 @@ pub(crate) struct FieldReader<'a> {
 
 impl<'a> FieldReader<'a> {
     pub fn new(doc: &'a AutoCommit, doc_id: &'a DocId, obj: ObjId, path: String) -> Self {
-        Self {
-            doc,
-            doc_id,
-            obj,
-            path,
-            conflicts: Vec::new(),
-        }
+        Self { doc, doc_id, obj, path, conflicts: Vec::new() }
     }
 
     fn err(&self, key: &str, detail: &str) -> ModelError {
@@ -429,10 +370,7 @@ impl<'a> FieldReader<'a> {
         distinct.sort();
         distinct.dedup();
         if distinct.len() > 1 {
-            self.conflicts.push(FieldConflict {
-                field: key.to_string(),
-                values,
-            });
+            self.conflicts.push(FieldConflict { field: key.to_string(), values });
         }
         Ok(Some(first))
     }
@@ -448,9 +386,7 @@ impl<'a> FieldReader<'a> {
         parse: impl Fn(&str) -> Result<T, ValidationError>,
     ) -> Result<Option<T>, ModelError> {
         match self.opt_str(key)? {
-            Some(text) => parse(&text)
-                .map(Some)
-                .map_err(|e| self.err(key, &e.to_string())),
+            Some(text) => parse(&text).map(Some).map_err(|e| self.err(key, &e.to_string())),
             None => Ok(None),
         }
     }
@@ -460,8 +396,7 @@ impl<'a> FieldReader<'a> {
         key: &str,
         parse: impl Fn(&str) -> Result<T, ValidationError>,
     ) -> Result<T, ModelError> {
-        self.parsed(key, parse)?
-            .ok_or_else(|| self.err(key, "missing"))
+        self.parsed(key, parse)?.ok_or_else(|| self.err(key, "missing"))
     }
 
     /// A field where concurrent values resolve by a rule (`pick` chooses the
@@ -477,10 +412,7 @@ impl<'a> FieldReader<'a> {
         for text in &texts {
             values.push(parse(text).map_err(|e| self.err(key, &e.to_string()))?);
         }
-        let mut best = values
-            .first()
-            .cloned()
-            .ok_or_else(|| self.err(key, "missing"))?;
+        let mut best = values.first().cloned().ok_or_else(|| self.err(key, "missing"))?;
         for v in &values {
             if pick(v, &best) {
                 best = v.clone();
@@ -508,9 +440,7 @@ impl<'a> FieldReader<'a> {
             };
             latest = latest.max(Some(ms));
         }
-        latest
-            .map(Timestamp::from_millis)
-            .ok_or_else(|| self.err(key, "missing"))
+        latest.map(Timestamp::from_millis).ok_or_else(|| self.err(key, "missing"))
     }
 
     /// The keys of the map-as-set at `key`, sorted; empty if absent.
@@ -558,12 +488,7 @@ impl<'a> FieldReader<'a> {
 
     /// A reader for a nested map; its conflicts are prefixed with `prefix`.
     pub fn nested(&self, obj: ObjId, prefix: &str) -> FieldReader<'a> {
-        FieldReader::new(
-            self.doc,
-            self.doc_id,
-            obj,
-            format!("{}/{prefix}", self.path),
-        )
+        FieldReader::new(self.doc, self.doc_id, obj, format!("{}/{prefix}", self.path))
     }
 
     /// Adopts a nested reader's conflicts under a field prefix.
@@ -581,23 +506,12 @@ mod tests {
 
     #[test]
     fn document_ids_round_trip_through_kinds() {
-        let kind = DocKind::Watchlist {
-            authority: "KAZ-BS".into(),
-            shard: 15,
-        };
+        let kind = DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 15 };
         assert_eq!(kind.doc_id().as_str(), "watchlist/KAZ-BS/0f");
         assert_eq!(DocKind::parse(&kind.doc_id()).ok(), Some(kind));
-        let kind = DocKind::Incidents {
-            post: "kz-nurzhol".into(),
-            month: "2026-11".into(),
-        };
+        let kind = DocKind::Incidents { post: "kz-nurzhol".into(), month: "2026-11".into() };
         assert_eq!(DocKind::parse(&kind.doc_id()).ok(), Some(kind));
-        for bad in [
-            "watchlist/KAZ/10",
-            "watchlist/KAZ",
-            "incidents/x/2026",
-            "other/a/b",
-        ] {
+        for bad in ["watchlist/KAZ/10", "watchlist/KAZ", "incidents/x/2026", "other/a/b"] {
             let id = DocId::parse(bad).unwrap();
             assert!(DocKind::parse(&id).is_err(), "{bad}");
         }
@@ -605,10 +519,7 @@ mod tests {
 
     #[test]
     fn independent_geneses_are_the_same_change() {
-        let kind = DocKind::Watchlist {
-            authority: "KGZ-GPS".into(),
-            shard: 3,
-        };
+        let kind = DocKind::Watchlist { authority: "KGZ-GPS".into(), shard: 3 };
         let mut a = Document::genesis(kind.clone()).unwrap();
         let mut b = Document::genesis(kind).unwrap();
         assert_eq!(a.heads(), b.heads());

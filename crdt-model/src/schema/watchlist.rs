@@ -24,12 +24,10 @@ use crate::ids::{DocId, EntryId};
 use crate::normalize::{fold_text, normalize_container, script_of};
 use crate::validate::identity_document;
 use crate::vocab::{
-    Category, DocumentStatus, DocumentType, EntryStatus, Gender, NameKind, SubjectKind,
-    VehicleWanted, Warning,
+    Category, DocumentStatus, DocumentType, EntryStatus, Gender, NameKind, SubjectKind, VehicleWanted, Warning,
 };
 use crate::watchlist::{
-    Amendment, Cargo, Entry, EntryDraft, NameVariant, Person, Plate, Subject, TravelDocument,
-    Vehicle,
+    Amendment, Cargo, Entry, EntryDraft, NameVariant, Person, Plate, Subject, TravelDocument, Vehicle,
 };
 
 impl Records<'_> {
@@ -39,9 +37,7 @@ impl Records<'_> {
         if self.record(&key)?.is_some() {
             return Err(ModelError::Forbidden(format!("entry {key} already exists")));
         }
-        let obj = self
-            .doc
-            .put_object(&self.records, key.as_str(), ObjType::Map)?;
+        let obj = self.doc.put_object(&self.records, key.as_str(), ObjType::Map)?;
         let d = &mut *self.doc;
         d.put(&obj, "kind", draft.subject.kind().as_str())?;
         d.put(&obj, "category", draft.category.as_str())?;
@@ -52,11 +48,7 @@ impl Records<'_> {
         if let Some(expires) = draft.expires {
             d.put(&obj, "expires", expires.to_string())?;
         }
-        d.put(
-            &obj,
-            "created_at",
-            ScalarValue::Timestamp(self.meta.at.as_millis()),
-        )?;
+        d.put(&obj, "created_at", ScalarValue::Timestamp(self.meta.at.as_millis()))?;
         d.put(&obj, "created_by", self.meta.by.as_str())?;
         self.touch(&obj)?;
         let warnings = self.set_obj(&obj, "warnings")?;
@@ -83,9 +75,7 @@ impl Records<'_> {
     }
 
     fn add_name(&mut self, names: &ObjId, name: &NameVariant) -> Result<(), ModelError> {
-        let element = self
-            .doc
-            .put_object(names, fold_text(&name.text), ObjType::Map)?;
+        let element = self.doc.put_object(names, fold_text(&name.text), ObjType::Map)?;
         self.doc.put(&element, "text", name.text.as_str())?;
         self.doc.put(&element, "kind", name.kind.as_str())?;
         Ok(())
@@ -94,8 +84,7 @@ impl Records<'_> {
     fn write_vehicle(&mut self, obj: &ObjId, v: &Vehicle) -> Result<(), ModelError> {
         let plates = self.set_obj(obj, "plates")?;
         for plate in &v.plates {
-            self.doc
-                .put(&plates, plate.normalized.as_str(), plate.raw.as_str())?;
+            self.doc.put(&plates, plate.normalized.as_str(), plate.raw.as_str())?;
         }
         self.put_opt_str(obj, "vin", v.vin.as_deref())?;
         self.put_opt_str(obj, "make", v.make.as_deref())?;
@@ -109,20 +98,11 @@ impl Records<'_> {
     fn write_travel_document(&mut self, obj: &ObjId, t: &TravelDocument) -> Result<(), ModelError> {
         self.doc.put(obj, "doc_type", t.doc_type.as_str())?;
         self.doc.put(obj, "number", t.number.as_str())?;
-        self.doc
-            .put(obj, "issuing_state", t.issuing_state.as_str())?;
+        self.doc.put(obj, "issuing_state", t.issuing_state.as_str())?;
         self.doc.put(obj, "doc_status", t.doc_status.as_str())?;
         self.put_opt_str(obj, "issued", t.issued.map(|d| d.to_string()).as_deref())?;
-        self.put_opt_str(
-            obj,
-            "doc_expires",
-            t.expires.map(|d| d.to_string()).as_deref(),
-        )?;
-        self.put_opt_str(
-            obj,
-            "event_date",
-            t.event_date.map(|d| d.to_string()).as_deref(),
-        )
+        self.put_opt_str(obj, "doc_expires", t.expires.map(|d| d.to_string()).as_deref())?;
+        self.put_opt_str(obj, "event_date", t.event_date.map(|d| d.to_string()).as_deref())
     }
 
     fn write_cargo(&mut self, obj: &ObjId, c: &Cargo) -> Result<(), ModelError> {
@@ -131,12 +111,7 @@ impl Records<'_> {
         self.put_opt_str(obj, "hs_code", c.hs_code.as_deref())
     }
 
-    fn add_to_set(
-        &mut self,
-        obj: &ObjId,
-        key: &str,
-        elements: impl Iterator<Item = String>,
-    ) -> Result<(), ModelError> {
+    fn add_to_set(&mut self, obj: &ObjId, key: &str, elements: impl Iterator<Item = String>) -> Result<(), ModelError> {
         let set = self.set_obj(obj, key)?;
         for element in elements {
             self.doc.put(&set, element.as_str(), true)?;
@@ -144,30 +119,17 @@ impl Records<'_> {
         Ok(())
     }
 
-    fn remove_from_set(
-        &mut self,
-        obj: &ObjId,
-        key: &str,
-        element: &str,
-        what: &'static str,
-    ) -> Result<(), ModelError> {
+    fn remove_from_set(&mut self, obj: &ObjId, key: &str, element: &str, what: &'static str) -> Result<(), ModelError> {
         let set = self.set_obj(obj, key)?;
         if self.doc.get(&set, element)?.is_none() {
-            return Err(ModelError::NotFound {
-                what,
-                id: element.to_string(),
-            });
+            return Err(ModelError::NotFound { what, id: element.to_string() });
         }
         self.doc.delete(&set, element)?;
         Ok(())
     }
 
     fn entry_obj(&self, id: &EntryId) -> Result<ObjId, ModelError> {
-        self.record(&id.to_string())?
-            .ok_or_else(|| ModelError::NotFound {
-                what: "entry",
-                id: id.to_string(),
-            })
+        self.record(&id.to_string())?.ok_or_else(|| ModelError::NotFound { what: "entry", id: id.to_string() })
     }
 
     /// Applies a validated amendment. Fields not named are left as they are,
@@ -210,19 +172,14 @@ impl Records<'_> {
         for d in &a.remove_documents {
             self.remove_from_set(&obj, "documents", &d.key(), "identity document")?;
         }
-        self.add_to_set(
-            &obj,
-            "warnings",
-            a.add_warnings.iter().map(|w| w.as_str().to_string()),
-        )?;
+        self.add_to_set(&obj, "warnings", a.add_warnings.iter().map(|w| w.as_str().to_string()))?;
         for w in &a.remove_warnings {
             self.remove_from_set(&obj, "warnings", w.as_str(), "warning")?;
         }
         if !a.add_plates.is_empty() {
             let plates = self.set_obj(&obj, "plates")?;
             for plate in &a.add_plates {
-                self.doc
-                    .put(&plates, plate.normalized.as_str(), plate.raw.as_str())?;
+                self.doc.put(&plates, plate.normalized.as_str(), plate.raw.as_str())?;
             }
         }
         for plate in &a.remove_plates {
@@ -239,20 +196,11 @@ impl Records<'_> {
 
     /// Moves an entry through its lifecycle, refusing transitions the
     /// lifecycle does not allow (a closed entry stays closed).
-    pub fn set_entry_status(
-        &mut self,
-        id: &EntryId,
-        next: EntryStatus,
-        reason: &str,
-    ) -> Result<(), ModelError> {
+    pub fn set_entry_status(&mut self, id: &EntryId, next: EntryStatus, reason: &str) -> Result<(), ModelError> {
         let obj = self.entry_obj(id)?;
         let entry = read_entry_at(self.doc, self.doc_id, *id, obj.clone())?;
         if !entry.status.may_become(next) {
-            return Err(ValidationError::StatusChange {
-                from: entry.status.to_string(),
-                to: next.to_string(),
-            }
-            .into());
+            return Err(ValidationError::StatusChange { from: entry.status.to_string(), to: next.to_string() }.into());
         }
         self.doc.put(&obj, "status", next.as_str())?;
         self.doc.put(&obj, "status_reason", reason)?;
@@ -264,14 +212,8 @@ impl Records<'_> {
 pub fn read_entry(doc: &Document, id: EntryId) -> Result<Option<Entry>, ModelError> {
     let records = doc.records_obj()?;
     match doc.read().get(&records, id.to_string())? {
-        Some((Value::Object(ObjType::Map), obj)) => {
-            read_entry_at(doc.read(), doc.id(), id, obj).map(Some)
-        }
-        Some(_) => Err(ModelError::schema(
-            doc.id(),
-            id.to_string(),
-            "entry is not a map",
-        )),
+        Some((Value::Object(ObjType::Map), obj)) => read_entry_at(doc.read(), doc.id(), id, obj).map(Some),
+        Some(_) => Err(ModelError::schema(doc.id(), id.to_string(), "entry is not a map")),
         None => Ok(None),
     }
 }
@@ -281,8 +223,7 @@ pub fn read_entries(doc: &Document) -> Result<Vec<Entry>, ModelError> {
     let records = doc.records_obj()?;
     let mut out = Vec::new();
     for key in doc.read().keys(&records) {
-        let id =
-            EntryId::parse(&key).map_err(|e| ModelError::schema(doc.id(), &key, e.to_string()))?;
+        let id = EntryId::parse(&key).map_err(|e| ModelError::schema(doc.id(), &key, e.to_string()))?;
         if let Some(entry) = read_entry(doc, id)? {
             out.push(entry);
         }
@@ -290,12 +231,7 @@ pub fn read_entries(doc: &Document) -> Result<Vec<Entry>, ModelError> {
     Ok(out)
 }
 
-fn read_entry_at(
-    doc: &AutoCommit,
-    doc_id: &DocId,
-    id: EntryId,
-    obj: ObjId,
-) -> Result<Entry, ModelError> {
+fn read_entry_at(doc: &AutoCommit, doc_id: &DocId, id: EntryId, obj: ObjId) -> Result<Entry, ModelError> {
     let authority = match doc.get(automerge::ROOT, "authority")? {
         Some((Value::Scalar(s), _)) => s.as_str().unwrap_or_default().to_string(),
         _ => return Err(ModelError::schema(doc_id, "/authority", "missing")),
@@ -322,26 +258,17 @@ fn read_entry_at(
         reason: r.str("reason")?,
         action: r.opt_str("action")?.unwrap_or_default(),
         warnings,
-        status: r.resolved("status", EntryStatus::parse, |a, b| {
-            a.restrictiveness() > b.restrictiveness()
-        })?,
+        status: r.resolved("status", EntryStatus::parse, |a, b| a.restrictiveness() > b.restrictiveness())?,
         valid_from: r.required("valid_from", |t| Day::parse("valid_from", t))?,
         expires: r.parsed("expires", |t| Day::parse("expires", t))?,
         created_at: r.latest_timestamp("created_at")?,
         created_by: r.str("created_by")?,
         updated_at: r.latest_timestamp("updated_at")?,
-        updated_by: r
-            .strings("updated_by")?
-            .into_iter()
-            .next()
-            .unwrap_or_default(),
+        updated_by: r.strings("updated_by")?.into_iter().next().unwrap_or_default(),
         subject,
         conflicts: Vec::new(),
     };
-    Ok(Entry {
-        conflicts: r.conflicts,
-        ..entry
-    })
+    Ok(Entry { conflicts: r.conflicts, ..entry })
 }
 
 fn parse_all<T>(
@@ -351,11 +278,7 @@ fn parse_all<T>(
 ) -> Result<Vec<T>, ModelError> {
     r.set_keys(key)?
         .iter()
-        .map(|k| {
-            parse(k).map_err(|e| {
-                ModelError::schema(r.doc_id, format!("{}/{key}/{k}", r.path), e.to_string())
-            })
-        })
+        .map(|k| parse(k).map_err(|e| ModelError::schema(r.doc_id, format!("{}/{key}/{k}", r.path), e.to_string())))
         .collect()
 }
 
@@ -366,11 +289,7 @@ fn read_person(r: &mut FieldReader<'_>) -> Result<Person, ModelError> {
         let text = nr.str("text")?;
         let kind = nr.required("kind", NameKind::parse)?;
         r.absorb(nr, &format!("names[{element}]"));
-        names.push(NameVariant {
-            script: script_of(&text),
-            text,
-            kind,
-        });
+        names.push(NameVariant { script: script_of(&text), text, kind });
     }
     // Primary names first, then in the set's (sorted) order.
     names.sort_by_key(|n| n.kind != NameKind::Primary);
@@ -405,9 +324,7 @@ fn read_vehicle(r: &mut FieldReader<'_>) -> Result<Vehicle, ModelError> {
         model: r.opt_str("model")?,
         colour: r.opt_str("colour")?,
         country: r.parsed("country", |c| parse_country("country", c))?,
-        wanted: r
-            .parsed("wanted", VehicleWanted::parse)?
-            .unwrap_or(VehicleWanted::Vehicle),
+        wanted: r.parsed("wanted", VehicleWanted::parse)?.unwrap_or(VehicleWanted::Vehicle),
     })
 }
 
