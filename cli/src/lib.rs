@@ -1,1 +1,7 @@
+//! Library half of the `outpost` CLI, so tests and tools can reuse the
+//! client and the rendering.
 
+pub mod args;
+pub mod client;
+pub mod paths;
+pub mod render;

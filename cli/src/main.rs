@@ -1,1 +1,232 @@
-fn main() {}
+//! `outpost`: the officer's client of outpostd. It parses commands, sends
+//! one request per command and prints the answer; it holds no rules.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::Parser;
+use outpost_cli::args::{self, Cli, Command, Incident, Watchlist};
+use outpost_cli::client::{Client, ClientError};
+use outpost_cli::{paths, render};
+use outpost_model::api::{ErrorKind, MAX_REQUEST_BYTES, NewEntryInput, NewIncidentInput, Request, Response};
+use serde::Serialize;
+
+/// Exit codes the officer's scripts can rely on.
+mod exit {
+    pub const BAD_INPUT: u8 = 2;
+    pub const UNREACHABLE: u8 = 3;
+    pub const NOT_FOUND: u8 = 4;
+}
+
+enum Failure {
+    Client(ClientError),
+    Local { code: u8, message: String },
+}
+
+impl From<ClientError> for Failure {
+    fn from(err: ClientError) -> Self {
+        Failure::Client(err)
+    }
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Client(ClientError::Unreachable { .. }) => exit::UNREACHABLE,
+            Failure::Client(ClientError::Api(err)) => match err.kind {
+                ErrorKind::BadInput | ErrorKind::TooLarge | ErrorKind::UnsupportedVersion => exit::BAD_INPUT,
+                ErrorKind::NotFound => exit::NOT_FOUND,
+                _ => 1,
+            },
+            Failure::Client(_) => 1,
+            Failure::Local { code, .. } => *code,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Failure::Client(err) => err.to_string(),
+            Failure::Local { message, .. } => message.clone(),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.code() {
+            exit::BAD_INPUT => "bad_input",
+            exit::UNREACHABLE => "unreachable",
+            exit::NOT_FOUND => "not_found",
+            _ => "error",
+        }
+    }
+}
+
+fn print_json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(err) => eprintln!("outpost: cannot encode output: {err}"),
+    }
+}
+
+/// Prints a response as JSON (the inner object) or as text.
+fn show(response: &Response, json: bool) {
+    if json {
+        match response {
+            Response::Status(s) => print_json(s),
+            Response::Created(c) => print_json(c),
+            Response::Imported(i) => print_json(i),
+            Response::Entry(e) => print_json(e),
+            Response::Entries(l) => print_json(l),
+            Response::Matches(m) => print_json(m),
+            Response::Incident(i) => print_json(i),
+            Response::Incidents(l) => print_json(l),
+            Response::Audit(a) => print_json(a),
+        }
+        return;
+    }
+    let text = match response {
+        Response::Status(s) => render::status(s),
+        Response::Created(c) => format!("{}\n", c.id),
+        Response::Imported(i) => format!("imported {} entries\n", i.ids.len()),
+        Response::Entry(e) => render::entry(e, false),
+        Response::Entries(l) => render::entries(l),
+        Response::Matches(m) => render::matches(m),
+        Response::Incident(i) => render::incident(i),
+        Response::Incidents(l) => render::incidents(l),
+        Response::Audit(a) => render::audit(a),
+    };
+    print!("{text}");
+}
+
+fn send_batch(client: &mut Client, pending: &mut Vec<NewEntryInput>) -> Result<usize, Failure> {
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let entries = std::mem::take(pending);
+    match client.call(Request::WatchlistImport { entries })? {
+        Response::Imported(done) => Ok(done.ids.len()),
+        _ => Err(Failure::Local { code: 1, message: "outpostd answered the import with something else".into() }),
+    }
+}
+
+/// Sends a JSON-lines file in batches that fit the request limit. Each batch
+/// is stored all or nothing; a failure reports how many went in before it.
+fn import(client: &mut Client, file: &std::path::Path, batch: usize, json: bool) -> Result<(), Failure> {
+    let reader: Box<dyn BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| Failure::Local {
+            code: exit::BAD_INPUT,
+            message: format!("cannot open {}: {e}", file.display()),
+        })?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let budget = (MAX_REQUEST_BYTES as usize) * 3 / 4;
+    let (mut pending, mut pending_bytes, mut imported) = (Vec::new(), 0usize, 0usize);
+    let stopped = |imported: usize, failure: Failure| match failure {
+        Failure::Client(ClientError::Api(mut err)) => {
+            err.message = format!("{} (after {imported} entries were imported)", err.message);
+            Failure::Client(ClientError::Api(err))
+        }
+        other => other,
+    };
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| Failure::Local { code: 1, message: format!("reading {}: {e}", file.display()) })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry: NewEntryInput = serde_json::from_str(&line).map_err(|e| Failure::Local {
+            code: exit::BAD_INPUT,
+            message: format!("{} line {}: {e} (after {imported} entries were imported)", file.display(), n + 1),
+        })?;
+        pending_bytes += line.len();
+        pending.push(entry);
+        if pending.len() >= batch.max(1) || pending_bytes >= budget {
+            imported += send_batch(client, &mut pending).map_err(|f| stopped(imported, f))?;
+            pending_bytes = 0;
+        }
+    }
+    imported += send_batch(client, &mut pending).map_err(|f| stopped(imported, f))?;
+    if json {
+        print_json(&serde_json::json!({ "imported": imported }));
+    } else {
+        println!("imported {imported} entries");
+    }
+    Ok(())
+}
+
+/// What a command does: one request, or a batched import.
+enum Action {
+    Call(Request),
+    Import { file: std::path::PathBuf, batch: usize },
+}
+
+fn action_for(command: Command) -> Action {
+    Action::Call(match command {
+        Command::Status => Request::Status,
+        Command::Audit { since, limit } => Request::Audit { since, limit },
+        Command::Watchlist(w) => match w {
+            Watchlist::Add(kind) => Request::WatchlistAdd { entry: Box::new(kind.into_input()) },
+            Watchlist::Search { query, dob, nationality, limit, purpose } => {
+                args::search(query, dob, nationality, limit, purpose)
+            }
+            Watchlist::Show { id, purpose } => Request::WatchlistShow { id, purpose },
+            Watchlist::List { status, kind, limit, purpose } => Request::WatchlistList { status, kind, limit, purpose },
+            Watchlist::Amend(amend) => amend.into_request(),
+            Watchlist::Suspend(c) => {
+                Request::WatchlistSetStatus { id: c.id, status: "suspended".into(), reason: c.reason }
+            }
+            Watchlist::Reactivate(c) => {
+                Request::WatchlistSetStatus { id: c.id, status: "active".into(), reason: c.reason }
+            }
+            Watchlist::Close(c) => Request::WatchlistSetStatus { id: c.id, status: "closed".into(), reason: c.reason },
+            Watchlist::Import { file, batch } => return Action::Import { file, batch },
+        },
+        Command::Incident(i) => match i {
+            Incident::Log { incident_type, at, location, narrative, seized, persons, plates, hits } => {
+                args::incident_log(NewIncidentInput {
+                    incident_type,
+                    at,
+                    location,
+                    narrative,
+                    seized,
+                    persons,
+                    plates,
+                    hits,
+                })
+            }
+            Incident::List { since, follow_up, limit } => Request::IncidentList { since, follow_up, limit },
+            Incident::Show { id } => Request::IncidentShow { id },
+            Incident::Note { id, text } => Request::IncidentNote { id, text },
+            Incident::Refer { id, note } => Request::IncidentSetFollowUp { id, follow_up: "referred".into(), note },
+            Incident::Close { id, note } => Request::IncidentSetFollowUp { id, follow_up: "closed".into(), note },
+        },
+    })
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let socket = paths::resolve(cli.socket);
+    let mut client = Client::connect(&socket)?;
+    match action_for(cli.command) {
+        Action::Call(request) => {
+            let response = client.call(request)?;
+            show(&response, cli.json);
+            Ok(())
+        }
+        Action::Import { file, batch } => import(&mut client, &file, batch, cli.json),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            if json {
+                print_json(&serde_json::json!({"error": {"kind": failure.kind(), "message": failure.message()}}));
+            }
+            eprintln!("outpost: {}", failure.message());
+            ExitCode::from(failure.code())
+        }
+    }
+}

@@ -44,7 +44,7 @@ pub struct RequestEnvelope {
 pub enum Request {
     Status,
     WatchlistAdd {
-        entry: NewEntryInput,
+        entry: Box<NewEntryInput>,
     },
     /// All or nothing: either every entry is stored or none is.
     WatchlistImport {
@@ -65,10 +65,10 @@ pub enum Request {
         #[serde(default)]
         purpose: Option<String>,
     },
-    WatchlistSearch(SearchInput),
+    WatchlistSearch(Box<SearchInput>),
     WatchlistAmend {
         id: String,
-        amendment: AmendInput,
+        amendment: Box<AmendInput>,
     },
     WatchlistSetStatus {
         id: String,
@@ -76,7 +76,7 @@ pub enum Request {
         reason: String,
     },
     IncidentLog {
-        incident: NewIncidentInput,
+        incident: Box<NewIncidentInput>,
     },
     IncidentList {
         #[serde(default)]

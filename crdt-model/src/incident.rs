@@ -105,3 +105,45 @@ pub struct IncidentSummary {
     pub first_line: String,
     pub notes: usize,
 }
+
+/// Links the persons and vehicles of a new incident to the watchlist entries
+/// it is a hit on: a person whose name has the same tokens as one of a
+/// person entry's names (in any order or script), a vehicle whose plate is
+/// one of a vehicle entry's plates. A lone person and a lone person entry
+/// are linked even when the names differ, since the officer named the hit.
+pub fn link_hits(draft: &mut IncidentDraft, entries: &[crate::watchlist::Entry]) {
+    use crate::normalize::name_tokens;
+    use crate::watchlist::Subject;
+
+    let sorted_tokens = |text: &str| {
+        let mut tokens = name_tokens(text);
+        tokens.sort();
+        tokens
+    };
+    let person_entries: Vec<_> = entries
+        .iter()
+        .filter_map(|e| match &e.subject {
+            Subject::Person(p) => Some((e.id, p)),
+            _ => None,
+        })
+        .collect();
+    for person in &mut draft.persons {
+        let tokens = sorted_tokens(&person.name);
+        person.entry = person_entries
+            .iter()
+            .find(|(_, p)| p.names.iter().any(|n| sorted_tokens(&n.text) == tokens))
+            .map(|(id, _)| *id);
+    }
+    if let ([person], [(id, _)]) = (draft.persons.as_mut_slice(), person_entries.as_slice()) {
+        person.entry = Some(*id);
+    }
+    for vehicle in &mut draft.vehicles {
+        vehicle.entry = entries
+            .iter()
+            .find(|e| match &e.subject {
+                Subject::Vehicle(v) => v.plates.iter().any(|p| p.normalized == vehicle.normalized),
+                _ => false,
+            })
+            .map(|e| e.id);
+    }
+}

@@ -90,6 +90,8 @@ pub trait WatchlistIndex: Send + Sync + std::fmt::Debug {
     }
     /// Best matches first, at most `query.limit`.
     fn search(&self, query: &SearchQuery, today: Day) -> Vec<SearchHit>;
+    /// How many entries are live alerts today.
+    fn alerts(&self, today: Day) -> usize;
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +304,15 @@ impl WatchlistIndex for SimpleIndex {
 
     fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    fn alerts(&self, today: Day) -> usize {
+        self.entries
+            .values()
+            .filter(|e| {
+                e.status == EntryStatus::Active && e.valid_from <= today && e.expires.is_none_or(|x| x >= today)
+            })
+            .count()
     }
 
     fn search(&self, query: &SearchQuery, today: Day) -> Vec<SearchHit> {

@@ -1,6 +1,8 @@
 //! Property: replicas that edit concurrently and merge in any order converge
 //! to identical heads and identical entries, and no committed change is lost.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use automerge::{ChangeHash, ReadDoc};
 use outpost_model::api::NewEntryInput;
 use outpost_model::date::{PartialDate, Timestamp};
@@ -52,8 +54,10 @@ fn op() -> impl Strategy<Value = (u8, Op)> {
     (0u8..2, op)
 }
 
-/// Ops per replica per round, and merges (from, to) after each round.
-fn scenario() -> impl Strategy<Value = Vec<(Vec<Vec<(u8, Op)>>, Vec<(usize, usize)>)>> {
+/// Ops per replica (each aimed at entry 0 or 1), then merges (from, to).
+type Round = (Vec<Vec<(u8, Op)>>, Vec<(usize, usize)>);
+
+fn scenario() -> impl Strategy<Value = Vec<Round>> {
     let round = (
         proptest::collection::vec(proptest::collection::vec(op(), 0..6), REPLICAS),
         proptest::collection::vec((0..REPLICAS, 0..REPLICAS), 0..4),

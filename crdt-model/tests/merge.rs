@@ -1,5 +1,7 @@
 //! What concurrent edits at different posts merge into.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use outpost_model::api::{AmendInput, NewEntryInput, NewIncidentInput};
 use outpost_model::date::{Timestamp, parse_utc_offset};
 use outpost_model::ids::{EntryId, IncidentId, NodeId};

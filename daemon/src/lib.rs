@@ -1,1 +1,123 @@
+//! # outpost-daemon
+//!
+//! The IO shell around `outpost-model`: redb storage, the Unix control
+//! socket, configuration and systemd integration. Domain rules live in the
+//! model; this crate moves bytes, holds state and keeps it durable.
 
+pub mod config;
+pub mod control;
+pub mod service;
+pub mod store;
+pub mod writer;
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use outpost_model::schema::actor_for;
+use outpost_model::search::{SimpleIndex, WatchlistIndex};
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::service::{NodeInfo, Service};
+use crate::store::{Store, StoreError};
+use crate::writer::{SharedIndex, WriterSettings};
+
+/// Documents kept in memory at once; the rest load on their next write.
+const MAX_LOADED_DOCS: usize = 64;
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
+    #[error("cannot start the writer thread: {0}")]
+    Writer(std::io::Error),
+}
+
+/// Builds the search index from the projection; a damaged row is logged by
+/// name and skipped, so one bad row never stops a post from starting.
+fn build_index(store: &Store) -> Result<SimpleIndex, StoreError> {
+    let started = Instant::now();
+    let mut index = SimpleIndex::new();
+    let damaged = store.for_each_entry(|entry| index.upsert(&entry))?;
+    for err in &damaged {
+        tracing::error!(error = %err, "skipped an unreadable projection row");
+    }
+    tracing::info!(
+        entries = index.len(),
+        damaged = damaged.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "search index built"
+    );
+    Ok(index)
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    for chunk in out.chunks_mut(16) {
+        let random = uuid::Uuid::new_v4();
+        chunk.copy_from_slice(&random.as_bytes()[..chunk.len()]);
+    }
+    out
+}
+
+/// Runs the daemon until `shutdown` completes. `ready` is called once the
+/// control socket accepts requests.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl FnOnce()) -> Result<(), DaemonError> {
+    let started = Instant::now();
+    let started_at = writer::now();
+    if !config.data_dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&config.data_dir)
+            .map_err(|source| DaemonError::DataDir { path: config.data_dir.clone(), source })?;
+    }
+    let store = Arc::new(Store::open(&config.data_dir, &config.node_name, random_bytes())?);
+    let index: SharedIndex = Arc::new(RwLock::new(Box::new(build_index(&store)?) as Box<dyn WatchlistIndex>));
+    let settings = WriterSettings {
+        post: config.node_name.clone(),
+        authority: config.authority.clone(),
+        offset: config.utc_offset,
+        actor: actor_for(&store.node_id(), random_bytes()),
+        compact_after_changes: config.compact_after_changes,
+        max_loaded_docs: MAX_LOADED_DOCS,
+    };
+    let (writer, writer_thread) = writer::spawn(store.clone(), index.clone(), settings).map_err(DaemonError::Writer)?;
+    let listener = control::bind(&config.socket, config.socket_mode).await?;
+    let info = NodeInfo {
+        node_name: config.node_name.clone(),
+        authority: config.authority.clone(),
+        offset: config.utc_offset,
+        data_dir: config.data_dir.clone(),
+        socket: config.socket.clone(),
+        started_at,
+        started,
+    };
+    let service = Service::new(store.clone(), index, writer, info);
+    let (stop, stopped) = watch::channel(false);
+    let server = tokio::spawn(control::serve(listener, service, stopped));
+    tracing::info!(
+        node_id = %store.node_id(), node = %config.node_name, authority = %config.authority,
+        socket = %config.socket.display(), data_dir = %config.data_dir.display(),
+        startup_ms = started.elapsed().as_millis() as u64, "outpostd ready"
+    );
+    ready();
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    let _ = server.await;
+    // The writer ends once the last connection has dropped its handle and
+    // the queue is drained; every acknowledged write is already durable.
+    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    let _ = std::fs::remove_file(&config.socket);
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! Human-readable output: cards for one record, tables for many.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use outpost_model::api::{AuditPage, EntryList, IncidentList, SearchResults, StatusInfo};
+use outpost_model::incident::Incident;
+use outpost_model::search::SearchHit;
+use outpost_model::watchlist::{Entry, FieldConflict, Subject};
+
+/// Label-value lines with aligned values; multi-line values stay aligned.
+#[derive(Debug, Default)]
+struct Card {
+    rows: Vec<(String, String)>,
+}
+
+impl Card {
+    fn row(&mut self, label: &str, value: impl Into<String>) -> &mut Self {
+        let value = value.into();
+        if !value.is_empty() {
+            self.rows.push((label.to_string(), value));
+        }
+        self
+    }
+
+    fn list(&mut self, label: &str, values: impl IntoIterator<Item = String>) -> &mut Self {
+        let joined: Vec<String> = values.into_iter().collect();
+        self.row(label, joined.join("\n"))
+    }
+
+    fn render(&self) -> String {
+        let width = self.rows.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0) + 2;
+        let mut out = String::new();
+        for (label, value) in &self.rows {
+            for (i, line) in value.lines().enumerate() {
+                let head = if i == 0 { format!("{label}:") } else { String::new() };
+                out.push_str(&format!("  {head:<width$}{line}\n"));
+            }
+        }
+        out
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
+    table
+}
+
+/// The random tail of a UUIDv7; its head is a timestamp shared by ids made
+/// close together. `outpost … show` accepts it.
+fn short(id: impl std::fmt::Display) -> String {
+    let full = id.to_string();
+    full.rsplit('-').next().unwrap_or(&full).to_string()
+}
+
+fn conflicts(card: &mut Card, conflicts: &[FieldConflict]) {
+    card.list(
+        "CONFLICTS",
+        conflicts.iter().map(|c| {
+            format!("{}: {}", c.field, c.values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(" | "))
+        }),
+    );
+    if !conflicts.is_empty() {
+        card.row("", "posts wrote these concurrently; the first is shown. Resolve with `outpost watchlist amend`.");
+    }
+}
+
+pub fn status(s: &StatusInfo) -> String {
+    let mut card = Card::default();
+    card.row("Node", format!("{} ({})", s.node_name, s.node_id))
+        .row("Authority", &s.authority)
+        .row("Version", format!("{} (protocol {})", s.version, s.protocol_version))
+        .row("Entries", format!("{} ({} active alerts)", s.entries, s.active_entries))
+        .row("Incidents", s.incidents.to_string())
+        .row("Documents", s.documents.to_string())
+        .row("Audit records", s.audit_records.to_string())
+        .row("Up since", format!("{} ({} s)", s.started_at, s.uptime_secs))
+        .row(
+            "Data",
+            format!(
+                "{} ({} bytes, {} changes to compact)",
+                s.data_dir, s.storage.file_bytes, s.storage.pending_changes
+            ),
+        )
+        .row("Socket", &s.socket);
+    if s.storage.repaired_on_open {
+        card.row("WARNING", "the database was not closed cleanly and was repaired at start");
+    }
+    format!("Outpost post status\n{}", card.render())
+}
+
+fn status_label(hit_alert: bool, expired: bool, status: &str) -> String {
+    if hit_alert {
+        "ALERT".into()
+    } else if expired {
+        "expired".into()
+    } else {
+        status.into()
+    }
+}
+
+pub fn entry(e: &Entry, today_expired: bool) -> String {
+    let mut card = Card::default();
+    match &e.subject {
+        Subject::Person(p) => {
+            card.list("Names", p.names.iter().map(|n| format!("{}  ({}, {})", n.text, n.kind, n.script)));
+            card.list("Born", p.dobs.iter().map(ToString::to_string));
+            card.row("Nationality", p.nationalities.join(", "));
+            card.list("Documents", p.documents.iter().map(|d| format!("{} {} {}", d.doc_type, d.issuer, d.number)));
+            card.row("Gender", p.gender.map(|g| g.to_string()).unwrap_or_default());
+        }
+        Subject::Vehicle(v) => {
+            card.list("Plates", v.plates.iter().map(|p| format!("{}  ({})", p.raw, p.normalized)));
+            card.row("VIN", v.vin.clone().unwrap_or_default());
+            let desc: Vec<&str> = [&v.colour, &v.make, &v.model].iter().filter_map(|s| s.as_deref()).collect();
+            card.row("Vehicle", desc.join(" "));
+            card.row("Registered", v.country.clone().unwrap_or_default());
+            card.row("Wanted", v.wanted.to_string());
+        }
+        Subject::Document(d) => {
+            card.row("Document", format!("{} {} {}", d.doc_type, d.issuing_state, d.number));
+            card.row(
+                "Reported",
+                format!("{}{}", d.doc_status, d.event_date.map(|e| format!(" on {e}")).unwrap_or_default()),
+            );
+            card.row("Issued", d.issued.map(|d| d.to_string()).unwrap_or_default());
+            card.row("Doc expires", d.expires.map(|d| d.to_string()).unwrap_or_default());
+        }
+        Subject::Cargo(c) => {
+            card.row("Cargo", &c.description);
+            card.row("Containers", c.containers.join(", "));
+            card.row("HS code", c.hs_code.clone().unwrap_or_default());
+        }
+    }
+    card.row("Category", e.category.to_string())
+        .row("Reason", &e.reason)
+        .row("Action on hit", &e.action)
+        .row("Warnings", e.warnings.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+        .row(
+            "Valid",
+            format!(
+                "{} → {}{}",
+                e.valid_from,
+                e.expires.map_or("no expiry".to_string(), |d| d.to_string()),
+                if today_expired { "  (EXPIRED)" } else { "" }
+            ),
+        )
+        .row("Issued by", &e.authority)
+        .row("Created", format!("{} by {}", e.created_at, e.created_by))
+        .row("Updated", format!("{} by {}", e.updated_at, e.updated_by));
+    conflicts(&mut card, &e.conflicts);
+    format!("Entry {}  {}  {}\n{}", e.id, e.subject.kind(), e.status.to_string().to_uppercase(), card.render())
+}
+
+pub fn entries(list: &EntryList) -> String {
+    let mut t = table(&["ID", "KIND", "SUBJECT", "CATEGORY", "STATUS", "AUTHORITY", "UPDATED"]);
+    for e in &list.entries {
+        let status = status_label(false, e.expired, e.status.as_str());
+        let flag = if e.conflicted { " ⚠conflict" } else { "" };
+        t.add_row(vec![
+            short(e.id),
+            e.kind.to_string(),
+            e.headline.clone(),
+            e.category.to_string(),
+            format!("{status}{flag}"),
+            e.authority.clone(),
+            e.updated_at.to_string(),
+        ]);
+    }
+    format!("{t}\n{} of {} entries\n", list.entries.len(), list.total)
+}
+
+pub fn matches(results: &SearchResults) -> String {
+    if results.matches.is_empty() {
+        return "No matches.\n".into();
+    }
+    let mut t = table(&["SCORE", "NAME / IDENTIFIER", "STATUS", "CATEGORY", "WHY", "ID"]);
+    for m in &results.matches {
+        t.add_row(vec![
+            format!("{:.2}", m.score),
+            m.name.clone(),
+            status_label(m.alert, m.expired, m.status.as_str()),
+            m.category.to_string(),
+            m.reason.clone(),
+            short(m.id),
+        ]);
+    }
+    let mut out = format!("{t}\n");
+    for m in results.matches.iter().filter(|m| m.alert) {
+        out.push_str(&alert_line(m));
+    }
+    out.push_str("A name match alone is not an identification: check the person's documents.\n");
+    out
+}
+
+fn alert_line(m: &SearchHit) -> String {
+    let warnings = if m.warnings.is_empty() {
+        String::new()
+    } else {
+        format!("  WARNING: {}", m.warnings.iter().map(|w| w.to_string().to_uppercase()).collect::<Vec<_>>().join(", "))
+    };
+    let action = if m.action.is_empty() { "see the entry".to_string() } else { m.action.clone() };
+    format!("ALERT {} ({}): {action}{warnings}\n", short(m.id), m.authority)
+}
+
+pub fn incident(i: &Incident) -> String {
+    let mut card = Card::default();
+    card.row("Type", i.incident_type.to_string())
+        .row("When", i.occurred_at.to_string())
+        .row("Post", &i.post)
+        .row("Location", i.location.clone().unwrap_or_default())
+        .list("Seized", i.seized.iter().map(|s| format!("{} {} {}", s.quantity, s.unit, s.substance)))
+        .list(
+            "Persons",
+            i.persons.iter().map(|p| {
+                format!("{}{}", p.name, p.entry.map(|e| format!("  → entry {}", short(e))).unwrap_or_default())
+            }),
+        )
+        .list(
+            "Vehicles",
+            i.vehicles.iter().map(|v| {
+                format!("{}{}", v.plate, v.entry.map(|e| format!("  → entry {}", short(e))).unwrap_or_default())
+            }),
+        )
+        .list("Hits", i.hits.iter().map(ToString::to_string))
+        .row("Follow-up", i.follow_up.to_string())
+        .row("Recorded", format!("{} by {}", i.recorded_at, i.recorded_by))
+        .list("Narrative", i.narrative.iter().map(|n| format!("[{} {}] {}", n.at, n.by, n.text)));
+    conflicts(&mut card, &i.conflicts);
+    format!("Incident {}\n{}", i.id, card.render())
+}
+
+pub fn incidents(list: &IncidentList) -> String {
+    let mut t = table(&["ID", "WHEN", "TYPE", "POST", "FOLLOW-UP", "NOTES", "NARRATIVE"]);
+    for i in &list.incidents {
+        t.add_row(vec![
+            short(i.id),
+            i.occurred_at.to_string(),
+            i.incident_type.to_string(),
+            i.post.clone(),
+            i.follow_up.to_string(),
+            i.notes.to_string(),
+            i.first_line.clone(),
+        ]);
+    }
+    format!("{t}\n{} of {} incidents\n", list.incidents.len(), list.total)
+}
+
+pub fn audit(page: &AuditPage) -> String {
+    let mut t = table(&["SEQ", "TIME", "UID", "ACTION", "PURPOSE", "DETAIL", "RESULTS"]);
+    for r in &page.records {
+        t.add_row(vec![
+            r.seq.to_string(),
+            r.at.to_string(),
+            r.uid.to_string(),
+            r.action.clone(),
+            r.purpose.clone().unwrap_or_default(),
+            r.detail.clone(),
+            r.result_ids.len().to_string(),
+        ]);
+    }
+    let chain = match &page.chain_error {
+        None => format!("hash chain verified over all {} records", page.chain_length),
+        Some(err) => format!("HASH CHAIN BROKEN: {err}"),
+    };
+    format!("{t}\n{chain}\n")
+}

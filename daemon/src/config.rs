@@ -1,0 +1,259 @@
+//! Configuration: a TOML file, overridden by command-line flags, validated
+//! once into [`Config`]. A file named with `--config` must exist; nothing
+//! falls back silently.
+
+use std::path::{Path, PathBuf};
+
+use outpost_model::date::parse_utc_offset;
+use serde::Deserialize;
+use thiserror::Error;
+use time::UtcOffset;
+
+pub const SOCKET_FILE: &str = "outpostd.sock";
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field} {value:?} is invalid: {reason}")]
+    Invalid { field: &'static str, value: String, reason: String },
+    #[error("no issuing authority configured: set `authority = \"KAZ-BS\"` in the config file or pass --authority")]
+    NoAuthority,
+    #[error("cannot determine a {what}: set it in the config file or pass --{flag}")]
+    NoDefault { what: &'static str, flag: &'static str },
+}
+
+/// The file as written by an admin. Every key is optional; flags win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// This post's name, e.g. `kz-nurzhol`; recorded with every change.
+    pub node_name: Option<String>,
+    /// The issuing authority this post writes entries for, e.g. `KAZ-BS`.
+    pub authority: Option<String>,
+    /// The post's UTC offset, e.g. `+05:00`; incident times default to it.
+    pub utc_offset: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    /// Octal permissions of the control socket; who may use `outpost`.
+    pub socket_mode: Option<String>,
+    /// Compact a document into a snapshot after this many stored changes.
+    pub compact_after_changes: Option<u64>,
+}
+
+/// Values given on the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    pub node_name: Option<String>,
+    pub authority: Option<String>,
+    pub utc_offset: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_name: String,
+    pub authority: String,
+    pub utc_offset: UtcOffset,
+    pub data_dir: PathBuf,
+    pub socket: PathBuf,
+    pub socket_mode: u32,
+    pub compact_after_changes: u64,
+}
+
+/// The process environment, injectable for tests.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+    fn hostname(&self) -> Option<String>;
+    fn project_dirs(&self) -> Option<directories::ProjectDirs>;
+}
+
+#[derive(Debug)]
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+    fn hostname(&self) -> Option<String> {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").ok()
+    }
+    fn project_dirs(&self) -> Option<directories::ProjectDirs> {
+        directories::ProjectDirs::from("org", "UNODC", "outpost")
+    }
+}
+
+/// The default state directory: systemd's `STATE_DIRECTORY`, else the
+/// user's data directory.
+pub fn default_data_dir(env: &dyn Environment) -> Option<PathBuf> {
+    if let Some(dirs) = env.var("STATE_DIRECTORY") {
+        return dirs.split(':').next().map(PathBuf::from);
+    }
+    env.project_dirs().map(|p| p.data_local_dir().to_path_buf())
+}
+
+/// The default socket: systemd's `RUNTIME_DIRECTORY`, else the user's
+/// runtime directory, else the data directory.
+pub fn default_socket(env: &dyn Environment, data_dir: &Path) -> PathBuf {
+    if let Some(dirs) = env.var("RUNTIME_DIRECTORY")
+        && let Some(first) = dirs.split(':').next()
+    {
+        return Path::new(first).join(SOCKET_FILE);
+    }
+    env.project_dirs()
+        .and_then(|p| p.runtime_dir().map(|d| d.join(SOCKET_FILE)))
+        .unwrap_or_else(|| data_dir.join(SOCKET_FILE))
+}
+
+fn invalid(field: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid { field, value: value.to_string(), reason: reason.to_string() }
+}
+
+fn check_node_name(name: &str) -> Result<String, ConfigError> {
+    let ok = (1..=63).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if ok { Ok(name.to_string()) } else { Err(invalid("node_name", name, "use 1-63 lower-case letters, digits and -")) }
+}
+
+fn check_authority(authority: &str) -> Result<String, ConfigError> {
+    let ok = (2..=32).contains(&authority.len())
+        && authority.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+        && !authority.starts_with('-');
+    if ok {
+        Ok(authority.to_string())
+    } else {
+        Err(invalid("authority", authority, "use 2-32 upper-case letters, digits and -, e.g. KAZ-BS"))
+    }
+}
+
+/// A hostname made fit for a node name.
+fn node_name_from_hostname(host: &str) -> String {
+    let cleaned: String =
+        host.trim().to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    cleaned.trim_matches('-').chars().take(63).collect()
+}
+
+pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, ConfigError> {
+    let raw = match &overrides.config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            toml::from_str::<RawConfig>(&text)
+                .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?
+        }
+        None => RawConfig::default(),
+    };
+    let node_name = match overrides.node_name.clone().or(raw.node_name) {
+        Some(name) => check_node_name(&name)?,
+        None => {
+            let host = env.hostname().map(|h| node_name_from_hostname(&h)).unwrap_or_default();
+            if host.is_empty() {
+                return Err(ConfigError::NoDefault { what: "node name", flag: "node-name" });
+            }
+            check_node_name(&host)?
+        }
+    };
+    let authority = check_authority(&overrides.authority.clone().or(raw.authority).ok_or(ConfigError::NoAuthority)?)?;
+    let utc_offset = match overrides.utc_offset.clone().or(raw.utc_offset) {
+        Some(text) => parse_utc_offset(&text).map_err(|e| invalid("utc_offset", &text, &e.to_string()))?,
+        None => UtcOffset::UTC,
+    };
+    let data_dir = overrides
+        .data_dir
+        .clone()
+        .or(raw.data_dir)
+        .or_else(|| default_data_dir(env))
+        .ok_or(ConfigError::NoDefault { what: "data directory", flag: "data-dir" })?;
+    let socket = overrides.socket.clone().or(raw.socket).unwrap_or_else(|| default_socket(env, &data_dir));
+    let socket_mode = match raw.socket_mode {
+        Some(text) => u32::from_str_radix(text.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| invalid("socket_mode", &text, "write octal permissions such as \"0660\""))?,
+        None => 0o660,
+    };
+    let compact_after_changes = raw.compact_after_changes.unwrap_or(256);
+    if compact_after_changes == 0 {
+        return Err(invalid("compact_after_changes", "0", "must be at least 1"));
+    }
+    Ok(Config { node_name, authority, utc_offset, data_dir, socket, socket_mode, compact_after_changes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct FakeEnv(Vec<(&'static str, &'static str)>);
+
+    impl Environment for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        }
+        fn hostname(&self) -> Option<String> {
+            Some("Post_Nur-Zhol.local\n".into())
+        }
+        fn project_dirs(&self) -> Option<directories::ProjectDirs> {
+            None
+        }
+    }
+
+    fn with_file(text: &str) -> (tempfile::TempDir, Overrides) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outpostd.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, Overrides { config: Some(path), ..Default::default() })
+    }
+
+    #[test]
+    fn systemd_directories_are_the_defaults() {
+        let env = FakeEnv(vec![("STATE_DIRECTORY", "/var/lib/outpost"), ("RUNTIME_DIRECTORY", "/run/outpost")]);
+        let config = load(&Overrides { authority: Some("KAZ-BS".into()), ..Default::default() }, &env).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/outpost"));
+        assert_eq!(config.socket, PathBuf::from("/run/outpost/outpostd.sock"));
+        assert_eq!(config.node_name, "post-nur-zhol-local");
+        assert_eq!(config.socket_mode, 0o660);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let (_dir, mut overrides) = with_file("authority = \"KGZ-GPS\"\nnode_name = \"kg-a\"\ndata_dir = \"/srv/a\"\n");
+        overrides.data_dir = Some("/srv/b".into());
+        let config = load(&overrides, &FakeEnv::default()).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/srv/b"));
+        assert_eq!(config.authority, "KGZ-GPS");
+        assert_eq!(config.socket, PathBuf::from("/srv/b/outpostd.sock"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\ndatadir = \"/x\"\n");
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("unknown field `datadir`"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let overrides = Overrides { config: Some("/nonexistent/outpostd.toml".into()), ..Default::default() };
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("cannot read config file /nonexistent/outpostd.toml"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let (_dir, overrides) = with_file("authority = \"kaz\"\n");
+        assert!(load(&overrides, &FakeEnv::default()).unwrap_err().to_string().contains("authority \"kaz\""));
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\nutc_offset = \"5\"\n");
+        assert!(load(&overrides, &FakeEnv::default()).unwrap_err().to_string().contains("utc_offset"));
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\nsocket_mode = \"rw\"\n");
+        assert!(load(&overrides, &FakeEnv::default()).unwrap_err().to_string().contains("socket_mode"));
+        let err = load(&Overrides::default(), &FakeEnv::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::NoAuthority));
+    }
+}

@@ -1,0 +1,160 @@
+//! The control socket: a Unix stream socket speaking length-prefixed JSON.
+//!
+//! Who may connect is decided by the socket file's permissions (and, under
+//! systemd, the runtime directory's). Every request is attributed to the
+//! peer's uid from SO_PEERCRED, which the kernel vouches for. A malformed
+//! request gets an error reply and the connection stays usable; an
+//! oversized one gets an error and the connection is closed, since the
+//! stream cannot be resynchronised without reading the whole oversized body.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use outpost_model::api::{
+    ErrorKind, MAX_REQUEST_BYTES, Outcome, PROTOCOL_VERSION, RequestEnvelope, ResponseEnvelope, encode_frame,
+    error_envelope,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, watch};
+
+use crate::service::Service;
+use crate::writer::Caller;
+
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 64;
+/// A client that sends nothing for this long is disconnected.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A started request must arrive completely within this time.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("another outpostd is already listening on {0}")]
+    InUse(PathBuf),
+    #[error("cannot create the control socket {path}: {source}")]
+    Bind { path: PathBuf, source: std::io::Error },
+}
+
+/// Binds the socket, replacing a stale file left by a crashed daemon.
+pub async fn bind(path: &Path, mode: u32) -> Result<UnixListener, ControlError> {
+    let bind_err = |source| ControlError::Bind { path: path.to_path_buf(), source };
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(ControlError::InUse(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(bind_err)?;
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(bind_err)?;
+    }
+    let listener = UnixListener::bind(path).map_err(bind_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(bind_err)?;
+    Ok(listener)
+}
+
+/// Serves connections until `shutdown` flips to true.
+pub async fn serve(listener: UnixListener, service: Service, mut shutdown: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!(error = %err, "accept failed");
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else { break };
+        let service = service.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(err) = connection(stream, service, shutdown).await {
+                tracing::debug!(error = %err, "control connection ended");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn send(stream: &mut UnixStream, envelope: &ResponseEnvelope) -> std::io::Result<()> {
+    let frame = encode_frame(envelope).map_err(std::io::Error::other)?;
+    stream.write_all(&frame).await
+}
+
+async fn connection(
+    mut stream: UnixStream,
+    service: Service,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let caller = Caller { uid: cred.uid(), pid: cred.pid() };
+    loop {
+        let mut header = [0u8; 4];
+        let read = tokio::select! {
+            read = tokio::time::timeout(IDLE_TIMEOUT, stream.read_exact(&mut header)) => read,
+            _ = shutdown.changed() => return Ok(()),
+        };
+        match read {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(err)) => return Err(err),
+            Err(_) => return Ok(()),
+        }
+        let len = u32::from_be_bytes(header);
+        if len > MAX_REQUEST_BYTES {
+            tracing::warn!(uid = caller.uid, len, "oversized request refused");
+            let message = format!("request of {len} bytes is larger than the limit of {MAX_REQUEST_BYTES}");
+            send(&mut stream, &error_envelope(ErrorKind::TooLarge, message)).await?;
+            return Ok(());
+        }
+        let mut body = vec![0u8; len as usize];
+        match tokio::time::timeout(BODY_TIMEOUT, stream.read_exact(&mut body)).await {
+            Ok(result) => result?,
+            Err(_) => return Ok(()),
+        };
+        let reply = answer(&service, caller, &body).await;
+        send(&mut stream, &reply).await?;
+    }
+}
+
+async fn answer(service: &Service, caller: Caller, body: &[u8]) -> ResponseEnvelope {
+    let value: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(value) => value,
+        Err(err) => {
+            tracing::info!(uid = caller.uid, error = %err, "malformed request");
+            return error_envelope(ErrorKind::BadInput, format!("malformed request: {err}"));
+        }
+    };
+    if let Some(version) = value.get("version").and_then(serde_json::Value::as_u64)
+        && version != u64::from(PROTOCOL_VERSION)
+    {
+        return error_envelope(
+            ErrorKind::UnsupportedVersion,
+            format!("protocol version {version} is not supported; this outpostd speaks version {PROTOCOL_VERSION}"),
+        );
+    }
+    let op = value.pointer("/request/op").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+    let envelope: RequestEnvelope = match serde_json::from_value(value) {
+        Ok(envelope) => envelope,
+        Err(err) => {
+            tracing::info!(uid = caller.uid, op, error = %err, "malformed request");
+            return error_envelope(ErrorKind::BadInput, format!("malformed request: {err}"));
+        }
+    };
+    let started = std::time::Instant::now();
+    let outcome = match service.handle(envelope.request, caller).await {
+        Ok(response) => Outcome::Ok(response),
+        Err(err) => {
+            tracing::info!(uid = caller.uid, op, kind = ?err.kind, error = %err.message, "request refused");
+            Outcome::Error(err)
+        }
+    };
+    tracing::debug!(uid = caller.uid, op, elapsed_us = started.elapsed().as_micros() as u64, "request served");
+    ResponseEnvelope { version: PROTOCOL_VERSION, outcome }
+}

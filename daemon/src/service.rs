@@ -1,0 +1,323 @@
+//! Turns control-socket requests into reads, writes and audit records.
+//!
+//! Reads go straight to the projection (redb) or the search index, never to
+//! Automerge. Every read that shows personal data is audited durably before
+//! its answer leaves the daemon; writes are audited inside their own commit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use outpost_model::api::{
+    ApiError, AuditPage, EntryList, ErrorKind, Imported, IncidentList, MAX_PAGE, PROTOCOL_VERSION, Request, Response,
+    SearchResults, StatusInfo, StorageStatus, created,
+};
+use outpost_model::audit::AuditEvent;
+use outpost_model::date::{Day, Timestamp};
+use outpost_model::search::SearchQuery;
+use outpost_model::validate::PostContext;
+use outpost_model::vocab::{EntryStatus, FollowUp, SubjectKind};
+use outpost_model::{EntryId, IncidentId};
+use time::UtcOffset;
+
+use crate::store::{EntryFilter, IncidentFilter, Lookup, Store, StoreError};
+use crate::writer::{Caller, SharedIndex, WriteOp, WriterHandle, Written, now};
+
+const DEFAULT_PAGE: u32 = 100;
+
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    pub node_name: String,
+    pub authority: String,
+    pub offset: UtcOffset,
+    pub data_dir: PathBuf,
+    pub socket: PathBuf,
+    pub started_at: Timestamp,
+    pub started: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    store: Arc<Store>,
+    index: SharedIndex,
+    writer: WriterHandle,
+    info: Arc<NodeInfo>,
+}
+
+fn internal(err: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorKind::Internal, err.to_string())
+}
+
+fn bad_input(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::BadInput, message)
+}
+
+fn page(limit: Option<u32>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        0 => Err(bad_input("limit must be at least 1")),
+        n if n > MAX_PAGE => Err(bad_input(format!("limit {n} is above the maximum of {MAX_PAGE}"))),
+        n => Ok(n as usize),
+    }
+}
+
+fn optional_purpose(purpose: Option<String>) -> Result<Option<String>, ApiError> {
+    purpose
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| outpost_model::validate::purpose(&p))
+        .transpose()
+        .map_err(Into::into)
+}
+
+fn resolved<T>(what: (&str, &str), text: &str, lookup: Lookup<T>) -> Result<T, ApiError> {
+    let (one, many) = what;
+    match lookup {
+        Lookup::Found(id) => Ok(id),
+        Lookup::Missing => Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("no {one} with id {text:?} (give the full id, or at least its last 6 hex digits)"),
+        )),
+        Lookup::Ambiguous(ids) => {
+            Err(bad_input(format!("id {text:?} matches several {many}: {}; type more of it", ids.join(", "))))
+        }
+    }
+}
+
+impl Service {
+    pub fn new(store: Arc<Store>, index: SharedIndex, writer: WriterHandle, info: NodeInfo) -> Self {
+        Self { store, index, writer, info: Arc::new(info) }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || read(&store)).await.map_err(internal)?.map_err(internal)
+    }
+
+    fn today(&self) -> Day {
+        PostContext {
+            now: now(),
+            offset: self.info.offset,
+            authority: self.info.authority.clone(),
+            post: self.info.node_name.clone(),
+        }
+        .today()
+    }
+
+    async fn audit(
+        &self,
+        caller: Caller,
+        action: &str,
+        purpose: Option<String>,
+        detail: String,
+        result_ids: Vec<String>,
+    ) -> Result<(), ApiError> {
+        let event = AuditEvent {
+            at: now(),
+            uid: caller.uid,
+            pid: caller.pid,
+            action: action.into(),
+            purpose,
+            detail,
+            result_ids,
+        };
+        self.writer.submit(WriteOp::Audit(event), caller).await.map(|_| ())
+    }
+
+    async fn entry_id(&self, text: String) -> Result<EntryId, ApiError> {
+        if let Ok(id) = EntryId::parse(&text) {
+            return Ok(id);
+        }
+        let key = text.clone();
+        let lookup = self.blocking(move |s| s.resolve_entry(&key)).await?;
+        resolved(("entry", "entries"), &text, lookup)
+    }
+
+    async fn incident_id(&self, text: String) -> Result<IncidentId, ApiError> {
+        if let Ok(id) = IncidentId::parse(&text) {
+            return Ok(id);
+        }
+        let key = text.clone();
+        let lookup = self.blocking(move |s| s.resolve_incident(&key)).await?;
+        resolved(("incident", "incidents"), &text, lookup)
+    }
+
+    async fn write(&self, op: WriteOp, caller: Caller) -> Result<Written, ApiError> {
+        self.writer.submit(op, caller).await
+    }
+
+    pub async fn handle(&self, request: Request, caller: Caller) -> Result<Response, ApiError> {
+        match request {
+            Request::Status => self.status().await,
+            Request::WatchlistAdd { entry } => {
+                match self.write(WriteOp::AddEntries { inputs: vec![*entry] }, caller).await? {
+                    Written::Entries(entries) => {
+                        entries.first().map(|e| created(e.id)).ok_or_else(|| internal("nothing added"))
+                    }
+                    _ => Err(internal("unexpected writer reply")),
+                }
+            }
+            Request::WatchlistImport { entries } => {
+                if entries.is_empty() {
+                    return Err(bad_input("the import holds no entries"));
+                }
+                match self.write(WriteOp::AddEntries { inputs: entries }, caller).await? {
+                    Written::Entries(entries) => {
+                        Ok(Response::Imported(Imported { ids: entries.iter().map(|e| e.id).collect() }))
+                    }
+                    _ => Err(internal("unexpected writer reply")),
+                }
+            }
+            Request::WatchlistShow { id, purpose } => {
+                let purpose = optional_purpose(purpose)?;
+                let id = self.entry_id(id).await?;
+                let entry = self
+                    .blocking(move |s| s.entry(&id))
+                    .await?
+                    .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("entry {id} not found")))?;
+                self.audit(caller, "watchlist.show", purpose, format!("show entry {id}"), vec![id.to_string()]).await?;
+                Ok(Response::Entry(Box::new(entry)))
+            }
+            Request::WatchlistList { status, kind, limit, purpose } => {
+                let purpose = optional_purpose(purpose)?;
+                let filter = EntryFilter {
+                    status: status.as_deref().map(EntryStatus::parse).transpose()?,
+                    kind: kind.as_deref().map(SubjectKind::parse).transpose()?,
+                    limit: page(limit)?,
+                };
+                let detail = format!("list entries status={:?} kind={:?}", filter.status, filter.kind);
+                let (entries, total) = self.blocking(move |s| s.list_entries(&filter)).await?;
+                let ids = entries.iter().map(|e| e.id.to_string()).collect();
+                self.audit(caller, "watchlist.list", purpose, detail, ids).await?;
+                let today = self.today();
+                Ok(Response::Entries(EntryList { entries: entries.iter().map(|e| e.summary(today)).collect(), total }))
+            }
+            Request::WatchlistSearch(input) => {
+                let query = SearchQuery::parse(&input)?;
+                let today = self.today();
+                let index = self.index.clone();
+                let q = query.clone();
+                let matches = tokio::task::spawn_blocking(move || {
+                    index.read().unwrap_or_else(std::sync::PoisonError::into_inner).search(&q, today)
+                })
+                .await
+                .map_err(internal)?;
+                let detail = format!(
+                    "search {:?}{}{}",
+                    query.text,
+                    query.dob.map(|d| format!(" dob={d}")).unwrap_or_default(),
+                    query.nationality.as_ref().map(|n| format!(" nationality={n}")).unwrap_or_default()
+                );
+                let ids = matches.iter().map(|m| m.id.to_string()).collect();
+                self.audit(caller, "watchlist.search", Some(query.purpose), detail, ids).await?;
+                Ok(Response::Matches(SearchResults { matches }))
+            }
+            Request::WatchlistAmend { id, amendment } => {
+                let id = self.entry_id(id).await?;
+                self.entry_reply(self.write(WriteOp::Amend { id, input: amendment }, caller).await?)
+            }
+            Request::WatchlistSetStatus { id, status, reason } => {
+                let status = EntryStatus::parse(&status)?;
+                let id = self.entry_id(id).await?;
+                self.entry_reply(self.write(WriteOp::SetStatus { id, status, reason }, caller).await?)
+            }
+            Request::IncidentLog { incident } => {
+                match self.write(WriteOp::LogIncident { input: incident }, caller).await? {
+                    Written::Incident(incident) => Ok(created(incident.id)),
+                    _ => Err(internal("unexpected writer reply")),
+                }
+            }
+            Request::IncidentList { since, follow_up, limit } => {
+                let filter = IncidentFilter {
+                    since: since.as_deref().map(|s| Timestamp::parse("since", s)).transpose()?,
+                    follow_up: follow_up.as_deref().map(FollowUp::parse).transpose()?,
+                    limit: page(limit)?,
+                };
+                let detail = format!("list incidents since={:?} follow_up={:?}", since, filter.follow_up);
+                let (incidents, total) = self.blocking(move |s| s.list_incidents(&filter)).await?;
+                let ids = incidents.iter().map(|i| i.id.to_string()).collect();
+                self.audit(caller, "incident.list", None, detail, ids).await?;
+                Ok(Response::Incidents(IncidentList {
+                    incidents: incidents.iter().map(|i| i.summary()).collect(),
+                    total,
+                }))
+            }
+            Request::IncidentShow { id } => {
+                let id = self.incident_id(id).await?;
+                let incident = self
+                    .blocking(move |s| s.incident(&id))
+                    .await?
+                    .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("incident {id} not found")))?;
+                self.audit(caller, "incident.show", None, format!("show incident {id}"), vec![id.to_string()]).await?;
+                Ok(Response::Incident(Box::new(incident)))
+            }
+            Request::IncidentNote { id, text } => {
+                let id = self.incident_id(id).await?;
+                self.incident_reply(self.write(WriteOp::Note { id, text }, caller).await?)
+            }
+            Request::IncidentSetFollowUp { id, follow_up, note } => {
+                let follow_up = FollowUp::parse(&follow_up)?;
+                let id = self.incident_id(id).await?;
+                self.incident_reply(self.write(WriteOp::FollowUp { id, follow_up, note }, caller).await?)
+            }
+            Request::Audit { since, limit } => {
+                let since_ts = since.as_deref().map(|s| Timestamp::parse("since", s)).transpose()?;
+                let limit = page(limit)?;
+                self.audit(caller, "audit.read", None, format!("read audit log since={since:?}"), vec![]).await?;
+                let view = self.blocking(move |s| s.audit(since_ts, limit)).await?;
+                Ok(Response::Audit(AuditPage {
+                    records: view.records,
+                    chain_verified: view.chain_error.is_none(),
+                    chain_length: view.chain_length,
+                    chain_error: view.chain_error,
+                }))
+            }
+        }
+    }
+
+    fn entry_reply(&self, written: Written) -> Result<Response, ApiError> {
+        match written {
+            Written::Entries(mut entries) if entries.len() == 1 => Ok(Response::Entry(Box::new(entries.remove(0)))),
+            _ => Err(internal("unexpected writer reply")),
+        }
+    }
+
+    fn incident_reply(&self, written: Written) -> Result<Response, ApiError> {
+        match written {
+            Written::Incident(incident) => Ok(Response::Incident(incident)),
+            _ => Err(internal("unexpected writer reply")),
+        }
+    }
+
+    async fn status(&self) -> Result<Response, ApiError> {
+        let counts = self.blocking(|s| s.counts()).await?;
+        let today = self.today();
+        let active_entries = {
+            let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            index.alerts(today) as u64
+        };
+        Ok(Response::Status(StatusInfo {
+            node_id: self.store.node_id(),
+            node_name: self.info.node_name.clone(),
+            authority: self.info.authority.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            protocol_version: PROTOCOL_VERSION,
+            entries: counts.entries,
+            active_entries,
+            incidents: counts.incidents,
+            documents: counts.documents,
+            audit_records: counts.audit_records,
+            started_at: self.info.started_at,
+            uptime_secs: self.info.started.elapsed().as_secs(),
+            data_dir: self.info.data_dir.display().to_string(),
+            socket: self.info.socket.display().to_string(),
+            storage: StorageStatus {
+                file_bytes: self.store.file_bytes(),
+                pending_changes: counts.pending_changes,
+                repaired_on_open: self.store.repaired_on_open(),
+                format_version: self.store.format_version(),
+            },
+        }))
+    }
+}

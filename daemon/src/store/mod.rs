@@ -1,0 +1,275 @@
+//! Durable storage in one redb file.
+//!
+//! | table | key | value | holds |
+//! |---|---|---|---|
+//! | `meta` | name | bytes | node id, creation time |
+//! | `table_versions` | table name | u32 | format version of each table |
+//! | `doc_snapshots` | doc id | bytes | last compacted Automerge `save()` |
+//! | `doc_changes` | (doc id, seq) | bytes | Automerge changes since the snapshot |
+//! | `entries` | entry id | JSON [`Entry`] | projection read by queries |
+//! | `incidents` | incident id | JSON [`Incident`] | projection read by queries |
+//! | `audit` | seq | JSON [`AuditRecord`] | hash-chained audit log |
+//!
+//! Every write that the daemon acknowledges went through [`Store::commit`]:
+//! one redb transaction holding the document change, the projection rows it
+//! produced and its audit record, committed with fsync before the reply.
+
+mod read;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use outpost_model::audit::{AuditEvent, AuditRecord, GENESIS_HASH, seal};
+use outpost_model::incident::Incident;
+use outpost_model::watchlist::Entry;
+use outpost_model::{DocId, NodeId};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use thiserror::Error;
+
+pub use read::{AuditView, Counts, EntryFilter, IncidentFilter, Lookup, StoredDoc};
+
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const TABLE_VERSIONS: TableDefinition<&str, u32> = TableDefinition::new("table_versions");
+pub(crate) const DOC_SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("doc_snapshots");
+pub(crate) const DOC_CHANGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("doc_changes");
+pub(crate) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
+pub(crate) const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents");
+pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// The format version this build writes, per table. A table recorded with a
+/// higher version was written by a newer release: we refuse to touch it
+/// rather than misread it. A lower version needs a migration step here.
+const FORMAT: &[(&str, u32)] =
+    &[("meta", 1), ("doc_snapshots", 1), ("doc_changes", 1), ("entries", 1), ("incidents", 1), ("audit", 1)];
+
+pub const DB_FILE: &str = "outpost.redb";
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database {path} is already in use by another outpostd")]
+    InUse { path: PathBuf },
+    #[error("database {path}: {source}")]
+    Open { path: PathBuf, source: redb::DatabaseError },
+    #[error(
+        "table {table} has format version {found}, newer than this outpostd supports ({supported}); upgrade outpostd"
+    )]
+    TooNew { table: String, found: u32, supported: u32 },
+    #[error("table {table} has format version {found} and no migration to {supported} exists")]
+    NoMigration { table: String, found: u32, supported: u32 },
+    #[error("damaged row in {table} at {key}: {detail}")]
+    Damaged { table: &'static str, key: String, detail: String },
+    #[error("storage: {0}")]
+    Redb(#[from] redb::Error),
+    #[error("encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Converts any redb error into [`StoreError`].
+pub(crate) fn db<E: Into<redb::Error>>(err: E) -> StoreError {
+    StoreError::Redb(err.into())
+}
+
+/// One atomic write: document changes, the projection rows they produce and
+/// the audit events that record who did it.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub changes: Vec<(DocId, Vec<u8>)>,
+    pub entries: Vec<Entry>,
+    pub incidents: Vec<Incident>,
+    pub audit: Vec<AuditEvent>,
+}
+
+/// What a commit assigned: sequence numbers of stored changes, sealed audit records.
+#[derive(Debug, Default)]
+pub struct Receipt {
+    pub change_seqs: Vec<(DocId, u64)>,
+    pub audit: Vec<AuditRecord>,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+    node_id: NodeId,
+    node_name: String,
+    repaired_on_open: bool,
+    audit_check: std::sync::Mutex<read::VerifiedPrefix>,
+}
+
+impl Store {
+    /// Opens or creates the database in `dir`. `fresh_node_id` is used only
+    /// when the database is new.
+    pub fn open(dir: &Path, node_name: &str, fresh_node_id: [u8; 16]) -> Result<Self, StoreError> {
+        let path = dir.join(DB_FILE);
+        let repaired = Arc::new(AtomicBool::new(false));
+        let flag = repaired.clone();
+        let mut builder = Database::builder();
+        builder.set_repair_callback(move |_| flag.store(true, Ordering::Relaxed));
+        let db = builder.create(&path).map_err(|source| match source {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.clone() },
+            source => StoreError::Open { path: path.clone(), source },
+        })?;
+        let repaired_on_open = repaired.load(Ordering::Relaxed);
+        if repaired_on_open {
+            tracing::warn!(path = %path.display(), "database was not closed cleanly and needed repair");
+        }
+        let node_id = Self::prepare(&db, fresh_node_id)?;
+        Ok(Self {
+            db,
+            path,
+            node_id,
+            node_name: node_name.to_string(),
+            repaired_on_open,
+            audit_check: std::sync::Mutex::new(read::VerifiedPrefix::default()),
+        })
+    }
+
+    /// Checks table versions and creates what a new database lacks.
+    fn prepare(database: &Database, fresh_node_id: [u8; 16]) -> Result<NodeId, StoreError> {
+        let mut txn = database.begin_write().map_err(db)?;
+        txn.set_quick_repair(true);
+        let node_id;
+        {
+            let mut versions = txn.open_table(TABLE_VERSIONS).map_err(db)?;
+            for (table, supported) in FORMAT {
+                let found = versions.get(*table).map_err(db)?.map(|v| v.value());
+                match found {
+                    None => {
+                        versions.insert(*table, *supported).map_err(db)?;
+                    }
+                    Some(found) if found > *supported => {
+                        return Err(StoreError::TooNew { table: table.to_string(), found, supported: *supported });
+                    }
+                    Some(found) if found < *supported => {
+                        return Err(StoreError::NoMigration { table: table.to_string(), found, supported: *supported });
+                    }
+                    Some(_) => {}
+                }
+            }
+            let mut meta = txn.open_table(META).map_err(db)?;
+            let existing = meta.get("node_id").map_err(db)?.map(|v| v.value().to_vec());
+            node_id = match existing {
+                Some(bytes) => {
+                    let bytes: [u8; 16] = bytes.try_into().map_err(|_| StoreError::Damaged {
+                        table: "meta",
+                        key: "node_id".into(),
+                        detail: "not 16 bytes".into(),
+                    })?;
+                    NodeId::from_bytes(bytes)
+                }
+                None => {
+                    meta.insert("node_id", fresh_node_id.as_slice()).map_err(db)?;
+                    NodeId::from_bytes(fresh_node_id)
+                }
+            };
+            txn.open_table(DOC_SNAPSHOTS).map_err(db)?;
+            txn.open_table(DOC_CHANGES).map_err(db)?;
+            txn.open_table(ENTRIES).map_err(db)?;
+            txn.open_table(INCIDENTS).map_err(db)?;
+            txn.open_table(AUDIT).map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(node_id)
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn repaired_on_open(&self) -> bool {
+        self.repaired_on_open
+    }
+
+    pub fn format_version(&self) -> u32 {
+        FORMAT.iter().map(|(_, v)| *v).max().unwrap_or(1)
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write().map_err(db)?;
+        // Saves the allocator state with each commit, so that reopening after
+        // a crash needs no full repair; it also turns on two-phase commit.
+        txn.set_quick_repair(true);
+        Ok(txn)
+    }
+
+    /// Writes a batch durably. When this returns `Ok`, the batch survives a
+    /// crash or power loss; on `Err` none of it was written.
+    pub fn commit(&self, batch: Batch) -> Result<Receipt, StoreError> {
+        let txn = self.begin_write()?;
+        let mut receipt = Receipt::default();
+        {
+            let mut changes = txn.open_table(DOC_CHANGES).map_err(db)?;
+            for (doc, bytes) in &batch.changes {
+                let upper = (doc.as_str(), u64::MAX);
+                let next = match changes.range((doc.as_str(), 0)..=upper).map_err(db)?.next_back() {
+                    Some(row) => row.map_err(db)?.0.value().1 + 1,
+                    None => 1,
+                };
+                changes.insert((doc.as_str(), next), bytes.as_slice()).map_err(db)?;
+                receipt.change_seqs.push((doc.clone(), next));
+            }
+            let mut entries = txn.open_table(ENTRIES).map_err(db)?;
+            for entry in &batch.entries {
+                entries.insert(entry.id.to_string().as_str(), serde_json::to_vec(entry)?.as_slice()).map_err(db)?;
+            }
+            let mut incidents = txn.open_table(INCIDENTS).map_err(db)?;
+            for incident in &batch.incidents {
+                incidents
+                    .insert(incident.id.to_string().as_str(), serde_json::to_vec(incident)?.as_slice())
+                    .map_err(db)?;
+            }
+            let mut audit = txn.open_table(AUDIT).map_err(db)?;
+            let (mut seq, mut prev) =
+                match audit.last().map_err(db)? {
+                    Some((k, v)) => {
+                        let record: AuditRecord = serde_json::from_slice(v.value()).map_err(|e| {
+                            StoreError::Damaged { table: "audit", key: k.value().to_string(), detail: e.to_string() }
+                        })?;
+                        (record.seq, record.hash)
+                    }
+                    None => (0, GENESIS_HASH.to_string()),
+                };
+            for event in batch.audit {
+                seq += 1;
+                let record = seal(event, seq, &self.node_name, &prev);
+                audit.insert(seq, serde_json::to_vec(&record)?.as_slice()).map_err(db)?;
+                prev = record.hash.clone();
+                receipt.audit.push(record);
+            }
+        }
+        txn.commit().map_err(db)?;
+        Ok(receipt)
+    }
+
+    /// Replaces a document's snapshot and drops the changes it now contains.
+    pub fn compact(&self, doc: &DocId, snapshot: &[u8], upto_seq: u64) -> Result<(), StoreError> {
+        let txn = self.begin_write()?;
+        {
+            let mut snapshots = txn.open_table(DOC_SNAPSHOTS).map_err(db)?;
+            snapshots.insert(doc.as_str(), snapshot).map_err(db)?;
+            let mut changes = txn.open_table(DOC_CHANGES).map_err(db)?;
+            changes.retain_in((doc.as_str(), 0)..=(doc.as_str(), upto_seq), |_, _| false).map_err(db)?;
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
+    }
+
+    pub fn file_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub(crate) fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
+        self.db.begin_read().map_err(db)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,125 @@
+use outpost_model::audit::AuditEvent;
+use outpost_model::date::Timestamp;
+
+use super::*;
+
+fn store(dir: &Path) -> Store {
+    Store::open(dir, "test-post", [7; 16]).unwrap()
+}
+
+fn event(n: i64) -> AuditEvent {
+    AuditEvent {
+        at: Timestamp::from_millis(n),
+        uid: 1000,
+        pid: None,
+        action: "watchlist.search".into(),
+        purpose: Some("check".into()),
+        detail: format!("query {n}"),
+        result_ids: vec![],
+    }
+}
+
+#[test]
+fn the_node_id_is_created_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = store(dir.path()).node_id();
+    let again = Store::open(dir.path(), "test-post", [9; 16]).unwrap().node_id();
+    assert_eq!(first, again);
+}
+
+#[test]
+fn a_second_daemon_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _first = store(dir.path());
+    let err = Store::open(dir.path(), "test-post", [9; 16]).unwrap_err();
+    assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+}
+
+#[test]
+fn a_table_from_a_newer_release_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = store(dir.path());
+        let txn = s.db.begin_write().unwrap();
+        txn.open_table(TABLE_VERSIONS).unwrap().insert("entries", 99).unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(dir.path(), "test-post", [7; 16]).unwrap_err().to_string();
+    assert!(err.contains("table entries has format version 99"), "{err}");
+}
+
+#[test]
+fn changes_get_consecutive_sequence_numbers_per_document_and_compact_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let a = DocId::parse("watchlist/KAZ-BS/00").unwrap();
+    let b = DocId::parse("watchlist/KAZ-BS/01").unwrap();
+    let receipt = s
+        .commit(Batch {
+            changes: vec![(a.clone(), vec![1]), (b.clone(), vec![2]), (a.clone(), vec![3])],
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(receipt.change_seqs, vec![(a.clone(), 1), (b.clone(), 1), (a.clone(), 2)]);
+    assert_eq!(s.load_doc(&a).unwrap().changes, vec![(1, vec![1]), (2, vec![3])]);
+    s.compact(&a, &[42], 1).unwrap();
+    let stored = s.load_doc(&a).unwrap();
+    assert_eq!(stored.snapshot, Some(vec![42]));
+    assert_eq!(stored.changes, vec![(2, vec![3])]);
+    assert_eq!(s.doc_ids().unwrap(), vec![a, b]);
+}
+
+#[test]
+fn audit_records_chain_across_commits_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    for n in 0..3 {
+        s.commit(Batch { audit: vec![event(n), event(n + 10)], ..Default::default() }).unwrap();
+    }
+    let view = s.audit(None, 4).unwrap();
+    assert_eq!(view.chain_length, 6);
+    assert_eq!(view.records.len(), 4);
+    assert_eq!(view.records[0].seq, 3);
+    assert_eq!(view.chain_error, None);
+    let since = s.audit(Some(Timestamp::from_millis(11)), 100).unwrap();
+    assert_eq!(since.records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 6]);
+}
+
+#[test]
+fn a_tampered_audit_record_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    s.commit(Batch { audit: vec![event(1), event(2), event(3)], ..Default::default() }).unwrap();
+    {
+        let txn = s.db.begin_write().unwrap();
+        {
+            let mut audit = txn.open_table(AUDIT).unwrap();
+            let mut record: AuditRecord = serde_json::from_slice(audit.get(2).unwrap().unwrap().value()).unwrap();
+            record.purpose = Some("edited".into());
+            audit.insert(2, serde_json::to_vec(&record).unwrap().as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let view = s.audit(None, 10).unwrap();
+    let error = view.chain_error.unwrap();
+    assert!(error.contains("record 2"), "{error}");
+}
+
+#[test]
+fn a_damaged_projection_row_is_named_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    {
+        let txn = s.db.begin_write().unwrap();
+        txn.open_table(ENTRIES)
+            .unwrap()
+            .insert("0193a5c2-0000-7000-8000-000000000000", b"{not json".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let mut seen = 0;
+    let damaged = s.for_each_entry(|_| seen += 1).unwrap();
+    assert_eq!(seen, 0);
+    assert_eq!(damaged.len(), 1);
+    assert!(damaged[0].to_string().contains("damaged row in entries at 0193a5c2"), "{}", damaged[0]);
+}
