@@ -1,1 +1,8 @@
+//! Test support for Outpost: real-process harness, seeded sample data.
+//! Binaries: `outpost-demo` (a post with sample data) and `outpost-bench`.
 
+// Test support code: a failed expectation here is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod harness;
+pub mod sample;

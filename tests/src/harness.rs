@@ -1,0 +1,237 @@
+//! Real `outpostd` processes in temporary directories, driven through the
+//! real `outpost` binary. Nothing here sleeps to wait: every wait polls a
+//! condition until a deadline.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+/// How long a daemon may take to answer after it was started.
+pub const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The directory cargo put the workspace binaries in (`target/debug` for tests).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let mut dir = exe.parent().expect("executable directory").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+fn newest_source(root: &Path) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                newest = newest.max(modified);
+            }
+        }
+    }
+    newest
+}
+
+/// Path of a workspace binary, refusing one older than its sources so a
+/// test never silently runs yesterday's daemon.
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| {
+        panic!("{} is missing: run `cargo build --workspace` first (the README's test command does)", path.display())
+    });
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    for crate_dir in ["crdt-model/src", "daemon/src", "cli/src"] {
+        let source = newest_source(&workspace.join(crate_dir));
+        assert!(
+            built >= source,
+            "{} is older than {crate_dir}: run `cargo build --workspace` before the tests",
+            path.display()
+        );
+    }
+    path
+}
+
+/// The outcome of one `outpost` invocation.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
+    }
+}
+
+/// Options for a post; the defaults make a Kazakh border post.
+#[derive(Debug, Clone)]
+pub struct PostOptions {
+    pub node_name: String,
+    pub authority: String,
+    pub utc_offset: String,
+    /// Extra TOML appended to the generated config file.
+    pub extra_config: String,
+}
+
+impl Default for PostOptions {
+    fn default() -> Self {
+        Self {
+            node_name: "kz-nurzhol".into(),
+            authority: "KAZ-BS".into(),
+            utc_offset: "+05:00".into(),
+            extra_config: String::new(),
+        }
+    }
+}
+
+/// One post: a data directory, a socket and, while running, an `outpostd`.
+#[derive(Debug)]
+pub struct Post {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Post {
+    pub fn start() -> Self {
+        Self::start_with(PostOptions::default())
+    }
+
+    pub fn start_with(options: PostOptions) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = format!(
+            "node_name = \"{}\"\nauthority = \"{}\"\nutc_offset = \"{}\"\ndata_dir = \"{}\"\nsocket = \"{}\"\n{}\n",
+            options.node_name,
+            options.authority,
+            options.utc_offset,
+            dir.path().join("data").display(),
+            dir.path().join("outpostd.sock").display(),
+            options.extra_config
+        );
+        std::fs::write(dir.path().join("outpostd.toml"), config).expect("write config");
+        let mut post = Self { dir, child: None, starts: 0 };
+        post.spawn();
+        post
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("outpostd.sock")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("outpostd.log")).unwrap_or_default()
+    }
+
+    /// Starts the daemon and waits until it answers `status`.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "daemon already running");
+        self.starts += 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("outpostd.log"))
+            .expect("log file");
+        let child = Command::new(binary("outpostd"))
+            .arg("--config")
+            .arg(self.dir.path().join("outpostd.toml"))
+            .env("OUTPOST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn outpostd");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if self.outpost(&["status", "--json"]).code == 0 {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("outpostd exited with {status} during start:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "outpostd did not answer within {START_DEADLINE:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a power cut.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon not running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+        child.wait().expect("wait for outpostd")
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Runs `outpost` against this post.
+    pub fn outpost(&self, args: &[&str]) -> Run {
+        let output = Command::new(binary("outpost"))
+            .args(args)
+            .env("OUTPOST_SOCKET", self.socket())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run outpost");
+        Run::from(output)
+    }
+
+    /// Runs `outpost --json …`, asserting success.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let run = self.outpost(&all);
+        assert_eq!(run.code, 0, "outpost {args:?} failed: {run:?}\n{}", self.log());
+        run.json()
+    }
+}
+
+impl Drop for Post {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `condition` every few milliseconds until it holds or `deadline` passes.
+pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
+    let until = Instant::now() + deadline;
+    while !condition() {
+        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
