@@ -26,7 +26,9 @@ use crate::watchlist::{Entry, Subject};
 pub const DEFAULT_LIMIT: usize = 10;
 pub const MAX_LIMIT: usize = 200;
 /// Scores below this are noise, not candidates.
-pub const MIN_SCORE: f64 = 0.3;
+pub const MIN_SCORE: f64 = 0.4;
+/// A live entry matched at least this well is an alert the officer must act on.
+pub const STRONG_MATCH: f64 = 0.75;
 
 /// A validated search.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +74,8 @@ pub struct SearchHit {
     pub category: Category,
     pub status: EntryStatus,
     pub expired: bool,
-    /// Active, in force and not expired: the officer must act.
+    /// A strong match on an entry that is active, in force and not
+    /// expired: the officer must act. Weak matches are shown, never alerts.
     pub alert: bool,
     pub action: String,
     pub warnings: Vec<Warning>,
@@ -208,7 +211,7 @@ impl SimpleIndex {
             category: entry.category,
             status: entry.status,
             expired,
-            alert: entry.status == EntryStatus::Active && !expired && entry.valid_from <= today,
+            alert: score >= STRONG_MATCH && entry.status == EntryStatus::Active && !expired && entry.valid_from <= today,
             action: entry.action.clone(),
             warnings: entry.warnings.clone(),
             authority: entry.authority.clone(),

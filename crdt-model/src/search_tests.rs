@@ -119,3 +119,10 @@ fn an_empty_query_or_missing_purpose_is_refused() {
     let err = SearchQuery::parse(&SearchInput { query: "Aliev".into(), ..Default::default() }).unwrap_err();
     assert_eq!(err.to_string(), "purpose must not be empty");
 }
+
+#[test]
+fn a_weak_match_on_a_live_entry_is_shown_but_never_an_alert() {
+    let hits = index().search(&query("Mukhammad Karimov"), today());
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert!(hits.iter().all(|h| !h.alert && h.score < STRONG_MATCH), "{hits:?}");
+}

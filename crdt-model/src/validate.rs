@@ -410,7 +410,8 @@ pub fn new_incident(
     ctx: &PostContext,
 ) -> Result<IncidentDraft, ValidationError> {
     let occurred_at = match input.at.as_deref().map(str::trim) {
-        None | Some("") => LocalTime::at(ctx.now, ctx.offset),
+        // Whole seconds: nobody records an incident to the millisecond.
+        None | Some("") => LocalTime::at(Timestamp::from_millis(ctx.now.as_millis() / 1000 * 1000), ctx.offset),
         Some(text) => LocalTime::parse("incident time", text, ctx.offset)?,
     };
     // A clock a few minutes fast at the post must not block a report; an hour is a typo.

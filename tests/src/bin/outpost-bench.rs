@@ -1,0 +1,269 @@
+//! `outpost-bench`: the single-post figures of BENCHMARKS.md, measured on a
+//! real release `outpostd` through its control socket, each beside a
+//! baseline measured in the same run.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use outpost_cli::client::Client;
+use outpost_model::api::{NewEntryInput, Request, Response, SearchInput};
+use outpost_model::date::Timestamp;
+use outpost_model::schema::DocKind;
+use outpost_model::search::{SearchQuery, SimpleIndex, WatchlistIndex};
+use outpost_model::validate::{PostContext, new_entry};
+use outpost_model::vocab::EntryStatus;
+use outpost_model::watchlist::Entry;
+use outpost_model::EntryId;
+use outpost_tests::harness::{Post, PostOptions};
+use outpost_tests::sample::{Generator, icao_latin};
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+
+/// Single-post benchmarks: search, durable add, cold start and memory.
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long, default_value_t = 100_000)]
+    entries: usize,
+    #[arg(long, default_value_t = 2000)]
+    searches: usize,
+    #[arg(long, default_value_t = 1000)]
+    adds: usize,
+    #[arg(long, default_value_t = 3)]
+    cold_starts: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+struct Stats(Vec<Duration>);
+
+impl Stats {
+    fn new(mut samples: Vec<Duration>) -> Self {
+        samples.sort();
+        Self(samples)
+    }
+    fn pct(&self, p: f64) -> Duration {
+        let i = ((self.0.len() as f64 - 1.0) * p).round() as usize;
+        self.0.get(i).copied().unwrap_or_default()
+    }
+    fn row(&self, name: &str) -> String {
+        format!(
+            "| {name} | {} | {:.3} | {:.3} | {:.3} |",
+            self.0.len(),
+            ms(self.pct(0.5)),
+            ms(self.pct(0.99)),
+            ms(self.0.last().copied().unwrap_or_default())
+        )
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn call(client: &mut Client, request: Request) -> anyhow::Result<Response> {
+    client.call(request).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0)))
+        .unwrap_or(0);
+    format!("{cpu}, {cores} cores, {} GiB RAM, Linux {}", mem / 1024 / 1024, kernel.trim())
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The projection row a draft becomes, built without Automerge so the
+/// in-process index can be measured on exactly the daemon's data.
+fn entry_from(input: &NewEntryInput, n: usize, ctx: &PostContext) -> anyhow::Result<Entry> {
+    let id = EntryId::from_uuid(uuid::Uuid::from_u128(n as u128 + 1));
+    let draft = new_entry(input, id, ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Entry {
+        id,
+        doc: DocKind::watchlist_for(&draft.authority, &id).doc_id(),
+        authority: draft.authority,
+        subject: draft.subject,
+        category: draft.category,
+        reason: draft.reason,
+        action: draft.action,
+        warnings: draft.warnings.into_iter().collect(),
+        status: EntryStatus::Active,
+        valid_from: draft.valid_from,
+        expires: draft.expires,
+        created_at: ctx.now,
+        created_by: "bench".into(),
+        updated_at: ctx.now,
+        updated_by: "bench".into(),
+        conflicts: vec![],
+    })
+}
+
+/// Queries an officer would type: full names in either script, surnames,
+/// identifiers, and names that are not on the list.
+fn queries(entries: &[NewEntryInput], count: usize, seed: u64) -> Vec<String> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
+    let persons: Vec<&NewEntryInput> = entries.iter().filter(|e| e.kind == "person").collect();
+    let vehicles: Vec<&NewEntryInput> = entries.iter().filter(|e| e.kind == "vehicle").collect();
+    (0..count)
+        .map(|_| {
+            let person = persons.choose(&mut rng).map(|p| p.names[0].clone()).unwrap_or_default();
+            match rng.random_range(0..10) {
+                0..4 => person,
+                4..7 => icao_latin(&person),
+                7 => person.split(' ').nth(1).unwrap_or("Алиев").to_string(),
+                8 => vehicles.choose(&mut rng).map(|v| v.plates[0].clone()).unwrap_or_default(),
+                _ => format!("Zorbek Unlistedov{}", rng.random_range(0..1000)),
+            }
+        })
+        .collect()
+}
+
+fn search_request(query: &str) -> Request {
+    Request::WatchlistSearch(Box::new(SearchInput {
+        query: query.into(),
+        purpose: "benchmark".into(),
+        limit: Some(10),
+        ..Default::default()
+    }))
+}
+
+/// Bare redb commits of 1 KiB with the daemon's durability settings: the
+/// floor any durable add stands on.
+fn redb_commit_baseline(dir: &Path, count: usize) -> anyhow::Result<Stats> {
+    const TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("baseline");
+    let db = redb::Database::create(dir.join("baseline.redb"))?;
+    let value = vec![7u8; 1024];
+    let mut samples = Vec::with_capacity(count);
+    for n in 0..count as u64 {
+        let started = Instant::now();
+        let mut txn = db.begin_write()?;
+        txn.set_quick_repair(true);
+        txn.open_table(TABLE)?.insert(n, value.as_slice())?;
+        txn.commit()?;
+        samples.push(started.elapsed());
+    }
+    Ok(Stats::new(samples))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    println!("machine: {}", machine());
+    println!("entries: {}, searches: {}, adds: {}, seed: {}\n", args.entries, args.searches, args.adds, args.seed);
+
+    let mut generator = Generator::new(args.seed);
+    let entries: Vec<NewEntryInput> = (0..args.entries).map(|_| generator.entry()).collect();
+    let mut post = Post::start_with(PostOptions::default());
+    let mut client = Client::connect(&post.socket()).map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let started = Instant::now();
+    for batch in entries.chunks(2000) {
+        call(&mut client, Request::WatchlistImport { entries: batch.to_vec() })?;
+    }
+    let import = started.elapsed();
+    println!("import: {} entries in {:.1} s ({:.0} entries/s)\n", entries.len(), import.as_secs_f64(),
+        entries.len() as f64 / import.as_secs_f64());
+
+    // Search: end to end through the socket (includes the durable audit
+    // record), beside the same queries on an in-process index.
+    let queries = queries(&entries, args.searches, args.seed);
+    let ctx = PostContext {
+        now: Timestamp::from_millis(1_795_000_000_000),
+        offset: time::UtcOffset::UTC,
+        authority: "KAZ-BS".into(),
+        post: "bench".into(),
+    };
+    let started = Instant::now();
+    let mut index = SimpleIndex::new();
+    for (n, input) in entries.iter().enumerate() {
+        index.upsert(&entry_from(input, n, &ctx)?);
+    }
+    let index_build = started.elapsed();
+    let today = ctx.today();
+    let mut in_process = Vec::new();
+    let mut found = 0usize;
+    for q in &queries {
+        let input = SearchInput { query: q.clone(), purpose: "benchmark".into(), limit: Some(10), ..Default::default() };
+        let query = SearchQuery::parse(&input).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let started = Instant::now();
+        let hits = index.search(&query, today);
+        in_process.push(started.elapsed());
+        found += usize::from(!hits.is_empty());
+    }
+    let mut socket_search = Vec::new();
+    for q in &queries {
+        let started = Instant::now();
+        call(&mut client, search_request(q))?;
+        socket_search.push(started.elapsed());
+    }
+
+    // Durable adds beside bare redb commits.
+    let mut add = Vec::new();
+    for _ in 0..args.adds {
+        let entry = generator.entry();
+        let started = Instant::now();
+        call(&mut client, Request::WatchlistAdd { entry: Box::new(entry) })?;
+        add.push(started.elapsed());
+    }
+    let scratch = tempfile::tempdir()?;
+    let baseline = redb_commit_baseline(scratch.path(), args.adds)?;
+
+    let pid = post.pid().context("daemon pid")?;
+    let (warm_rss, warm_hwm) = rss_kib(pid);
+    drop(client);
+
+    // Cold start: from exec until the first search is answered.
+    let mut cold = Vec::new();
+    let mut cold_rss = (0, 0);
+    for _ in 0..args.cold_starts {
+        post.stop();
+        let elapsed = post.spawn_measured(|socket| {
+            Client::connect(socket).ok().and_then(|mut c| c.call(search_request("Мухаммад Алиев")).ok()).is_some()
+        });
+        cold.push(elapsed);
+        cold_rss = rss_kib(post.pid().context("daemon pid")?);
+    }
+    let file_bytes = std::fs::metadata(post.data_dir().join("outpost.redb")).map(|m| m.len()).unwrap_or(0);
+
+    let socket_search = Stats::new(socket_search);
+    let in_process = Stats::new(in_process);
+    let add = Stats::new(add);
+    println!("| figure | n | p50 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|");
+    println!("{}", socket_search.row("search, end to end over the socket (incl. durable audit record)"));
+    println!("{}", in_process.row("search, same queries on an in-process SimpleIndex"));
+    println!("{}", add.row("durable add (single entry, fsync before reply)"));
+    println!("{}", baseline.row("baseline: bare redb commit of 1 KiB, same durability"));
+    println!();
+    println!("queries with at least one match: {found} of {}", queries.len());
+    println!("in-process index build for {} entries: {:.0} ms", entries.len(), ms(index_build));
+    println!("ratio search socket/in-process p50: {:.1}x", ms(socket_search.pct(0.5)) / ms(in_process.pct(0.5)).max(1e-6));
+    println!("ratio durable add/bare commit p50: {:.1}x, p99: {:.1}x",
+        ms(add.pct(0.5)) / ms(baseline.pct(0.5)), ms(add.pct(0.99)) / ms(baseline.pct(0.99)));
+    println!();
+    let cold_ms: Vec<String> = cold.iter().map(|d| format!("{:.0}", ms(*d))).collect();
+    println!("cold start to first search answer at {} entries: {} ms", args.entries + args.adds, cold_ms.join(", "));
+    println!("daemon RSS after cold start + one search: {} MiB (peak {} MiB)", cold_rss.0 / 1024, cold_rss.1 / 1024);
+    println!("daemon RSS after import, searches and adds: {} MiB (peak {} MiB)", warm_rss / 1024, warm_hwm / 1024);
+    println!("database file: {:.1} MiB", file_bytes as f64 / 1048576.0);
+    Ok(())
+}
