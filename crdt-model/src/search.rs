@@ -8,6 +8,7 @@
 //! by implementing the same trait.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -82,10 +83,38 @@ pub struct SearchHit {
     pub authority: String,
 }
 
+/// What an index keeps of one entry, prepared by the index from the
+/// projection row. The daemon stores it beside the row so that a restart
+/// reloads the index without re-reading whole entries or re-normalising
+/// names. Its shape belongs to the matcher: bump [`INDEX_RECORD_VERSION`]
+/// when it changes, and the daemon rebuilds the records from the projection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexRecord {
+    pub id: EntryId,
+    pub kind: SubjectKind,
+    pub category: Category,
+    pub status: EntryStatus,
+    pub valid_from: Day,
+    pub expires: Option<Day>,
+    pub authority: String,
+    pub action: String,
+    pub warnings: Vec<Warning>,
+    /// Each name as stored, with its matching tokens.
+    pub names: Vec<(String, Vec<String>)>,
+    pub dobs: Vec<PartialDate>,
+    pub nationalities: Vec<String>,
+    /// Normalised identifier keys with what they identify ("plate", …).
+    pub identifiers: Vec<(String, String)>,
+}
+
+pub const INDEX_RECORD_VERSION: u32 = 1;
+
 /// The seam between the projection and whichever matcher is in use.
 pub trait WatchlistIndex: Send + Sync + std::fmt::Debug {
+    /// What this matcher keeps of `entry`; pure, and persisted by the caller.
+    fn prepare(&self, entry: &Entry) -> IndexRecord;
     /// Adds or replaces an entry.
-    fn upsert(&mut self, entry: &Entry);
+    fn insert(&mut self, record: &IndexRecord);
     fn remove(&mut self, id: &EntryId);
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -97,57 +126,82 @@ pub trait WatchlistIndex: Send + Sync + std::fmt::Debug {
     fn alerts(&self, today: Day) -> usize;
 }
 
-#[derive(Debug, Clone)]
-struct IndexedName {
-    text: String,
-    tokens: Vec<String>,
+/// Prepares and inserts in one step.
+pub fn upsert(index: &mut dyn WatchlistIndex, entry: &Entry) -> IndexRecord {
+    let record = index.prepare(entry);
+    index.insert(&record);
+    record
 }
 
-#[derive(Debug, Clone)]
+type Slot = u32;
+type TokenId = u32;
+
+#[derive(Debug)]
+struct IndexedName {
+    text: Box<str>,
+    tokens: Vec<TokenId>,
+}
+
+#[derive(Debug)]
 struct Indexed {
+    id: EntryId,
     names: Vec<IndexedName>,
-    identifiers: Vec<(String, &'static str)>,
+    identifiers: Vec<(Box<str>, Arc<str>)>,
     dobs: Vec<PartialDate>,
-    nationalities: Vec<String>,
+    nationalities: Vec<Box<str>>,
     kind: SubjectKind,
     category: Category,
     status: EntryStatus,
     valid_from: Day,
     expires: Option<Day>,
-    action: String,
+    action: Arc<str>,
     warnings: Vec<Warning>,
-    authority: String,
+    authority: Arc<str>,
+}
+
+impl Indexed {
+    fn is_live(&self, today: Day) -> bool {
+        self.status == EntryStatus::Active && self.valid_from <= today && self.expires.is_none_or(|e| e >= today)
+    }
 }
 
 /// Token matching over one transliteration, with exact identifier lookups.
+///
+/// Entries live in slots; posting lists hold slot numbers and names hold
+/// interned token numbers, so a query compares integers, not strings.
 #[derive(Debug, Default)]
 pub struct SimpleIndex {
-    entries: HashMap<EntryId, Indexed>,
-    by_token: HashMap<String, Vec<EntryId>>,
-    by_identifier: HashMap<String, Vec<EntryId>>,
+    slots: Vec<Option<Indexed>>,
+    free: Vec<Slot>,
+    by_id: HashMap<EntryId, Slot>,
+    token_ids: HashMap<Box<str>, TokenId>,
+    postings: Vec<Vec<Slot>>,
+    by_identifier: HashMap<Box<str>, Vec<Slot>>,
+    /// Authorities, actions and identifier kinds repeat across entries; one copy each.
+    strings: HashMap<Box<str>, Arc<str>>,
 }
 
 /// Normalised identifiers of an entry with what they are, for exact lookup.
-fn identifiers(subject: &Subject) -> Vec<(String, String, &'static str)> {
+fn identifiers(subject: &Subject) -> Vec<(String, String)> {
     let mut out = Vec::new();
     match subject {
         Subject::Person(p) => {
             for d in &p.documents {
-                out.push((document_number_key(&d.number), d.number.clone(), "document number"));
+                out.push((document_number_key(&d.number), "document number".into()));
             }
         }
         Subject::Vehicle(v) => {
             for p in &v.plates {
-                out.push((format!("plate:{}", p.normalized), p.raw.clone(), "plate"));
+                out.push((format!("plate:{}", p.normalized), "plate".into()));
             }
             if let Some(vin) = &v.vin {
-                out.push((format!("vin:{vin}"), vin.clone(), "VIN"));
+                out.push((format!("vin:{vin}"), "VIN".into()));
             }
         }
-        Subject::Document(d) => out.push((document_number_key(&d.number), d.number.clone(), "document number")),
+        Subject::Document(d) => out.push((document_number_key(&d.number), "document number".into())),
         Subject::Cargo(c) => {
             for container in &c.containers {
-                out.push((format!("container:{container}"), container.clone(), "container number"));
+                out.push((format!("container:{container}"), "container number".into()));
             }
         }
     }
@@ -172,38 +226,68 @@ fn query_identifier_keys(text: &str) -> Vec<String> {
     keys
 }
 
+/// A candidate before it becomes a hit: cheap to make for thousands.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    slot: Slot,
+    score: f64,
+    name: usize,
+    matched: usize,
+    live: bool,
+}
+
 impl SimpleIndex {
     pub fn new() -> Self {
         Self::default()
     }
 
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.strings.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.strings.insert(text.into(), shared.clone());
+        shared
+    }
+
+    fn token_id(&mut self, token: &str) -> TokenId {
+        if let Some(id) = self.token_ids.get(token) {
+            return *id;
+        }
+        let id = self.postings.len() as TokenId;
+        self.postings.push(Vec::new());
+        self.token_ids.insert(token.into(), id);
+        id
+    }
+
     fn unlink(&mut self, id: &EntryId) {
-        let Some(old) = self.entries.remove(id) else {
-            return;
-        };
-        let tokens: BTreeSet<&String> = old.names.iter().flat_map(|n| n.tokens.iter()).collect();
+        let Some(slot) = self.by_id.remove(id) else { return };
+        let Some(old) = self.slots.get_mut(slot as usize).and_then(Option::take) else { return };
+        let tokens: BTreeSet<TokenId> = old.names.iter().flat_map(|n| n.tokens.iter().copied()).collect();
         for token in tokens {
-            if let Some(list) = self.by_token.get_mut(token) {
-                list.retain(|e| e != id);
-                if list.is_empty() {
-                    self.by_token.remove(token);
-                }
+            if let Some(list) = self.postings.get_mut(token as usize) {
+                list.retain(|s| *s != slot);
             }
         }
         for (key, _) in &old.identifiers {
             if let Some(list) = self.by_identifier.get_mut(key) {
-                list.retain(|e| e != id);
+                list.retain(|s| *s != slot);
                 if list.is_empty() {
                     self.by_identifier.remove(key);
                 }
             }
         }
+        self.free.push(slot);
     }
 
-    fn hit(&self, id: EntryId, entry: &Indexed, score: f64, name: String, reason: String, today: Day) -> SearchHit {
+    fn entry(&self, slot: Slot) -> Option<&Indexed> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn hit(entry: &Indexed, score: f64, name: String, reason: String, today: Day) -> SearchHit {
         let expired = entry.expires.is_some_and(|e| e < today);
         SearchHit {
-            id,
+            id: entry.id,
             score,
             name,
             reason,
@@ -211,17 +295,18 @@ impl SimpleIndex {
             category: entry.category,
             status: entry.status,
             expired,
-            alert: score >= STRONG_MATCH && entry.status == EntryStatus::Active && !expired && entry.valid_from <= today,
-            action: entry.action.clone(),
+            alert: score >= STRONG_MATCH && entry.is_live(today),
+            action: entry.action.to_string(),
             warnings: entry.warnings.clone(),
-            authority: entry.authority.clone(),
+            authority: entry.authority.to_string(),
         }
     }
 }
 
 /// Adjusts a name score by date of birth and nationality, after the domain
 /// notes: a clash lowers the score, agreement is named in the reason.
-fn qualify(entry: &Indexed, query: &SearchQuery, score: &mut f64, reasons: &mut Vec<String>) {
+fn qualify(entry: &Indexed, query: &SearchQuery, score: &mut f64, reasons: Option<&mut Vec<String>>) {
+    let mut notes = Vec::new();
     if let Some(dob) = query.dob
         && !entry.dobs.is_empty()
     {
@@ -238,67 +323,105 @@ fn qualify(entry: &Indexed, query: &SearchQuery, score: &mut f64, reasons: &mut 
             .unwrap_or(DateAgreement::Clash);
         let both_full = dob.day.is_some() && entry.dobs.iter().any(|d| d.day.is_some());
         match best {
-            DateAgreement::Same => reasons.push("DOB matches".into()),
-            DateAgreement::Compatible => reasons.push("DOB year matches".into()),
+            DateAgreement::Same => notes.push("DOB matches".to_string()),
+            DateAgreement::Compatible => notes.push("DOB year matches".to_string()),
             DateAgreement::SameYearOnly => {
                 *score -= 0.1;
-                reasons.push("DOB same year, different day".into());
+                notes.push("DOB same year, different day".to_string());
             }
             DateAgreement::Clash => {
                 *score -= if both_full { 0.25 } else { 0.15 };
-                reasons.push("DOB clashes".into());
+                notes.push("DOB clashes".to_string());
             }
         }
     }
     if let Some(nationality) = &query.nationality
         && !entry.nationalities.is_empty()
     {
-        if entry.nationalities.contains(nationality) {
-            reasons.push(format!("nationality {nationality} matches"));
+        if entry.nationalities.iter().any(|n| **n == **nationality) {
+            notes.push(format!("nationality {nationality} matches"));
         } else {
             *score -= 0.2;
-            reasons.push(format!("nationality differs ({})", entry.nationalities.join(", ")));
+            let known: Vec<&str> = entry.nationalities.iter().map(|n| &**n).collect();
+            notes.push(format!("nationality differs ({})", known.join(", ")));
         }
+    }
+    if let Some(reasons) = reasons {
+        reasons.extend(notes);
     }
 }
 
 impl WatchlistIndex for SimpleIndex {
-    fn upsert(&mut self, entry: &Entry) {
-        self.unlink(&entry.id);
+    fn prepare(&self, entry: &Entry) -> IndexRecord {
         let (names, dobs, nationalities) = match &entry.subject {
             Subject::Person(p) => (
-                p.names.iter().map(|n| IndexedName { text: n.text.clone(), tokens: name_tokens(&n.text) }).collect(),
+                p.names.iter().map(|n| (n.text.clone(), name_tokens(&n.text))).collect(),
                 p.dobs.clone(),
                 p.nationalities.clone(),
             ),
             _ => (Vec::new(), Vec::new(), Vec::new()),
         };
-        let ids = identifiers(&entry.subject);
-        let indexed = Indexed {
-            names,
-            identifiers: ids.iter().map(|(k, _, what)| (k.clone(), *what)).collect(),
-            dobs,
-            nationalities,
+        IndexRecord {
+            id: entry.id,
             kind: entry.subject.kind(),
             category: entry.category,
             status: entry.status,
             valid_from: entry.valid_from,
             expires: entry.expires,
+            authority: entry.authority.clone(),
             action: entry.action.clone(),
             warnings: entry.warnings.clone(),
-            authority: entry.authority.clone(),
-        };
-        let tokens: BTreeSet<&String> = indexed.names.iter().flat_map(|n| n.tokens.iter()).collect();
-        for token in tokens {
-            self.by_token.entry(token.clone()).or_default().push(entry.id);
+            names,
+            dobs,
+            nationalities,
+            identifiers: identifiers(&entry.subject),
         }
-        for (key, _, _) in ids {
-            let list = self.by_identifier.entry(key).or_default();
-            if !list.contains(&entry.id) {
-                list.push(entry.id);
+    }
+
+    fn insert(&mut self, record: &IndexRecord) {
+        self.unlink(&record.id);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as Slot
             }
+        };
+        let mut names = Vec::with_capacity(record.names.len());
+        let mut all_tokens = BTreeSet::new();
+        for (text, tokens) in &record.names {
+            let ids: Vec<TokenId> = tokens.iter().map(|t| self.token_id(t)).collect();
+            all_tokens.extend(ids.iter().copied());
+            names.push(IndexedName { text: text.as_str().into(), tokens: ids });
         }
-        self.entries.insert(entry.id, indexed);
+        for token in all_tokens {
+            self.postings[token as usize].push(slot);
+        }
+        let mut identifiers = Vec::with_capacity(record.identifiers.len());
+        for (key, what) in &record.identifiers {
+            let list = self.by_identifier.entry(key.as_str().into()).or_default();
+            if !list.contains(&slot) {
+                list.push(slot);
+            }
+            identifiers.push((key.as_str().into(), self.intern(what)));
+        }
+        let indexed = Indexed {
+            id: record.id,
+            names,
+            identifiers,
+            dobs: record.dobs.clone(),
+            nationalities: record.nationalities.iter().map(|n| n.as_str().into()).collect(),
+            kind: record.kind,
+            category: record.category,
+            status: record.status,
+            valid_from: record.valid_from,
+            expires: record.expires,
+            action: self.intern(&record.action),
+            warnings: record.warnings.clone(),
+            authority: self.intern(&record.authority),
+        };
+        self.slots[slot as usize] = Some(indexed);
+        self.by_id.insert(record.id, slot);
     }
 
     fn remove(&mut self, id: &EntryId) {
@@ -306,73 +429,79 @@ impl WatchlistIndex for SimpleIndex {
     }
 
     fn len(&self) -> usize {
-        self.entries.len()
+        self.by_id.len()
     }
 
     fn alerts(&self, today: Day) -> usize {
-        self.entries
-            .values()
-            .filter(|e| {
-                e.status == EntryStatus::Active && e.valid_from <= today && e.expires.is_none_or(|x| x >= today)
-            })
-            .count()
+        self.slots.iter().flatten().filter(|e| e.is_live(today)).count()
     }
 
     fn search(&self, query: &SearchQuery, today: Day) -> Vec<SearchHit> {
-        let mut hits: HashMap<EntryId, SearchHit> = HashMap::new();
+        let mut hits: Vec<SearchHit> = Vec::new();
+        let mut exact: BTreeSet<Slot> = BTreeSet::new();
         for key in query_identifier_keys(&query.text) {
-            for id in self.by_identifier.get(&key).into_iter().flatten() {
-                let Some(entry) = self.entries.get(id) else {
+            for &slot in self.by_identifier.get(key.as_str()).into_iter().flatten() {
+                let Some(entry) = self.entry(slot) else { continue };
+                if !exact.insert(slot) {
                     continue;
-                };
-                let what = entry.identifiers.iter().find(|(k, _)| *k == key).map_or("identifier", |(_, w)| *w);
-                hits.insert(
-                    *id,
-                    self.hit(*id, entry, 1.0, query.text.trim().to_string(), format!("{what} exact"), today),
-                );
+                }
+                let what = entry.identifiers.iter().find(|(k, _)| **k == *key).map_or("identifier", |(_, w)| &**w);
+                hits.push(Self::hit(entry, 1.0, query.text.clone(), format!("{what} exact"), today));
             }
         }
 
-        let query_tokens: Vec<String> = name_tokens(&query.text);
-        let mut candidates: BTreeSet<EntryId> = BTreeSet::new();
-        for token in &query_tokens {
-            candidates.extend(self.by_token.get(token).into_iter().flatten());
-        }
-        for id in candidates {
-            if hits.contains_key(&id) {
+        let query_tokens = name_tokens(&query.text);
+        let query_ids: Vec<Option<TokenId>> =
+            query_tokens.iter().map(|t| self.token_ids.get(t.as_str()).copied()).collect();
+        let mut slots: Vec<Slot> =
+            query_ids.iter().flatten().flat_map(|t| self.postings[*t as usize].iter().copied()).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let mut candidates: Vec<Candidate> = Vec::new();
+        for slot in slots {
+            if exact.contains(&slot) {
                 continue;
             }
-            let Some(entry) = self.entries.get(&id) else {
-                continue;
-            };
-            let best = entry
-                .names
-                .iter()
-                .map(|name| {
-                    let matched = query_tokens.iter().filter(|t| name.tokens.contains(t)).count();
-                    let score = 2.0 * matched as f64 / (query_tokens.len() + name.tokens.len()) as f64;
-                    (score, matched, name)
-                })
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            let Some((mut score, matched, name)) = best else {
-                continue;
-            };
-            let mut reasons = vec![if matched == query_tokens.len() && matched == name.tokens.len() {
+            let Some(entry) = self.entry(slot) else { continue };
+            let mut best: Option<Candidate> = None;
+            for (i, name) in entry.names.iter().enumerate() {
+                let matched = query_ids.iter().flatten().filter(|t| name.tokens.contains(t)).count();
+                let score = 2.0 * matched as f64 / (query_tokens.len() + name.tokens.len()) as f64;
+                if best.is_none_or(|b| score > b.score) {
+                    best = Some(Candidate { slot, score, name: i, matched, live: entry.is_live(today) });
+                }
+            }
+            let Some(mut candidate) = best else { continue };
+            qualify(entry, query, &mut candidate.score, None);
+            if candidate.score >= MIN_SCORE {
+                candidates.push(candidate);
+            }
+        }
+        let wanted = query.limit.saturating_sub(hits.len());
+        let rank = |a: &Candidate, b: &Candidate| {
+            b.score.total_cmp(&a.score).then(b.live.cmp(&a.live)).then(a.slot.cmp(&b.slot))
+        };
+        if candidates.len() > wanted && wanted > 0 {
+            candidates.select_nth_unstable_by(wanted - 1, rank);
+            candidates.truncate(wanted);
+        }
+        candidates.sort_unstable_by(rank);
+        for c in candidates.into_iter().take(wanted) {
+            let Some(entry) = self.entry(c.slot) else { continue };
+            let name = &entry.names[c.name];
+            let mut reasons = vec![if c.matched == query_tokens.len() && c.matched == name.tokens.len() {
                 "all name tokens match".to_string()
             } else {
-                format!("{matched} of {} name tokens match", name.tokens.len().max(query_tokens.len()))
+                format!("{} of {} name tokens match", c.matched, name.tokens.len().max(query_tokens.len()))
             }];
-            qualify(entry, query, &mut score, &mut reasons);
-            if score >= MIN_SCORE {
-                let score = (score.clamp(0.0, 1.0) * 1000.0).round() / 1000.0;
-                hits.insert(id, self.hit(id, entry, score, name.text.clone(), reasons.join(", "), today));
-            }
+            let mut score = 2.0 * c.matched as f64 / (query_tokens.len() + name.tokens.len()) as f64;
+            qualify(entry, query, &mut score, Some(&mut reasons));
+            let score = (score.clamp(0.0, 1.0) * 1000.0).round() / 1000.0;
+            hits.push(Self::hit(entry, score, name.text.to_string(), reasons.join(", "), today));
         }
-
-        let mut ranked: Vec<SearchHit> = hits.into_values().collect();
-        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.alert.cmp(&a.alert)).then(a.id.cmp(&b.id)));
-        ranked.truncate(query.limit);
-        ranked
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.alert.cmp(&a.alert)).then(a.id.cmp(&b.id)));
+        hits.truncate(query.limit);
+        hits
     }
 }
 

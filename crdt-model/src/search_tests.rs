@@ -40,18 +40,21 @@ fn query(text: &str) -> SearchQuery {
 
 fn index() -> SimpleIndex {
     let mut index = SimpleIndex::new();
-    index.upsert(&entry(1, person(&["Мухаммад Алиев"], "1985-03-07", "TJK")));
-    index.upsert(&entry(2, person(&["Алишер Каримов"], "1990", "UZB")));
-    index.upsert(&entry(
-        3,
-        NewEntryInput {
-            kind: "vehicle".into(),
-            category: "seize-object".into(),
-            reason: "stolen".into(),
-            plates: vec!["777 АВС 02".into()],
-            ..Default::default()
-        },
-    ));
+    upsert(&mut index, &entry(1, person(&["Мухаммад Алиев"], "1985-03-07", "TJK")));
+    upsert(&mut index, &entry(2, person(&["Алишер Каримов"], "1990", "UZB")));
+    upsert(
+        &mut index,
+        &entry(
+            3,
+            NewEntryInput {
+                kind: "vehicle".into(),
+                category: "seize-object".into(),
+                reason: "stolen".into(),
+                plates: vec!["777 АВС 02".into()],
+                ..Default::default()
+            },
+        ),
+    );
     index
 }
 
@@ -125,4 +128,20 @@ fn a_weak_match_on_a_live_entry_is_shown_but_never_an_alert() {
     let hits = index().search(&query("Mukhammad Karimov"), today());
     assert_eq!(hits.len(), 2, "{hits:?}");
     assert!(hits.iter().all(|h| !h.alert && h.score < STRONG_MATCH), "{hits:?}");
+}
+
+#[test]
+fn reinserting_an_entry_replaces_what_it_matches() {
+    let mut index = index();
+    let mut changed = entry(2, person(&["Алишер Каримов"], "1990", "UZB"));
+    if let Subject::Person(p) = &mut changed.subject {
+        p.names[0].text = "Шерзод Каримов".into();
+    }
+    upsert(&mut index, &changed);
+    assert!(index.search(&query("Alisher Karimov"), today()).iter().all(|h| h.score < 1.0));
+    assert_eq!(index.search(&query("Sherzod Karimov"), today())[0].score, 1.0);
+    assert_eq!(index.len(), 3);
+    let record = index.prepare(&changed);
+    let bytes = serde_json::to_vec(&record).unwrap();
+    assert_eq!(serde_json::from_slice::<IndexRecord>(&bytes).unwrap(), record);
 }

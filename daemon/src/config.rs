@@ -251,7 +251,7 @@ mod tests {
         assert!(load(&overrides, &FakeEnv::default()).unwrap_err().to_string().contains("authority \"kaz\""));
         let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\nutc_offset = \"5\"\n");
         assert!(load(&overrides, &FakeEnv::default()).unwrap_err().to_string().contains("utc_offset"));
-        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\nsocket_mode = \"rw\"\n");
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\nsocket_mode = \"rw\"\n");
         assert!(load(&overrides, &FakeEnv::default()).unwrap_err().to_string().contains("socket_mode"));
         let err = load(&Overrides::default(), &FakeEnv::default()).unwrap_err();
         assert!(matches!(err, ConfigError::NoAuthority));

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use outpost_model::schema::actor_for;
-use outpost_model::search::{SimpleIndex, WatchlistIndex};
+use outpost_model::search::{SimpleIndex, WatchlistIndex, upsert};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -40,20 +40,36 @@ pub enum DaemonError {
     Writer(std::io::Error),
 }
 
-/// Builds the search index from the projection; a damaged row is logged by
-/// name and skipped, so one bad row never stops a post from starting.
+/// Loads the search index from its stored records, or rebuilds them from
+/// the projection when they are missing, stale or damaged. A damaged
+/// projection row is logged by name and skipped, so one bad row never stops
+/// a post from starting.
 fn build_index(store: &Store) -> Result<SimpleIndex, StoreError> {
     let started = Instant::now();
+    let entries = store.entry_count()?;
     let mut index = SimpleIndex::new();
-    let damaged = store.for_each_entry(|entry| index.upsert(&entry))?;
+    if !store.search_keys_stale() {
+        match store.for_each_index_record(|record| index.insert(&record)) {
+            Ok(loaded) if loaded == entries => {
+                tracing::info!(entries, elapsed_ms = started.elapsed().as_millis() as u64, "search index loaded");
+                return Ok(index);
+            }
+            Ok(loaded) => tracing::warn!(loaded, entries, "index records do not match the projection; rebuilding"),
+            Err(err) => tracing::warn!(error = %err, "index records unreadable; rebuilding"),
+        }
+    }
+    let mut index = SimpleIndex::new();
+    let mut records = Vec::new();
+    let damaged = store.for_each_entry(|entry| records.push(upsert(&mut index, &entry)))?;
     for err in &damaged {
         tracing::error!(error = %err, "skipped an unreadable projection row");
     }
+    store.replace_index_records(&records)?;
     tracing::info!(
         entries = index.len(),
         damaged = damaged.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "search index built"
+        "search index rebuilt from the projection"
     );
     Ok(index)
 }

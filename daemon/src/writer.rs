@@ -22,7 +22,7 @@ use outpost_model::incident::{Incident, link_hits};
 use outpost_model::schema::incidents::read_incident;
 use outpost_model::schema::watchlist::read_entry;
 use outpost_model::schema::{ChangeMeta, DocKind, Document, Records};
-use outpost_model::search::WatchlistIndex;
+use outpost_model::search::{IndexRecord, WatchlistIndex};
 use outpost_model::validate::{self, PostContext};
 use outpost_model::vocab::{EntryStatus, FollowUp};
 use outpost_model::watchlist::Entry;
@@ -364,10 +364,17 @@ impl Writer {
         }
     }
 
-    fn index_entries(&self, entries: &[Entry]) {
+    /// What the search index keeps of `entries`, to be committed with them.
+    fn index_records(&self, entries: &[Entry]) -> Vec<IndexRecord> {
+        let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.iter().map(|e| index.prepare(e)).collect()
+    }
+
+    /// Makes committed records searchable.
+    fn publish(&self, records: &[IndexRecord]) {
         let mut index = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for entry in entries {
-            index.upsert(entry);
+        for record in records {
+            index.insert(record);
         }
     }
 
@@ -419,9 +426,11 @@ impl Writer {
             },
             result_ids: entries.iter().map(|e| e.id.to_string()).collect(),
         });
+        batch.index_records = self.index_records(&entries);
+        let records = batch.index_records.clone();
         batch.entries = entries.clone();
         self.commit(batch)?;
-        self.index_entries(&entries);
+        self.publish(&records);
         Ok(Written::Entries(entries))
     }
 
@@ -437,14 +446,16 @@ impl Writer {
         let (_, bytes) = self.apply(&entry.doc, &meta, edit)?;
         let updated = self.read_back(&entry.doc, |doc| read_entry(doc, entry.id))?;
         let audit = change_event(ctx, caller, op, format!("{op} on {} entry", entry.subject.kind()), entry.id);
+        let records = self.index_records(std::slice::from_ref(&updated));
         let batch = Batch {
             changes: bytes.map(|b| (entry.doc.clone(), b)).into_iter().collect(),
             entries: vec![updated.clone()],
+            index_records: records.clone(),
             audit: vec![audit],
             ..Default::default()
         };
         self.commit(batch)?;
-        self.index_entries(std::slice::from_ref(&updated));
+        self.publish(&records);
         Ok(Written::Entries(vec![updated]))
     }
 

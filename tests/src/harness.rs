@@ -46,7 +46,12 @@ pub fn binary(name: &str) -> PathBuf {
         panic!("{} is missing: run `cargo build --workspace` first (the README's test command does)", path.display())
     });
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-    for crate_dir in ["crdt-model/src", "daemon/src", "cli/src"] {
+    let sources: &[&str] = match name {
+        "outpostd" => &["crdt-model/src", "daemon/src"],
+        "outpost" => &["crdt-model/src", "cli/src"],
+        _ => &[],
+    };
+    for crate_dir in sources {
         let source = newest_source(&workspace.join(crate_dir));
         assert!(
             built >= source,

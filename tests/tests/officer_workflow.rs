@@ -52,7 +52,9 @@ fn a_latin_search_finds_the_cyrillic_entry_and_shows_its_original_name() {
         assert_eq!(hit["name"], expected);
     }
     assert!(search(&post, "Karimov").is_empty());
-    let human = post.outpost(&["watchlist", "search", "Aliev", "--purpose", "check"]);
+    let surname_only = &search(&post, "Aliev")[0];
+    assert_eq!(surname_only["alert"], false, "a surname alone is a weak match, not an alert");
+    let human = post.outpost(&["watchlist", "search", "Aliev Mukhammad", "--purpose", "check"]);
     assert!(human.stdout.contains("Мухаммад Алиев") && human.stdout.contains("ALERT"), "{}", human.stdout);
     assert!(human.stdout.contains("WARNING: ARMED"), "{}", human.stdout);
 }

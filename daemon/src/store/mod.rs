@@ -9,6 +9,7 @@
 //! | `entries` | entry id | JSON [`Entry`] | projection read by queries |
 //! | `incidents` | incident id | JSON [`Incident`] | projection read by queries |
 //! | `audit` | seq | JSON [`AuditRecord`] | hash-chained audit log |
+//! | `search_keys` | entry id | postcard [`IndexRecord`] | what the search index reloads at start |
 //!
 //! Every write that the daemon acknowledges went through [`Store::commit`]:
 //! one redb transaction holding the document change, the projection rows it
@@ -22,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use outpost_model::audit::{AuditEvent, AuditRecord, GENESIS_HASH, seal};
 use outpost_model::incident::Incident;
+use outpost_model::search::{INDEX_RECORD_VERSION, IndexRecord};
 use outpost_model::watchlist::Entry;
 use outpost_model::{DocId, NodeId};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -36,6 +38,7 @@ pub(crate) const DOC_CHANGES: TableDefinition<(&str, u64), &[u8]> = TableDefinit
 pub(crate) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 pub(crate) const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents");
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+pub(crate) const SEARCH_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("search_keys");
 
 /// The format version this build writes, per table. A table recorded with a
 /// higher version was written by a newer release: we refuse to touch it
@@ -64,8 +67,14 @@ pub enum StoreError {
     Redb(#[from] redb::Error),
     #[error("encoding: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("encoding an index record: {0}")]
+    Postcard(#[from] postcard::Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+pub(crate) fn encode_record(record: &IndexRecord) -> Result<Vec<u8>, StoreError> {
+    Ok(postcard::to_stdvec(record)?)
 }
 
 /// Converts any redb error into [`StoreError`].
@@ -80,6 +89,8 @@ pub struct Batch {
     pub changes: Vec<(DocId, Vec<u8>)>,
     pub entries: Vec<Entry>,
     pub incidents: Vec<Incident>,
+    /// The search index's records of `entries`, kept in step with them.
+    pub index_records: Vec<IndexRecord>,
     pub audit: Vec<AuditEvent>,
 }
 
@@ -97,6 +108,8 @@ pub struct Store {
     node_id: NodeId,
     node_name: String,
     repaired_on_open: bool,
+    /// The stored index records were written by another matcher version.
+    search_keys_stale: bool,
     audit_check: std::sync::Mutex<read::VerifiedPrefix>,
 }
 
@@ -108,6 +121,9 @@ impl Store {
         let repaired = Arc::new(AtomicBool::new(false));
         let flag = repaired.clone();
         let mut builder = Database::builder();
+        // Queries read single rows and start-up reads the index records once;
+        // redb's default 1 GiB page cache would only grow the daemon's RSS.
+        builder.set_cache_size(64 * 1024 * 1024);
         builder.set_repair_callback(move |_| flag.store(true, Ordering::Relaxed));
         let db = builder.create(&path).map_err(|source| match source {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.clone() },
@@ -117,24 +133,32 @@ impl Store {
         if repaired_on_open {
             tracing::warn!(path = %path.display(), "database was not closed cleanly and needed repair");
         }
-        let node_id = Self::prepare(&db, fresh_node_id)?;
+        let (node_id, search_keys_stale) = Self::prepare(&db, fresh_node_id)?;
         Ok(Self {
             db,
             path,
             node_id,
             node_name: node_name.to_string(),
             repaired_on_open,
+            search_keys_stale,
             audit_check: std::sync::Mutex::new(read::VerifiedPrefix::default()),
         })
     }
 
     /// Checks table versions and creates what a new database lacks.
-    fn prepare(database: &Database, fresh_node_id: [u8; 16]) -> Result<NodeId, StoreError> {
+    fn prepare(database: &Database, fresh_node_id: [u8; 16]) -> Result<(NodeId, bool), StoreError> {
         let mut txn = database.begin_write().map_err(db)?;
         txn.set_quick_repair(true);
         let node_id;
+        let search_keys_stale;
         {
             let mut versions = txn.open_table(TABLE_VERSIONS).map_err(db)?;
+            // Index records are derived data: another version is rebuilt, not refused.
+            let recorded = versions.get("search_keys").map_err(db)?.map(|v| v.value());
+            search_keys_stale = recorded != Some(INDEX_RECORD_VERSION);
+            if search_keys_stale {
+                versions.insert("search_keys", INDEX_RECORD_VERSION).map_err(db)?;
+            }
             for (table, supported) in FORMAT {
                 let found = versions.get(*table).map_err(db)?.map(|v| v.value());
                 match found {
@@ -171,9 +195,29 @@ impl Store {
             txn.open_table(ENTRIES).map_err(db)?;
             txn.open_table(INCIDENTS).map_err(db)?;
             txn.open_table(AUDIT).map_err(db)?;
+            txn.open_table(SEARCH_KEYS).map_err(db)?;
         }
         txn.commit().map_err(db)?;
-        Ok(node_id)
+        Ok((node_id, search_keys_stale))
+    }
+
+    /// Whether the index records must be rebuilt from the projection.
+    pub fn search_keys_stale(&self) -> bool {
+        self.search_keys_stale
+    }
+
+    /// Replaces every stored index record.
+    pub fn replace_index_records(&self, records: &[IndexRecord]) -> Result<(), StoreError> {
+        let txn = self.begin_write()?;
+        {
+            let mut table = txn.open_table(SEARCH_KEYS).map_err(db)?;
+            table.retain(|_, _| false).map_err(db)?;
+            for record in records {
+                table.insert(record.id.to_string().as_str(), encode_record(record)?.as_slice()).map_err(db)?;
+            }
+        }
+        txn.commit().map_err(db)?;
+        Ok(())
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -219,6 +263,10 @@ impl Store {
             let mut entries = txn.open_table(ENTRIES).map_err(db)?;
             for entry in &batch.entries {
                 entries.insert(entry.id.to_string().as_str(), serde_json::to_vec(entry)?.as_slice()).map_err(db)?;
+            }
+            let mut keys = txn.open_table(SEARCH_KEYS).map_err(db)?;
+            for record in &batch.index_records {
+                keys.insert(record.id.to_string().as_str(), encode_record(record)?.as_slice()).map_err(db)?;
             }
             let mut incidents = txn.open_table(INCIDENTS).map_err(db)?;
             for incident in &batch.incidents {

@@ -3,13 +3,14 @@
 use outpost_model::audit::{AuditRecord, ChainVerifier};
 use outpost_model::date::Timestamp;
 use outpost_model::incident::Incident;
+use outpost_model::search::IndexRecord;
 use outpost_model::vocab::{EntryStatus, FollowUp, SubjectKind};
 use outpost_model::watchlist::Entry;
 use outpost_model::{DocId, EntryId, IncidentId};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::de::DeserializeOwned;
 
-use super::{AUDIT, DOC_CHANGES, DOC_SNAPSHOTS, ENTRIES, INCIDENTS, Store, StoreError, db};
+use super::{AUDIT, DOC_CHANGES, DOC_SNAPSHOTS, ENTRIES, INCIDENTS, SEARCH_KEYS, Store, StoreError, db};
 
 /// A document as stored: the last snapshot and the changes after it.
 #[derive(Debug, Default)]
@@ -163,6 +164,25 @@ impl Store {
         Ok(damaged)
     }
 
+    /// Calls `visit` with every stored index record. Fails on the first
+    /// unreadable one: the caller then rebuilds them all from the projection.
+    pub fn for_each_index_record(&self, mut visit: impl FnMut(IndexRecord)) -> Result<u64, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(SEARCH_KEYS).map_err(db)?;
+        let mut count = 0;
+        for row in table.iter().map_err(db)? {
+            let (key, value) = row.map_err(db)?;
+            let record = postcard::from_bytes(value.value()).map_err(|e| StoreError::Damaged {
+                table: "search_keys",
+                key: key.value().to_string(),
+                detail: e.to_string(),
+            })?;
+            visit(record);
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// Newest first.
     pub fn list_entries(&self, filter: &EntryFilter) -> Result<(Vec<Entry>, u64), StoreError> {
         let txn = self.read_txn()?;
@@ -256,6 +276,10 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    pub fn entry_count(&self) -> Result<u64, StoreError> {
+        self.read_txn()?.open_table(ENTRIES).map_err(db)?.len().map_err(db)
     }
 
     pub fn counts(&self) -> Result<Counts, StoreError> {

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use outpost_cli::client::Client;
+use outpost_model::EntryId;
 use outpost_model::api::{NewEntryInput, Request, Response, SearchInput};
 use outpost_model::date::Timestamp;
 use outpost_model::schema::DocKind;
-use outpost_model::search::{SearchQuery, SimpleIndex, WatchlistIndex};
+use outpost_model::search::{SearchQuery, SimpleIndex, WatchlistIndex, upsert};
 use outpost_model::validate::{PostContext, new_entry};
 use outpost_model::vocab::EntryStatus;
 use outpost_model::watchlist::Entry;
-use outpost_model::EntryId;
 use outpost_tests::harness::{Post, PostOptions};
 use outpost_tests::sample::{Generator, icao_latin};
 use rand::seq::IndexedRandom;
@@ -69,7 +69,11 @@ fn call(client: &mut Client, request: Request) -> anyhow::Result<Response> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -180,8 +184,12 @@ fn main() -> anyhow::Result<()> {
         call(&mut client, Request::WatchlistImport { entries: batch.to_vec() })?;
     }
     let import = started.elapsed();
-    println!("import: {} entries in {:.1} s ({:.0} entries/s)\n", entries.len(), import.as_secs_f64(),
-        entries.len() as f64 / import.as_secs_f64());
+    println!(
+        "import: {} entries in {:.1} s ({:.0} entries/s)\n",
+        entries.len(),
+        import.as_secs_f64(),
+        entries.len() as f64 / import.as_secs_f64()
+    );
 
     // Search: end to end through the socket (includes the durable audit
     // record), beside the same queries on an in-process index.
@@ -195,14 +203,15 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut index = SimpleIndex::new();
     for (n, input) in entries.iter().enumerate() {
-        index.upsert(&entry_from(input, n, &ctx)?);
+        upsert(&mut index, &entry_from(input, n, &ctx)?);
     }
     let index_build = started.elapsed();
     let today = ctx.today();
     let mut in_process = Vec::new();
     let mut found = 0usize;
     for q in &queries {
-        let input = SearchInput { query: q.clone(), purpose: "benchmark".into(), limit: Some(10), ..Default::default() };
+        let input =
+            SearchInput { query: q.clone(), purpose: "benchmark".into(), limit: Some(10), ..Default::default() };
         let query = SearchQuery::parse(&input).map_err(|e| anyhow::anyhow!("{e}"))?;
         let started = Instant::now();
         let hits = index.search(&query, today);
@@ -256,9 +265,15 @@ fn main() -> anyhow::Result<()> {
     println!();
     println!("queries with at least one match: {found} of {}", queries.len());
     println!("in-process index build for {} entries: {:.0} ms", entries.len(), ms(index_build));
-    println!("ratio search socket/in-process p50: {:.1}x", ms(socket_search.pct(0.5)) / ms(in_process.pct(0.5)).max(1e-6));
-    println!("ratio durable add/bare commit p50: {:.1}x, p99: {:.1}x",
-        ms(add.pct(0.5)) / ms(baseline.pct(0.5)), ms(add.pct(0.99)) / ms(baseline.pct(0.99)));
+    println!(
+        "ratio search socket/in-process p50: {:.1}x",
+        ms(socket_search.pct(0.5)) / ms(in_process.pct(0.5)).max(1e-6)
+    );
+    println!(
+        "ratio durable add/bare commit p50: {:.1}x, p99: {:.1}x",
+        ms(add.pct(0.5)) / ms(baseline.pct(0.5)),
+        ms(add.pct(0.99)) / ms(baseline.pct(0.99))
+    );
     println!();
     let cold_ms: Vec<String> = cold.iter().map(|d| format!("{:.0}", ms(*d))).collect();
     println!("cold start to first search answer at {} entries: {} ms", args.entries + args.adds, cold_ms.join(", "));
