@@ -68,6 +68,17 @@ fn optional_purpose(purpose: Option<String>) -> Result<Option<String>, ApiError>
         .map_err(Into::into)
 }
 
+/// "list entries status=active", naming only the filters that were given.
+fn describe(what: &str, filters: &[(&str, Option<String>)]) -> String {
+    let mut text = what.to_string();
+    for (name, value) in filters {
+        if let Some(value) = value {
+            text.push_str(&format!(" {name}={value}"));
+        }
+    }
+    text
+}
+
 fn resolved<T>(what: (&str, &str), text: &str, lookup: Lookup<T>) -> Result<T, ApiError> {
     let (one, many) = what;
     match lookup {
@@ -186,7 +197,10 @@ impl Service {
                     kind: kind.as_deref().map(SubjectKind::parse).transpose()?,
                     limit: page(limit)?,
                 };
-                let detail = format!("list entries status={:?} kind={:?}", filter.status, filter.kind);
+                let detail = describe(
+                    "list entries",
+                    &[("status", filter.status.map(|s| s.to_string())), ("kind", filter.kind.map(|k| k.to_string()))],
+                );
                 let (entries, total) = self.blocking(move |s| s.list_entries(&filter)).await?;
                 let ids = entries.iter().map(|e| e.id.to_string()).collect();
                 self.audit(caller, "watchlist.list", purpose, detail, ids).await?;
@@ -234,7 +248,10 @@ impl Service {
                     follow_up: follow_up.as_deref().map(FollowUp::parse).transpose()?,
                     limit: page(limit)?,
                 };
-                let detail = format!("list incidents since={:?} follow_up={:?}", since, filter.follow_up);
+                let detail = describe(
+                    "list incidents",
+                    &[("since", since.clone()), ("follow-up", filter.follow_up.map(|f| f.to_string()))],
+                );
                 let (incidents, total) = self.blocking(move |s| s.list_incidents(&filter)).await?;
                 let ids = incidents.iter().map(|i| i.id.to_string()).collect();
                 self.audit(caller, "incident.list", None, detail, ids).await?;
@@ -264,7 +281,8 @@ impl Service {
             Request::Audit { since, limit } => {
                 let since_ts = since.as_deref().map(|s| Timestamp::parse("since", s)).transpose()?;
                 let limit = page(limit)?;
-                self.audit(caller, "audit.read", None, format!("read audit log since={since:?}"), vec![]).await?;
+                self.audit(caller, "audit.read", None, describe("read audit log", &[("since", since.clone())]), vec![])
+                    .await?;
                 let view = self.blocking(move |s| s.audit(since_ts, limit)).await?;
                 Ok(Response::Audit(AuditPage {
                     records: view.records,

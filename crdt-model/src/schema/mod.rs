@@ -159,8 +159,22 @@ impl Document {
             Some(bytes) => Self { id: id.clone(), kind, doc: AutoCommit::load(bytes)? },
             None => Self::genesis(kind)?,
         };
-        for change in changes {
-            document.doc.load_incremental(change)?;
+        // Parsed one by one: automerge's incremental loader skips bytes it
+        // cannot read, and a damaged record must be reported, not dropped.
+        let mut parsed = Vec::new();
+        for (n, bytes) in changes.into_iter().enumerate() {
+            let change = automerge::Change::from_bytes(bytes.to_vec())
+                .map_err(|e| ModelError::schema(id, format!("stored change {}", n + 1), format!("damaged: {e}")))?;
+            parsed.push(change);
+        }
+        document.doc.apply_changes(parsed)?;
+        let missing = document.doc.get_missing_deps(&[]);
+        if !missing.is_empty() {
+            return Err(ModelError::schema(
+                id,
+                "changes",
+                format!("{} change(s) depend on changes that are not stored", missing.len()),
+            ));
         }
         document.check_root()?;
         Ok(document)
