@@ -21,9 +21,30 @@ use outpost_tests::sample::{Generator, icao_latin};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
-/// Single-post benchmarks: search, durable add, cold start and memory.
+/// Outpost benchmarks. Run release builds only.
 #[derive(Debug, Parser)]
-struct Args {
+enum Bench {
+    /// Single-post figures: search, durable add, cold start and memory.
+    Post(PostArgs),
+    /// Why watchlists are sharded: write and load cost of one Automerge
+    /// document at a shard's size beside the whole list in one document.
+    Shards(ShardArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ShardArgs {
+    /// Entries per shard (16 shards per authority).
+    #[arg(long, default_value_t = 6_250)]
+    shard: usize,
+    /// Entries in one unsharded document.
+    #[arg(long, default_value_t = 100_000)]
+    whole: usize,
+    #[arg(long, default_value_t = 200)]
+    writes: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct PostArgs {
     #[arg(long, default_value_t = 100_000)]
     entries: usize,
     #[arg(long, default_value_t = 2000)]
@@ -169,9 +190,73 @@ fn redb_commit_baseline(dir: &Path, count: usize) -> anyhow::Result<Stats> {
     Ok(Stats::new(samples))
 }
 
+/// One document with `size` entries written in import-sized changes, then
+/// `writes` single-entry changes: their latency, then save and load.
+fn document_cost(size: usize, writes: usize) -> anyhow::Result<(Stats, usize, Duration, Duration)> {
+    use outpost_model::schema::{ChangeMeta, Document};
+    let ctx = PostContext {
+        now: Timestamp::from_millis(1_795_000_000_000),
+        offset: time::UtcOffset::UTC,
+        authority: "KAZ-BS".into(),
+        post: "bench".into(),
+    };
+    let meta = ChangeMeta { at: ctx.now, by: "bench".into(), op: "bench" };
+    let fail = |e: outpost_model::ModelError| anyhow::anyhow!("{e}");
+    let mut doc = Document::genesis(DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 0 }).map_err(fail)?;
+    let mut generator = Generator::new(size as u64);
+    let mut n = 0u128;
+    let mut draft = |generator: &mut Generator| {
+        n += 1;
+        new_entry(&generator.person(), EntryId::from_uuid(uuid::Uuid::from_u128(n)), &ctx)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    for chunk in (0..size).collect::<Vec<_>>().chunks(1000) {
+        let drafts = chunk.iter().map(|_| draft(&mut generator)).collect::<anyhow::Result<Vec<_>>>()?;
+        doc.transact(&meta, |r| drafts.iter().try_for_each(|d| r.add_entry(d))).map_err(fail)?;
+    }
+    let mut samples = Vec::new();
+    for _ in 0..writes {
+        let one = draft(&mut generator)?;
+        let started = Instant::now();
+        doc.transact(&meta, |r| r.add_entry(&one)).map_err(fail)?;
+        samples.push(started.elapsed());
+    }
+    let started = Instant::now();
+    let snapshot = doc.save();
+    let save = started.elapsed();
+    let started = Instant::now();
+    let loaded = Document::load(doc.id(), Some(&snapshot), std::iter::empty()).map_err(fail)?;
+    let load = started.elapsed();
+    drop(loaded);
+    Ok((Stats::new(samples), snapshot.len(), save, load))
+}
+
+fn shards(args: &ShardArgs) -> anyhow::Result<()> {
+    println!("| document | entries | write p50 ms | write p99 ms | save() bytes | save() ms | load ms |");
+    println!("|---|---|---|---|---|---|---|");
+    for (label, size) in [("one shard", args.shard), ("whole list", args.whole)] {
+        let (writes, bytes, save, load) = document_cost(size, args.writes)?;
+        println!(
+            "| {label} | {size} | {:.3} | {:.3} | {bytes} | {:.0} | {:.0} |",
+            ms(writes.pct(0.5)),
+            ms(writes.pct(0.99)),
+            ms(save),
+            ms(load)
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let bench = Bench::parse();
     println!("machine: {}", machine());
+    match bench {
+        Bench::Post(args) => post(&args),
+        Bench::Shards(args) => shards(&args),
+    }
+}
+
+fn post(args: &PostArgs) -> anyhow::Result<()> {
     println!("entries: {}, searches: {}, adds: {}, seed: {}\n", args.entries, args.searches, args.adds, args.seed);
 
     let mut generator = Generator::new(args.seed);
