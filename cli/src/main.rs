@@ -87,7 +87,7 @@ fn show(response: &Response, json: bool) {
         Response::Status(s) => render::status(s),
         Response::Created(c) => format!("{}\n", c.id),
         Response::Imported(i) => format!("imported {} entries\n", i.ids.len()),
-        Response::Entry(e) => render::entry(e, false),
+        Response::Entry(e) => render::entry(e),
         Response::Entries(l) => render::entries(l),
         Response::Matches(m) => render::matches(m),
         Response::Incident(i) => render::incident(i),

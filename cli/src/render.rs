@@ -2,10 +2,10 @@
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
-use outpost_model::api::{AuditPage, EntryList, IncidentList, SearchResults, StatusInfo};
+use outpost_model::api::{AuditPage, EntryList, EntryView, IncidentList, SearchResults, StatusInfo};
 use outpost_model::incident::Incident;
 use outpost_model::search::SearchHit;
-use outpost_model::watchlist::{Entry, FieldConflict, Subject};
+use outpost_model::watchlist::{FieldConflict, Subject};
 
 /// Label-value lines with aligned values; multi-line values stay aligned.
 #[derive(Debug, Default)]
@@ -99,7 +99,8 @@ fn status_label(hit_alert: bool, expired: bool, status: &str) -> String {
     }
 }
 
-pub fn entry(e: &Entry, today_expired: bool) -> String {
+pub fn entry(view: &EntryView) -> String {
+    let e = &view.entry;
     let mut card = Card::default();
     match &e.subject {
         Subject::Person(p) => {
@@ -142,7 +143,7 @@ pub fn entry(e: &Entry, today_expired: bool) -> String {
                 "{} → {}{}",
                 e.valid_from,
                 e.expires.map_or("no expiry".to_string(), |d| d.to_string()),
-                if today_expired { "  (EXPIRED)" } else { "" }
+                if view.expired { "  (EXPIRED: no longer an alert)" } else { "" }
             ),
         )
         .row("Issued by", &e.authority)

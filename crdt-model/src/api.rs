@@ -219,12 +219,30 @@ pub enum Response {
     Status(StatusInfo),
     Created(Created),
     Imported(Imported),
-    Entry(Box<Entry>),
+    Entry(Box<EntryView>),
     Entries(EntryList),
     Matches(SearchResults),
     Incident(Box<Incident>),
     Incidents(IncidentList),
     Audit(AuditPage),
+}
+
+/// An entry as shown to an officer: the stored record plus what it means
+/// today at this post.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryView {
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// Past its expiry date; no longer an alert, whatever its status.
+    pub expired: bool,
+    /// Active, in force and unexpired: a strong hit on it is an alert.
+    pub in_force: bool,
+}
+
+impl EntryView {
+    pub fn new(entry: Entry, today: crate::date::Day) -> Self {
+        Self { expired: entry.is_expired(today), in_force: entry.is_alert(today), entry }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

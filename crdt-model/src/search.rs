@@ -26,6 +26,9 @@ use crate::watchlist::{Entry, Subject};
 
 pub const DEFAULT_LIMIT: usize = 10;
 pub const MAX_LIMIT: usize = 200;
+/// Longer queries are not names; refusing them bounds the work per search.
+pub const MAX_QUERY_CHARS: usize = 200;
+pub const MAX_QUERY_TOKENS: usize = 12;
 /// Scores below this are noise, not candidates.
 pub const MIN_SCORE: f64 = 0.4;
 /// A live entry matched at least this well is an alert the officer must act on.
@@ -44,8 +47,20 @@ pub struct SearchQuery {
 impl SearchQuery {
     pub fn parse(input: &SearchInput) -> Result<Self, ValidationError> {
         let text = input.query.trim().to_string();
-        if name_tokens(&text).is_empty() {
+        let tokens = name_tokens(&text);
+        if tokens.is_empty() {
             return Err(ValidationError::Empty { field: "search query (letters or digits)" });
+        }
+        let chars = text.chars().count();
+        if chars > MAX_QUERY_CHARS {
+            return Err(ValidationError::TooLong { field: "search query", len: chars, max: MAX_QUERY_CHARS });
+        }
+        if tokens.len() > MAX_QUERY_TOKENS {
+            return Err(ValidationError::TooMany {
+                field: "words in a search query",
+                count: tokens.len(),
+                max: MAX_QUERY_TOKENS,
+            });
         }
         let limit = input.limit.map_or(DEFAULT_LIMIT, |l| l as usize);
         if limit == 0 || limit > MAX_LIMIT {
@@ -450,7 +465,11 @@ impl WatchlistIndex for SimpleIndex {
             }
         }
 
-        let query_tokens = name_tokens(&query.text);
+        // Each distinct word counts once: "Karimov Karimov" must not score
+        // as a full match on "Karimov Ali".
+        let mut query_tokens = name_tokens(&query.text);
+        let mut seen = BTreeSet::new();
+        query_tokens.retain(|t| seen.insert(t.clone()));
         let query_ids: Vec<Option<TokenId>> =
             query_tokens.iter().map(|t| self.token_ids.get(t.as_str()).copied()).collect();
         let mut slots: Vec<Slot> =

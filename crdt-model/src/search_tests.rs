@@ -145,3 +145,20 @@ fn reinserting_an_entry_replaces_what_it_matches() {
     let bytes = serde_json::to_vec(&record).unwrap();
     assert_eq!(serde_json::from_slice::<IndexRecord>(&bytes).unwrap(), record);
 }
+
+#[test]
+fn repeated_query_words_count_once() {
+    let hits = index().search(&query("Karimov Karimov"), today());
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].score < STRONG_MATCH && !hits[0].alert, "{hits:?}");
+}
+
+#[test]
+fn overlong_queries_are_refused() {
+    let long = "Алиев ".repeat(60);
+    let err = SearchQuery::parse(&SearchInput { query: long, purpose: "x".into(), ..Default::default() }).unwrap_err();
+    assert!(err.to_string().contains("search query is"), "{err}");
+    let many = "a b c d e f g h i j k l m".to_string();
+    let err = SearchQuery::parse(&SearchInput { query: many, purpose: "x".into(), ..Default::default() }).unwrap_err();
+    assert!(err.to_string().contains("too many words"), "{err}");
+}

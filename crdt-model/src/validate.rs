@@ -25,6 +25,8 @@ const MAX_NAME: usize = 200;
 const MAX_SHORT_TEXT: usize = 200;
 const MAX_LONG_TEXT: usize = 4000;
 const MAX_SET: usize = 64;
+/// 2000-01-01T00:00:00Z: an earlier incident time is a typo.
+const EARLIEST_INCIDENT_MS: i64 = 946_684_800_000;
 
 /// Where and when a write happens: the local post's identity and clock.
 #[derive(Debug, Clone)]
@@ -414,6 +416,13 @@ pub fn new_incident(
         None | Some("") => LocalTime::at(Timestamp::from_millis(ctx.now.as_millis() / 1000 * 1000), ctx.offset),
         Some(text) => LocalTime::parse("incident time", text, ctx.offset)?,
     };
+    if occurred_at.instant() < Timestamp::from_millis(EARLIEST_INCIDENT_MS) {
+        return Err(ValidationError::ImpossibleDate {
+            field: "incident time",
+            value: occurred_at.to_string(),
+            reason: "incidents before 2000 are not recorded here".into(),
+        });
+    }
     // A clock a few minutes fast at the post must not block a report; an hour is a typo.
     if occurred_at.instant().as_millis() > ctx.now.as_millis() + 3_600_000 {
         return Err(ValidationError::InFuture { field: "incident time", value: occurred_at.to_string() });

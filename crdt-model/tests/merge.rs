@@ -214,3 +214,46 @@ fn concurrent_notes_on_an_incident_both_survive_in_one_order() {
     assert_eq!(from_a.follow_up, FollowUp::Referred);
     assert_eq!(from_a.seized[0].quantity, "2");
 }
+
+#[test]
+fn removing_and_adding_the_same_name_fixes_its_spelling() {
+    let mut a = base();
+    amend(
+        &mut a,
+        AmendInput {
+            remove_names: vec!["мухаммад алиев".into()],
+            add_names: vec!["МУХАММАД АЛИЕВ".into()],
+            ..Default::default()
+        },
+    );
+    let entry = read_entry(&a, entry_id()).unwrap().unwrap();
+    assert_eq!(names(&entry), vec!["МУХАММАД АЛИЕВ".to_string()]);
+}
+
+#[test]
+fn the_last_name_of_a_person_cannot_be_removed() {
+    let mut a = base();
+    let before = a.heads();
+    let removal = amendment(
+        &AmendInput { remove_names: vec!["Мухаммад Алиев".into()], ..Default::default() },
+        SubjectKind::Person,
+        ctx().today(),
+        &ctx(),
+    )
+    .unwrap();
+    let err = a.transact(&meta("watchlist.amend"), |r| r.amend_entry(&entry_id(), &removal)).unwrap_err();
+    assert!(err.to_string().contains("at least one name"), "{err}");
+    assert_eq!(a.heads(), before);
+}
+
+#[test]
+fn a_stored_change_that_does_not_match_its_hash_is_refused() {
+    let mut a = base();
+    let snapshot = a.save();
+    let amendment = outpost_model::watchlist::Amendment { reason: Some("updated".into()), ..Default::default() };
+    let (_, change) = a.transact(&meta("watchlist.amend"), |r| r.amend_entry(&entry_id(), &amendment)).unwrap();
+    let mut change = change.unwrap();
+    change[0] ^= 0xff;
+    let err = Document::load(a.id(), Some(&snapshot), [change.as_slice()]).unwrap_err().to_string();
+    assert!(err.contains("stored change 1") && err.contains("does not match its hash"), "{err}");
+}

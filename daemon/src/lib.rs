@@ -38,6 +38,8 @@ pub enum DaemonError {
     Control(#[from] control::ControlError),
     #[error("cannot start the writer thread: {0}")]
     Writer(std::io::Error),
+    #[error("the writer thread stopped unexpectedly; no write was acknowledged that is not on disk")]
+    WriterStopped,
 }
 
 /// Loads the search index from its stored records, or rebuilds them from
@@ -127,13 +129,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
     );
     ready();
 
-    shutdown.await;
-    tracing::info!("shutting down");
+    let mut writer_stopped = writer_thread.stopped;
+    let outcome = tokio::select! {
+        () = shutdown => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+        _ = &mut writer_stopped => {
+            // Without the writer nothing can be stored; exit so that the
+            // service manager restarts the daemon from what is on disk.
+            tracing::error!("the writer thread stopped unexpectedly; exiting");
+            Err(DaemonError::WriterStopped)
+        }
+    };
     let _ = stop.send(true);
     let _ = server.await;
     // The writer ends once the last connection has dropped its handle and
     // the queue is drained; every acknowledged write is already durable.
-    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    let join = writer_thread.join;
+    let _ = tokio::task::spawn_blocking(move || join.join()).await;
     let _ = std::fs::remove_file(&config.socket);
-    Ok(())
+    outcome
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use outpost_model::api::{
-    ApiError, AuditPage, EntryList, ErrorKind, Imported, IncidentList, MAX_PAGE, PROTOCOL_VERSION, Request, Response,
-    SearchResults, StatusInfo, StorageStatus, created,
+    ApiError, AuditPage, EntryList, EntryView, ErrorKind, Imported, IncidentList, MAX_PAGE, PROTOCOL_VERSION, Request,
+    Response, SearchResults, StatusInfo, StorageStatus, created,
 };
 use outpost_model::audit::AuditEvent;
 use outpost_model::date::{Day, Timestamp};
@@ -188,7 +188,7 @@ impl Service {
                     .await?
                     .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("entry {id} not found")))?;
                 self.audit(caller, "watchlist.show", purpose, format!("show entry {id}"), vec![id.to_string()]).await?;
-                Ok(Response::Entry(Box::new(entry)))
+                Ok(Response::Entry(Box::new(EntryView::new(entry, self.today()))))
             }
             Request::WatchlistList { status, kind, limit, purpose } => {
                 let purpose = optional_purpose(purpose)?;
@@ -296,7 +296,9 @@ impl Service {
 
     fn entry_reply(&self, written: Written) -> Result<Response, ApiError> {
         match written {
-            Written::Entries(mut entries) if entries.len() == 1 => Ok(Response::Entry(Box::new(entries.remove(0)))),
+            Written::Entries(mut entries) if entries.len() == 1 => {
+                Ok(Response::Entry(Box::new(EntryView::new(entries.remove(0), self.today()))))
+            }
             _ => Err(internal("unexpected writer reply")),
         }
     }

@@ -112,13 +112,32 @@ impl WriterHandle {
     }
 }
 
+/// The running writer thread.
+#[derive(Debug)]
+pub struct WriterThread {
+    pub join: std::thread::JoinHandle<()>,
+    /// Completes when the thread ends, whether it returned or panicked.
+    pub stopped: oneshot::Receiver<()>,
+}
+
+/// Signals the thread's end from its own stack, so a panic is seen too.
+struct StopSignal(Option<oneshot::Sender<()>>);
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 /// Starts the writer thread. It ends when every handle is dropped and the
 /// queue is drained.
 pub fn spawn(
     store: Arc<Store>,
     index: SharedIndex,
     settings: WriterSettings,
-) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
+) -> std::io::Result<(WriterHandle, WriterThread)> {
     let (tx, rx) = mpsc::channel(1024);
     let threshold = settings.compact_after_changes;
     let backlog = match store.changes_per_doc() {
@@ -129,8 +148,12 @@ pub fn spawn(
         }
     };
     let writer = Writer { store, index, settings, docs: HashMap::new(), use_counter: 0, backlog };
-    let thread = std::thread::Builder::new().name("outpost-writer".into()).spawn(move || writer.run(rx))?;
-    Ok((WriterHandle { tx }, thread))
+    let (stop_tx, stopped) = oneshot::channel();
+    let join = std::thread::Builder::new().name("outpost-writer".into()).spawn(move || {
+        let _signal = StopSignal(Some(stop_tx));
+        writer.run(rx);
+    })?;
+    Ok((WriterHandle { tx }, WriterThread { join, stopped }))
 }
 
 #[derive(Debug)]
@@ -313,7 +336,18 @@ impl Writer {
         edit: impl FnOnce(&mut Records<'_>) -> Result<T, ModelError>,
     ) -> Result<(T, Option<Vec<u8>>), ApiError> {
         let loaded = self.doc_mut(doc_id)?;
-        Ok(loaded.doc.transact(meta, edit)?)
+        let before = loaded.doc.heads();
+        match loaded.doc.transact(meta, edit) {
+            Ok(done) => Ok(done),
+            Err(err) => {
+                // A refused edit is rolled back; anything else that left a
+                // change in memory must not outlive this failed request.
+                if loaded.doc.heads() != before {
+                    self.forget(std::slice::from_ref(doc_id));
+                }
+                Err(err.into())
+            }
+        }
     }
 
     fn loaded(&self, doc_id: &DocId) -> Result<&Document, ApiError> {
@@ -348,13 +382,15 @@ impl Writer {
         doc_id: &DocId,
         read: impl FnOnce(&Document) -> Result<Option<T>, ModelError>,
     ) -> Result<T, ApiError> {
-        match read(self.loaded(doc_id)?) {
+        let outcome = read(self.loaded(doc_id)?);
+        if !matches!(outcome, Ok(Some(_))) {
+            // The edit is in memory but will not be committed.
+            self.forget(std::slice::from_ref(doc_id));
+        }
+        match outcome {
             Ok(Some(record)) => Ok(record),
             Ok(None) => Err(internal(format!("a record vanished from {doc_id} while it was written"))),
-            Err(e) => {
-                self.forget(std::slice::from_ref(doc_id));
-                Err(e.into())
-            }
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -24,7 +24,8 @@ fn start(store: Arc<Store>) -> (WriterHandle, std::thread::JoinHandle<()>) {
         compact_after_changes: 1000,
         max_loaded_docs: 64,
     };
-    writer::spawn(store, index, settings).unwrap()
+    let (handle, thread) = writer::spawn(store, index, settings).unwrap();
+    (handle, thread.join)
 }
 
 fn person(name: &str) -> NewEntryInput {

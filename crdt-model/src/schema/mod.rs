@@ -113,6 +113,27 @@ pub fn actor_for(node: &NodeId, start_nonce: [u8; 4]) -> ActorId {
     ActorId::from(bytes)
 }
 
+/// A change as stored: its 32-byte hash, then its (possibly compressed)
+/// bytes. Automerge does not verify a change's checksum when parsing one,
+/// so the hash is what reveals a damaged record on load.
+pub fn stored_change(change: &mut automerge::Change) -> Vec<u8> {
+    let mut out = change.hash().0.to_vec();
+    out.extend_from_slice(&change.bytes());
+    out
+}
+
+fn parse_stored_change(stored: &[u8]) -> Result<automerge::Change, String> {
+    if stored.len() <= 32 {
+        return Err(format!("{} bytes is too short for a change", stored.len()));
+    }
+    let (hash, bytes) = stored.split_at(32);
+    let change = automerge::Change::from_bytes(bytes.to_vec()).map_err(|e| e.to_string())?;
+    if change.hash().0 != hash {
+        return Err(format!("content does not match its hash {}", hex::encode(hash)));
+    }
+    Ok(change)
+}
+
 /// One Automerge document and its id.
 #[derive(Debug)]
 pub struct Document {
@@ -162,10 +183,10 @@ impl Document {
         // Parsed one by one: automerge's incremental loader skips bytes it
         // cannot read, and a damaged record must be reported, not dropped.
         let mut parsed = Vec::new();
-        for (n, bytes) in changes.into_iter().enumerate() {
-            let change = automerge::Change::from_bytes(bytes.to_vec())
-                .map_err(|e| ModelError::schema(id, format!("stored change {}", n + 1), format!("damaged: {e}")))?;
-            parsed.push(change);
+        for (n, stored) in changes.into_iter().enumerate() {
+            parsed.push(parse_stored_change(stored).map_err(|detail| {
+                ModelError::schema(id, format!("stored change {}", n + 1), format!("damaged: {detail}"))
+            })?);
         }
         document.doc.apply_changes(parsed)?;
         let missing = document.doc.get_missing_deps(&[]);
@@ -246,7 +267,7 @@ impl Document {
 
     /// Runs `edit` as one atomic change. On error every operation of the edit
     /// is rolled back and the document is as before. On success returns the
-    /// edit's result and the change's bytes, ready to persist; `None` bytes
+    /// edit's result and the change as [`stored_change`] encodes it; `None`
     /// means the edit wrote nothing.
     pub fn transact<T>(
         &mut self,
@@ -263,12 +284,13 @@ impl Document {
         match edit(&mut scope) {
             Ok(value) => {
                 let options = CommitOptions::default().with_time(meta.at.as_millis()).with_message(meta.message());
-                let bytes = self
-                    .doc
-                    .commit_with(options)
-                    .and_then(|hash| self.doc.get_change_by_hash(&hash))
-                    .map(|mut change| change.bytes().into_owned());
-                Ok((value, bytes))
+                let Some(hash) = self.doc.commit_with(options) else {
+                    return Ok((value, None));
+                };
+                match self.doc.get_change_by_hash(&hash) {
+                    Some(mut change) => Ok((value, Some(stored_change(&mut change)))),
+                    None => Err(ModelError::schema(&self.id, "commit", format!("change {hash} vanished after commit"))),
+                }
             }
             Err(err) => {
                 self.doc.rollback();

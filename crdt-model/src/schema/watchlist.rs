@@ -148,6 +148,26 @@ impl Records<'_> {
         if let Some(expires) = a.expires {
             self.put_opt_str(&obj, "expires", expires.map(|d| d.to_string()).as_deref())?;
         }
+        // Removals before additions: `--remove-name ALIEV --add-name Aliev`
+        // fixes the spelling of one element instead of deleting it.
+        for name in &a.remove_names {
+            self.remove_from_set(&obj, "names", &fold_text(name), "name")?;
+        }
+        for dob in &a.remove_dobs {
+            self.remove_from_set(&obj, "dobs", &dob.to_string(), "date of birth")?;
+        }
+        for n in &a.remove_nationalities {
+            self.remove_from_set(&obj, "nationalities", n, "nationality")?;
+        }
+        for d in &a.remove_documents {
+            self.remove_from_set(&obj, "documents", &d.key(), "identity document")?;
+        }
+        for w in &a.remove_warnings {
+            self.remove_from_set(&obj, "warnings", w.as_str(), "warning")?;
+        }
+        for plate in &a.remove_plates {
+            self.remove_from_set(&obj, "plates", plate, "plate")?;
+        }
         if !a.add_names.is_empty() {
             let names = self.set_obj(&obj, "names")?;
             // Re-writing an element that is already present is deliberate:
@@ -157,33 +177,15 @@ impl Records<'_> {
                 self.add_name(&names, name)?;
             }
         }
-        for name in &a.remove_names {
-            self.remove_from_set(&obj, "names", &fold_text(name), "name")?;
-        }
         self.add_to_set(&obj, "dobs", a.add_dobs.iter().map(ToString::to_string))?;
-        for dob in &a.remove_dobs {
-            self.remove_from_set(&obj, "dobs", &dob.to_string(), "date of birth")?;
-        }
         self.add_to_set(&obj, "nationalities", a.add_nationalities.iter().cloned())?;
-        for n in &a.remove_nationalities {
-            self.remove_from_set(&obj, "nationalities", n, "nationality")?;
-        }
         self.add_to_set(&obj, "documents", a.add_documents.iter().map(|d| d.key()))?;
-        for d in &a.remove_documents {
-            self.remove_from_set(&obj, "documents", &d.key(), "identity document")?;
-        }
         self.add_to_set(&obj, "warnings", a.add_warnings.iter().map(|w| w.as_str().to_string()))?;
-        for w in &a.remove_warnings {
-            self.remove_from_set(&obj, "warnings", w.as_str(), "warning")?;
-        }
         if !a.add_plates.is_empty() {
             let plates = self.set_obj(&obj, "plates")?;
             for plate in &a.add_plates {
                 self.doc.put(&plates, plate.normalized.as_str(), plate.raw.as_str())?;
             }
-        }
-        for plate in &a.remove_plates {
-            self.remove_from_set(&obj, "plates", plate, "plate")?;
         }
         if let Some(vin) = &a.vin {
             self.doc.put(&obj, "vin", vin.as_str())?;
@@ -191,7 +193,36 @@ impl Records<'_> {
         if let Some(description) = &a.description {
             self.doc.put(&obj, "description", description.as_str())?;
         }
+        self.check_findable(&obj)?;
         self.touch(&obj)
+    }
+
+    /// An amendment must not leave an entry that no search can find.
+    fn check_findable(&self, obj: &ObjId) -> Result<(), ModelError> {
+        let count = |key: &str| -> Result<usize, ModelError> {
+            Ok(match self.doc.get(obj, key)? {
+                Some((Value::Object(ObjType::Map), set)) => self.doc.length(&set),
+                _ => 0,
+            })
+        };
+        let kind = match self.doc.get(obj, "kind")? {
+            Some((Value::Scalar(s), _)) => s.as_str().and_then(|k| SubjectKind::parse(k).ok()),
+            _ => None,
+        };
+        let has_vin = self.doc.get(obj, "vin")?.is_some();
+        match kind {
+            Some(SubjectKind::Person) if count("names")? == 0 => Err(ValidationError::Incomplete {
+                kind: "person",
+                needs: "at least one name; add one before removing the last",
+            }
+            .into()),
+            Some(SubjectKind::Vehicle) if count("plates")? == 0 && !has_vin => Err(ValidationError::Incomplete {
+                kind: "vehicle",
+                needs: "a plate or a VIN; add one before removing the last plate",
+            }
+            .into()),
+            _ => Ok(()),
+        }
     }
 
     /// Moves an entry through its lifecycle, refusing transitions the

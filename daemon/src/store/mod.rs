@@ -5,7 +5,8 @@
 //! | `meta` | name | bytes | node id, creation time |
 //! | `table_versions` | table name | u32 | format version of each table |
 //! | `doc_snapshots` | doc id | bytes | last compacted Automerge `save()` |
-//! | `doc_changes` | (doc id, seq) | bytes | Automerge changes since the snapshot |
+//! | `doc_changes` | (doc id, seq) | hash ‖ bytes | Automerge changes since the snapshot |
+//! | `doc_seq` | doc id | u64 | last sequence number given to a change, never reused |
 //! | `entries` | entry id | JSON [`Entry`] | projection read by queries |
 //! | `incidents` | incident id | JSON [`Incident`] | projection read by queries |
 //! | `audit` | seq | JSON [`AuditRecord`] | hash-chained audit log |
@@ -35,6 +36,7 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 pub(crate) const TABLE_VERSIONS: TableDefinition<&str, u32> = TableDefinition::new("table_versions");
 pub(crate) const DOC_SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("doc_snapshots");
 pub(crate) const DOC_CHANGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("doc_changes");
+pub(crate) const DOC_SEQ: TableDefinition<&str, u64> = TableDefinition::new("doc_seq");
 pub(crate) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("entries");
 pub(crate) const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents");
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
@@ -192,6 +194,7 @@ impl Store {
             };
             txn.open_table(DOC_SNAPSHOTS).map_err(db)?;
             txn.open_table(DOC_CHANGES).map_err(db)?;
+            txn.open_table(DOC_SEQ).map_err(db)?;
             txn.open_table(ENTRIES).map_err(db)?;
             txn.open_table(INCIDENTS).map_err(db)?;
             txn.open_table(AUDIT).map_err(db)?;
@@ -251,12 +254,12 @@ impl Store {
         let mut receipt = Receipt::default();
         {
             let mut changes = txn.open_table(DOC_CHANGES).map_err(db)?;
+            let mut seqs = txn.open_table(DOC_SEQ).map_err(db)?;
             for (doc, bytes) in &batch.changes {
-                let upper = (doc.as_str(), u64::MAX);
-                let next = match changes.range((doc.as_str(), 0)..=upper).map_err(db)?.next_back() {
-                    Some(row) => row.map_err(db)?.0.value().1 + 1,
-                    None => 1,
-                };
+                // Numbers are never reused, even after compaction deleted the
+                // rows, so (doc, seq) names one change for good.
+                let next = seqs.get(doc.as_str()).map_err(db)?.map_or(0, |v| v.value()) + 1;
+                seqs.insert(doc.as_str(), next).map_err(db)?;
                 changes.insert((doc.as_str(), next), bytes.as_slice()).map_err(db)?;
                 receipt.change_seqs.push((doc.clone(), next));
             }

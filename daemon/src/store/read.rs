@@ -191,7 +191,13 @@ impl Store {
         let mut total = 0;
         for row in table.iter().map_err(db)?.rev() {
             let (key, value) = row.map_err(db)?;
-            let entry: Entry = decode("entries", key.value(), value.value())?;
+            let entry: Entry = match decode("entries", key.value(), value.value()) {
+                Ok(entry) => entry,
+                Err(err) => {
+                    tracing::error!(error = %err, "skipped an unreadable projection row");
+                    continue;
+                }
+            };
             let keep = filter.status.is_none_or(|s| s == entry.status)
                 && filter.kind.is_none_or(|k| k == entry.subject.kind());
             if keep {
@@ -212,7 +218,13 @@ impl Store {
         let mut total = 0;
         for row in table.iter().map_err(db)?.rev() {
             let (key, value) = row.map_err(db)?;
-            let incident: Incident = decode("incidents", key.value(), value.value())?;
+            let incident: Incident = match decode("incidents", key.value(), value.value()) {
+                Ok(incident) => incident,
+                Err(err) => {
+                    tracing::error!(error = %err, "skipped an unreadable projection row");
+                    continue;
+                }
+            };
             let keep = filter.since.is_none_or(|s| incident.occurred_at.instant() >= s)
                 && filter.follow_up.is_none_or(|f| f == incident.follow_up);
             if keep {

@@ -66,7 +66,10 @@ fn changes_get_consecutive_sequence_numbers_per_document_and_compact_away() {
     let stored = s.load_doc(&a).unwrap();
     assert_eq!(stored.snapshot, Some(vec![42]));
     assert_eq!(stored.changes, vec![(2, vec![3])]);
-    assert_eq!(s.doc_ids().unwrap(), vec![a, b]);
+    assert_eq!(s.doc_ids().unwrap(), vec![a.clone(), b]);
+    s.compact(&a, &[43], 2).unwrap();
+    let receipt = s.commit(Batch { changes: vec![(a.clone(), vec![4])], ..Default::default() }).unwrap();
+    assert_eq!(receipt.change_seqs, vec![(a, 3)], "sequence numbers are never reused after compaction");
 }
 
 #[test]
