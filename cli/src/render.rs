@@ -150,7 +150,9 @@ pub fn entry(view: &EntryView) -> String {
         .row("Created", format!("{} by {}", e.created_at, e.created_by))
         .row("Updated", format!("{} by {}", e.updated_at, e.updated_by));
     conflicts(&mut card, &e.conflicts);
-    format!("Entry {}  {}  {}\n{}", e.id, e.subject.kind(), e.status.to_string().to_uppercase(), card.render())
+    let status = e.status.to_string().to_uppercase();
+    let status = if view.expired { format!("{status}, EXPIRED") } else { status };
+    format!("Entry {}  {}  {status}\n{}", e.id, e.subject.kind(), card.render())
 }
 
 pub fn entries(list: &EntryList) -> String {
