@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
+use outpost_model::api::{PROJECT_DIRS, SOCKET_FILE};
+
 /// The socket the systemd unit's `RuntimeDirectory=outpost` provides.
 pub const SYSTEM_SOCKET: &str = "/run/outpost/outpostd.sock";
-const SOCKET_FILE: &str = "outpostd.sock";
 
 pub fn default_socket() -> PathBuf {
     let system = PathBuf::from(SYSTEM_SOCKET);
@@ -13,7 +14,8 @@ pub fn default_socket() -> PathBuf {
         return system;
     }
     // Mirrors outpostd's own default when it runs outside systemd.
-    match directories::ProjectDirs::from("org", "UNODC", "outpost") {
+    let (qualifier, organisation, application) = PROJECT_DIRS;
+    match directories::ProjectDirs::from(qualifier, organisation, application) {
         Some(dirs) => dirs.runtime_dir().unwrap_or_else(|| dirs.data_local_dir()).join(SOCKET_FILE),
         None => system,
     }

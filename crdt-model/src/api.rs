@@ -20,6 +20,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// that a hostile or broken client cannot make the daemon buffer much.
 pub const MAX_REQUEST_BYTES: u32 = 4 * 1024 * 1024;
 pub const MAX_RESPONSE_BYTES: u32 = 64 * 1024 * 1024;
+/// The control socket's file name, in whichever directory holds it.
+pub const SOCKET_FILE: &str = "outpostd.sock";
+/// Qualifier, organisation and application for `directories::ProjectDirs`,
+/// so the daemon and the CLI agree on the per-user default socket.
+pub const PROJECT_DIRS: (&str, &str, &str) = ("org", "UNODC", "outpost");
+
 /// Upper bound on rows in one list or audit page.
 pub const MAX_PAGE: u32 = 10_000;
 
@@ -241,7 +247,7 @@ pub struct EntryView {
 
 impl EntryView {
     pub fn new(entry: Entry, today: crate::date::Day) -> Self {
-        Self { expired: entry.is_expired(today), in_force: entry.is_alert(today), entry }
+        Self { expired: entry.is_expired(today), in_force: entry.is_in_force(today), entry }
     }
 }
 
@@ -365,7 +371,7 @@ pub fn error_envelope(kind: ErrorKind, message: impl Into<String>) -> ResponseEn
     ResponseEnvelope { version: PROTOCOL_VERSION, outcome: Outcome::Error(ApiError::new(kind, message)) }
 }
 
-/// Identifies an incident or entry in a response without the caller knowing which.
+/// The reply to a write that created a record (entry or incident).
 pub fn created(id: impl std::fmt::Display) -> Response {
     Response::Created(Created { id: id.to_string() })
 }

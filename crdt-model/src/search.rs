@@ -22,7 +22,7 @@ use crate::normalize::{
 };
 use crate::validate::purpose;
 use crate::vocab::{Category, EntryStatus, SubjectKind, Warning};
-use crate::watchlist::{Entry, Subject};
+use crate::watchlist::{Entry, Subject, in_force};
 
 pub const DEFAULT_LIMIT: usize = 10;
 pub const MAX_LIMIT: usize = 200;
@@ -176,7 +176,7 @@ struct Indexed {
 
 impl Indexed {
     fn is_live(&self, today: Day) -> bool {
-        self.status == EntryStatus::Active && self.valid_from <= today && self.expires.is_none_or(|e| e >= today)
+        in_force(self.status, self.valid_from, self.expires, today)
     }
 }
 

@@ -168,6 +168,12 @@ pub struct Entry {
     pub conflicts: Vec<FieldConflict>,
 }
 
+/// Whether an entry with these fields is in force today. The one rule, used
+/// by the projection and by every search index.
+pub fn in_force(status: EntryStatus, valid_from: Day, expires: Option<Day>, today: Day) -> bool {
+    status == EntryStatus::Active && valid_from <= today && expires.is_none_or(|e| e >= today)
+}
+
 impl Entry {
     /// Expiry is enforced locally: an entry stops being an alert on the day
     /// after it expires, without waiting for anyone to close it.
@@ -175,9 +181,9 @@ impl Entry {
         self.expires.is_some_and(|e| e < today)
     }
 
-    /// Whether a hit on this entry is an alert an officer must act on.
-    pub fn is_alert(&self, today: Day) -> bool {
-        self.status == EntryStatus::Active && !self.is_expired(today) && self.valid_from <= today
+    /// Active, started and unexpired: a strong hit on it is an alert.
+    pub fn is_in_force(&self, today: Day) -> bool {
+        in_force(self.status, self.valid_from, self.expires, today)
     }
 
     pub fn summary(&self, today: Day) -> EntrySummary {

@@ -4,12 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use outpost_model::api::{PROJECT_DIRS, SOCKET_FILE};
 use outpost_model::date::parse_utc_offset;
 use serde::Deserialize;
 use thiserror::Error;
 use time::UtcOffset;
-
-pub const SOCKET_FILE: &str = "outpostd.sock";
 
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -84,7 +83,8 @@ impl Environment for ProcessEnvironment {
         std::fs::read_to_string("/proc/sys/kernel/hostname").ok()
     }
     fn project_dirs(&self) -> Option<directories::ProjectDirs> {
-        directories::ProjectDirs::from("org", "UNODC", "outpost")
+        let (qualifier, organisation, application) = PROJECT_DIRS;
+        directories::ProjectDirs::from(qualifier, organisation, application)
     }
 }
 

@@ -24,6 +24,12 @@ use crate::service::{NodeInfo, Service};
 use crate::store::{Store, StoreError};
 use crate::writer::{SharedIndex, WriterSettings};
 
+/// The wall clock, read here and passed into the model, which reads none.
+pub fn now() -> outpost_model::date::Timestamp {
+    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    outpost_model::date::Timestamp::from_millis(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Documents kept in memory at once; the rest load on their next write.
 const MAX_LOADED_DOCS: usize = 64;
 
@@ -89,7 +95,7 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 /// control socket accepts requests.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl FnOnce()) -> Result<(), DaemonError> {
     let started = Instant::now();
-    let started_at = writer::now();
+    let started_at = now();
     if !config.data_dir.exists() {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()

@@ -20,8 +20,9 @@ use outpost_model::vocab::{EntryStatus, FollowUp, SubjectKind};
 use outpost_model::{EntryId, IncidentId};
 use time::UtcOffset;
 
+use crate::now;
 use crate::store::{EntryFilter, IncidentFilter, Lookup, Store, StoreError};
-use crate::writer::{Caller, SharedIndex, WriteOp, WriterHandle, Written, now};
+use crate::writer::{Caller, SharedIndex, WriteOp, WriterHandle, Written};
 
 const DEFAULT_PAGE: u32 = 100;
 
@@ -136,33 +137,35 @@ impl Service {
         self.writer.submit(WriteOp::Audit(event), caller).await.map(|_| ())
     }
 
-    async fn entry_id(&self, text: String) -> Result<EntryId, ApiError> {
-        if let Ok(id) = EntryId::parse(&text) {
+    /// A full id, or a fragment that picks out exactly one stored id.
+    async fn resolve_id<T: Send + 'static>(
+        &self,
+        text: String,
+        names: (&str, &str),
+        parse: fn(&str) -> Result<T, outpost_model::ValidationError>,
+        lookup: fn(&Store, &str) -> Result<Lookup<T>, StoreError>,
+    ) -> Result<T, ApiError> {
+        if let Ok(id) = parse(&text) {
             return Ok(id);
         }
         let key = text.clone();
-        let lookup = self.blocking(move |s| s.resolve_entry(&key)).await?;
-        resolved(("entry", "entries"), &text, lookup)
+        let found = self.blocking(move |s| lookup(s, &key)).await?;
+        resolved(names, &text, found)
+    }
+
+    async fn entry_id(&self, text: String) -> Result<EntryId, ApiError> {
+        self.resolve_id(text, ("entry", "entries"), EntryId::parse, Store::resolve_entry).await
     }
 
     async fn incident_id(&self, text: String) -> Result<IncidentId, ApiError> {
-        if let Ok(id) = IncidentId::parse(&text) {
-            return Ok(id);
-        }
-        let key = text.clone();
-        let lookup = self.blocking(move |s| s.resolve_incident(&key)).await?;
-        resolved(("incident", "incidents"), &text, lookup)
-    }
-
-    async fn write(&self, op: WriteOp, caller: Caller) -> Result<Written, ApiError> {
-        self.writer.submit(op, caller).await
+        self.resolve_id(text, ("incident", "incidents"), IncidentId::parse, Store::resolve_incident).await
     }
 
     pub async fn handle(&self, request: Request, caller: Caller) -> Result<Response, ApiError> {
         match request {
             Request::Status => self.status().await,
             Request::WatchlistAdd { entry } => {
-                match self.write(WriteOp::AddEntries { inputs: vec![*entry] }, caller).await? {
+                match self.writer.submit(WriteOp::AddEntries { inputs: vec![*entry] }, caller).await? {
                     Written::Entries(entries) => {
                         entries.first().map(|e| created(e.id)).ok_or_else(|| internal("nothing added"))
                     }
@@ -173,7 +176,7 @@ impl Service {
                 if entries.is_empty() {
                     return Err(bad_input("the import holds no entries"));
                 }
-                match self.write(WriteOp::AddEntries { inputs: entries }, caller).await? {
+                match self.writer.submit(WriteOp::AddEntries { inputs: entries }, caller).await? {
                     Written::Entries(entries) => {
                         Ok(Response::Imported(Imported { ids: entries.iter().map(|e| e.id).collect() }))
                     }
@@ -229,15 +232,15 @@ impl Service {
             }
             Request::WatchlistAmend { id, amendment } => {
                 let id = self.entry_id(id).await?;
-                self.entry_reply(self.write(WriteOp::Amend { id, input: amendment }, caller).await?)
+                self.entry_reply(self.writer.submit(WriteOp::Amend { id, input: amendment }, caller).await?)
             }
             Request::WatchlistSetStatus { id, status, reason } => {
                 let status = EntryStatus::parse(&status)?;
                 let id = self.entry_id(id).await?;
-                self.entry_reply(self.write(WriteOp::SetStatus { id, status, reason }, caller).await?)
+                self.entry_reply(self.writer.submit(WriteOp::SetStatus { id, status, reason }, caller).await?)
             }
             Request::IncidentLog { incident } => {
-                match self.write(WriteOp::LogIncident { input: incident }, caller).await? {
+                match self.writer.submit(WriteOp::LogIncident { input: incident }, caller).await? {
                     Written::Incident(incident) => Ok(created(incident.id)),
                     _ => Err(internal("unexpected writer reply")),
                 }
@@ -271,12 +274,12 @@ impl Service {
             }
             Request::IncidentNote { id, text } => {
                 let id = self.incident_id(id).await?;
-                self.incident_reply(self.write(WriteOp::Note { id, text }, caller).await?)
+                self.incident_reply(self.writer.submit(WriteOp::Note { id, text }, caller).await?)
             }
             Request::IncidentSetFollowUp { id, follow_up, note } => {
                 let follow_up = FollowUp::parse(&follow_up)?;
                 let id = self.incident_id(id).await?;
-                self.incident_reply(self.write(WriteOp::FollowUp { id, follow_up, note }, caller).await?)
+                self.incident_reply(self.writer.submit(WriteOp::FollowUp { id, follow_up, note }, caller).await?)
             }
             Request::Audit { since, limit } => {
                 let since_ts = since.as_deref().map(|s| Timestamp::parse("since", s)).transpose()?;

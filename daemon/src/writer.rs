@@ -14,10 +14,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+use crate::now;
 use automerge::ActorId;
 use outpost_model::api::{AmendInput, ApiError, ErrorKind, NewEntryInput, NewIncidentInput};
 use outpost_model::audit::AuditEvent;
-use outpost_model::date::Timestamp;
 use outpost_model::incident::{Incident, link_hits};
 use outpost_model::schema::incidents::read_incident;
 use outpost_model::schema::watchlist::read_entry;
@@ -186,11 +186,6 @@ fn change_event(ctx: &PostContext, caller: Caller, op: &str, detail: String, id:
         detail,
         result_ids: vec![id.to_string()],
     }
-}
-
-pub fn now() -> Timestamp {
-    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp::from_millis(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn internal(err: impl std::fmt::Display) -> ApiError {
@@ -400,20 +395,6 @@ impl Writer {
         }
     }
 
-    /// What the search index keeps of `entries`, to be committed with them.
-    fn index_records(&self, entries: &[Entry]) -> Vec<IndexRecord> {
-        let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.iter().map(|e| index.prepare(e)).collect()
-    }
-
-    /// Makes committed records searchable.
-    fn publish(&self, records: &[IndexRecord]) {
-        let mut index = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for record in records {
-            index.insert(record);
-        }
-    }
-
     fn add_entries(
         &mut self,
         ctx: &PostContext,
@@ -433,6 +414,7 @@ impl Writer {
         let meta = self.meta(ctx, caller, op);
         let mut batch = Batch::default();
         let touched: Vec<DocId> = by_doc.keys().cloned().collect();
+        let mut entries = Vec::new();
         let staged = (|| {
             for (doc_id, drafts) in &by_doc {
                 let (_, bytes) = self.apply(doc_id, &meta, |r| drafts.iter().try_for_each(|d| r.add_entry(d)))?;
@@ -440,7 +422,7 @@ impl Writer {
                 let doc = self.loaded(doc_id)?;
                 for draft in drafts {
                     let entry = read_entry(doc, draft.id)?.ok_or_else(|| internal("a new entry did not read back"))?;
-                    batch.entries.push(entry);
+                    entries.push(entry);
                 }
             }
             Ok::<_, ApiError>(())
@@ -449,7 +431,6 @@ impl Writer {
             self.forget(&touched);
             return Err(err);
         }
-        let entries = std::mem::take(&mut batch.entries);
         batch.audit.push(AuditEvent {
             at: ctx.now,
             uid: caller.uid,
@@ -462,11 +443,23 @@ impl Writer {
             },
             result_ids: entries.iter().map(|e| e.id.to_string()).collect(),
         });
-        batch.index_records = self.index_records(&entries);
-        let records = batch.index_records.clone();
+        self.commit_entries(batch, entries)
+    }
+
+    /// Commits `batch` with `entries` and their index records, then makes
+    /// them searchable.
+    fn commit_entries(&mut self, mut batch: Batch, entries: Vec<Entry>) -> Result<Written, ApiError> {
+        let records = {
+            let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            entries.iter().map(|e| index.prepare(e)).collect::<Vec<IndexRecord>>()
+        };
         batch.entries = entries.clone();
+        batch.index_records = records.clone();
         self.commit(batch)?;
-        self.publish(&records);
+        let mut index = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for record in &records {
+            index.insert(record);
+        }
         Ok(Written::Entries(entries))
     }
 
@@ -482,17 +475,12 @@ impl Writer {
         let (_, bytes) = self.apply(&entry.doc, &meta, edit)?;
         let updated = self.read_back(&entry.doc, |doc| read_entry(doc, entry.id))?;
         let audit = change_event(ctx, caller, op, format!("{op} on {} entry", entry.subject.kind()), entry.id);
-        let records = self.index_records(std::slice::from_ref(&updated));
         let batch = Batch {
             changes: bytes.map(|b| (entry.doc.clone(), b)).into_iter().collect(),
-            entries: vec![updated.clone()],
-            index_records: records.clone(),
             audit: vec![audit],
             ..Default::default()
         };
-        self.commit(batch)?;
-        self.publish(&records);
-        Ok(Written::Entries(vec![updated]))
+        self.commit_entries(batch, vec![updated])
     }
 
     fn log_incident(

@@ -110,7 +110,6 @@ impl Default for PostOptions {
 pub struct Post {
     dir: tempfile::TempDir,
     child: Option<Child>,
-    starts: u32,
 }
 
 impl Post {
@@ -130,7 +129,7 @@ impl Post {
             options.extra_config
         );
         std::fs::write(dir.path().join("outpostd.toml"), config).expect("write config");
-        let mut post = Self { dir, child: None, starts: 0 };
+        let mut post = Self { dir, child: None };
         post.spawn();
         post
     }
@@ -147,10 +146,9 @@ impl Post {
         std::fs::read_to_string(self.dir.path().join("outpostd.log")).unwrap_or_default()
     }
 
-    /// Starts the daemon and waits until it answers `status`.
-    pub fn spawn(&mut self) {
+    /// Starts `outpostd` on this post's config, logging to `outpostd.log`.
+    fn launch(&mut self) {
         assert!(self.child.is_none(), "daemon already running");
-        self.starts += 1;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -166,23 +164,19 @@ impl Post {
             .spawn()
             .expect("spawn outpostd");
         self.child = Some(child);
+    }
+
+    /// Starts the daemon and waits until it answers `status`.
+    pub fn spawn(&mut self) {
+        self.launch();
         self.wait_ready();
     }
 
     /// Starts the daemon and returns how long it took until `probe` first
     /// succeeded, polling every 2 ms: the cold-start time a user sees.
     pub fn spawn_measured(&mut self, mut probe: impl FnMut(&Path) -> bool) -> Duration {
-        assert!(self.child.is_none(), "daemon already running");
         let started = Instant::now();
-        let child = Command::new(binary("outpostd"))
-            .arg("--config")
-            .arg(self.dir.path().join("outpostd.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn outpostd");
-        self.child = Some(child);
+        self.launch();
         let socket = self.socket();
         while !probe(&socket) {
             assert!(started.elapsed() < START_DEADLINE, "outpostd did not answer within {START_DEADLINE:?}");

@@ -227,10 +227,6 @@ impl Document {
         &self.id
     }
 
-    pub fn kind(&self) -> &DocKind {
-        &self.kind
-    }
-
     pub fn set_actor(&mut self, actor: ActorId) {
         self.doc.set_actor(actor);
     }
@@ -242,11 +238,6 @@ impl Document {
     /// A compressed snapshot of the whole document.
     pub fn save(&mut self) -> Vec<u8> {
         self.doc.save()
-    }
-
-    /// Everything that is not a dependency of `heads`, as loadable change bytes.
-    pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
-        self.doc.save_after(heads)
     }
 
     /// Read access for projections and tests.
@@ -274,12 +265,7 @@ impl Document {
         meta: &ChangeMeta,
         edit: impl FnOnce(&mut Records<'_>) -> Result<T, ModelError>,
     ) -> Result<(T, Option<Vec<u8>>), ModelError> {
-        let records = match self.doc.get(ROOT, self.kind.records_key())? {
-            Some((Value::Object(ObjType::Map), id)) => id,
-            _ => {
-                return Err(ModelError::schema(&self.id, self.kind.records_key(), "missing record map"));
-            }
-        };
+        let records = self.records_obj()?;
         let mut scope = Records { doc: &mut self.doc, doc_id: &self.id, records, meta };
         match edit(&mut scope) {
             Ok(value) => {
@@ -397,18 +383,16 @@ impl<'a> FieldReader<'a> {
 
     /// A string field; concurrent distinct values are recorded as a conflict.
     pub fn opt_str(&mut self, key: &str) -> Result<Option<String>, ModelError> {
-        let mut values = self.strings(key)?;
-        let Some(first) = values.first().cloned() else {
-            return Ok(None);
-        };
-        values.dedup();
-        let mut distinct = values.clone();
-        distinct.sort();
-        distinct.dedup();
-        if distinct.len() > 1 {
-            self.conflicts.push(FieldConflict { field: key.to_string(), values });
+        let mut distinct: Vec<String> = Vec::new();
+        for value in self.strings(key)? {
+            if !distinct.contains(&value) {
+                distinct.push(value);
+            }
         }
-        Ok(Some(first))
+        if distinct.len() > 1 {
+            self.conflicts.push(FieldConflict { field: key.to_string(), values: distinct.clone() });
+        }
+        Ok(distinct.into_iter().next())
     }
 
     pub fn str(&mut self, key: &str) -> Result<String, ModelError> {

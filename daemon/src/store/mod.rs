@@ -227,10 +227,6 @@ impl Store {
         self.node_id
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn repaired_on_open(&self) -> bool {
         self.repaired_on_open
     }

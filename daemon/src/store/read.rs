@@ -93,7 +93,13 @@ impl Store {
     /// Resolves a full id, or a fragment of at least 6 hex digits that
     /// starts or ends the id. UUIDv7 ids made in the same minute share their
     /// first digits, so officers are shown, and may type, the random tail.
-    fn resolve(&self, def: TableDefinition<&str, &[u8]>, text: &str) -> Result<Lookup<String>, StoreError> {
+    fn resolve<T>(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+        name: &'static str,
+        text: &str,
+        parse: fn(&str) -> Result<T, outpost_model::ValidationError>,
+    ) -> Result<Lookup<T>, StoreError> {
         let fragment: String = text.trim().to_ascii_lowercase().chars().filter(|c| *c != '-').collect();
         if fragment.len() < MIN_FRAGMENT || !fragment.chars().all(|c| c.is_ascii_hexdigit()) {
             return Ok(Lookup::Missing);
@@ -113,31 +119,21 @@ impl Store {
         }
         Ok(match found.len() {
             0 => Lookup::Missing,
-            1 => Lookup::Found(found.remove(0)),
+            1 => {
+                let key = found.remove(0);
+                let id = parse(&key).map_err(|e| StoreError::Damaged { table: name, key, detail: e.to_string() })?;
+                Lookup::Found(id)
+            }
             _ => Lookup::Ambiguous(found),
         })
     }
 
     pub fn resolve_entry(&self, text: &str) -> Result<Lookup<EntryId>, StoreError> {
-        Ok(match self.resolve(ENTRIES, text)? {
-            Lookup::Found(key) => match EntryId::parse(&key) {
-                Ok(id) => Lookup::Found(id),
-                Err(e) => return Err(StoreError::Damaged { table: "entries", key, detail: e.to_string() }),
-            },
-            Lookup::Missing => Lookup::Missing,
-            Lookup::Ambiguous(keys) => Lookup::Ambiguous(keys),
-        })
+        self.resolve(ENTRIES, "entries", text, EntryId::parse)
     }
 
     pub fn resolve_incident(&self, text: &str) -> Result<Lookup<IncidentId>, StoreError> {
-        Ok(match self.resolve(INCIDENTS, text)? {
-            Lookup::Found(key) => match IncidentId::parse(&key) {
-                Ok(id) => Lookup::Found(id),
-                Err(e) => return Err(StoreError::Damaged { table: "incidents", key, detail: e.to_string() }),
-            },
-            Lookup::Missing => Lookup::Missing,
-            Lookup::Ambiguous(keys) => Lookup::Ambiguous(keys),
-        })
+        self.resolve(INCIDENTS, "incidents", text, IncidentId::parse)
     }
 
     pub fn entry(&self, id: &EntryId) -> Result<Option<Entry>, StoreError> {
@@ -185,52 +181,46 @@ impl Store {
 
     /// Newest first.
     pub fn list_entries(&self, filter: &EntryFilter) -> Result<(Vec<Entry>, u64), StoreError> {
-        let txn = self.read_txn()?;
-        let table = txn.open_table(ENTRIES).map_err(db)?;
-        let mut out = Vec::new();
-        let mut total = 0;
-        for row in table.iter().map_err(db)?.rev() {
-            let (key, value) = row.map_err(db)?;
-            let entry: Entry = match decode("entries", key.value(), value.value()) {
-                Ok(entry) => entry,
-                Err(err) => {
-                    tracing::error!(error = %err, "skipped an unreadable projection row");
-                    continue;
-                }
-            };
-            let keep = filter.status.is_none_or(|s| s == entry.status)
-                && filter.kind.is_none_or(|k| k == entry.subject.kind());
-            if keep {
-                total += 1;
-                if out.len() < filter.limit {
-                    out.push(entry);
-                }
-            }
-        }
-        Ok((out, total))
+        self.list_newest(ENTRIES, "entries", filter.limit, |entry: &Entry| {
+            filter.status.is_none_or(|s| s == entry.status) && filter.kind.is_none_or(|k| k == entry.subject.kind())
+        })
     }
 
     /// Most recently recorded first.
     pub fn list_incidents(&self, filter: &IncidentFilter) -> Result<(Vec<Incident>, u64), StoreError> {
+        self.list_newest(INCIDENTS, "incidents", filter.limit, |incident: &Incident| {
+            filter.since.is_none_or(|s| incident.occurred_at.instant() >= s)
+                && filter.follow_up.is_none_or(|f| f == incident.follow_up)
+        })
+    }
+
+    /// Rows that pass `keep`, newest id first (ids are UUIDv7), at most
+    /// `limit` of them, and how many passed in all. Damaged rows are logged
+    /// and skipped.
+    fn list_newest<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<&str, &[u8]>,
+        name: &'static str,
+        limit: usize,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<(Vec<T>, u64), StoreError> {
         let txn = self.read_txn()?;
-        let table = txn.open_table(INCIDENTS).map_err(db)?;
+        let table = txn.open_table(def).map_err(db)?;
         let mut out = Vec::new();
         let mut total = 0;
         for row in table.iter().map_err(db)?.rev() {
             let (key, value) = row.map_err(db)?;
-            let incident: Incident = match decode("incidents", key.value(), value.value()) {
-                Ok(incident) => incident,
+            let record: T = match decode(name, key.value(), value.value()) {
+                Ok(record) => record,
                 Err(err) => {
                     tracing::error!(error = %err, "skipped an unreadable projection row");
                     continue;
                 }
             };
-            let keep = filter.since.is_none_or(|s| incident.occurred_at.instant() >= s)
-                && filter.follow_up.is_none_or(|f| f == incident.follow_up);
-            if keep {
+            if keep(&record) {
                 total += 1;
-                if out.len() < filter.limit {
-                    out.push(incident);
+                if out.len() < limit {
+                    out.push(record);
                 }
             }
         }

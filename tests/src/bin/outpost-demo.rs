@@ -24,8 +24,7 @@ struct Args {
 }
 
 fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.parent().context("executable directory")?.join(name);
+    let path = outpost_tests::harness::bin_dir().join(name);
     if !path.exists() {
         bail!("{} not found; build everything first: cargo build --release", path.display());
     }
