@@ -112,7 +112,7 @@ pub struct IncidentSummary {
 /// one of a vehicle entry's plates. A lone person and a lone person entry
 /// are linked even when the names differ, since the officer named the hit.
 pub fn link_hits(draft: &mut IncidentDraft, entries: &[crate::watchlist::Entry]) {
-    use crate::normalize::name_tokens;
+    use crate::names::name_tokens;
     use crate::watchlist::Subject;
 
     let sorted_tokens = |text: &str| {

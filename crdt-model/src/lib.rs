@@ -15,6 +15,7 @@ pub mod date;
 pub mod error;
 pub mod ids;
 pub mod incident;
+pub mod names;
 pub mod normalize;
 pub mod schema;
 pub mod search;

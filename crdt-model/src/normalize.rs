@@ -1,9 +1,7 @@
 //! Text normalisation shared by validation, storage keys and search.
 //!
-//! Issue 2 keeps one simple transliteration: national Cyrillic letters fold
-//! to Russian ones, Russian Cyrillic maps to Latin letter by letter, and Latin
-//! diacritics of the Central Asian alphabets fold to plain ASCII. The full
-//! cross-script matcher builds on these functions.
+//! Names are folded for matching in [`crate::names`]; this module keeps the
+//! identity of a name within an entry and the identifier normalisers.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -40,110 +38,6 @@ pub fn script_of(text: &str) -> Script {
 
 fn is_cyrillic(c: char) -> bool {
     ('\u{0400}'..='\u{04FF}').contains(&c) || ('\u{0500}'..='\u{052F}').contains(&c)
-}
-
-/// Folds Kazakh, Kyrgyz, Tajik, Uzbek and Turkmen Cyrillic letters to the
-/// Russian letter officers would type in their place (Нұрсұлтан → Нурсултан).
-fn fold_national_cyrillic(c: char) -> char {
-    match c {
-        'қ' => 'к',
-        'ғ' => 'г',
-        'ң' => 'н',
-        'ө' => 'о',
-        'ұ' | 'ү' | 'ў' | 'ӯ' => 'у',
-        'ҳ' | 'һ' => 'х',
-        'ҷ' | 'ҹ' => 'ч',
-        'ә' => 'а',
-        'і' | 'ӣ' => 'и',
-        'ё' => 'е',
-        'ӊ' => 'н',
-        other => other,
-    }
-}
-
-/// Russian Cyrillic to Latin, after ICAO 9303 (Х→kh, Ж→zh, Ц→ts, Щ→shch).
-fn cyrillic_to_latin(c: char) -> Option<&'static str> {
-    Some(match c {
-        'а' => "a",
-        'б' => "b",
-        'в' => "v",
-        'г' => "g",
-        'д' => "d",
-        'е' | 'э' => "e",
-        'ж' => "zh",
-        'з' => "z",
-        'и' | 'й' => "i",
-        'к' => "k",
-        'л' => "l",
-        'м' => "m",
-        'н' => "n",
-        'о' => "o",
-        'п' => "p",
-        'р' => "r",
-        'с' => "s",
-        'т' => "t",
-        'у' => "u",
-        'ф' => "f",
-        'х' => "kh",
-        'ц' => "ts",
-        'ч' => "ch",
-        'ш' => "sh",
-        'щ' => "shch",
-        'ы' => "y",
-        'ъ' | 'ь' => "",
-        'ю' => "iu",
-        'я' => "ia",
-        _ => return None,
-    })
-}
-
-/// Latin letters of the Central Asian alphabets folded to ASCII.
-fn latin_to_ascii(c: char) -> Option<&'static str> {
-    Some(match c {
-        'ž' => "zh",
-        'ç' | 'č' => "ch",
-        'ş' | 'š' => "sh",
-        'ý' => "y",
-        'ň' | 'ñ' => "n",
-        'ä' | 'á' | 'à' | 'â' | 'ă' => "a",
-        'ö' | 'ó' | 'ò' | 'ô' => "o",
-        'ü' | 'ú' | 'ù' | 'û' | 'ū' => "u",
-        'é' | 'è' | 'ê' | 'ë' | 'ə' => "e",
-        'í' | 'ì' | 'î' | 'ï' | 'ı' => "i",
-        'ğ' | 'ǵ' => "g",
-        'ḩ' => "h",
-        // Uzbek o‘ and g‘ carry a turned comma that officers rarely type.
-        '\'' | '‘' | '’' | 'ʻ' | 'ʼ' | '`' => "",
-        _ => return None,
-    })
-}
-
-/// The Latin skeleton of a name: folded, transliterated, ASCII only, with
-/// every non-letter turned into a single space.
-pub fn latin_skeleton(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in fold_text(text).chars() {
-        let c = fold_national_cyrillic(c);
-        if let Some(latin) = cyrillic_to_latin(c) {
-            out.push_str(latin);
-        } else if let Some(ascii) = latin_to_ascii(c) {
-            out.push_str(ascii);
-        } else if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with(' ') {
-            out.push(' ');
-        }
-    }
-    out.trim().to_string()
-}
-
-/// Tokens of a name's skeleton, e.g. `ALIEV<<MUKHAMMAD` → [aliev, mukhammad].
-pub fn name_tokens(text: &str) -> Vec<String> {
-    latin_skeleton(text)
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Canonical plate: upper case, Cyrillic look-alike letters as Latin, no
@@ -238,20 +132,6 @@ pub fn normalize_container(raw: &str) -> Result<String, ValidationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cyrillic_and_latin_meet_in_one_skeleton() {
-        assert_eq!(latin_skeleton("Мухаммад Алиев"), "mukhammad aliev");
-        assert_eq!(latin_skeleton("MUKHAMMAD  ALIEV"), "mukhammad aliev");
-        assert_eq!(latin_skeleton("Нұрсұлтан"), latin_skeleton("Нурсултан"));
-        assert_eq!(latin_skeleton("Муҳаммад"), "mukhammad");
-        assert_eq!(latin_skeleton("G‘ulomov"), "gulomov");
-    }
-
-    #[test]
-    fn mrz_names_split_into_tokens() {
-        assert_eq!(name_tokens("ALIEV<<MUKHAMMAD"), vec!["aliev", "mukhammad"]);
-    }
 
     #[test]
     fn scripts_are_detected() {

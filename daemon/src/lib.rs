@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use outpost_model::schema::actor_for;
-use outpost_model::search::{SimpleIndex, WatchlistIndex, upsert};
+use outpost_model::search::{NameIndex, WatchlistIndex, upsert};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -52,10 +52,10 @@ pub enum DaemonError {
 /// the projection when they are missing, stale or damaged. A damaged
 /// projection row is logged by name and skipped, so one bad row never stops
 /// a post from starting.
-fn build_index(store: &Store) -> Result<SimpleIndex, StoreError> {
+fn build_index(store: &Store) -> Result<NameIndex, StoreError> {
     let started = Instant::now();
     let entries = store.entry_count()?;
-    let mut index = SimpleIndex::new();
+    let mut index = NameIndex::new();
     if !store.search_keys_stale() {
         match store.for_each_index_record(|record| index.insert(&record)) {
             Ok(loaded) if loaded == entries => {
@@ -66,7 +66,7 @@ fn build_index(store: &Store) -> Result<SimpleIndex, StoreError> {
             Err(err) => tracing::warn!(error = %err, "index records unreadable; rebuilding"),
         }
     }
-    let mut index = SimpleIndex::new();
+    let mut index = NameIndex::new();
     let mut records = Vec::new();
     let damaged = store.for_each_entry(|entry| records.push(upsert(&mut index, &entry)))?;
     for err in &damaged {

@@ -9,13 +9,13 @@ use outpost_daemon::store::{Batch, Store};
 use outpost_daemon::writer::{self, Caller, SharedIndex, WriteOp, WriterHandle, WriterSettings, Written};
 use outpost_model::api::{AmendInput, ErrorKind, NewEntryInput};
 use outpost_model::schema::actor_for;
-use outpost_model::search::{SimpleIndex, WatchlistIndex};
+use outpost_model::search::{NameIndex, WatchlistIndex};
 use outpost_model::watchlist::Entry;
 
 const CALLER: Caller = Caller { uid: 1000, pid: None };
 
 fn start(store: Arc<Store>) -> (WriterHandle, std::thread::JoinHandle<()>) {
-    let index: SharedIndex = Arc::new(RwLock::new(Box::new(SimpleIndex::new()) as Box<dyn WatchlistIndex>));
+    let index: SharedIndex = Arc::new(RwLock::new(Box::new(NameIndex::new()) as Box<dyn WatchlistIndex>));
     let settings = WriterSettings {
         post: "kz-test".into(),
         authority: "KAZ-BS".into(),

@@ -12,7 +12,7 @@ use outpost_model::EntryId;
 use outpost_model::api::{NewEntryInput, Request, Response, SearchInput};
 use outpost_model::date::Timestamp;
 use outpost_model::schema::DocKind;
-use outpost_model::search::{SearchQuery, SimpleIndex, WatchlistIndex, upsert};
+use outpost_model::search::{SearchQuery, NameIndex, WatchlistIndex, upsert};
 use outpost_model::validate::{PostContext, new_entry};
 use outpost_model::vocab::EntryStatus;
 use outpost_model::watchlist::Entry;
@@ -286,7 +286,7 @@ fn post(args: &PostArgs) -> anyhow::Result<()> {
         post: "bench".into(),
     };
     let started = Instant::now();
-    let mut index = SimpleIndex::new();
+    let mut index = NameIndex::new();
     for (n, input) in entries.iter().enumerate() {
         upsert(&mut index, &entry_from(input, n, &ctx)?);
     }
@@ -344,7 +344,7 @@ fn post(args: &PostArgs) -> anyhow::Result<()> {
     println!("| figure | n | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|");
     println!("{}", socket_search.row("search, end to end over the socket (incl. durable audit record)"));
-    println!("{}", in_process.row("search, same queries on an in-process SimpleIndex"));
+    println!("{}", in_process.row("search, same queries on an in-process NameIndex"));
     println!("{}", add.row("durable add (single entry, fsync before reply)"));
     println!("{}", baseline.row("baseline: bare redb commit of 1 KiB, same durability"));
     println!();

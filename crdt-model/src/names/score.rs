@@ -1,0 +1,181 @@
+//! How alike two words are, and how well a query lines up with a name.
+
+use serde::{Deserialize, Serialize};
+
+use super::equivalents::group_of;
+use super::fold::{NameRole, surname_stem};
+
+/// Why two words were taken to be the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MatchHow {
+    /// The same letters (ignoring case).
+    Exact,
+    /// Different letters, the same skeleton: another script or system.
+    Transliteration,
+    /// One name in two languages (Magomed, Muhammad).
+    Equivalent,
+    /// Close in spelling: a typo or an unusual romanisation.
+    Spelling,
+}
+
+impl MatchHow {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::Transliteration => "transliteration variant",
+            Self::Equivalent => "equivalent name",
+            Self::Spelling => "close spelling",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenSim {
+    pub similarity: f32,
+    pub how: MatchHow,
+}
+
+/// Similarity given to names the equivalence list joins.
+pub const EQUIVALENT_SIMILARITY: f32 = 0.9;
+/// Below this, two spellings are different words: "Aliev" and "Alimov" are
+/// two families, not a typo.
+pub const SPELLING_FLOOR: f64 = 0.86;
+
+/// Compares two skeletons. `None` means unrelated. Same skeletons compare as
+/// a transliteration variant; the caller tells an exact match by the words
+/// as written.
+pub fn token_similarity(query: &str, stored: &str) -> Option<TokenSim> {
+    if query == stored {
+        return Some(TokenSim { similarity: 1.0, how: MatchHow::Transliteration });
+    }
+    if equivalent(query, stored) {
+        return Some(TokenSim { similarity: EQUIVALENT_SIMILARITY, how: MatchHow::Equivalent });
+    }
+    spelling_similarity(query, stored).map(|similarity| TokenSim { similarity, how: MatchHow::Spelling })
+}
+
+fn equivalent(a: &str, b: &str) -> bool {
+    if let (Some(x), Some(y)) = (group_of(a), group_of(b)) {
+        return x == y;
+    }
+    match (surname_stem(a), surname_stem(b)) {
+        (Some((stem_a, class_a)), Some((stem_b, class_b))) if class_a == class_b => {
+            group_of(stem_a).is_some_and(|g| group_of(stem_b) == Some(g))
+        }
+        _ => false,
+    }
+}
+
+/// Jaro-Winkler on the skeletons, floored: a typo or a leftover vowel
+/// difference scores high, a different name scores nothing. Short words
+/// need a closer match, since one letter is a larger share of them.
+fn spelling_similarity(a: &str, b: &str) -> Option<f32> {
+    let jw = strsim::jaro_winkler(a, b);
+    let shorter = a.len().min(b.len());
+    let floor = if shorter <= 4 { SPELLING_FLOOR + 0.04 } else { SPELLING_FLOOR };
+    (jw >= floor).then_some(jw as f32)
+}
+
+/// Weight of a word in a name: a patronymic is often left out by whoever
+/// wrote the name down, so its absence costs little.
+fn weight(role: NameRole) -> f64 {
+    match role {
+        NameRole::Patronymic => 0.3,
+        NameRole::Surname | NameRole::Name => 1.0,
+    }
+}
+
+/// The best one-to-one pairing of query words with name words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alignment {
+    /// (query word, name word, similarity), best first.
+    pub pairs: Vec<(usize, usize, TokenSim)>,
+    pub score: f64,
+}
+
+/// Aligns query words with a name's words in any order and scores the
+/// result in 0..1.
+///
+/// The score is the weighted share of the query that found a partner,
+/// times the square root of the weighted share of the name that did. What
+/// the officer typed must be explained; a stored name with a word the
+/// officer did not type (a second given name, a patronymic) costs less,
+/// because passports and lists disagree on how much of a name they carry.
+/// A lone surname against a two-word name scores 0.71: listed, never an
+/// alert.
+pub fn align(
+    query_roles: &[NameRole],
+    name_roles: &[NameRole],
+    mut similarity: impl FnMut(usize, usize) -> Option<TokenSim>,
+) -> Alignment {
+    let mut candidates: Vec<(usize, usize, TokenSim)> = Vec::new();
+    for q in 0..query_roles.len() {
+        for n in 0..name_roles.len() {
+            if let Some(sim) = similarity(q, n) {
+                candidates.push((q, n, sim));
+            }
+        }
+    }
+    candidates.sort_by(|a, b| b.2.similarity.total_cmp(&a.2.similarity).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+    let mut used_query = 0u64;
+    let mut used_name = 0u64;
+    let mut pairs = Vec::new();
+    for (q, n, sim) in candidates {
+        let (qb, nb) = (1u64 << q.min(63), 1u64 << n.min(63));
+        if used_query & qb != 0 || used_name & nb != 0 {
+            continue;
+        }
+        used_query |= qb;
+        used_name |= nb;
+        pairs.push((q, n, sim));
+    }
+    let query_total: f64 = query_roles.iter().map(|r| weight(*r)).sum();
+    let name_total: f64 = name_roles.iter().map(|r| weight(*r)).sum();
+    let query_covered: f64 = pairs.iter().map(|(q, _, s)| f64::from(s.similarity) * weight(query_roles[*q])).sum();
+    let name_covered: f64 = pairs.iter().map(|(_, n, s)| f64::from(s.similarity) * weight(name_roles[*n])).sum();
+    let score = if query_total > 0.0 && name_total > 0.0 {
+        (query_covered / query_total) * (name_covered / name_total).sqrt()
+    } else {
+        0.0
+    };
+    Alignment { pairs, score }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::fold::{name_tokens, role_of};
+
+    fn sim(a: &str, b: &str) -> Option<TokenSim> {
+        token_similarity(&name_tokens(a)[0], &name_tokens(b)[0])
+    }
+
+    fn score(query: &str, name: &str) -> f64 {
+        let q = name_tokens(query);
+        let n = name_tokens(name);
+        let qr: Vec<_> = q.iter().map(|t| role_of(t)).collect();
+        let nr: Vec<_> = n.iter().map(|t| role_of(t)).collect();
+        align(&qr, &nr, |i, j| token_similarity(&q[i], &n[j])).score
+    }
+
+    #[test]
+    fn variants_typos_and_equivalents_are_close_different_names_are_not() {
+        assert_eq!(sim("Mukhammad", "Муҳаммад").map(|s| s.how), Some(MatchHow::Transliteration));
+        assert_eq!(sim("Magomed", "Muhammad").map(|s| s.how), Some(MatchHow::Equivalent));
+        assert_eq!(sim("Ibragimov", "Ibrohimov").map(|s| s.how), Some(MatchHow::Equivalent));
+        assert_eq!(sim("Mukhamamd", "Mukhammad").map(|s| s.how), Some(MatchHow::Spelling));
+        assert_eq!(sim("Aliev", "Alimov"), None);
+        assert_eq!(sim("Karimov", "Rahimov"), None);
+    }
+
+    #[test]
+    fn order_does_not_matter_and_partial_names_score_lower() {
+        let full = score("Mukhammad Aliev", "Мухаммад Алиев");
+        assert!((full - 1.0).abs() < 1e-9);
+        assert!((score("ALIEV<<MUKHAMMAD", "Мухаммад Алиев") - 1.0).abs() < 1e-9);
+        assert!(score("Aliev", "Мухаммад Алиев") < 0.75);
+        assert!(score("Mukhammad Aliev", "Мухаммад Алиев Каримович") > 0.9);
+        assert!(score("Rustam Aliev", "Мухаммад Алиев") < 0.4);
+    }
+}

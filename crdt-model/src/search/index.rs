@@ -1,0 +1,532 @@
+//! The cross-script name index.
+//!
+//! Every distinct word skeleton is interned once in a vocabulary. A query
+//! word first finds the vocabulary words that could be it, through blocking
+//! keys (its phonetic key and that key's one-symbol deletions, or the
+//! skeleton's own deletions for very short keys, plus its equivalence
+//! group), and keeps those whose similarity clears the spelling floor. The
+//! entries holding those words are the candidates; each of their names is
+//! aligned with the query word by word, with every word similarity
+//! computed at most once per query. The work per query follows the number
+//! of similar words and the entries holding them, not the size of the list.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use super::{
+    IndexRecord, MIN_SCORE, STRONG_MATCH, SearchHit, SearchQuery, WatchlistIndex, WordMatch, identifiers, qualify,
+    query_identifier_keys,
+};
+use crate::date::{Day, PartialDate};
+use crate::ids::EntryId;
+use crate::names::equivalents::{group_name, group_of};
+use crate::names::fold::surname_stem;
+use crate::names::{MatchHow, NameRole, TokenSim, align, name_words, phonetic_key, role_of, skeleton, token_similarity};
+use crate::vocab::{Category, EntryStatus, SubjectKind, Warning};
+use crate::watchlist::{Entry, Subject, in_force};
+
+type Slot = u32;
+type TokenId = u32;
+
+#[derive(Debug)]
+struct IndexedName {
+    text: Box<str>,
+    tokens: Vec<TokenId>,
+}
+
+#[derive(Debug)]
+struct Indexed {
+    id: EntryId,
+    names: Vec<IndexedName>,
+    identifiers: Vec<(Box<str>, Arc<str>)>,
+    dobs: Vec<PartialDate>,
+    nationalities: Vec<Box<str>>,
+    kind: SubjectKind,
+    category: Category,
+    status: EntryStatus,
+    valid_from: Day,
+    expires: Option<Day>,
+    action: Arc<str>,
+    warnings: Vec<Warning>,
+    authority: Arc<str>,
+}
+
+impl Indexed {
+    fn is_live(&self, today: Day) -> bool {
+        in_force(self.status, self.valid_from, self.expires, today)
+    }
+}
+
+/// Distinct word skeletons, with what blocking and scoring need of each.
+#[derive(Debug, Default)]
+struct Vocabulary {
+    ids: HashMap<Box<str>, TokenId>,
+    skeletons: Vec<Box<str>>,
+    roles: Vec<NameRole>,
+    /// Entries holding each word.
+    postings: Vec<Vec<Slot>>,
+    blocks: HashMap<u64, Vec<TokenId>>,
+}
+
+/// Phonetic keys shorter than this block on the skeleton's own deletions:
+/// deleting a symbol from a one- or two-symbol key would match half the
+/// vocabulary.
+const SHORT_KEY: usize = 3;
+
+fn block_hash(tag: u8, text: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    tag.hash(&mut hasher);
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Every string with one character of `text` removed (ASCII only).
+fn deletions(text: &str) -> impl Iterator<Item = String> + '_ {
+    (0..text.len()).map(move |i| {
+        let mut s = String::with_capacity(text.len());
+        s.push_str(&text[..i]);
+        s.push_str(&text[i + 1..]);
+        s
+    })
+}
+
+/// The blocking keys of a skeleton. Two words one typo apart share a key:
+/// deleting the differing symbol from both gives the same string.
+fn block_keys(skeleton: &str) -> Vec<u64> {
+    let mut keys = Vec::new();
+    let key = phonetic_key(skeleton);
+    if key.len() >= SHORT_KEY {
+        keys.push(block_hash(b'k', &key));
+        keys.extend(deletions(&key).map(|d| block_hash(b'k', &d)));
+    } else {
+        keys.push(block_hash(b's', skeleton));
+        keys.extend(deletions(skeleton).map(|d| block_hash(b's', &d)));
+    }
+    if let Some(group) = group_of(skeleton) {
+        keys.push(block_hash(b'g', &group.to_string()));
+    } else if let Some((stem, class)) = surname_stem(skeleton)
+        && let Some(group) = group_of(stem)
+    {
+        keys.push(block_hash(b'g', &format!("{group}{class}")));
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+impl Vocabulary {
+    fn intern(&mut self, skeleton: &str) -> TokenId {
+        if let Some(id) = self.ids.get(skeleton) {
+            return *id;
+        }
+        let id = self.skeletons.len() as TokenId;
+        self.skeletons.push(skeleton.into());
+        self.roles.push(role_of(skeleton));
+        self.postings.push(Vec::new());
+        self.ids.insert(skeleton.into(), id);
+        for key in block_keys(skeleton) {
+            self.blocks.entry(key).or_default().push(id);
+        }
+        id
+    }
+
+    /// The words that may be `skeleton`, with their similarity to it.
+    fn similar(&self, skeleton: &str) -> HashMap<TokenId, TokenSim> {
+        let mut out = HashMap::new();
+        for key in block_keys(skeleton) {
+            for &id in self.blocks.get(&key).into_iter().flatten() {
+                if out.contains_key(&id) || self.postings[id as usize].is_empty() {
+                    continue;
+                }
+                if let Some(sim) = token_similarity(skeleton, &self.skeletons[id as usize]) {
+                    out.insert(id, sim);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Cross-script name matching with exact identifier lookups.
+///
+/// Entries live in slots; postings hold slot numbers and names hold
+/// vocabulary numbers, so scoring compares integers, not strings. Words
+/// stay in the vocabulary after the last entry holding them goes (their
+/// posting list is then empty and they are skipped): a list churns by
+/// thousands of entries, not millions of new words.
+#[derive(Debug, Default)]
+pub struct NameIndex {
+    slots: Vec<Option<Indexed>>,
+    free: Vec<Slot>,
+    by_id: HashMap<EntryId, Slot>,
+    vocabulary: Vocabulary,
+    by_identifier: HashMap<Box<str>, Vec<Slot>>,
+    /// Authorities, actions and identifier kinds repeat across entries; one copy each.
+    strings: HashMap<Box<str>, Arc<str>>,
+}
+
+/// One query word, prepared once per search.
+#[derive(Debug)]
+struct QueryWord {
+    text: String,
+    skeleton: String,
+    role: NameRole,
+    similar: HashMap<TokenId, TokenSim>,
+}
+
+/// A candidate before it becomes a hit: cheap to make for thousands.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    slot: Slot,
+    score: f64,
+    name: usize,
+    live: bool,
+}
+
+impl NameIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.strings.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.strings.insert(text.into(), shared.clone());
+        shared
+    }
+
+    fn unlink(&mut self, id: &EntryId) {
+        let Some(slot) = self.by_id.remove(id) else { return };
+        let Some(old) = self.slots.get_mut(slot as usize).and_then(Option::take) else { return };
+        let tokens: BTreeSet<TokenId> = old.names.iter().flat_map(|n| n.tokens.iter().copied()).collect();
+        for token in tokens {
+            if let Some(list) = self.vocabulary.postings.get_mut(token as usize) {
+                list.retain(|s| *s != slot);
+            }
+        }
+        for (key, _) in &old.identifiers {
+            if let Some(list) = self.by_identifier.get_mut(key) {
+                list.retain(|s| *s != slot);
+                if list.is_empty() {
+                    self.by_identifier.remove(key);
+                }
+            }
+        }
+        self.free.push(slot);
+    }
+
+    fn entry(&self, slot: Slot) -> Option<&Indexed> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn hit(entry: &Indexed, score: f64, name: String, reason: String, today: Day) -> SearchHit {
+        let expired = entry.expires.is_some_and(|e| e < today);
+        SearchHit {
+            id: entry.id,
+            score,
+            name,
+            reason,
+            kind: entry.kind,
+            category: entry.category,
+            status: entry.status,
+            expired,
+            alert: score >= STRONG_MATCH && entry.is_live(today),
+            action: entry.action.to_string(),
+            warnings: entry.warnings.clone(),
+            authority: entry.authority.to_string(),
+            explanation: Vec::new(),
+        }
+    }
+
+    /// The word similarity of query word `q` and vocabulary word `token`,
+    /// from the blocked set or computed once and remembered.
+    fn similarity(
+        &self,
+        words: &[QueryWord],
+        cache: &mut HashMap<(usize, TokenId), Option<TokenSim>>,
+        q: usize,
+        token: TokenId,
+    ) -> Option<TokenSim> {
+        if let Some(sim) = words[q].similar.get(&token) {
+            return Some(*sim);
+        }
+        *cache
+            .entry((q, token))
+            .or_insert_with(|| token_similarity(&words[q].skeleton, &self.vocabulary.skeletons[token as usize]))
+    }
+
+    fn name_score(
+        &self,
+        words: &[QueryWord],
+        query_roles: &[NameRole],
+        cache: &mut HashMap<(usize, TokenId), Option<TokenSim>>,
+        name: &IndexedName,
+    ) -> crate::names::score::Alignment {
+        let roles: Vec<NameRole> = name.tokens.iter().map(|t| self.vocabulary.roles[*t as usize]).collect();
+        align(query_roles, &roles, |q, n| self.similarity(words, cache, q, name.tokens[n]))
+    }
+
+    /// Explains the best name of a hit word by word.
+    fn explain(
+        &self,
+        words: &[QueryWord],
+        query_roles: &[NameRole],
+        cache: &mut HashMap<(usize, TokenId), Option<TokenSim>>,
+        name: &IndexedName,
+    ) -> (Vec<WordMatch>, Vec<String>) {
+        let alignment = self.name_score(words, query_roles, cache, name);
+        let stored_words = name_words(&name.text);
+        let roles: Vec<NameRole> = name.tokens.iter().map(|t| self.vocabulary.roles[*t as usize]).collect();
+        let has_surname = roles.contains(&NameRole::Surname);
+        let role_label = |role: NameRole| match role {
+            NameRole::Name if has_surname => "given name",
+            other => other.label(),
+        };
+        let mut lines = Vec::new();
+        // Reasons follow the stored name's order, so one entry reads the
+        // same whatever order the officer typed the words in.
+        let mut by_stored: Vec<(usize, String)> = Vec::new();
+        for (q, n, sim) in &alignment.pairs {
+            let typed = &words[*q].text;
+            let stored = stored_words.get(*n).map(|w| w.text.clone()).unwrap_or_default();
+            let how = if sim.how == MatchHow::Transliteration
+                && crate::normalize::fold_text(typed) == crate::normalize::fold_text(&stored)
+            {
+                MatchHow::Exact
+            } else {
+                sim.how
+            };
+            let detail = match how {
+                MatchHow::Exact => String::new(),
+                MatchHow::Transliteration => {
+                    let folds = skeleton(typed).1.union(skeleton(&stored).1);
+                    folds.iter().map(|f| f.label()).collect::<Vec<_>>().join(", ")
+                }
+                MatchHow::Equivalent => {
+                    let group = group_of(&words[*q].skeleton)
+                        .or_else(|| surname_stem(&words[*q].skeleton).and_then(|(stem, _)| group_of(stem)));
+                    format!("forms of {}", group.map_or("one name", group_name))
+                }
+                MatchHow::Spelling => format!("Jaro-Winkler {:.2} on the skeletons", sim.similarity),
+            };
+            by_stored.push((*n, format!("{} {}", role_label(roles[*n]), how.label())));
+            lines.push(WordMatch {
+                query: Some(typed.clone()),
+                stored: Some(stored),
+                role: roles[*n],
+                how: Some(how),
+                similarity: (f64::from(sim.similarity) * 1000.0).round() / 1000.0,
+                detail,
+            });
+        }
+        lines.sort_by_key(|line| words.iter().position(|w| Some(&w.text) == line.query.as_ref()));
+        for (n, role) in roles.iter().enumerate() {
+            if !alignment.pairs.iter().any(|(_, pn, _)| *pn == n) {
+                by_stored.push((n, format!("{} not given", role_label(*role))));
+            }
+        }
+        by_stored.sort_by_key(|(n, _)| *n);
+        let mut reasons: Vec<String> = by_stored.into_iter().map(|(_, r)| r).collect();
+        for (q, word) in words.iter().enumerate() {
+            if !alignment.pairs.iter().any(|(pq, _, _)| *pq == q) {
+                reasons.push(format!("\"{}\" not in this name", word.text));
+                lines.push(WordMatch {
+                    query: Some(word.text.clone()),
+                    stored: None,
+                    role: word.role,
+                    how: None,
+                    similarity: 0.0,
+                    detail: "no stored word is close".into(),
+                });
+            }
+        }
+        for (n, role) in roles.iter().enumerate() {
+            if !alignment.pairs.iter().any(|(_, pn, _)| *pn == n) {
+                let stored = stored_words.get(n).map(|w| w.text.clone()).unwrap_or_default();
+                lines.push(WordMatch {
+                    query: None,
+                    stored: Some(stored),
+                    role: *role,
+                    how: None,
+                    similarity: 0.0,
+                    detail: "not in the query".into(),
+                });
+            }
+        }
+        (lines, reasons)
+    }
+}
+
+impl WatchlistIndex for NameIndex {
+    fn prepare(&self, entry: &Entry) -> IndexRecord {
+        let (names, dobs, nationalities) = match &entry.subject {
+            Subject::Person(p) => (
+                p.names
+                    .iter()
+                    .map(|n| (n.text.clone(), name_words(&n.text).into_iter().map(|w| w.skeleton).collect()))
+                    .collect(),
+                p.dobs.clone(),
+                p.nationalities.clone(),
+            ),
+            _ => (Vec::new(), Vec::new(), Vec::new()),
+        };
+        IndexRecord {
+            id: entry.id,
+            kind: entry.subject.kind(),
+            category: entry.category,
+            status: entry.status,
+            valid_from: entry.valid_from,
+            expires: entry.expires,
+            authority: entry.authority.clone(),
+            action: entry.action.clone(),
+            warnings: entry.warnings.clone(),
+            names,
+            dobs,
+            nationalities,
+            identifiers: identifiers(&entry.subject),
+        }
+    }
+
+    fn insert(&mut self, record: &IndexRecord) {
+        self.unlink(&record.id);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as Slot
+            }
+        };
+        let mut names = Vec::with_capacity(record.names.len());
+        let mut all_tokens = BTreeSet::new();
+        for (text, tokens) in &record.names {
+            let ids: Vec<TokenId> = tokens.iter().map(|t| self.vocabulary.intern(t)).collect();
+            all_tokens.extend(ids.iter().copied());
+            names.push(IndexedName { text: text.as_str().into(), tokens: ids });
+        }
+        for token in all_tokens {
+            self.vocabulary.postings[token as usize].push(slot);
+        }
+        let mut identifiers = Vec::with_capacity(record.identifiers.len());
+        for (key, what) in &record.identifiers {
+            let list = self.by_identifier.entry(key.as_str().into()).or_default();
+            if !list.contains(&slot) {
+                list.push(slot);
+            }
+            identifiers.push((key.as_str().into(), self.intern(what)));
+        }
+        let indexed = Indexed {
+            id: record.id,
+            names,
+            identifiers,
+            dobs: record.dobs.clone(),
+            nationalities: record.nationalities.iter().map(|n| n.as_str().into()).collect(),
+            kind: record.kind,
+            category: record.category,
+            status: record.status,
+            valid_from: record.valid_from,
+            expires: record.expires,
+            action: self.intern(&record.action),
+            warnings: record.warnings.clone(),
+            authority: self.intern(&record.authority),
+        };
+        self.slots[slot as usize] = Some(indexed);
+        self.by_id.insert(record.id, slot);
+    }
+
+    fn remove(&mut self, id: &EntryId) {
+        self.unlink(id);
+    }
+
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    fn alerts(&self, today: Day) -> usize {
+        self.slots.iter().flatten().filter(|e| e.is_live(today)).count()
+    }
+
+    fn search(&self, query: &SearchQuery, today: Day) -> Vec<SearchHit> {
+        let mut hits: Vec<SearchHit> = Vec::new();
+        let mut exact: BTreeSet<Slot> = BTreeSet::new();
+        for key in query_identifier_keys(&query.text) {
+            for &slot in self.by_identifier.get(key.as_str()).into_iter().flatten() {
+                let Some(entry) = self.entry(slot) else { continue };
+                if !exact.insert(slot) {
+                    continue;
+                }
+                let what = entry.identifiers.iter().find(|(k, _)| **k == *key).map_or("identifier", |(_, w)| &**w);
+                hits.push(Self::hit(entry, 1.0, query.text.clone(), format!("{what} exact"), today));
+            }
+        }
+
+        // Each distinct word counts once: "Karimov Karimov" must not score
+        // as a full match on "Karimov Ali".
+        let mut seen = BTreeSet::new();
+        let words: Vec<QueryWord> = name_words(&query.text)
+            .into_iter()
+            .filter(|w| seen.insert(w.skeleton.clone()))
+            .map(|w| QueryWord {
+                role: role_of(&w.skeleton),
+                similar: self.vocabulary.similar(&w.skeleton),
+                skeleton: w.skeleton,
+                text: w.text,
+            })
+            .collect();
+        let query_roles: Vec<NameRole> = words.iter().map(|w| w.role).collect();
+        let mut slots: Vec<Slot> = words
+            .iter()
+            .flat_map(|w| w.similar.keys())
+            .flat_map(|t| self.vocabulary.postings[*t as usize].iter().copied())
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+
+        let mut cache = HashMap::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
+        for slot in slots {
+            if exact.contains(&slot) {
+                continue;
+            }
+            let Some(entry) = self.entry(slot) else { continue };
+            let mut best: Option<Candidate> = None;
+            for (i, name) in entry.names.iter().enumerate() {
+                let score = self.name_score(&words, &query_roles, &mut cache, name).score;
+                if best.is_none_or(|b| score > b.score) {
+                    best = Some(Candidate { slot, score, name: i, live: entry.is_live(today) });
+                }
+            }
+            let Some(mut candidate) = best else { continue };
+            candidate.score += qualify(&entry.dobs, &entry.nationalities, query, false).0;
+            if candidate.score >= MIN_SCORE {
+                candidates.push(candidate);
+            }
+        }
+        let wanted = query.limit.saturating_sub(hits.len());
+        let rank = |a: &Candidate, b: &Candidate| {
+            b.score.total_cmp(&a.score).then(b.live.cmp(&a.live)).then(a.slot.cmp(&b.slot))
+        };
+        if candidates.len() > wanted && wanted > 0 {
+            candidates.select_nth_unstable_by(wanted - 1, rank);
+            candidates.truncate(wanted);
+        }
+        candidates.sort_unstable_by(rank);
+        for c in candidates.into_iter().take(wanted) {
+            let Some(entry) = self.entry(c.slot) else { continue };
+            let name = &entry.names[c.name];
+            let (explanation, mut reasons) = self.explain(&words, &query_roles, &mut cache, name);
+            let (_, notes) = qualify(&entry.dobs, &entry.nationalities, query, true);
+            reasons.extend(notes);
+            let score = (c.score.clamp(0.0, 1.0) * 1000.0).round() / 1000.0;
+            let mut hit = Self::hit(entry, score, name.text.to_string(), reasons.join(", "), today);
+            hit.explanation = explanation;
+            hits.push(hit);
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(b.alert.cmp(&a.alert)).then(a.id.cmp(&b.id)));
+        hits.truncate(query.limit);
+        hits
+    }
+}
