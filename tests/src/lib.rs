@@ -1,8 +1,10 @@
-//! Test support for Outpost: real-process harness, seeded sample data.
+//! Test support for Outpost: real-process harness, seeded sample data, the
+//! labelled name-matching evaluation set.
 //! Binaries: `outpost-demo` (a post with sample data) and `outpost-bench`.
 
 // Test support code: a failed expectation here is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod harness;
+pub mod names_eval;
 pub mod sample;

@@ -1,7 +1,12 @@
 //! Seeded sample data: Central Asian watchlist entries and incidents, for
 //! the demo, the tests and the benchmarks. The same seed gives the same data.
 
+use outpost_model::EntryId;
 use outpost_model::api::{NewEntryInput, NewIncidentInput};
+use outpost_model::schema::DocKind;
+use outpost_model::validate::{PostContext, new_entry};
+use outpost_model::vocab::EntryStatus;
+use outpost_model::watchlist::Entry;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -129,14 +134,32 @@ const SUBSTANCES: &[&str] = &["heroin", "opium", "hashish", "methamphetamine", "
 
 /// The Latin spelling a passport office might have produced (ICAO-style).
 pub fn icao_latin(cyrillic: &str) -> String {
-    outpost_model::normalize::latin_skeleton(cyrillic)
-        .split(' ')
-        .map(|w| {
-            let mut chars = w.chars();
-            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    outpost_model::names::Romanization::Icao9303.romanize(cyrillic)
+}
+
+/// The projection row a draft becomes, built without Automerge so the
+/// in-process index can be measured and evaluated on exactly the daemon's
+/// data. Mirrors `schema::watchlist::read_entry`.
+pub fn entry_from(input: &NewEntryInput, id: EntryId, ctx: &PostContext) -> anyhow::Result<Entry> {
+    let draft = new_entry(input, id, ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Entry {
+        id,
+        doc: DocKind::watchlist_for(&draft.authority, &id).doc_id(),
+        authority: draft.authority,
+        subject: draft.subject,
+        category: draft.category,
+        reason: draft.reason,
+        action: draft.action,
+        warnings: draft.warnings.into_iter().collect(),
+        status: EntryStatus::Active,
+        valid_from: draft.valid_from,
+        expires: draft.expires,
+        created_at: ctx.now,
+        created_by: "bench".into(),
+        updated_at: ctx.now,
+        updated_by: "bench".into(),
+        conflicts: vec![],
+    })
 }
 
 #[derive(Debug)]

@@ -41,7 +41,7 @@ const GROUPS: &[&[&str]] = &[
     &["Sherzod", "Sherzad"],
     &["Gulnara", "Gulnora"],
     &["Nurlan", "Nurlon"],
-    &["Yerlan", "Erlan", "Arlan"],
+    &["Yerlan", "Erlan"],
     &["Abdurahman", "Abdurakhmon", "Abdurrahman", "Abdurahmon"],
     &["Abdurashid", "Abdurrashid", "Abdurashit"],
     &["Nasriddin", "Nasreddin", "Nasritdin", "Nasruddin"],
@@ -71,6 +71,11 @@ static BY_SKELETON: LazyLock<HashMap<String, Group>> = LazyLock::new(|| {
 /// The group of a given name's skeleton, if it is in one.
 pub fn group_of(skeleton: &str) -> Option<Group> {
     BY_SKELETON.get(skeleton).copied()
+}
+
+/// Every listed spelling of a group.
+pub fn spellings(group: Group) -> &'static [&'static str] {
+    GROUPS.get(group as usize).copied().unwrap_or(&[])
 }
 
 /// A spelling of the group, for explanations ("Magomed ≈ Muhammad").

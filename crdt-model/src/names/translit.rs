@@ -201,7 +201,8 @@ impl Romanization {
                 return Some("yë");
             }
             // GOST 7.79-B writes Ц as "c" before the front vowels.
-            if self == Self::Gost779B && c == 'ц' && next.is_some_and(|n| matches!(n, 'е' | 'и' | 'ы' | 'й' | 'э')) {
+            if self == Self::Gost779B && c == 'ц' && next.is_some_and(|n| matches!(n, 'е' | 'и' | 'ы' | 'й' | 'э'))
+            {
                 return Some("c");
             }
             return Some(table.russian[i]);
@@ -211,7 +212,26 @@ impl Romanization {
 }
 
 fn is_vowel_or_sign(c: char) -> bool {
-    matches!(c, 'а' | 'е' | 'ё' | 'и' | 'о' | 'у' | 'ы' | 'э' | 'ю' | 'я' | 'ъ' | 'ь' | 'ә' | 'ө' | 'ұ' | 'ү' | 'і' | 'ў')
+    matches!(
+        c,
+        'а' | 'е'
+            | 'ё'
+            | 'и'
+            | 'о'
+            | 'у'
+            | 'ы'
+            | 'э'
+            | 'ю'
+            | 'я'
+            | 'ъ'
+            | 'ь'
+            | 'ә'
+            | 'ө'
+            | 'ұ'
+            | 'ү'
+            | 'і'
+            | 'ў'
+    )
 }
 
 /// Longest name field of the machine-readable zone of a passport (TD3).
@@ -279,7 +299,10 @@ mod tests {
     #[test]
     fn mrz_form_is_capitals_and_fillers_truncated() {
         assert_eq!(mrz_name("Алиев", "Мухаммад"), "ALIEV<<MUKHAMMAD");
-        assert_eq!(mrz_name("Abdurakhmonov-Khudoiberdiev", "Muhammadali Sulaymon"), "ABDURAKHMONOV<KHUDOIBERDIEV<<MUHAMMADAL");
+        assert_eq!(
+            mrz_name("Abdurakhmonov-Khudoiberdiev", "Muhammadali Sulaymon"),
+            "ABDURAKHMONOV<KHUDOIBERDIEV<<MUHAMMADAL"
+        );
         assert_eq!(mrz_name("Abdurakhmonov-Khudoiberdiev", "Muhammadali").len(), MRZ_NAME_LENGTH);
     }
 }

@@ -22,8 +22,11 @@ use super::{
 use crate::date::{Day, PartialDate};
 use crate::ids::EntryId;
 use crate::names::equivalents::{group_name, group_of};
-use crate::names::fold::surname_stem;
-use crate::names::{MatchHow, NameRole, TokenSim, align, name_words, phonetic_key, role_of, skeleton, token_similarity};
+use crate::names::fold::{surname_is_female, surname_stem};
+use crate::names::score::{GENDER_FORM_PENALTY, OTHER_KNOWN_NAME_SIMILARITY, vowels_only_apart};
+use crate::names::{
+    MatchHow, NameRole, TokenSim, align, name_words, phonetic_key, role_of, skeleton, token_similarity,
+};
 use crate::vocab::{Category, EntryStatus, SubjectKind, Warning};
 use crate::watchlist::{Entry, Subject, in_force};
 
@@ -106,10 +109,13 @@ fn block_keys(skeleton: &str) -> Vec<u64> {
     }
     if let Some(group) = group_of(skeleton) {
         keys.push(block_hash(b'g', &group.to_string()));
-    } else if let Some((stem, class)) = surname_stem(skeleton)
-        && let Some(group) = group_of(stem)
-    {
-        keys.push(block_hash(b'g', &format!("{group}{class}")));
+    } else if let Some((stem, _)) = surname_stem(skeleton) {
+        // Any ending on one stem (Rahmonov, Rahmonzoda), and stems that
+        // are equivalent given names (Ibragimov, Ibrohimzoda).
+        keys.push(block_hash(b't', stem));
+        if let Some(group) = group_of(stem) {
+            keys.push(block_hash(b'G', &group.to_string()));
+        }
     }
     keys.sort_unstable();
     keys.dedup();
@@ -130,6 +136,10 @@ impl Vocabulary {
             self.blocks.entry(key).or_default().push(id);
         }
         id
+    }
+
+    fn is_listed(&self, skeleton: &str) -> bool {
+        self.ids.get(skeleton).is_some_and(|id| !self.postings[*id as usize].is_empty())
     }
 
     /// The words that may be `skeleton`, with their similarity to it.
@@ -173,6 +183,9 @@ struct QueryWord {
     text: String,
     skeleton: String,
     role: NameRole,
+    /// The word is itself on the list, so a near spelling is more likely
+    /// another name than a typo.
+    known: bool,
     similar: HashMap<TokenId, TokenSim>,
 }
 
@@ -251,12 +264,28 @@ impl NameIndex {
         q: usize,
         token: TokenId,
     ) -> Option<TokenSim> {
-        if let Some(sim) = words[q].similar.get(&token) {
-            return Some(*sim);
+        let sim = match words[q].similar.get(&token) {
+            Some(sim) => Some(*sim),
+            None => *cache
+                .entry((q, token))
+                .or_insert_with(|| token_similarity(&words[q].skeleton, &self.vocabulary.skeletons[token as usize])),
+        }?;
+        let stored = &self.vocabulary.skeletons[token as usize];
+        if words[q].known && sim.how == MatchHow::Spelling && !vowels_only_apart(&words[q].skeleton, stored) {
+            return Some(TokenSim { similarity: OTHER_KNOWN_NAME_SIMILARITY, how: MatchHow::OtherKnownName });
         }
-        *cache
-            .entry((q, token))
-            .or_insert_with(|| token_similarity(&words[q].skeleton, &self.vocabulary.skeletons[token as usize]))
+        Some(sim)
+    }
+
+    /// Pairs that pair a surname with its other gender's form.
+    fn gender_clash(&self, words: &[QueryWord], name: &IndexedName, pairs: &[(usize, usize, TokenSim)]) -> bool {
+        pairs.iter().any(|(q, n, _)| {
+            let stored = &self.vocabulary.skeletons[name.tokens[*n] as usize];
+            matches!(
+                (surname_is_female(&words[*q].skeleton), surname_is_female(stored)),
+                (Some(a), Some(b)) if a != b
+            )
+        })
     }
 
     fn name_score(
@@ -267,7 +296,11 @@ impl NameIndex {
         name: &IndexedName,
     ) -> crate::names::score::Alignment {
         let roles: Vec<NameRole> = name.tokens.iter().map(|t| self.vocabulary.roles[*t as usize]).collect();
-        align(query_roles, &roles, |q, n| self.similarity(words, cache, q, name.tokens[n]))
+        let mut alignment = align(query_roles, &roles, |q, n| self.similarity(words, cache, q, name.tokens[n]));
+        if self.gender_clash(words, name, &alignment.pairs) {
+            alignment.score -= GENDER_FORM_PENALTY;
+        }
+        alignment
     }
 
     /// Explains the best name of a hit word by word.
@@ -307,11 +340,15 @@ impl NameIndex {
                     folds.iter().map(|f| f.label()).collect::<Vec<_>>().join(", ")
                 }
                 MatchHow::Equivalent => {
-                    let group = group_of(&words[*q].skeleton)
-                        .or_else(|| surname_stem(&words[*q].skeleton).and_then(|(stem, _)| group_of(stem)));
-                    format!("forms of {}", group.map_or("one name", group_name))
+                    let skeleton = &words[*q].skeleton;
+                    let group = group_of(skeleton).or_else(|| surname_stem(skeleton).and_then(|(s, _)| group_of(s)));
+                    match group {
+                        Some(group) => format!("forms of {}", group_name(group)),
+                        None => "one surname with -ov and -zoda endings".to_string(),
+                    }
                 }
                 MatchHow::Spelling => format!("Jaro-Winkler {:.2} on the skeletons", sim.similarity),
+                MatchHow::OtherKnownName => format!("\"{typed}\" is itself a name on the list"),
             };
             by_stored.push((*n, format!("{} {}", role_label(roles[*n]), how.label())));
             lines.push(WordMatch {
@@ -324,6 +361,9 @@ impl NameIndex {
             });
         }
         lines.sort_by_key(|line| words.iter().position(|w| Some(&w.text) == line.query.as_ref()));
+        if self.gender_clash(words, name, &alignment.pairs) {
+            by_stored.push((usize::MAX, "surname in the other gender's form".to_string()));
+        }
         for (n, role) in roles.iter().enumerate() {
             if !alignment.pairs.iter().any(|(_, pn, _)| *pn == n) {
                 by_stored.push((n, format!("{} not given", role_label(*role))));
@@ -471,6 +511,7 @@ impl WatchlistIndex for NameIndex {
             .filter(|w| seen.insert(w.skeleton.clone()))
             .map(|w| QueryWord {
                 role: role_of(&w.skeleton),
+                known: self.vocabulary.is_listed(&w.skeleton),
                 similar: self.vocabulary.similar(&w.skeleton),
                 skeleton: w.skeleton,
                 text: w.text,

@@ -1,9 +1,9 @@
 use super::*;
-use crate::names::MatchHow;
-use crate::watchlist::Subject;
 use crate::api::NewEntryInput;
+use crate::names::MatchHow;
 use crate::schema::{ChangeMeta, DocKind, Document};
 use crate::validate::{PostContext, new_entry};
+use crate::watchlist::Subject;
 
 fn ctx() -> PostContext {
     PostContext {
@@ -67,7 +67,8 @@ fn today() -> Day {
 #[test]
 fn latin_query_finds_cyrillic_name_in_any_order_and_shows_the_original() {
     let index = index();
-    for q in ["MUKHAMMAD ALIEV", "aliev muhammad", "ALIEV<<MUKHAMMAD", "Муҳаммад Алиев", "Muxammad Aliyev"] {
+    for q in ["MUKHAMMAD ALIEV", "aliev muhammad", "ALIEV<<MUKHAMMAD", "Муҳаммад Алиев", "Muxammad Aliyev"]
+    {
         let hits = index.search(&query(q), today());
         assert_eq!(hits.len(), 1, "{q}");
         assert_eq!(hits[0].name, "Мухаммад Алиев");
@@ -83,7 +84,8 @@ fn latin_query_finds_cyrillic_name_in_any_order_and_shows_the_original() {
 fn every_hit_explains_which_words_aligned_and_why() {
     let hits = index().search(&query("ALIEV Magomed Karimovich"), today());
     assert_eq!(hits.len(), 1);
-    let lines: Vec<(Option<&str>, Option<&str>, Option<MatchHow>, &str)> = hits[0]
+    type Line<'a> = (Option<&'a str>, Option<&'a str>, Option<MatchHow>, &'a str);
+    let lines: Vec<Line> = hits[0]
         .explanation
         .iter()
         .map(|w| (w.query.as_deref(), w.stored.as_deref(), w.how, w.detail.as_str()))

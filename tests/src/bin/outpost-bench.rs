@@ -12,12 +12,10 @@ use outpost_model::EntryId;
 use outpost_model::api::{NewEntryInput, Request, Response, SearchInput};
 use outpost_model::date::Timestamp;
 use outpost_model::schema::DocKind;
-use outpost_model::search::{SearchQuery, NameIndex, WatchlistIndex, upsert};
+use outpost_model::search::{NameIndex, SearchQuery, WatchlistIndex, upsert};
 use outpost_model::validate::{PostContext, new_entry};
-use outpost_model::vocab::EntryStatus;
-use outpost_model::watchlist::Entry;
 use outpost_tests::harness::{Post, PostOptions};
-use outpost_tests::sample::{Generator, icao_latin};
+use outpost_tests::sample::{Generator, entry_from, icao_latin};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
@@ -29,6 +27,27 @@ enum Bench {
     /// Why watchlists are sharded: write and load cost of one Automerge
     /// document at a shard's size beside the whole list in one document.
     Shards(ShardArgs),
+    /// Name matching on the labelled evaluation set: recall@5 on variants
+    /// of listed names and false top-1 alerts on names not on the list.
+    Names(NamesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct NamesArgs {
+    /// Persons on the list.
+    #[arg(long, default_value_t = 5_000)]
+    listed: usize,
+    /// Queries for listed persons.
+    #[arg(long, default_value_t = 10_000)]
+    variants: usize,
+    /// Queries for persons not on the list.
+    #[arg(long, default_value_t = 10_000)]
+    distractors: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the misses and false hits as well.
+    #[arg(long)]
+    show: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,31 +135,6 @@ fn rss_kib(pid: u32) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// The projection row a draft becomes, built without Automerge so the
-/// in-process index can be measured on exactly the daemon's data.
-fn entry_from(input: &NewEntryInput, n: usize, ctx: &PostContext) -> anyhow::Result<Entry> {
-    let id = EntryId::from_uuid(uuid::Uuid::from_u128(n as u128 + 1));
-    let draft = new_entry(input, id, ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Entry {
-        id,
-        doc: DocKind::watchlist_for(&draft.authority, &id).doc_id(),
-        authority: draft.authority,
-        subject: draft.subject,
-        category: draft.category,
-        reason: draft.reason,
-        action: draft.action,
-        warnings: draft.warnings.into_iter().collect(),
-        status: EntryStatus::Active,
-        valid_from: draft.valid_from,
-        expires: draft.expires,
-        created_at: ctx.now,
-        created_by: "bench".into(),
-        updated_at: ctx.now,
-        updated_by: "bench".into(),
-        conflicts: vec![],
-    })
 }
 
 /// Queries an officer would type: full names in either script, surnames,
@@ -253,7 +247,53 @@ fn main() -> anyhow::Result<()> {
     match bench {
         Bench::Post(args) => post(&args),
         Bench::Shards(args) => shards(&args),
+        Bench::Names(args) => names(&args),
     }
+}
+
+fn names(args: &NamesArgs) -> anyhow::Result<()> {
+    use outpost_tests::names_eval::{EvalSet, Tally, eval_context, evaluate, index_for};
+    println!(
+        "listed: {}, variants: {}, distractors: {}, seed: {}\n",
+        args.listed, args.variants, args.distractors, args.seed
+    );
+    let set = EvalSet::generate(args.seed, args.listed, args.variants, args.distractors);
+    let index = index_for(&set)?;
+    let today = eval_context().today();
+    let started = Instant::now();
+    let plain = evaluate(&set, &index, today, false);
+    let per_query = started.elapsed() / (args.variants + args.distractors).max(1) as u32;
+    let qualified = evaluate(&set, &index, today, true);
+    let pct = |t: &Tally| format!("{:.2}%", 100.0 * t.rate());
+    println!("| rendering | recall@5 | found as top-1 alert | false top-1 alerts |");
+    println!("|---|---|---|---|");
+    for (rendering, (found, total)) in &plain.recall_at_5.by_rendering {
+        let alert = plain.found_as_alert.by_rendering.get(rendering).copied().unwrap_or_default();
+        let false_hits = plain.false_top1.by_rendering.get(rendering).copied().unwrap_or_default();
+        println!("| {rendering} | {found}/{total} | {}/{} | {}/{} |", alert.0, alert.1, false_hits.0, false_hits.1);
+    }
+    println!();
+    println!("| figure | name only | with DOB and nationality | target |");
+    println!("|---|---|---|---|");
+    println!("| recall@5 on variants | {} | {} | ≥ 98% |", pct(&plain.recall_at_5), pct(&qualified.recall_at_5));
+    println!(
+        "| variant found as the top-1 alert | {} | {} | — |",
+        pct(&plain.found_as_alert),
+        pct(&qualified.found_as_alert)
+    );
+    println!(
+        "| false top-1 alerts on names not listed | {} | {} | ≤ 2% |",
+        pct(&plain.false_top1),
+        pct(&qualified.false_top1)
+    );
+    println!("\nin-process search, name only: {:.3} ms per query (mean)", per_query.as_secs_f64() * 1000.0);
+    if args.show {
+        println!("\nmisses (name only):");
+        plain.misses.iter().for_each(|m| println!("  {m}"));
+        println!("\nfalse hits (name only):");
+        plain.false_hits.iter().for_each(|m| println!("  {m}"));
+    }
+    Ok(())
 }
 
 fn post(args: &PostArgs) -> anyhow::Result<()> {
@@ -288,7 +328,7 @@ fn post(args: &PostArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut index = NameIndex::new();
     for (n, input) in entries.iter().enumerate() {
-        upsert(&mut index, &entry_from(input, n, &ctx)?);
+        upsert(&mut index, &entry_from(input, EntryId::from_uuid(uuid::Uuid::from_u128(n as u128 + 1)), &ctx)?);
     }
     let index_build = started.elapsed();
     let today = ctx.today();
