@@ -70,6 +70,10 @@ pub enum Watchlist {
         /// Why you are searching; required and written to the audit log.
         #[arg(long)]
         purpose: String,
+        /// Show, for each result, which words of the query matched which
+        /// stored words, and why.
+        #[arg(long)]
+        explain: bool,
     },
     /// Show one entry (an id prefix of 6 or more characters will do).
     Show {

@@ -67,8 +67,16 @@ fn print_json(value: &impl Serialize) {
     }
 }
 
+/// How a response is printed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Output {
+    json: bool,
+    /// Search results with their word-by-word alignment.
+    explain: bool,
+}
+
 /// Prints a response as JSON (the inner object) or as text.
-fn show(response: &Response, json: bool) {
+fn show(response: &Response, Output { json, explain }: Output) {
     if json {
         match response {
             Response::Status(s) => print_json(s),
@@ -89,7 +97,7 @@ fn show(response: &Response, json: bool) {
         Response::Imported(i) => format!("imported {} entries\n", i.ids.len()),
         Response::Entry(e) => render::entry(e),
         Response::Entries(l) => render::entries(l),
-        Response::Matches(m) => render::matches(m),
+        Response::Matches(m) => render::matches(m, explain),
         Response::Incident(i) => render::incident(i),
         Response::Incidents(l) => render::incidents(l),
         Response::Audit(a) => render::audit(a),
@@ -157,16 +165,20 @@ fn import(client: &mut Client, file: &std::path::Path, batch: usize, json: bool)
 /// What a command does: one request, or a batched import.
 enum Action {
     Call(Request),
+    Search { request: Request, explain: bool },
     Import { file: std::path::PathBuf, batch: usize },
 }
 
 fn action_for(command: Command) -> Action {
+    if let Command::Watchlist(Watchlist::Search { query, dob, nationality, limit, purpose, explain }) = command {
+        return Action::Search { request: args::search(query, dob, nationality, limit, purpose), explain };
+    }
     Action::Call(match command {
         Command::Status => Request::Status,
         Command::Audit { since, limit } => Request::Audit { since, limit },
         Command::Watchlist(w) => match w {
             Watchlist::Add(kind) => Request::WatchlistAdd { entry: Box::new(kind.into_input()) },
-            Watchlist::Search { query, dob, nationality, limit, purpose } => {
+            Watchlist::Search { query, dob, nationality, limit, purpose, .. } => {
                 args::search(query, dob, nationality, limit, purpose)
             }
             Watchlist::Show { id, purpose } => Request::WatchlistShow { id, purpose },
@@ -209,7 +221,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match action_for(cli.command) {
         Action::Call(request) => {
             let response = client.call(request)?;
-            show(&response, cli.json);
+            show(&response, Output { json: cli.json, explain: false });
+            Ok(())
+        }
+        Action::Search { request, explain } => {
+            let response = client.call(request)?;
+            show(&response, Output { json: cli.json, explain });
             Ok(())
         }
         Action::Import { file, batch } => import(&mut client, &file, batch, cli.json),

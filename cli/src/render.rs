@@ -173,7 +173,7 @@ pub fn entries(list: &EntryList) -> String {
     format!("{t}\n{} of {} entries\n", list.entries.len(), list.total)
 }
 
-pub fn matches(results: &SearchResults) -> String {
+pub fn matches(results: &SearchResults, explain: bool) -> String {
     if results.matches.is_empty() {
         return "No matches.\n".into();
     }
@@ -189,10 +189,37 @@ pub fn matches(results: &SearchResults) -> String {
         ]);
     }
     let mut out = format!("{t}\n");
+    if explain {
+        for m in &results.matches {
+            out.push_str(&explanation(m));
+        }
+    }
     for m in results.matches.iter().filter(|m| m.alert) {
         out.push_str(&alert_line(m));
     }
     out.push_str("A name match alone is not an identification: check the person's documents.\n");
+    out
+}
+
+/// Which query word met which stored word, and why, for one result.
+fn explanation(m: &SearchHit) -> String {
+    let mut out = format!("\n{} {} ({:.2}): {}\n", short(m.id), m.name, m.score, m.reason);
+    if m.explanation.is_empty() {
+        out.push_str("  matched on an identifier, not a name\n");
+        return out;
+    }
+    let mut t = table(&["YOU TYPED", "STORED", "ROLE", "HOW", "SIMILARITY", "DETAIL"]);
+    for w in &m.explanation {
+        t.add_row(vec![
+            w.query.clone().unwrap_or_else(|| "—".into()),
+            w.stored.clone().unwrap_or_else(|| "—".into()),
+            w.role.label().to_string(),
+            w.how.map_or("no partner", |h| h.label()).to_string(),
+            if w.how.is_some() { format!("{:.2}", w.similarity) } else { String::new() },
+            w.detail.clone(),
+        ]);
+    }
+    out.push_str(&format!("{t}\n"));
     out
 }
 

@@ -60,6 +60,26 @@ fn a_latin_search_finds_the_cyrillic_entry_and_shows_its_original_name() {
 }
 
 #[test]
+fn explain_shows_which_words_aligned_and_why() {
+    let post = Post::start();
+    add_aliev(&post);
+    let explained =
+        post.outpost(&["watchlist", "search", "ALIEV Magomed Karimovich", "--explain", "--purpose", "check"]);
+    assert_eq!(explained.code, 0, "{}", explained.stderr);
+    for expected in
+        ["YOU TYPED", "Magomed", "Мухаммад", "equivalent name", "forms of Muhammad", "Karimovich", "no partner"]
+    {
+        assert!(explained.stdout.contains(expected), "missing {expected:?} in\n{}", explained.stdout);
+    }
+    let hit = &search(&post, "Muxammad Aliyev")[0];
+    let words = hit["explanation"].as_array().unwrap();
+    assert_eq!(words.len(), 2, "{hit}");
+    assert_eq!(words[0]["stored"], "Мухаммад");
+    assert_eq!(words[0]["how"], "transliteration");
+    assert!(words[0]["detail"].as_str().unwrap().contains("kh/x/h"), "{hit}");
+}
+
+#[test]
 fn searches_need_a_purpose_and_are_audited_with_uid_query_and_results() {
     let post = Post::start();
     let id = add_aliev(&post);

@@ -387,8 +387,14 @@ pub fn role_of(skeleton: &str) -> NameRole {
 /// Whether a surname is in its female form (Karimova) or its male form
 /// (Karimov); `None` for endings without gender (-zoda, -uly, none).
 pub fn surname_is_female(skeleton: &str) -> Option<bool> {
-    let (_, class) = surname_stem(skeleton)?;
-    (class == "ov").then(|| skeleton.ends_with('a'))
+    let long_enough = |ending: &str| skeleton.len() >= ending.len() + 2 && skeleton.ends_with(ending);
+    if long_enough("ova") || long_enough("eva") {
+        Some(true)
+    } else if long_enough("ov") || long_enough("ev") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// The stem of a surname built on a given name (Ibragimov → ibragim), so

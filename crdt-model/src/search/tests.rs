@@ -212,3 +212,50 @@ fn overlong_queries_are_refused() {
     let err = SearchQuery::parse(&SearchInput { query: many, purpose: "x".into(), ..Default::default() }).unwrap_err();
     assert!(err.to_string().contains("too many words"), "{err}");
 }
+
+#[test]
+fn a_name_added_at_another_post_is_found_after_the_merge() {
+    let id = EntryId::from_uuid(uuid::Uuid::from_u128(9));
+    let draft = new_entry(&person(&["Мухаммад Алиев"], "1985-03-07", "TJK"), id, &ctx()).unwrap();
+    let kind = DocKind::watchlist_for("KAZ-BS", &id);
+    let mut here = Document::genesis(kind).unwrap();
+    let meta = ChangeMeta { at: ctx().now, by: "1000@here".into(), op: "watchlist.add" };
+    here.transact(&meta, |r| r.add_entry(&draft)).unwrap();
+    let mut index = NameIndex::new();
+    upsert(&mut index, &crate::schema::watchlist::read_entry(&here, id).unwrap().unwrap());
+    assert!(index.search(&query("Magomed Gadzhiev"), today()).is_empty());
+
+    let mut there = here.fork(automerge::ActorId::from([2u8; 16]));
+    let alias = crate::watchlist::NameVariant {
+        text: "Магомед Гаджиев".into(),
+        script: crate::vocab::Script::Cyrillic,
+        kind: crate::vocab::NameKind::Alias,
+    };
+    let amendment = crate::watchlist::Amendment { add_names: vec![alias], ..Default::default() };
+    let meta = ChangeMeta { at: ctx().now, by: "1000@there".into(), op: "watchlist.amend" };
+    there.transact(&meta, |r| r.amend_entry(&id, &amendment)).unwrap();
+    here.merge(&mut there).unwrap();
+
+    upsert(&mut index, &crate::schema::watchlist::read_entry(&here, id).unwrap().unwrap());
+    let hits = index.search(&query("MAGOMED GADZHIEV"), today());
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].name, "Магомед Гаджиев");
+    assert!(hits[0].alert);
+    assert_eq!(index.len(), 1);
+}
+
+#[test]
+fn closed_and_expired_entries_are_shown_as_such_never_as_alerts() {
+    let mut index = index();
+    let mut closed = entry(1, person(&["Мухаммад Алиев"], "1985-03-07", "TJK"));
+    closed.status = EntryStatus::Closed;
+    upsert(&mut index, &closed);
+    let mut expired = entry(4, person(&["Шерзод Рахимов"], "1980", "UZB"));
+    expired.expires = Some(Day::parse("expires", "2020-01-01").unwrap());
+    upsert(&mut index, &expired);
+    let hit = &index.search(&query("Mukhammad Aliev"), today())[0];
+    assert_eq!((hit.score, hit.status, hit.alert), (1.0, EntryStatus::Closed, false));
+    let hit = &index.search(&query("Sherzod Rakhimov"), today())[0];
+    assert!(hit.expired && !hit.alert, "{hit:?}");
+    assert_eq!(index.alerts(today()), 2, "only the vehicle and Alisher Karimov remain live");
+}
