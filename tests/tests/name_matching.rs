@@ -103,3 +103,31 @@ fn the_regression_cases_still_hold() {
     }
     assert!(failures.is_empty(), "{} of {} cases fail:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
+
+/// Scoring stops early once no remaining candidate can reach the results
+/// kept; a small limit must give exactly the head of a large one.
+#[test]
+fn stopping_early_never_changes_the_ranking() {
+    let set = EvalSet::generate(99, 1500, 300, 300);
+    let index = index_for(&set).unwrap();
+    let today = eval_context().today();
+    for q in set.variants.iter().chain(&set.distractors) {
+        let search = |limit: u32, dob: Option<String>| {
+            let input = SearchInput {
+                query: q.text.clone(),
+                purpose: "p".into(),
+                limit: Some(limit),
+                dob,
+                ..Default::default()
+            };
+            index.search(&SearchQuery::parse(&input).unwrap(), today)
+        };
+        for dob in [None, Some(q.dob.clone())] {
+            let few = search(5, dob.clone());
+            let many = search(200, dob);
+            let head: Vec<_> = many.iter().take(5).map(|h| (h.id, h.score)).collect();
+            let got: Vec<_> = few.iter().map(|h| (h.id, h.score)).collect();
+            assert_eq!(got, head, "{:?}", q.text);
+        }
+    }
+}

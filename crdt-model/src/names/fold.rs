@@ -295,8 +295,11 @@ fn fold_digraphs(latin: &str, folds: &mut Folds) -> String {
         out.push(bytes[i]);
         i += 1;
     }
+    // Doubled consonants are spelling (Muhammad, Mukhamad); a doubled i is
+    // left by the y/i fold (Aliyev). Other doubled vowels are kept: they
+    // are rare in names and mostly typos, which should cost one edit.
     out.dedup_by(|b, a| {
-        let doubled = a == b;
+        let doubled = a == b && (!is_vowel(*a) || *a == b'i');
         if doubled {
             folds.add(Fold::DoubleLetter);
         }

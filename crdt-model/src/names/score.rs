@@ -143,7 +143,7 @@ pub fn vowels_only_apart(a: &str, b: &str) -> bool {
 
 /// Weight of a word in a name: a patronymic is often left out by whoever
 /// wrote the name down, so its absence costs little.
-fn weight(role: NameRole) -> f64 {
+pub fn word_weight(role: NameRole) -> f64 {
     match role {
         NameRole::Patronymic => 0.3,
         NameRole::Surname | NameRole::Name => 1.0,
@@ -171,39 +171,53 @@ pub struct Alignment {
 pub fn align(
     query_roles: &[NameRole],
     name_roles: &[NameRole],
-    mut similarity: impl FnMut(usize, usize) -> Option<TokenSim>,
+    similarity: impl FnMut(usize, usize) -> Option<TokenSim>,
 ) -> Alignment {
-    let mut candidates: Vec<(usize, usize, TokenSim)> = Vec::new();
+    let mut pairs = Vec::new();
+    let score = align_into(query_roles, name_roles.len(), |n| name_roles[n], similarity, &mut pairs);
+    Alignment { pairs, score }
+}
+
+/// [`align`] without allocating: the chosen pairs are left in `pairs`,
+/// which the caller reuses across candidates.
+pub fn align_into(
+    query_roles: &[NameRole],
+    name_len: usize,
+    name_role: impl Fn(usize) -> NameRole,
+    mut similarity: impl FnMut(usize, usize) -> Option<TokenSim>,
+    pairs: &mut Vec<(usize, usize, TokenSim)>,
+) -> f64 {
+    pairs.clear();
     for q in 0..query_roles.len() {
-        for n in 0..name_roles.len() {
+        for n in 0..name_len {
             if let Some(sim) = similarity(q, n) {
-                candidates.push((q, n, sim));
+                pairs.push((q, n, sim));
             }
         }
     }
-    candidates.sort_by(|a, b| b.2.similarity.total_cmp(&a.2.similarity).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
-    let mut used_query = 0u64;
-    let mut used_name = 0u64;
-    let mut pairs = Vec::new();
-    for (q, n, sim) in candidates {
+    pairs.sort_unstable_by(|a, b| b.2.similarity.total_cmp(&a.2.similarity).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+    let (mut used_query, mut used_name, mut kept) = (0u64, 0u64, 0);
+    for i in 0..pairs.len() {
+        let (q, n, _) = pairs[i];
         let (qb, nb) = (1u64 << q.min(63), 1u64 << n.min(63));
         if used_query & qb != 0 || used_name & nb != 0 {
             continue;
         }
         used_query |= qb;
         used_name |= nb;
-        pairs.push((q, n, sim));
+        pairs[kept] = pairs[i];
+        kept += 1;
     }
-    let query_total: f64 = query_roles.iter().map(|r| weight(*r)).sum();
-    let name_total: f64 = name_roles.iter().map(|r| weight(*r)).sum();
-    let query_covered: f64 = pairs.iter().map(|(q, _, s)| f64::from(s.similarity) * weight(query_roles[*q])).sum();
-    let name_covered: f64 = pairs.iter().map(|(_, n, s)| f64::from(s.similarity) * weight(name_roles[*n])).sum();
-    let score = if query_total > 0.0 && name_total > 0.0 {
+    pairs.truncate(kept);
+    let query_total: f64 = query_roles.iter().map(|r| word_weight(*r)).sum();
+    let name_total: f64 = (0..name_len).map(|n| word_weight(name_role(n))).sum();
+    let query_covered: f64 = pairs.iter().map(|(q, _, s)| f64::from(s.similarity) * word_weight(query_roles[*q])).sum();
+    let name_covered: f64 = pairs.iter().map(|(_, n, s)| f64::from(s.similarity) * word_weight(name_role(*n))).sum();
+    if query_total > 0.0 && name_total > 0.0 {
         (query_covered / query_total) * (name_covered / name_total).sqrt()
     } else {
         0.0
-    };
-    Alignment { pairs, score }
+    }
 }
 
 #[cfg(test)]

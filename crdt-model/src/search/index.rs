@@ -15,18 +15,20 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use super::{
-    IndexRecord, MIN_SCORE, STRONG_MATCH, SearchHit, SearchQuery, WatchlistIndex, WordMatch, identifiers, qualify,
-    query_identifier_keys,
+    IndexRecord, MIN_SCORE, QUALIFIER_BOOST, STRONG_MATCH, SearchHit, SearchQuery, WatchlistIndex, WordMatch,
+    identifiers, qualify, query_identifier_keys,
 };
 use crate::date::{Day, PartialDate};
 use crate::ids::EntryId;
 use crate::names::equivalents::{group_name, group_of};
 use crate::names::fold::{surname_is_female, surname_stem};
-use crate::names::score::{GENDER_FORM_PENALTY, OTHER_KNOWN_NAME_SIMILARITY, vowels_only_apart};
-use crate::names::{
-    MatchHow, NameRole, TokenSim, align, name_words, phonetic_key, role_of, skeleton, token_similarity,
+use crate::names::score::{
+    GENDER_FORM_PENALTY, OTHER_KNOWN_NAME_SIMILARITY, align_into, vowels_only_apart, word_weight,
 };
+use crate::names::{MatchHow, NameRole, TokenSim, name_words, phonetic_key, role_of, skeleton, token_similarity};
 use crate::vocab::{Category, EntryStatus, SubjectKind, Warning};
 use crate::watchlist::{Entry, Subject, in_force};
 
@@ -68,14 +70,15 @@ struct Vocabulary {
     ids: HashMap<Box<str>, TokenId>,
     skeletons: Vec<Box<str>>,
     roles: Vec<NameRole>,
+    /// Female or male surname form, per word.
+    female: Vec<Option<bool>>,
     /// Entries holding each word.
     postings: Vec<Vec<Slot>>,
     blocks: HashMap<u64, Vec<TokenId>>,
 }
 
-/// Phonetic keys shorter than this block on the skeleton's own deletions:
-/// deleting a symbol from a one- or two-symbol key would match half the
-/// vocabulary.
+/// Phonetic keys shorter than this are not used for blocking: deleting a
+/// symbol from a one- or two-symbol key would match half the vocabulary.
 const SHORT_KEY: usize = 3;
 
 fn block_hash(tag: u8, text: &str) -> u64 {
@@ -96,16 +99,17 @@ fn deletions(text: &str) -> impl Iterator<Item = String> + '_ {
 }
 
 /// The blocking keys of a skeleton. Two words one typo apart share a key:
-/// deleting the differing symbol from both gives the same string.
+/// deleting the differing symbol from both gives the same string. Keys come
+/// from the skeleton itself (a typo is one edit there) and from its
+/// phonetic key (a typo plus a vowel difference left by a romanisation is
+/// one edit there).
 fn block_keys(skeleton: &str) -> Vec<u64> {
-    let mut keys = Vec::new();
+    let mut keys = vec![block_hash(b's', skeleton)];
+    keys.extend(deletions(skeleton).map(|d| block_hash(b's', &d)));
     let key = phonetic_key(skeleton);
     if key.len() >= SHORT_KEY {
         keys.push(block_hash(b'k', &key));
         keys.extend(deletions(&key).map(|d| block_hash(b'k', &d)));
-    } else {
-        keys.push(block_hash(b's', skeleton));
-        keys.extend(deletions(skeleton).map(|d| block_hash(b's', &d)));
     }
     if let Some(group) = group_of(skeleton) {
         keys.push(block_hash(b'g', &group.to_string()));
@@ -130,6 +134,7 @@ impl Vocabulary {
         let id = self.skeletons.len() as TokenId;
         self.skeletons.push(skeleton.into());
         self.roles.push(role_of(skeleton));
+        self.female.push(surname_is_female(skeleton));
         self.postings.push(Vec::new());
         self.ids.insert(skeleton.into(), id);
         for key in block_keys(skeleton) {
@@ -143,16 +148,24 @@ impl Vocabulary {
     }
 
     /// The words that may be `skeleton`, with their similarity to it.
-    fn similar(&self, skeleton: &str) -> HashMap<TokenId, TokenSim> {
-        let mut out = HashMap::new();
+    ///
+    /// When the query word is itself `known` on the list, a close spelling
+    /// of it is discounted: the officer more likely typed another person's
+    /// name than a typo. Only these words can pair with the query word, so
+    /// what blocking finds is exactly what scoring may use.
+    fn similar(&self, skeleton: &str, known: bool) -> FxHashMap<TokenId, TokenSim> {
+        let mut out = FxHashMap::default();
         for key in block_keys(skeleton) {
             for &id in self.blocks.get(&key).into_iter().flatten() {
                 if out.contains_key(&id) || self.postings[id as usize].is_empty() {
                     continue;
                 }
-                if let Some(sim) = token_similarity(skeleton, &self.skeletons[id as usize]) {
-                    out.insert(id, sim);
+                let stored = &self.skeletons[id as usize];
+                let Some(mut sim) = token_similarity(skeleton, stored) else { continue };
+                if known && sim.how == MatchHow::Spelling && !vowels_only_apart(skeleton, stored) {
+                    sim = TokenSim { similarity: OTHER_KNOWN_NAME_SIMILARITY, how: MatchHow::OtherKnownName };
                 }
+                out.insert(id, sim);
             }
         }
         out
@@ -183,10 +196,50 @@ struct QueryWord {
     text: String,
     skeleton: String,
     role: NameRole,
-    /// The word is itself on the list, so a near spelling is more likely
-    /// another name than a typo.
-    known: bool,
-    similar: HashMap<TokenId, TokenSim>,
+    female: Option<bool>,
+    similar: FxHashMap<TokenId, TokenSim>,
+}
+
+/// The scoring state of one search, with scratch space reused across
+/// candidates, so scoring thousands of candidates allocates nothing per
+/// candidate.
+struct Scorer<'a> {
+    index: &'a NameIndex,
+    words: &'a [QueryWord],
+    query_roles: &'a [NameRole],
+    pairs: Vec<(usize, usize, TokenSim)>,
+}
+
+impl<'a> Scorer<'a> {
+    fn new(index: &'a NameIndex, words: &'a [QueryWord], query_roles: &'a [NameRole]) -> Self {
+        Self { index, words, query_roles, pairs: Vec::new() }
+    }
+
+    /// Aligns the query with `name`; the pairs stay in `self.pairs`.
+    fn name_score(&mut self, name: &IndexedName) -> f64 {
+        let vocabulary = &self.index.vocabulary;
+        let words = self.words;
+        let mut score = align_into(
+            self.query_roles,
+            name.tokens.len(),
+            |n| vocabulary.roles[name.tokens[n] as usize],
+            |q, n| words[q].similar.get(&name.tokens[n]).copied(),
+            &mut self.pairs,
+        );
+        if self.gender_clash(name) {
+            score -= GENDER_FORM_PENALTY;
+        }
+        score
+    }
+
+    /// Whether the last alignment paired a surname with its other gender's
+    /// form (Karimov with Karimova).
+    fn gender_clash(&self, name: &IndexedName) -> bool {
+        self.pairs.iter().any(|(q, n, _)| {
+            let stored = self.index.vocabulary.female[name.tokens[*n] as usize];
+            matches!((self.words[*q].female, stored), (Some(a), Some(b)) if a != b)
+        })
+    }
 }
 
 /// A candidate before it becomes a hit: cheap to make for thousands.
@@ -255,63 +308,11 @@ impl NameIndex {
         }
     }
 
-    /// The word similarity of query word `q` and vocabulary word `token`,
-    /// from the blocked set or computed once and remembered.
-    fn similarity(
-        &self,
-        words: &[QueryWord],
-        cache: &mut HashMap<(usize, TokenId), Option<TokenSim>>,
-        q: usize,
-        token: TokenId,
-    ) -> Option<TokenSim> {
-        let sim = match words[q].similar.get(&token) {
-            Some(sim) => Some(*sim),
-            None => *cache
-                .entry((q, token))
-                .or_insert_with(|| token_similarity(&words[q].skeleton, &self.vocabulary.skeletons[token as usize])),
-        }?;
-        let stored = &self.vocabulary.skeletons[token as usize];
-        if words[q].known && sim.how == MatchHow::Spelling && !vowels_only_apart(&words[q].skeleton, stored) {
-            return Some(TokenSim { similarity: OTHER_KNOWN_NAME_SIMILARITY, how: MatchHow::OtherKnownName });
-        }
-        Some(sim)
-    }
-
-    /// Pairs that pair a surname with its other gender's form.
-    fn gender_clash(&self, words: &[QueryWord], name: &IndexedName, pairs: &[(usize, usize, TokenSim)]) -> bool {
-        pairs.iter().any(|(q, n, _)| {
-            let stored = &self.vocabulary.skeletons[name.tokens[*n] as usize];
-            matches!(
-                (surname_is_female(&words[*q].skeleton), surname_is_female(stored)),
-                (Some(a), Some(b)) if a != b
-            )
-        })
-    }
-
-    fn name_score(
-        &self,
-        words: &[QueryWord],
-        query_roles: &[NameRole],
-        cache: &mut HashMap<(usize, TokenId), Option<TokenSim>>,
-        name: &IndexedName,
-    ) -> crate::names::score::Alignment {
-        let roles: Vec<NameRole> = name.tokens.iter().map(|t| self.vocabulary.roles[*t as usize]).collect();
-        let mut alignment = align(query_roles, &roles, |q, n| self.similarity(words, cache, q, name.tokens[n]));
-        if self.gender_clash(words, name, &alignment.pairs) {
-            alignment.score -= GENDER_FORM_PENALTY;
-        }
-        alignment
-    }
-
     /// Explains the best name of a hit word by word.
-    fn explain(
-        &self,
-        words: &[QueryWord],
-        query_roles: &[NameRole],
-        cache: &mut HashMap<(usize, TokenId), Option<TokenSim>>,
-        name: &IndexedName,
-    ) -> (Vec<WordMatch>, Vec<String>) {
-        let alignment = self.name_score(words, query_roles, cache, name);
+    fn explain(&self, scorer: &mut Scorer<'_>, name: &IndexedName) -> (Vec<WordMatch>, Vec<String>) {
+        scorer.name_score(name);
+        let alignment = crate::names::score::Alignment { pairs: scorer.pairs.clone(), score: 0.0 };
+        let words = scorer.words;
         let stored_words = name_words(&name.text);
         let roles: Vec<NameRole> = name.tokens.iter().map(|t| self.vocabulary.roles[*t as usize]).collect();
         let has_surname = roles.contains(&NameRole::Surname);
@@ -361,7 +362,7 @@ impl NameIndex {
             });
         }
         lines.sort_by_key(|line| words.iter().position(|w| Some(&w.text) == line.query.as_ref()));
-        if self.gender_clash(words, name, &alignment.pairs) {
+        if scorer.gender_clash(name) {
             by_stored.push((usize::MAX, "surname in the other gender's form".to_string()));
         }
         for (n, role) in roles.iter().enumerate() {
@@ -509,33 +510,65 @@ impl WatchlistIndex for NameIndex {
         let words: Vec<QueryWord> = name_words(&query.text)
             .into_iter()
             .filter(|w| seen.insert(w.skeleton.clone()))
-            .map(|w| QueryWord {
-                role: role_of(&w.skeleton),
-                known: self.vocabulary.is_listed(&w.skeleton),
-                similar: self.vocabulary.similar(&w.skeleton),
-                skeleton: w.skeleton,
-                text: w.text,
+            .map(|w| {
+                let known = self.vocabulary.is_listed(&w.skeleton);
+                QueryWord {
+                    role: role_of(&w.skeleton),
+                    female: surname_is_female(&w.skeleton),
+                    similar: self.vocabulary.similar(&w.skeleton, known),
+                    skeleton: w.skeleton,
+                    text: w.text,
+                }
             })
             .collect();
         let query_roles: Vec<NameRole> = words.iter().map(|w| w.role).collect();
-        let mut slots: Vec<Slot> = words
-            .iter()
-            .flat_map(|w| w.similar.keys())
-            .flat_map(|t| self.vocabulary.postings[*t as usize].iter().copied())
-            .collect();
-        slots.sort_unstable();
-        slots.dedup();
+        let wanted = query.limit.saturating_sub(hits.len());
 
-        let mut cache = HashMap::new();
+        // Which query words each entry holds a similar word for bounds its
+        // score from above: every similarity is at most 1, and qualifiers
+        // add at most QUALIFIER_BOOST. Entries are scored best bound first,
+        // and scoring stops once no bound can reach the results kept, so a
+        // surname shared by thousands of entries costs little when the
+        // full name is on the list.
+        let mut held: FxHashMap<Slot, u16> = FxHashMap::default();
+        for (q, word) in words.iter().enumerate() {
+            for token in word.similar.keys() {
+                for &slot in &self.vocabulary.postings[*token as usize] {
+                    *held.entry(slot).or_default() |= 1 << q;
+                }
+            }
+        }
+        let total: f64 = query_roles.iter().map(|r| word_weight(*r)).sum();
+        let boost = if query.dob.is_some() || query.nationality.is_some() { QUALIFIER_BOOST } else { 0.0 };
+        let bound = |mask: u16| {
+            let covered: f64 = query_roles
+                .iter()
+                .enumerate()
+                .filter(|(q, _)| mask & (1 << q) != 0)
+                .map(|(_, r)| word_weight(*r))
+                .sum();
+            covered / total + boost
+        };
+        let mut order: Vec<(f64, Slot)> = held
+            .into_iter()
+            .filter(|(slot, _)| !exact.contains(slot))
+            .map(|(slot, mask)| (bound(mask), slot))
+            .collect();
+        order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+
+        let mut scorer = Scorer::new(self, &words, &query_roles);
         let mut candidates: Vec<Candidate> = Vec::new();
-        for slot in slots {
-            if exact.contains(&slot) {
-                continue;
+        // The best `wanted` scores so far, lowest first.
+        let mut kept: Vec<f64> = Vec::with_capacity(wanted + 1);
+        for (bound, slot) in order {
+            let floor = if kept.len() >= wanted { kept.first().copied().unwrap_or(f64::INFINITY) } else { MIN_SCORE };
+            if wanted == 0 || bound < floor {
+                break;
             }
             let Some(entry) = self.entry(slot) else { continue };
             let mut best: Option<Candidate> = None;
             for (i, name) in entry.names.iter().enumerate() {
-                let score = self.name_score(&words, &query_roles, &mut cache, name).score;
+                let score = scorer.name_score(name);
                 if best.is_none_or(|b| score > b.score) {
                     best = Some(Candidate { slot, score, name: i, live: entry.is_live(today) });
                 }
@@ -543,10 +576,14 @@ impl WatchlistIndex for NameIndex {
             let Some(mut candidate) = best else { continue };
             candidate.score += qualify(&entry.dobs, &entry.nationalities, query, false).0;
             if candidate.score >= MIN_SCORE {
+                let at = kept.partition_point(|s| *s < candidate.score);
+                kept.insert(at, candidate.score);
+                if kept.len() > wanted {
+                    kept.remove(0);
+                }
                 candidates.push(candidate);
             }
         }
-        let wanted = query.limit.saturating_sub(hits.len());
         let rank = |a: &Candidate, b: &Candidate| {
             b.score.total_cmp(&a.score).then(b.live.cmp(&a.live)).then(a.slot.cmp(&b.slot))
         };
@@ -558,7 +595,7 @@ impl WatchlistIndex for NameIndex {
         for c in candidates.into_iter().take(wanted) {
             let Some(entry) = self.entry(c.slot) else { continue };
             let name = &entry.names[c.name];
-            let (explanation, mut reasons) = self.explain(&words, &query_roles, &mut cache, name);
+            let (explanation, mut reasons) = self.explain(&mut scorer, name);
             let (_, notes) = qualify(&entry.dobs, &entry.nationalities, query, true);
             reasons.extend(notes);
             let score = (c.score.clamp(0.0, 1.0) * 1000.0).round() / 1000.0;

@@ -221,6 +221,12 @@ fn query_identifier_keys(text: &str) -> Vec<String> {
     keys
 }
 
+const SAME_DOB_BOOST: f64 = 0.05;
+const SAME_BIRTH_YEAR_BOOST: f64 = 0.02;
+const SAME_NATIONALITY_BOOST: f64 = 0.03;
+/// The most [`qualify`] can add to a name score.
+pub const QUALIFIER_BOOST: f64 = SAME_DOB_BOOST + SAME_NATIONALITY_BOOST;
+
 /// Score changes for what is known besides the name, after the domain
 /// notes: a birth-date clash −0.25 (both dates full) or a birth-year clash
 /// −0.15, a birth date in the same year but a different day −0.1, a
@@ -247,8 +253,8 @@ fn qualify(dobs: &[PartialDate], nationalities: &[Box<str>], query: &SearchQuery
             .unwrap_or(DateAgreement::Clash);
         let both_full = dob.day.is_some() && dobs.iter().any(|d| d.day.is_some());
         let (change, note) = match best {
-            DateAgreement::Same => (0.05, "DOB matches"),
-            DateAgreement::Compatible => (0.02, "DOB year matches"),
+            DateAgreement::Same => (SAME_DOB_BOOST, "DOB matches"),
+            DateAgreement::Compatible => (SAME_BIRTH_YEAR_BOOST, "DOB year matches"),
             DateAgreement::SameYearOnly => (-0.1, "DOB same year, different day"),
             DateAgreement::Clash if both_full => (-0.25, "DOB clashes"),
             DateAgreement::Clash => (-0.15, "birth year clashes"),
@@ -262,7 +268,7 @@ fn qualify(dobs: &[PartialDate], nationalities: &[Box<str>], query: &SearchQuery
         && !nationalities.is_empty()
     {
         if nationalities.iter().any(|n| **n == **nationality) {
-            delta += 0.03;
+            delta += SAME_NATIONALITY_BOOST;
             if explain {
                 notes.push(format!("nationality {nationality} matches"));
             }
