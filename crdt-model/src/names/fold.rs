@@ -361,6 +361,9 @@ pub enum NameRole {
     Patronymic,
     /// Neither ending: a given name, or a surname without a suffix.
     Name,
+    /// A `Name` beside a surname in the same name: explanations call it so;
+    /// [`role_of`] never returns it, since one word alone cannot tell.
+    GivenName,
 }
 
 impl NameRole {
@@ -369,6 +372,7 @@ impl NameRole {
             Self::Surname => "surname",
             Self::Patronymic => "patronymic",
             Self::Name => "name",
+            Self::GivenName => "given name",
         }
     }
 }

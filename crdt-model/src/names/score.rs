@@ -146,7 +146,7 @@ pub fn vowels_only_apart(a: &str, b: &str) -> bool {
 pub fn word_weight(role: NameRole) -> f64 {
     match role {
         NameRole::Patronymic => 0.3,
-        NameRole::Surname | NameRole::Name => 1.0,
+        NameRole::Surname | NameRole::Name | NameRole::GivenName => 1.0,
     }
 }
 

@@ -316,10 +316,11 @@ impl NameIndex {
         let stored_words = name_words(&name.text);
         let roles: Vec<NameRole> = name.tokens.iter().map(|t| self.vocabulary.roles[*t as usize]).collect();
         let has_surname = roles.contains(&NameRole::Surname);
-        let role_label = |role: NameRole| match role {
-            NameRole::Name if has_surname => "given name",
-            other => other.label(),
+        let shown = |role: NameRole| match role {
+            NameRole::Name if has_surname => NameRole::GivenName,
+            other => other,
         };
+        let role_label = |role: NameRole| shown(role).label();
         let mut lines = Vec::new();
         // Reasons follow the stored name's order, so one entry reads the
         // same whatever order the officer typed the words in.
@@ -355,7 +356,7 @@ impl NameIndex {
             lines.push(WordMatch {
                 query: Some(typed.clone()),
                 stored: Some(stored),
-                role: roles[*n],
+                role: shown(roles[*n]),
                 how: Some(how),
                 similarity: (f64::from(sim.similarity) * 1000.0).round() / 1000.0,
                 detail,
@@ -391,7 +392,7 @@ impl NameIndex {
                 lines.push(WordMatch {
                     query: None,
                     stored: Some(stored),
-                    role: *role,
+                    role: shown(*role),
                     how: None,
                     similarity: 0.0,
                     detail: "not in the query".into(),

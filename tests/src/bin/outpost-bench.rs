@@ -137,20 +137,35 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// Queries an officer would type: full names in either script, surnames,
-/// identifiers, and names that are not on the list.
+/// Queries an officer would type: full names in Cyrillic, in the ICAO
+/// passport spelling, in another romanisation, in MRZ form, with a typo,
+/// surnames alone, plates, and names that are not on the list.
 fn queries(entries: &[NewEntryInput], count: usize, seed: u64) -> Vec<String> {
+    use outpost_model::names::{Romanization, mrz_name};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
     let persons: Vec<&NewEntryInput> = entries.iter().filter(|e| e.kind == "person").collect();
     let vehicles: Vec<&NewEntryInput> = entries.iter().filter(|e| e.kind == "vehicle").collect();
     (0..count)
         .map(|_| {
             let person = persons.choose(&mut rng).map(|p| p.names[0].clone()).unwrap_or_default();
-            match rng.random_range(0..10) {
-                0..4 => person,
-                4..7 => icao_latin(&person),
-                7 => person.split(' ').nth(1).unwrap_or("Алиев").to_string(),
-                8 => vehicles.choose(&mut rng).map(|v| v.plates[0].clone()).unwrap_or_default(),
+            let (given, surname) = person.split_once(' ').unwrap_or((&person, "Алиев"));
+            match rng.random_range(0..20) {
+                0..5 => person.clone(),
+                5..9 => icao_latin(&person),
+                9..11 => {
+                    let system = Romanization::ALL.choose(&mut rng).copied().unwrap_or(Romanization::BgnPcgn);
+                    system.romanize(&person)
+                }
+                11..13 => mrz_name(surname, given),
+                13 => {
+                    // One letter dropped from the middle of the surname.
+                    let mut latin: Vec<char> = icao_latin(&person).chars().collect();
+                    let at = latin.len() - 3;
+                    latin.remove(at);
+                    latin.into_iter().collect()
+                }
+                14..16 => surname.to_string(),
+                16..18 => vehicles.choose(&mut rng).map(|v| v.plates[0].clone()).unwrap_or_default(),
                 _ => format!("Zorbek Unlistedov{}", rng.random_range(0..1000)),
             }
         })

@@ -172,6 +172,8 @@ fn main() -> anyhow::Result<()> {
     println!("  {o} watchlist search \"MUKHAMMAD ALIEV\" --purpose \"demo\"");
     println!("  {o} watchlist search \"Мухаммад Алиев\" --purpose \"demo\"");
     println!("  {o} watchlist search \"ALIEV<<MUKHAMMAD\" --dob 1985 --purpose \"demo\"");
+    println!("  {o} watchlist search \"Magomed Aliyev\" --explain --purpose \"demo\"");
+    println!("  {o} watchlist search \"Aygerim Nurlanova\" --explain --purpose \"demo\"");
     println!("  {o} watchlist search \"777abc02\" --purpose \"vehicle check\"");
     println!("  {o} watchlist list --limit 10");
     println!("  {o} incident list");
