@@ -155,12 +155,13 @@ impl Store {
         let search_keys_stale;
         {
             let mut versions = txn.open_table(TABLE_VERSIONS).map_err(db)?;
-            // Index records are derived data: another version is rebuilt, not refused.
+            // Index records are derived data: another version is rebuilt, not
+            // refused. The new version is recorded only together with the
+            // rebuilt records (`replace_index_records`): a crash in between
+            // must not leave old records marked current, since records of two
+            // versions may decode alike and silently stop matching.
             let recorded = versions.get("search_keys").map_err(db)?.map(|v| v.value());
             search_keys_stale = recorded != Some(INDEX_RECORD_VERSION);
-            if search_keys_stale {
-                versions.insert("search_keys", INDEX_RECORD_VERSION).map_err(db)?;
-            }
             for (table, supported) in FORMAT {
                 let found = versions.get(*table).map_err(db)?.map(|v| v.value());
                 match found {
@@ -209,7 +210,8 @@ impl Store {
         self.search_keys_stale
     }
 
-    /// Replaces every stored index record.
+    /// Replaces every stored index record and marks them current, in one
+    /// transaction.
     pub fn replace_index_records(&self, records: &[IndexRecord]) -> Result<(), StoreError> {
         let txn = self.begin_write()?;
         {
@@ -218,6 +220,7 @@ impl Store {
             for record in records {
                 table.insert(record.id.to_string().as_str(), encode_record(record)?.as_slice()).map_err(db)?;
             }
+            txn.open_table(TABLE_VERSIONS).map_err(db)?.insert("search_keys", INDEX_RECORD_VERSION).map_err(db)?;
         }
         txn.commit().map_err(db)?;
         Ok(())

@@ -36,6 +36,26 @@ fn a_second_daemon_on_the_same_directory_is_refused() {
 }
 
 #[test]
+fn old_index_records_stay_stale_until_they_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = store(dir.path());
+        assert!(s.search_keys_stale(), "a new database has no records yet");
+        s.replace_index_records(&[]).unwrap();
+        let txn = s.db.begin_write().unwrap();
+        txn.open_table(TABLE_VERSIONS).unwrap().insert("search_keys", INDEX_RECORD_VERSION - 1).unwrap();
+        txn.commit().unwrap();
+    }
+    // A start that dies before rebuilding must leave them stale.
+    assert!(store(dir.path()).search_keys_stale());
+    let s = store(dir.path());
+    assert!(s.search_keys_stale());
+    s.replace_index_records(&[]).unwrap();
+    drop(s);
+    assert!(!store(dir.path()).search_keys_stale());
+}
+
+#[test]
 fn a_table_from_a_newer_release_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     {
