@@ -170,16 +170,13 @@ enum Action {
 }
 
 fn action_for(command: Command) -> Action {
-    if let Command::Watchlist(Watchlist::Search { query, dob, nationality, limit, purpose, explain }) = command {
-        return Action::Search { request: args::search(query, dob, nationality, limit, purpose), explain };
-    }
     Action::Call(match command {
         Command::Status => Request::Status,
         Command::Audit { since, limit } => Request::Audit { since, limit },
         Command::Watchlist(w) => match w {
             Watchlist::Add(kind) => Request::WatchlistAdd { entry: Box::new(kind.into_input()) },
-            Watchlist::Search { query, dob, nationality, limit, purpose, .. } => {
-                args::search(query, dob, nationality, limit, purpose)
+            Watchlist::Search { query, dob, nationality, limit, purpose, explain } => {
+                return Action::Search { request: args::search(query, dob, nationality, limit, purpose), explain };
             }
             Watchlist::Show { id, purpose } => Request::WatchlistShow { id, purpose },
             Watchlist::List { status, kind, limit, purpose } => Request::WatchlistList { status, kind, limit, purpose },

@@ -318,10 +318,37 @@ const POOLS: &[Pool] = &[
 fn derived_surname(given: &str, nationality: &str) -> String {
     let stem = given.trim_end_matches(['а', 'о', 'я', 'и', 'у', 'ҳ']);
     match nationality {
-        "TJK" if given.len().is_multiple_of(2) => format!("{stem}зода"),
+        "TJK" if given.chars().count().is_multiple_of(2) => format!("{stem}зода"),
         _ if stem.len() < given.len() => format!("{stem}аев"),
         _ => format!("{stem}ов"),
     }
+}
+
+/// Which words of the pools a person may be drawn from. Every sixth given
+/// name and every fourth surname are held out of the list, so that some
+/// travellers carry words the list has never seen, as real ones do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Words {
+    /// Only words that may be on the list.
+    Listable,
+    /// At least one held-out word.
+    HeldOut,
+}
+
+fn held_out_given(i: usize) -> bool {
+    i % 6 == 5
+}
+
+fn held_out_surname(i: usize) -> bool {
+    i % 4 == 3
+}
+
+/// Picks from `list` the entries whose position `held_out` says, or the
+/// others.
+fn pick_from<T: Clone>(rng: &mut StdRng, list: &[T], held_out: fn(usize) -> bool, want_held_out: bool) -> Option<T> {
+    let choices: Vec<&T> =
+        list.iter().enumerate().filter(|(i, _)| held_out(*i) == want_held_out).map(|(_, x)| x).collect();
+    choices.choose(rng).map(|x| (*x).clone())
 }
 
 impl Pool {
@@ -363,6 +390,7 @@ fn patronymic(father: &str, female: bool) -> String {
 pub struct Person {
     pub given: String,
     pub surname: String,
+    pub female: bool,
     pub patronymic: Option<String>,
     pub nationality: &'static str,
     pub dob: String,
@@ -450,6 +478,8 @@ pub struct LabelledQuery {
     pub rendering: Rendering,
     /// Index into [`EvalSet::listed`]; `None` for a distractor.
     pub expected: Option<usize>,
+    /// A distractor with a given name or surname that no listed person has.
+    pub unlisted_words: bool,
     pub dob: String,
     pub nationality: &'static str,
 }
@@ -466,13 +496,24 @@ struct Drawer {
 }
 
 impl Drawer {
-    fn person(&mut self) -> Person {
+    fn person(&mut self, words: Words) -> Person {
         let pool = POOLS.choose(&mut self.rng).unwrap_or(&POOLS[0]);
         let female = self.rng.random_bool(0.25);
-        let pick = |rng: &mut StdRng, list: &[&str]| list.choose(rng).copied().unwrap_or_default().to_string();
-        let given = if female { pick(&mut self.rng, pool.female) } else { pick(&mut self.rng, pool.male) };
-        let surname = pool.surnames().choose(&mut self.rng).cloned().unwrap_or_default();
+        let (given_held_out, surname_held_out) = match words {
+            Words::Listable => (false, false),
+            Words::HeldOut => match self.rng.random_range(0..4) {
+                0 => (true, false),
+                1 => (true, true),
+                _ => (false, true),
+            },
+        };
+        let given_pool = if female { pool.female } else { pool.male };
+        let given =
+            pick_from(&mut self.rng, given_pool, held_out_given, given_held_out).unwrap_or_default().to_string();
+        let surname =
+            pick_from(&mut self.rng, &pool.surnames(), held_out_surname, surname_held_out).unwrap_or_default();
         let surname = if female { female_surname(&surname) } else { surname };
+        let pick = |rng: &mut StdRng, list: &[&str]| list.choose(rng).copied().unwrap_or_default().to_string();
         let patronymic = self.rng.random_bool(0.3).then(|| {
             let father = pick(&mut self.rng, pool.male);
             patronymic(&father, female)
@@ -482,6 +523,7 @@ impl Drawer {
         Person {
             given,
             surname,
+            female,
             patronymic,
             nationality: pool.nationality,
             dob,
@@ -566,9 +608,8 @@ impl Drawer {
                 let text = match &person.patronymic {
                     Some(_) => given_surname,
                     None => {
-                        let female = person.surname.ends_with('а');
-                        let father = self.person().given;
-                        format!("{} {} {}", person.surname, person.given, patronymic(&father, female))
+                        let father = self.person(Words::Listable).given;
+                        format!("{} {} {}", person.surname, person.given, patronymic(&father, person.female))
                     }
                 };
                 let system = self.system(person);
@@ -587,7 +628,7 @@ impl EvalSet {
         while people.len() < listed {
             attempts += 1;
             assert!(attempts < 100 * listed + 1000, "the name pools hold fewer than {listed} distinct names");
-            let person = drawer.person();
+            let person = drawer.person(Words::Listable);
             // One entry per name: a second listed person with the same name
             // would make "which one" unanswerable by name.
             if keys.insert(person.name_key()) {
@@ -603,6 +644,7 @@ impl EvalSet {
                 text,
                 rendering,
                 expected: Some(expected),
+                unlisted_words: false,
                 dob: person.dob.clone(),
                 nationality: person.nationality,
             });
@@ -611,7 +653,9 @@ impl EvalSet {
         while distractor_queries.len() < distractors {
             attempts += 1;
             assert!(attempts < 100 * (listed + distractors) + 1000, "every name in the pools is listed");
-            let person = drawer.person();
+            // Half the distractors carry a word the list has never seen.
+            let words = if distractor_queries.len() % 2 == 0 { Words::Listable } else { Words::HeldOut };
+            let person = drawer.person(words);
             if keys.contains(&person.name_key()) {
                 continue;
             }
@@ -620,6 +664,7 @@ impl EvalSet {
                 text,
                 rendering,
                 expected: None,
+                unlisted_words: words == Words::HeldOut,
                 dob: person.dob.clone(),
                 nationality: person.nationality,
             });
@@ -667,8 +712,12 @@ pub struct Report {
     pub recall_at_5: Tally,
     /// Variants whose person is the first result and an alert.
     pub found_as_alert: Tally,
-    /// Distractors whose first result scores at or above the match threshold.
+    /// Distractors whose first result scores at or above the match
+    /// threshold: all of them, then those whose words are all on the list,
+    /// then those with a word the list has never seen.
     pub false_top1: Tally,
+    pub false_top1_listed_words: Tally,
+    pub false_top1_unlisted_words: Tally,
     /// Examples of misses and false hits, for a human to read.
     pub misses: Vec<String>,
     pub false_hits: Vec<String>,
@@ -717,6 +766,11 @@ pub fn evaluate(
         let hits = query(q, 1, qualifiers).map(|sq| index.search(&sq, today)).unwrap_or_default();
         let false_hit = hits.first().is_some_and(|h| h.score >= STRONG_MATCH);
         report.false_top1.add(q.rendering, false_hit);
+        if q.unlisted_words {
+            report.false_top1_unlisted_words.add(q.rendering, false_hit);
+        } else {
+            report.false_top1_listed_words.add(q.rendering, false_hit);
+        }
         if false_hit && report.false_hits.len() < 40 {
             let h = &hits[0];
             report.false_hits.push(format!(

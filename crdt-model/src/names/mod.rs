@@ -8,5 +8,5 @@ pub mod score;
 pub mod translit;
 
 pub use fold::{NameRole, NameWord, name_tokens, name_words, phonetic_key, role_of, skeleton};
-pub use score::{MatchHow, TokenSim, align, token_similarity};
+pub use score::{MatchHow, TokenSim, align_into, token_similarity};
 pub use translit::{Romanization, mrz_name};

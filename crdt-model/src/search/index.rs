@@ -35,6 +35,25 @@ use crate::watchlist::{Entry, Subject, in_force};
 type Slot = u32;
 type TokenId = u32;
 
+/// Bounds on what one entry puts in the index. Entries merged from other
+/// posts arrive without this post's validation, and a record read back from
+/// a damaged disk may hold anything: neither may make a rebuild slow or a
+/// start panic. No person has more names or longer words than this; an
+/// excess is not indexed (the entry itself keeps it).
+const MAX_NAMES_INDEXED: usize = 32;
+const MAX_WORDS_INDEXED: usize = 16;
+const MAX_WORD_BYTES: usize = 40;
+
+/// A stored skeleton as the index takes it: ASCII letters and digits only
+/// (anything else came from a damaged record), at most `MAX_WORD_BYTES`.
+fn indexable(token: &str) -> Option<&str> {
+    let clean = !token.is_empty() && token.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    clean.then(|| &token[..token.len().min(MAX_WORD_BYTES)])
+}
+
+// Which query words an entry holds is a u16 bit mask.
+const _: () = assert!(super::MAX_QUERY_TOKENS <= 16);
+
 #[derive(Debug)]
 struct IndexedName {
     text: Box<str>,
@@ -53,7 +72,9 @@ struct Indexed {
     status: EntryStatus,
     valid_from: Day,
     expires: Option<Day>,
-    action: Arc<str>,
+    /// Free text, so not shared: interning it would keep every superseded
+    /// wording alive.
+    action: Box<str>,
     warnings: Vec<Warning>,
     authority: Arc<str>,
 }
@@ -186,7 +207,7 @@ pub struct NameIndex {
     by_id: HashMap<EntryId, Slot>,
     vocabulary: Vocabulary,
     by_identifier: HashMap<Box<str>, Vec<Slot>>,
-    /// Authorities, actions and identifier kinds repeat across entries; one copy each.
+    /// Authorities and identifier kinds repeat across entries; one copy each.
     strings: HashMap<Box<str>, Arc<str>>,
 }
 
@@ -246,9 +267,17 @@ impl<'a> Scorer<'a> {
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     slot: Slot,
+    id: EntryId,
+    /// Rounded as shown, so that ranking here and in the final hit list
+    /// agree (score, then alert, then id).
     score: f64,
     name: usize,
-    live: bool,
+    alert: bool,
+}
+
+/// Scores as shown to officers: three decimals.
+fn shown_score(score: f64) -> f64 {
+    (score.clamp(0.0, 1.0) * 1000.0).round() / 1000.0
 }
 
 impl NameIndex {
@@ -311,7 +340,7 @@ impl NameIndex {
     /// Explains the best name of a hit word by word.
     fn explain(&self, scorer: &mut Scorer<'_>, name: &IndexedName) -> (Vec<WordMatch>, Vec<String>) {
         scorer.name_score(name);
-        let alignment = crate::names::score::Alignment { pairs: scorer.pairs.clone(), score: 0.0 };
+        let pairs = scorer.pairs.clone();
         let words = scorer.words;
         let stored_words = name_words(&name.text);
         let roles: Vec<NameRole> = name.tokens.iter().map(|t| self.vocabulary.roles[*t as usize]).collect();
@@ -325,7 +354,7 @@ impl NameIndex {
         // Reasons follow the stored name's order, so one entry reads the
         // same whatever order the officer typed the words in.
         let mut by_stored: Vec<(usize, String)> = Vec::new();
-        for (q, n, sim) in &alignment.pairs {
+        for (q, n, sim) in &pairs {
             let typed = &words[*q].text;
             let stored = stored_words.get(*n).map(|w| w.text.clone()).unwrap_or_default();
             let how = if sim.how == MatchHow::Transliteration
@@ -367,14 +396,14 @@ impl NameIndex {
             by_stored.push((usize::MAX, "surname in the other gender's form".to_string()));
         }
         for (n, role) in roles.iter().enumerate() {
-            if !alignment.pairs.iter().any(|(_, pn, _)| *pn == n) {
+            if !pairs.iter().any(|(_, pn, _)| *pn == n) {
                 by_stored.push((n, format!("{} not given", role_label(*role))));
             }
         }
         by_stored.sort_by_key(|(n, _)| *n);
         let mut reasons: Vec<String> = by_stored.into_iter().map(|(_, r)| r).collect();
         for (q, word) in words.iter().enumerate() {
-            if !alignment.pairs.iter().any(|(pq, _, _)| *pq == q) {
+            if !pairs.iter().any(|(pq, _, _)| *pq == q) {
                 reasons.push(format!("\"{}\" not in this name", word.text));
                 lines.push(WordMatch {
                     query: Some(word.text.clone()),
@@ -387,7 +416,7 @@ impl NameIndex {
             }
         }
         for (n, role) in roles.iter().enumerate() {
-            if !alignment.pairs.iter().any(|(_, pn, _)| *pn == n) {
+            if !pairs.iter().any(|(_, pn, _)| *pn == n) {
                 let stored = stored_words.get(n).map(|w| w.text.clone()).unwrap_or_default();
                 lines.push(WordMatch {
                     query: None,
@@ -409,6 +438,7 @@ impl WatchlistIndex for NameIndex {
             Subject::Person(p) => (
                 p.names
                     .iter()
+                    .take(MAX_NAMES_INDEXED)
                     .map(|n| (n.text.clone(), name_words(&n.text).into_iter().map(|w| w.skeleton).collect()))
                     .collect(),
                 p.dobs.clone(),
@@ -444,8 +474,13 @@ impl WatchlistIndex for NameIndex {
         };
         let mut names = Vec::with_capacity(record.names.len());
         let mut all_tokens = BTreeSet::new();
-        for (text, tokens) in &record.names {
-            let ids: Vec<TokenId> = tokens.iter().map(|t| self.vocabulary.intern(t)).collect();
+        for (text, tokens) in record.names.iter().take(MAX_NAMES_INDEXED) {
+            let ids: Vec<TokenId> = tokens
+                .iter()
+                .filter_map(|t| indexable(t))
+                .take(MAX_WORDS_INDEXED)
+                .map(|t| self.vocabulary.intern(t))
+                .collect();
             all_tokens.extend(ids.iter().copied());
             names.push(IndexedName { text: text.as_str().into(), tokens: ids });
         }
@@ -471,7 +506,7 @@ impl WatchlistIndex for NameIndex {
             status: record.status,
             valid_from: record.valid_from,
             expires: record.expires,
-            action: self.intern(&record.action),
+            action: record.action.as_str().into(),
             warnings: record.warnings.clone(),
             authority: self.intern(&record.authority),
         };
@@ -510,6 +545,11 @@ impl WatchlistIndex for NameIndex {
         let mut seen = BTreeSet::new();
         let words: Vec<QueryWord> = name_words(&query.text)
             .into_iter()
+            .map(|mut w| {
+                // Stored words are indexed at most this long; so are queries.
+                w.skeleton.truncate(MAX_WORD_BYTES);
+                w
+            })
             .filter(|w| seen.insert(w.skeleton.clone()))
             .map(|w| {
                 let known = self.vocabulary.is_listed(&w.skeleton);
@@ -563,19 +603,22 @@ impl WatchlistIndex for NameIndex {
         let mut kept: Vec<f64> = Vec::with_capacity(wanted + 1);
         for (bound, slot) in order {
             let floor = if kept.len() >= wanted { kept.first().copied().unwrap_or(f64::INFINITY) } else { MIN_SCORE };
-            if wanted == 0 || bound < floor {
+            // A raw score just under the floor can round up to tie it.
+            if wanted == 0 || bound + 0.0005 < floor {
                 break;
             }
             let Some(entry) = self.entry(slot) else { continue };
-            let mut best: Option<Candidate> = None;
+            let mut best: Option<(f64, usize)> = None;
             for (i, name) in entry.names.iter().enumerate() {
                 let score = scorer.name_score(name);
-                if best.is_none_or(|b| score > b.score) {
-                    best = Some(Candidate { slot, score, name: i, live: entry.is_live(today) });
+                if best.is_none_or(|(b, _)| score > b) {
+                    best = Some((score, i));
                 }
             }
-            let Some(mut candidate) = best else { continue };
-            candidate.score += qualify(&entry.dobs, &entry.nationalities, query, false).0;
+            let Some((raw, name)) = best else { continue };
+            let score = shown_score(raw + qualify(&entry.dobs, &entry.nationalities, query, false).0);
+            let alert = score >= STRONG_MATCH && entry.is_live(today);
+            let candidate = Candidate { slot, id: entry.id, score, name, alert };
             if candidate.score >= MIN_SCORE {
                 let at = kept.partition_point(|s| *s < candidate.score);
                 kept.insert(at, candidate.score);
@@ -586,7 +629,7 @@ impl WatchlistIndex for NameIndex {
             }
         }
         let rank = |a: &Candidate, b: &Candidate| {
-            b.score.total_cmp(&a.score).then(b.live.cmp(&a.live)).then(a.slot.cmp(&b.slot))
+            b.score.total_cmp(&a.score).then(b.alert.cmp(&a.alert)).then(a.id.cmp(&b.id))
         };
         if candidates.len() > wanted && wanted > 0 {
             candidates.select_nth_unstable_by(wanted - 1, rank);
@@ -599,8 +642,7 @@ impl WatchlistIndex for NameIndex {
             let (explanation, mut reasons) = self.explain(&mut scorer, name);
             let (_, notes) = qualify(&entry.dobs, &entry.nationalities, query, true);
             reasons.extend(notes);
-            let score = (c.score.clamp(0.0, 1.0) * 1000.0).round() / 1000.0;
-            let mut hit = Self::hit(entry, score, name.text.to_string(), reasons.join(", "), today);
+            let mut hit = Self::hit(entry, c.score, name.text.to_string(), reasons.join(", "), today);
             hit.explanation = explanation;
             hits.push(hit);
         }

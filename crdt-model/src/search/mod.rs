@@ -120,7 +120,7 @@ pub struct WordMatch {
     pub how: Option<MatchHow>,
     pub similarity: f64,
     /// The folds that made two spellings one ("kh/x/h, double letters"),
-    /// the equivalence ("≈ Muhammad") or the spelling distance.
+    /// the equivalence ("forms of Muhammad") or the spelling distance.
     pub detail: String,
 }
 

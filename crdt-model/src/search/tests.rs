@@ -267,14 +267,29 @@ fn closed_and_expired_entries_are_shown_as_such_never_as_alerts() {
 #[test]
 fn skeletons_are_pinned_to_the_index_record_version() {
     let names = "Мухаммад Алиев Нұрсұлтан Ҷамшед Раҳмонзода Бахтиёр Ғуломов Ўткир Щербаков Цой Юлдуз Яхё Эргашев \
-                 Mukhammad Aliyev Baxtiyor G‘ulomov Dzhamshed Çaryýew Jaqsybekov Nūrsūltan Cy`bikov Evgenij";
+                 Mukhammad Aliyev Baxtiyor G‘ulomov Dzhamshed Çaryýew Jaqsybekov Nūrsūltan Cy`bikov Evgenij Yo‘ldoshev Najmiddin";
     let skeletons = crate::names::name_tokens(names).join(" ");
     assert_eq!(
         (INDEX_RECORD_VERSION, skeletons.as_str()),
         (
             2,
             "muhamad alev nursultan jamshed rahmonzoda bahter gulomov utkir sherbakov coi iulduz iahe ergashev \
-             muhamad alev bahter gulomov jamshed charev jaksibekov nursultan cibikov evgeni"
+             muhamad alev bahter gulomov jamshed charev jaksibekov nursultan cibikov evgenij iuldoshev najmidin"
         )
     );
+}
+
+#[test]
+fn oversized_or_damaged_records_are_bounded_not_fatal() {
+    let mut index = index();
+    let mut record = index.prepare(&entry(5, person(&["Мухаммад Алиев"], "1985", "TJK")));
+    let long_word = "а".repeat(20_000);
+    record.names =
+        (0..1000).map(|_| (long_word.clone(), vec!["x".repeat(20_000), "ünicode".into(), String::new()])).collect();
+    record.names.push(("Шерзод Рахимов".into(), vec!["sherzod".into(), "rahimov".into()]));
+    index.insert(&record);
+    let hits = index.search(&query(&"x".repeat(150)), today());
+    assert!(hits.iter().all(|h| h.id == record.id), "{hits:?}");
+    // Names beyond the cap are not indexed; the entry itself is untouched.
+    assert!(index.search(&query("Sherzod Rakhimov"), today()).iter().all(|h| h.id != record.id));
 }
