@@ -278,7 +278,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn names(args: &NamesArgs) -> anyhow::Result<()> {
-    use outpost_tests::names_eval::{EvalSet, Tally, eval_context, evaluate, index_for};
+    use outpost_tests::names_eval::{EvalSet, Report, Tally, eval_context, evaluate, index_for};
     println!(
         "listed: {}, variants: {}, distractors: {}, seed: {}\n",
         args.listed, args.variants, args.distractors, args.seed
@@ -301,27 +301,17 @@ fn names(args: &NamesArgs) -> anyhow::Result<()> {
     println!();
     println!("| figure | name only | with DOB and nationality | target |");
     println!("|---|---|---|---|");
-    println!("| recall@5 on variants | {} | {} | ≥ 98% |", pct(&plain.recall_at_5), pct(&qualified.recall_at_5));
-    println!(
-        "| variant found as the top-1 alert | {} | {} | — |",
-        pct(&plain.found_as_alert),
-        pct(&qualified.found_as_alert)
-    );
-    println!(
-        "| false top-1 alerts on names not listed | {} | {} | ≤ 2% |",
-        pct(&plain.false_top1),
-        pct(&qualified.false_top1)
-    );
-    println!(
-        "| … whose words are all on the list | {} | {} | — |",
-        pct(&plain.false_top1_listed_words),
-        pct(&qualified.false_top1_listed_words)
-    );
-    println!(
-        "| … with a given name or surname the list has never seen | {} | {} | — |",
-        pct(&plain.false_top1_unlisted_words),
-        pct(&qualified.false_top1_unlisted_words)
-    );
+    type Row = (&'static str, fn(&Report) -> &Tally, &'static str);
+    let rows: [Row; 5] = [
+        ("recall@5 on variants", |r| &r.recall_at_5, "≥ 98%"),
+        ("variant found as the top-1 alert", |r| &r.found_as_alert, "—"),
+        ("false top-1 alerts on names not listed", |r| &r.false_top1, "≤ 2%"),
+        ("… whose words are all on the list", |r| &r.false_top1_listed_words, "—"),
+        ("… with a given name or surname the list has never seen", |r| &r.false_top1_unlisted_words, "—"),
+    ];
+    for (label, tally, target) in &rows {
+        println!("| {label} | {} | {} | {target} |", pct(tally(&plain)), pct(tally(&qualified)));
+    }
     println!("\nin-process search, name only: {:.3} ms per query (mean)", per_query.as_secs_f64() * 1000.0);
     if args.show {
         println!("\nmisses (name only):");
