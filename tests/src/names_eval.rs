@@ -556,7 +556,11 @@ impl Drawer {
             "abcdefghijklmnopqrstuvwxyz".chars().collect()
         };
         match self.rng.random_range(0..4) {
-            0 => word[at] = alphabet.choose(&mut self.rng).copied().unwrap_or('a'),
+            0 => {
+                let other: Vec<char> =
+                    alphabet.iter().copied().filter(|c| *c != word[at].to_lowercase().next().unwrap_or(*c)).collect();
+                word[at] = other.choose(&mut self.rng).copied().unwrap_or('a');
+            }
             1 => {
                 word.remove(at);
             }
