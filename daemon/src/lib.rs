@@ -68,14 +68,18 @@ fn build_index(store: &Store) -> Result<NameIndex, StoreError> {
     }
     let mut index = NameIndex::new();
     let mut records = Vec::new();
+    let rebuild = Instant::now();
     let damaged = store.for_each_entry(|entry| records.push(upsert(&mut index, &entry)))?;
     for err in &damaged {
         tracing::error!(error = %err, "skipped an unreadable projection row");
     }
+    let indexed = rebuild.elapsed();
     store.replace_index_records(&records)?;
     tracing::info!(
         entries = index.len(),
         damaged = damaged.len(),
+        index_ms = indexed.as_millis() as u64,
+        write_ms = (rebuild.elapsed() - indexed).as_millis() as u64,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "search index rebuilt from the projection"
     );

@@ -50,3 +50,36 @@ fn a_stale_socket_from_a_crash_is_replaced() {
     post.spawn();
     assert_eq!(post.json(&["status"])["entries"], 0);
 }
+
+/// A post upgraded from an older matcher finds its index records stale and
+/// rebuilds them from the projection before it answers; the next start
+/// reloads them.
+#[test]
+fn stale_index_records_are_rebuilt_at_start_and_then_reloaded() {
+    let mut post = Post::start();
+    let mut ids = Vec::new();
+    for name in ["Мухаммад Алиев", "Ҷамшед Раҳмонов", "Нұрсұлтан Жақсыбеков"]
+    {
+        let args = ["watchlist", "add", "person", "--name", name, "--category", "warning", "--reason", "upgrade"];
+        ids.push(post.json(&args)["id"].as_str().unwrap().to_string());
+    }
+    post.stop();
+    {
+        const TABLE_VERSIONS: redb::TableDefinition<&str, u32> = redb::TableDefinition::new("table_versions");
+        let db = redb::Database::open(post.data_dir().join("outpost.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(TABLE_VERSIONS).unwrap().insert("search_keys", 1).unwrap();
+        txn.commit().unwrap();
+    }
+    post.spawn();
+    assert!(post.log().contains("search index rebuilt from the projection entries=3"), "{}", post.log());
+    for (query, id) in ["MUKHAMMAD ALIEV", "Jamshed Rahmonov", "Nursultan Zhaksybekov"].iter().zip(&ids) {
+        let found = post.json(&["watchlist", "search", query, "--purpose", "upgrade check"]);
+        assert_eq!(found["matches"][0]["id"], id.as_str(), "{query}");
+    }
+    post.stop();
+    post.spawn();
+    assert!(post.log().contains("search index loaded"), "{}", post.log());
+    let found = post.json(&["watchlist", "search", "ALIEV<<MUKHAMMAD", "--purpose", "upgrade check"]);
+    assert_eq!(found["matches"][0]["id"], ids[0].as_str());
+}

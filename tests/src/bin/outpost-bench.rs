@@ -438,6 +438,9 @@ fn post(args: &PostArgs) -> anyhow::Result<()> {
     let cold_ms: Vec<String> = cold.iter().map(|d| format!("{:.0}", ms(*d))).collect();
     println!("cold start to first search answer at {} entries: {} ms", args.entries + args.adds, cold_ms.join(", "));
     println!("first start after an index format change (records rebuilt from the projection): {:.0} ms", ms(rebuild));
+    if let Some(line) = post.log().lines().rev().find(|l| l.contains("search index rebuilt")) {
+        println!("  daemon log: {}", line.trim());
+    }
     println!("daemon RSS after cold start + one search: {} MiB (peak {} MiB)", cold_rss.0 / 1024, cold_rss.1 / 1024);
     println!("daemon RSS after import, searches and adds: {} MiB (peak {} MiB)", warm_rss / 1024, warm_hwm / 1024);
     println!("database file: {:.1} MiB", file_bytes as f64 / 1048576.0);
