@@ -17,6 +17,7 @@ pub mod ids;
 pub mod incident;
 pub mod names;
 pub mod normalize;
+pub mod replication;
 pub mod schema;
 pub mod search;
 pub mod validate;

@@ -1,0 +1,7 @@
+//! The sans-IO replication engine (issue 4), built up piece by piece.
+//! The wire design is in `docs/replication.md`.
+//!
+//! - [`digest`]: which documents two peers hold differently, found by
+//!   range-based set reconciliation before any per-document sync.
+
+pub mod digest;
