@@ -86,8 +86,23 @@ impl<'de> Deserialize<'de> for NodeId {
 /// `incidents/kz-nurzhol/2026-11`. Stable across the fleet: every node derives
 /// the same id for the same content, so copies of a document can merge.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct DocId(String);
+
+/// Ids read from a peer or a disk are checked like typed ones.
+impl TryFrom<String> for DocId {
+    type Error = ValidationError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse(&text)
+    }
+}
+
+impl From<DocId> for String {
+    fn from(id: DocId) -> Self {
+        id.0
+    }
+}
 
 impl DocId {
     /// Accepts a document id read back from storage or a peer.

@@ -3,5 +3,7 @@
 //!
 //! - [`digest`]: which documents two peers hold differently, found by
 //!   range-based set reconciliation before any per-document sync.
+//! - [`frame`]: the frames two nodes exchange, checked on decode.
 
 pub mod digest;
+pub mod frame;

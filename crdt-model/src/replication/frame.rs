@@ -1,0 +1,254 @@
+//! Frames between two nodes: one version byte, then a `postcard` body.
+//!
+//! Everything a peer sends is checked here before the engine sees it: the
+//! frame size, the version, that the body decodes completely, document ids,
+//! and the shape of fields the engine relies on. A bad frame is an error
+//! that names the problem; it never panics and never allocates more than
+//! the frame's own size allows. See `docs/replication.md`.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::digest::{Fingerprint, Part};
+use crate::ids::DocId;
+
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Larger bundles are split into parts.
+pub const MAX_FRAME_BYTES: usize = 1 << 20;
+/// Reasons are for logs, not essays.
+pub const MAX_REASON_CHARS: usize = 200;
+pub const SIGNATURE_BYTES: usize = 64;
+
+/// A per-session number standing for a document, so that ids cross the
+/// link once per session.
+pub type Slot = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BundleKind {
+    /// The whole document (`save()`), for a peer that has none of it.
+    Snapshot,
+    /// The changes the peer lacks.
+    Changes,
+}
+
+/// A change's signature, room for the signed fleet roster: relayed changes
+/// keep their author's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSignature {
+    pub change: [u8; 32],
+    /// Which roster key signed it.
+    pub signer: [u8; 8],
+    pub signature: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    Hello {
+        node: [u8; 16],
+        features: u32,
+        max_frame: u32,
+    },
+    Reconcile {
+        parts: Vec<Part>,
+    },
+    /// `doc` is checked as a [`DocId`] on decode; it travels as text so
+    /// that a bad one can be named.
+    Open {
+        slot: Slot,
+        doc: String,
+        priority: u8,
+    },
+    Refuse {
+        slot: Slot,
+        reason: String,
+    },
+    Sync {
+        slot: Slot,
+        message: Vec<u8>,
+    },
+    Bundle {
+        slot: Slot,
+        kind: BundleKind,
+        part: u16,
+        of: u16,
+        data: Vec<u8>,
+        signatures: Vec<ChangeSignature>,
+    },
+    Done {
+        slot: Slot,
+        fingerprint: Fingerprint,
+    },
+    Reset {
+        slot: Slot,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("frame is empty")]
+    Empty,
+    #[error("frame of {len} bytes is over the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("peer speaks sync protocol version {found}; this node speaks {PROTOCOL_VERSION}")]
+    UnsupportedVersion { found: u8 },
+    #[error("frame body does not decode: {0}")]
+    Malformed(String),
+    #[error("frame body is followed by {0} unread bytes")]
+    TrailingBytes(usize),
+    #[error("invalid frame field {field}: {problem}")]
+    Invalid { field: &'static str, problem: String },
+}
+
+impl Body {
+    pub fn encode(&self) -> Result<Vec<u8>, FrameError> {
+        let mut out = vec![PROTOCOL_VERSION];
+        let body = postcard::to_allocvec(self).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        out.extend_from_slice(&body);
+        if out.len() > MAX_FRAME_BYTES {
+            return Err(FrameError::TooLarge { len: out.len(), max: MAX_FRAME_BYTES });
+        }
+        Ok(out)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
+        if bytes.len() > MAX_FRAME_BYTES {
+            return Err(FrameError::TooLarge { len: bytes.len(), max: MAX_FRAME_BYTES });
+        }
+        let (&version, rest) = bytes.split_first().ok_or(FrameError::Empty)?;
+        if version != PROTOCOL_VERSION {
+            return Err(FrameError::UnsupportedVersion { found: version });
+        }
+        let (body, unread) =
+            postcard::take_from_bytes::<Body>(rest).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        if !unread.is_empty() {
+            return Err(FrameError::TrailingBytes(unread.len()));
+        }
+        body.check()?;
+        Ok(body)
+    }
+
+    /// What the types cannot say.
+    fn check(&self) -> Result<(), FrameError> {
+        match self {
+            Self::Refuse { reason, .. } | Self::Reset { reason, .. } => {
+                let chars = reason.chars().count();
+                if chars > MAX_REASON_CHARS {
+                    return Err(FrameError::Invalid {
+                        field: "reason",
+                        problem: format!("{chars} characters, at most {MAX_REASON_CHARS}"),
+                    });
+                }
+            }
+            Self::Bundle { part, of, signatures, .. } => {
+                if *of == 0 || part >= of {
+                    return Err(FrameError::Invalid { field: "bundle part", problem: format!("part {part} of {of}") });
+                }
+                if let Some(bad) = signatures.iter().find(|s| s.signature.len() != SIGNATURE_BYTES) {
+                    return Err(FrameError::Invalid {
+                        field: "signature",
+                        problem: format!("{} bytes, expected {SIGNATURE_BYTES}", bad.signature.len()),
+                    });
+                }
+            }
+            Self::Reconcile { parts } => {
+                for part in parts {
+                    let (first, last) = match part {
+                        Part::Range(r) => (r.first, r.last),
+                        Part::Items { first, last, .. } => (*first, *last),
+                    };
+                    if first > last {
+                        return Err(FrameError::Invalid {
+                            field: "reconcile range",
+                            problem: format!("starts at {first} after it ends at {last}"),
+                        });
+                    }
+                }
+            }
+            Self::Open { doc, .. } => {
+                DocId::parse(doc).map_err(|e| FrameError::Invalid { field: "document id", problem: e.to_string() })?;
+            }
+            Self::Hello { .. } | Self::Sync { .. } | Self::Done { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::replication::digest::RangeSummary;
+
+    fn samples() -> Vec<Body> {
+        let doc = DocId::parse("watchlist/KAZ-BS/0f").unwrap();
+        vec![
+            Body::Hello { node: [7; 16], features: 1, max_frame: MAX_FRAME_BYTES as u32 },
+            Body::Reconcile {
+                parts: vec![
+                    Part::Range(RangeSummary { first: 0, last: u64::MAX, count: 3, xor: 99 }),
+                    Part::Items { first: 5, last: 9, items: vec![(6, 1), (8, 2)], answer: true },
+                ],
+            },
+            Body::Open { slot: 3, doc: doc.to_string(), priority: 0 },
+            Body::Refuse { slot: 3, reason: "not releasable to this post".into() },
+            Body::Sync { slot: 3, message: vec![1, 2, 3] },
+            Body::Bundle {
+                slot: 3,
+                kind: BundleKind::Snapshot,
+                part: 0,
+                of: 1,
+                data: vec![9; 100],
+                signatures: vec![ChangeSignature { change: [1; 32], signer: [2; 8], signature: vec![3; 64] }],
+            },
+            Body::Done { slot: 3, fingerprint: 42 },
+            Body::Reset { slot: 3, reason: "no progress for 30 s".into() },
+        ]
+    }
+
+    #[test]
+    fn every_body_round_trips() {
+        for body in samples() {
+            assert_eq!(Body::decode(&body.encode().unwrap()).unwrap(), body);
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_named_not_panics() {
+        assert_eq!(Body::decode(&[]), Err(FrameError::Empty));
+        assert_eq!(Body::decode(&[9, 0]), Err(FrameError::UnsupportedVersion { found: 9 }));
+        let mut frame = Body::Done { slot: 1, fingerprint: 2 }.encode().unwrap();
+        frame.push(0);
+        assert_eq!(Body::decode(&frame), Err(FrameError::TrailingBytes(1)));
+        let open = Body::Open { slot: 1, doc: "a/b".into(), priority: 0 }.encode().unwrap();
+        let evil: Vec<u8> = open.iter().map(|b| if *b == b'/' { b' ' } else { *b }).collect();
+        let err = Body::decode(&evil).unwrap_err().to_string();
+        assert!(err.contains("document id"), "{err}");
+        let bundle =
+            Body::Bundle { slot: 1, kind: BundleKind::Changes, part: 2, of: 2, data: vec![], signatures: vec![] };
+        assert!(Body::decode(&bundle.encode().unwrap()).unwrap_err().to_string().contains("part 2 of 2"));
+        let too_big = vec![PROTOCOL_VERSION; MAX_FRAME_BYTES + 1];
+        assert!(matches!(Body::decode(&too_big), Err(FrameError::TooLarge { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Body::decode(&bytes);
+            let mut versioned = vec![PROTOCOL_VERSION];
+            versioned.extend(bytes);
+            let _ = Body::decode(&versioned);
+        }
+
+        #[test]
+        fn corrupting_a_valid_frame_never_panics(index in 0usize..200, value in any::<u8>()) {
+            for body in samples() {
+                let mut frame = body.encode().unwrap();
+                let at = index % frame.len();
+                frame[at] = value;
+                let _ = Body::decode(&frame);
+            }
+        }
+    }
+}
