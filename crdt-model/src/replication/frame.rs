@@ -155,7 +155,7 @@ impl Body {
                 for part in parts {
                     let (first, last) = match part {
                         Part::Range(r) => (r.first, r.last),
-                        Part::Items { first, last, .. } => (*first, *last),
+                        Part::Items { first, last, .. } | Part::Split { first, last, .. } => (*first, *last),
                     };
                     if first > last {
                         return Err(FrameError::Invalid {
