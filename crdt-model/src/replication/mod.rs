@@ -4,6 +4,9 @@
 //! - [`digest`]: which documents two peers hold differently, found by
 //!   range-based set reconciliation before any per-document sync.
 //! - [`frame`]: the frames two nodes exchange, checked on decode.
+//! - [`session`]: one document's Automerge sync with one peer, with a
+//!   round cap, stall detection and reset.
 
 pub mod digest;
 pub mod frame;
+pub mod session;

@@ -245,6 +245,25 @@ impl Document {
         &self.doc
     }
 
+    /// The next Automerge sync message for a peer whose sync state is
+    /// `state`; `None` when there is nothing to say until it answers.
+    pub fn generate_sync_message(&mut self, state: &mut automerge::sync::State) -> Option<automerge::sync::Message> {
+        use automerge::sync::SyncDoc;
+        self.doc.sync().generate_sync_message(state)
+    }
+
+    /// Applies a peer's sync message. Automerge checks every change's hash
+    /// against its dependencies as it applies it.
+    pub fn receive_sync_message(
+        &mut self,
+        state: &mut automerge::sync::State,
+        message: automerge::sync::Message,
+    ) -> Result<(), ModelError> {
+        use automerge::sync::SyncDoc;
+        self.doc.sync().receive_sync_message(state, message)?;
+        Ok(())
+    }
+
     /// Merges another copy of this document.
     pub fn merge(&mut self, other: &mut Document) -> Result<(), ModelError> {
         self.doc.merge(&mut other.doc)?;

@@ -1,0 +1,234 @@
+//! One document's Automerge sync with one peer, and the limits that keep it
+//! from stalling or running away.
+//!
+//! Plain Automerge sync waits forever when a message is lost, and a crafted
+//! exchange can keep it going without end (`measurements.md`). A session
+//! therefore counts rounds, notes when it last made progress, and can be
+//! reset to a fresh sync state; the engine resets a stalled or runaway
+//! session and the next inventory check finds the document again. The sync
+//! state is persisted per (peer, document) by the caller, so a reconnect
+//! costs bytes in proportion to what changed.
+
+use automerge::sync::{Message, State};
+use thiserror::Error;
+
+use crate::date::Timestamp;
+use crate::schema::Document;
+
+/// More rounds than this in one session means a pathological or hostile
+/// exchange; two peers converge in a handful.
+pub const MAX_ROUNDS: u32 = 16;
+/// A session with no progress for this long is reset. Chosen for links with
+/// 600 ms round trips that drop for seconds at a time; the engine may ask for
+/// longer on slower links.
+pub const STALL_AFTER_MS: i64 = 30_000;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SessionError {
+    #[error("sync message does not decode: {0}")]
+    Malformed(String),
+    #[error("sync message rejected: {0}")]
+    Rejected(String),
+    #[error("sync session ran {rounds} rounds without settling (at most {MAX_ROUNDS})")]
+    TooManyRounds { rounds: u32 },
+}
+
+#[derive(Debug)]
+pub struct DocSession {
+    state: State,
+    rounds: u32,
+    last_progress: Timestamp,
+}
+
+impl DocSession {
+    /// A session that resumes from a persisted sync state. A state that does
+    /// not decode is replaced by a fresh one: it costs one larger exchange,
+    /// never a failure. The flag says whether that happened.
+    pub fn resume(persisted: Option<&[u8]>, now: Timestamp) -> (Self, bool) {
+        let (state, replaced) = match persisted.map(State::decode) {
+            Some(Ok(state)) => (state, false),
+            Some(Err(_)) => (State::new(), true),
+            None => (State::new(), false),
+        };
+        (Self { state, rounds: 0, last_progress: now }, replaced)
+    }
+
+    /// What to persist for (peer, document).
+    pub fn persisted(&self) -> Vec<u8> {
+        self.state.encode()
+    }
+
+    /// The next message to send, if any.
+    pub fn next_message(&mut self, doc: &mut Document) -> Option<Vec<u8>> {
+        doc.generate_sync_message(&mut self.state).map(Message::encode)
+    }
+
+    /// Applies a peer's message to `doc`. A message that does not decode or
+    /// that Automerge rejects leaves the document as it was.
+    pub fn receive(&mut self, now: Timestamp, doc: &mut Document, bytes: &[u8]) -> Result<(), SessionError> {
+        self.rounds += 1;
+        if self.rounds > MAX_ROUNDS {
+            return Err(SessionError::TooManyRounds { rounds: self.rounds });
+        }
+        let message = Message::decode(bytes).map_err(|e| SessionError::Malformed(e.to_string()))?;
+        doc.receive_sync_message(&mut self.state, message).map_err(|e| SessionError::Rejected(e.to_string()))?;
+        self.last_progress = now;
+        Ok(())
+    }
+
+    pub fn is_stalled(&self, now: Timestamp) -> bool {
+        now.as_millis() - self.last_progress.as_millis() > STALL_AFTER_MS
+    }
+
+    /// Starts over with a fresh sync state: the next exchange carries a
+    /// Bloom filter of what this side has, so nothing lost earlier matters.
+    pub fn reset(&mut self, now: Timestamp) {
+        self.state = State::new();
+        self.rounds = 0;
+        self.last_progress = now;
+    }
+
+    /// Begins a new session over the same persisted state (a reconnect).
+    pub fn restart(&mut self, now: Timestamp) {
+        self.rounds = 0;
+        self.last_progress = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::EntryId;
+    use crate::schema::{ChangeMeta, DocKind};
+    use crate::validate::{PostContext, new_entry};
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(1_795_000_000_000 + ms)
+    }
+
+    fn add(doc: &mut Document, n: u128, name: &str) {
+        let ctx = PostContext {
+            now: at(0),
+            offset: time::UtcOffset::UTC,
+            authority: "KAZ-BS".into(),
+            post: "kz-test".into(),
+        };
+        let input = crate::api::NewEntryInput {
+            kind: "person".into(),
+            category: "warning".into(),
+            reason: "sync test".into(),
+            names: vec![name.into()],
+            ..Default::default()
+        };
+        let draft = new_entry(&input, EntryId::from_uuid(uuid::Uuid::from_u128(n)), &ctx).unwrap();
+        let meta = ChangeMeta { at: at(0), by: "1000@test".into(), op: "watchlist.add" };
+        doc.transact(&meta, |r| r.add_entry(&draft)).unwrap();
+    }
+
+    fn pair() -> (Document, Document) {
+        let kind = DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 0 };
+        let mut a = Document::genesis(kind.clone()).unwrap();
+        a.set_actor(automerge::ActorId::from([1u8; 16]));
+        let mut b = Document::genesis(kind).unwrap();
+        b.set_actor(automerge::ActorId::from([2u8; 16]));
+        (a, b)
+    }
+
+    /// Exchanges messages until neither side has anything to say, dropping
+    /// the message numbered `drop`; returns the bytes sent.
+    fn exchange(
+        a: &mut Document,
+        sa: &mut DocSession,
+        b: &mut Document,
+        sb: &mut DocSession,
+        drop: Option<usize>,
+    ) -> usize {
+        let (mut bytes, mut sent) = (0, 0);
+        // One direction at a time: from a to b, then from b to a.
+        let mut send = |from: &mut Document, s_from: &mut DocSession, to: &mut Document, s_to: &mut DocSession| {
+            let Some(message) = s_from.next_message(from) else { return false };
+            sent += 1;
+            bytes += message.len();
+            if Some(sent) != drop {
+                s_to.receive(at(0), to, &message).unwrap();
+            }
+            assert!(sent < 40, "sync did not settle");
+            true
+        };
+        loop {
+            let a_spoke = send(a, sa, b, sb);
+            let b_spoke = send(b, sb, a, sa);
+            if !a_spoke && !b_spoke {
+                return bytes;
+            }
+        }
+    }
+
+    #[test]
+    fn two_copies_converge_and_a_persisted_state_keeps_reconnects_small() {
+        let (mut a, mut b) = pair();
+        for n in 0..50 {
+            add(&mut a, n, "Мухаммад Алиев");
+        }
+        add(&mut b, 900, "Ерлан Сейткали");
+        let (mut sa, _) = DocSession::resume(None, at(0));
+        let (mut sb, _) = DocSession::resume(None, at(0));
+        exchange(&mut a, &mut sa, &mut b, &mut sb, None);
+        assert_eq!(a.heads(), b.heads());
+
+        // Reconnect from persisted states after one new change.
+        let (saved_a, saved_b) = (sa.persisted(), sb.persisted());
+        add(&mut a, 51, "Шерзод Рахимов");
+        let (mut sa, replaced) = DocSession::resume(Some(&saved_a), at(1));
+        assert!(!replaced);
+        let (mut sb, _) = DocSession::resume(Some(&saved_b), at(1));
+        let bytes = exchange(&mut a, &mut sa, &mut b, &mut sb, None);
+        assert_eq!(a.heads(), b.heads());
+        assert!(bytes < 2_000, "{bytes} B for one change with persisted state");
+    }
+
+    #[test]
+    fn a_lost_message_is_detected_as_a_stall_and_a_reset_recovers() {
+        let (mut a, mut b) = pair();
+        add(&mut a, 1, "Мухаммад Алиев");
+        add(&mut b, 2, "Ерлан Сейткали");
+        let (mut sa, _) = DocSession::resume(None, at(0));
+        let (mut sb, _) = DocSession::resume(None, at(0));
+        exchange(&mut a, &mut sa, &mut b, &mut sb, Some(2));
+        assert_ne!(a.heads(), b.heads(), "with a message lost, plain sync stops short");
+        assert!(!sa.is_stalled(at(STALL_AFTER_MS)));
+        assert!(sa.is_stalled(at(STALL_AFTER_MS + 1)));
+        sa.reset(at(STALL_AFTER_MS + 1));
+        sb.reset(at(STALL_AFTER_MS + 1));
+        exchange(&mut a, &mut sa, &mut b, &mut sb, None);
+        assert_eq!(a.heads(), b.heads());
+    }
+
+    #[test]
+    fn bad_messages_are_named_and_leave_the_document_alone() {
+        let (mut a, _) = pair();
+        let before = a.heads();
+        let (mut session, _) = DocSession::resume(None, at(0));
+        let err = session.receive(at(0), &mut a, b"not a sync message").unwrap_err();
+        assert!(matches!(err, SessionError::Malformed(_)), "{err}");
+        assert_eq!(a.heads(), before);
+        let (_, replaced) = DocSession::resume(Some(b"garbage state"), at(0));
+        assert!(replaced);
+    }
+
+    #[test]
+    fn a_session_that_never_settles_is_cut_off() {
+        let (mut a, mut b) = pair();
+        add(&mut b, 1, "Ерлан Сейткали");
+        let (mut sa, _) = DocSession::resume(None, at(0));
+        let (mut sb, _) = DocSession::resume(None, at(0));
+        let message = sb.next_message(&mut b).unwrap();
+        for _ in 0..MAX_ROUNDS {
+            let _ = sa.receive(at(0), &mut a, &message);
+        }
+        let err = sa.receive(at(0), &mut a, &message).unwrap_err();
+        assert_eq!(err, SessionError::TooManyRounds { rounds: MAX_ROUNDS + 1 });
+        sa.restart(at(1));
+        assert!(sa.receive(at(1), &mut a, &message).is_ok());
+    }
+}
