@@ -11,6 +11,9 @@ use outpost_cli::client::Client;
 use outpost_model::EntryId;
 use outpost_model::api::{NewEntryInput, Request, Response, SearchInput};
 use outpost_model::date::Timestamp;
+use outpost_model::replication::digest::Inventory;
+use outpost_model::replication::frame::Body;
+use outpost_model::replication::session::DocSession;
 use outpost_model::schema::DocKind;
 use outpost_model::search::{NameIndex, SearchQuery, WatchlistIndex, upsert};
 use outpost_model::validate::{PostContext, new_entry};
@@ -27,9 +30,23 @@ enum Bench {
     /// Why watchlists are sharded: write and load cost of one Automerge
     /// document at a shard's size beside the whole list in one document.
     Shards(ShardArgs),
+    /// Replication on the pieces built so far (issue 4): bytes to reconnect
+    /// in-sync peers and to carry one new change, beside plain Automerge
+    /// sync per document on the same documents.
+    Sync(SyncArgs),
     /// Name matching on the labelled evaluation set: recall@5 on variants
     /// of listed names and false top-1 alerts on names not on the list.
     Names(NamesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SyncArgs {
+    /// Documents both peers hold.
+    #[arg(long, default_value_t = 1000)]
+    docs: usize,
+    /// Watchlist entries in each document.
+    #[arg(long, default_value_t = 5)]
+    entries: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -274,7 +291,146 @@ fn main() -> anyhow::Result<()> {
         Bench::Post(args) => post(&args),
         Bench::Shards(args) => shards(&args),
         Bench::Names(args) => names(&args),
+        Bench::Sync(args) => sync(&args),
     }
+}
+
+/// Runs one document's sync between two copies until both fall quiet;
+/// returns the bytes of the messages (framed when `slot` is given).
+fn settle(
+    docs: (&mut outpost_model::schema::Document, &mut outpost_model::schema::Document),
+    sessions: (&mut DocSession, &mut DocSession),
+    slot: Option<u32>,
+) -> anyhow::Result<usize> {
+    let now = Timestamp::from_millis(1_795_000_000_000);
+    let (a, b) = docs;
+    let (sa, sb) = sessions;
+    let mut total = 0;
+    for _round in 0..40 {
+        let mut spoke = false;
+        if let Some(m) = sa.next_message(a) {
+            total += wire_len(slot, &m)?;
+            sb.receive(now, b, &m)?;
+            spoke = true;
+        }
+        if let Some(m) = sb.next_message(b) {
+            total += wire_len(slot, &m)?;
+            sa.receive(now, a, &m)?;
+            spoke = true;
+        }
+        if !spoke {
+            return Ok(total);
+        }
+    }
+    anyhow::bail!("sync did not settle in 40 rounds")
+}
+
+fn wire_len(slot: Option<u32>, message: &[u8]) -> anyhow::Result<usize> {
+    Ok(match slot {
+        Some(slot) => Body::Sync { slot, message: message.to_vec() }.encode()?.len(),
+        None => message.len(),
+    })
+}
+
+/// A whole digest exchange between two inventories, in frames.
+fn reconcile_bytes(a: &Inventory, b: &Inventory) -> anyhow::Result<(usize, usize)> {
+    let mut message = a.opening();
+    let (mut bytes, mut frames) = (0, 0);
+    let mut at_b = true;
+    while !message.is_empty() {
+        bytes += Body::Reconcile { parts: message.clone() }.encode()?.len();
+        frames += 1;
+        anyhow::ensure!(frames < 40, "reconciliation did not end");
+        message = if at_b { b.step(&message).reply } else { a.step(&message).reply };
+        at_b = !at_b;
+    }
+    Ok((bytes, frames))
+}
+
+fn sync(args: &SyncArgs) -> anyhow::Result<()> {
+    use outpost_model::schema::{ChangeMeta, Document};
+    let now = Timestamp::from_millis(1_795_000_000_000);
+    let ctx = PostContext { now, offset: time::UtcOffset::UTC, authority: "KAZ-BS".into(), post: "bench".into() };
+    let meta = ChangeMeta { at: now, by: "bench".into(), op: "bench" };
+    let fail = |e: outpost_model::ModelError| anyhow::anyhow!("{e}");
+    let mut generator = Generator::new(7);
+    let mut n = 0u128;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for i in 0..args.docs {
+        let kind = DocKind::Watchlist { authority: format!("A{:03}", i / 16), shard: (i % 16) as u8 };
+        let mut doc = Document::genesis(kind).map_err(fail)?;
+        doc.set_actor(automerge::ActorId::from([1u8; 16]));
+        for _ in 0..args.entries {
+            n += 1;
+            let draft = new_entry(&generator.person(), EntryId::from_uuid(uuid::Uuid::from_u128(n)), &ctx)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            doc.transact(&meta, |r| r.add_entry(&draft)).map_err(fail)?;
+        }
+        let copy = doc.fork(automerge::ActorId::from([2u8; 16]));
+        ours.push(doc);
+        theirs.push(copy);
+    }
+    // First contact establishes the sync state both sides persist.
+    let mut saved = Vec::new();
+    for (a, b) in ours.iter_mut().zip(theirs.iter_mut()) {
+        let (mut sa, _) = DocSession::resume(None, now);
+        let (mut sb, _) = DocSession::resume(None, now);
+        settle((a, b), (&mut sa, &mut sb), None)?;
+        saved.push((sa.persisted(), sb.persisted()));
+    }
+    let plain_reconnect = |ours: &mut [Document], theirs: &mut [Document]| -> anyhow::Result<usize> {
+        let mut total = 0;
+        for ((a, b), (pa, pb)) in ours.iter_mut().zip(theirs.iter_mut()).zip(&saved) {
+            let (mut sa, _) = DocSession::resume(Some(pa), now);
+            let (mut sb, _) = DocSession::resume(Some(pb), now);
+            total += settle((a, b), (&mut sa, &mut sb), None)?;
+        }
+        Ok(total)
+    };
+    let inventory = |docs: &mut [Document]| {
+        let mut inventory = Inventory::new();
+        for doc in docs {
+            let heads = doc.heads();
+            inventory.set(&doc.id().clone(), &heads);
+        }
+        inventory
+    };
+
+    let plain_idle = plain_reconnect(&mut ours, &mut theirs)?;
+    let (digest_idle, idle_frames) = reconcile_bytes(&inventory(&mut ours), &inventory(&mut theirs))?;
+
+    n += 1;
+    let draft = new_entry(&generator.person(), EntryId::from_uuid(uuid::Uuid::from_u128(n)), &ctx)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, change) = ours[0].transact(&meta, |r| r.add_entry(&draft)).map_err(fail)?;
+    // The stored form is the 32-byte hash followed by the change.
+    let change_bytes = change.map_or(0, |c| c.len().saturating_sub(32));
+    let (digest_one, one_frames) = reconcile_bytes(&inventory(&mut ours), &inventory(&mut theirs))?;
+    let open = Body::Open { slot: 0, doc: ours[0].id().to_string(), priority: 0 }.encode()?.len();
+    // Our session runs on copies, so the baseline below sees the same change.
+    let (mut a, mut b) =
+        (ours[0].fork(automerge::ActorId::from([3u8; 16])), theirs[0].fork(automerge::ActorId::from([4u8; 16])));
+    let (mut sa, _) = DocSession::resume(Some(&saved[0].0), now);
+    let (mut sb, _) = DocSession::resume(Some(&saved[0].1), now);
+    let session_one = settle((&mut a, &mut b), (&mut sa, &mut sb), Some(0))?;
+    anyhow::ensure!(a.heads() == b.heads(), "the change did not arrive");
+    let plain_one = plain_reconnect(&mut ours, &mut theirs)?;
+    println!("documents: {}, entries per document: {}\n", args.docs, args.entries);
+    println!("| figure | ours (framed) | plain Automerge sync per document (raw messages) | ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| reconnect, all {} documents in sync | {digest_idle} B in {idle_frames} frames | {plain_idle} B | {:.4} | ≤ 200 B + 4 B/doc = {} B |",
+        args.docs,
+        digest_idle as f64 / plain_idle.max(1) as f64,
+        200 + 4 * args.docs
+    );
+    println!(
+        "| one new change ({change_bytes} B) between in-sync peers | {} B (digest {digest_one} B in {one_frames} frames + open {open} B + sync {session_one} B) | {} B (all documents, persisted states) | {:.3} | ≤ 1.5 × change + fixed session cost |",
+        digest_one + open + session_one,
+        plain_one,
+        (digest_one + open + session_one) as f64 / plain_one.max(1) as f64
+    );
+    Ok(())
 }
 
 fn names(args: &NamesArgs) -> anyhow::Result<()> {
