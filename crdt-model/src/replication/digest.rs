@@ -130,10 +130,18 @@ impl Inventory {
     }
 
     /// Answers a peer's message. An empty reply means every range the peer
-    /// asked about matches, or has been listed in full.
+    /// asked about matches, or has been listed in full. Parts with a range
+    /// that ends before it starts are skipped (frames refuse them earlier).
     pub fn step(&self, incoming: &[Part]) -> Step {
         let mut step = Step::default();
         for part in incoming {
+            let (first, last) = match part {
+                Part::Range(r) => (r.first, r.last),
+                Part::Items { first, last, .. } | Part::Split { first, last, .. } => (*first, *last),
+            };
+            if first > last {
+                continue;
+            }
             match part {
                 Part::Range(theirs) => {
                     let ours = self.summary(theirs.first, theirs.last);
@@ -194,6 +202,8 @@ impl Inventory {
                 }
             }
         }
+        step.differing.sort();
+        step.differing.dedup();
         step
     }
 }

@@ -2,9 +2,12 @@
 //!
 //! Everything a peer sends is checked here before the engine sees it: the
 //! frame size, the version, that the body decodes completely, document ids,
-//! and the shape of fields the engine relies on. A bad frame is an error
-//! that names the problem; it never panics and never allocates more than
-//! the frame's own size allows. See `docs/replication.md`.
+//! reconcile ranges (ordered, disjoint, at most 1,024 parts), bundle parts,
+//! signature and reason lengths. A bad frame is an error that names the
+//! problem and never panics. Decoding may allocate some ten times the
+//! frame's size for small parts. Still unchecked, for the engine to decide:
+//! `Hello` fields, priorities, empty sync messages and bundle reassembly
+//! limits. See `docs/replication.md`.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -151,20 +154,7 @@ impl Body {
                     });
                 }
             }
-            Self::Reconcile { parts } => {
-                for part in parts {
-                    let (first, last) = match part {
-                        Part::Range(r) => (r.first, r.last),
-                        Part::Items { first, last, .. } | Part::Split { first, last, .. } => (*first, *last),
-                    };
-                    if first > last {
-                        return Err(FrameError::Invalid {
-                            field: "reconcile range",
-                            problem: format!("starts at {first} after it ends at {last}"),
-                        });
-                    }
-                }
-            }
+            Self::Reconcile { parts } => check_reconcile(parts)?,
             Self::Open { doc, .. } => {
                 DocId::parse(doc).map_err(|e| FrameError::Invalid { field: "document id", problem: e.to_string() })?;
             }
@@ -172,6 +162,50 @@ impl Body {
         }
         Ok(())
     }
+}
+
+/// Most parts one reconcile frame may carry.
+pub const MAX_PARTS: usize = 1024;
+
+/// A reconcile message's ranges must be in order and must not overlap, and
+/// listed keys must be in order and inside their range. Otherwise one small
+/// frame could ask for the whole inventory thousands of times over.
+fn check_reconcile(parts: &[Part]) -> Result<(), FrameError> {
+    let invalid = |problem: String| Err(FrameError::Invalid { field: "reconcile", problem });
+    if parts.len() > MAX_PARTS {
+        return invalid(format!("{} parts, at most {MAX_PARTS}", parts.len()));
+    }
+    let mut previous_last: Option<u64> = None;
+    for part in parts {
+        let (first, last) = match part {
+            Part::Range(r) => (r.first, r.last),
+            Part::Items { first, last, .. } | Part::Split { first, last, .. } => (*first, *last),
+        };
+        if first > last {
+            return invalid(format!("range starts at {first} after it ends at {last}"));
+        }
+        if previous_last.is_some_and(|p| first <= p) {
+            return invalid(format!("range starting at {first} overlaps or precedes the one before"));
+        }
+        previous_last = Some(last);
+        match part {
+            Part::Items { items, .. } => {
+                let ordered = items.windows(2).all(|w| w[0].0 < w[1].0);
+                let inside = items.iter().all(|(k, _)| (first..=last).contains(k));
+                if !ordered || !inside {
+                    return invalid(format!("listed keys of range {first}..={last} are out of order or outside it"));
+                }
+            }
+            Part::Split { summaries, .. } => {
+                let expected = (u128::from(last - first) + 1).min(u128::from(super::digest::SPLIT_INTO));
+                if summaries.len() as u128 != expected {
+                    return invalid(format!("split into {} ranges, expected {expected}", summaries.len()));
+                }
+            }
+            Part::Range(_) => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -187,7 +221,7 @@ mod tests {
             Body::Hello { node: [7; 16], features: 1, max_frame: MAX_FRAME_BYTES as u32 },
             Body::Reconcile {
                 parts: vec![
-                    Part::Range(RangeSummary { first: 0, last: u64::MAX, count: 3, xor: 99 }),
+                    Part::Range(RangeSummary { first: 0, last: 4, count: 3, xor: 99 }),
                     Part::Items { first: 5, last: 9, items: vec![(6, 1), (8, 2)], answer: true },
                 ],
             },
@@ -228,6 +262,15 @@ mod tests {
         let bundle =
             Body::Bundle { slot: 1, kind: BundleKind::Changes, part: 2, of: 2, data: vec![], signatures: vec![] };
         assert!(Body::decode(&bundle.encode().unwrap()).unwrap_err().to_string().contains("part 2 of 2"));
+        let greedy = Body::Reconcile {
+            parts: vec![
+                Part::Items { first: 0, last: u64::MAX, items: vec![], answer: false },
+                Part::Items { first: 0, last: u64::MAX, items: vec![], answer: false },
+            ],
+        };
+        assert!(Body::decode(&greedy.encode().unwrap()).unwrap_err().to_string().contains("overlaps"));
+        let lopsided = Body::Reconcile { parts: vec![Part::Split { first: 0, last: 99, summaries: vec![(0, 0); 3] }] };
+        assert!(Body::decode(&lopsided.encode().unwrap()).unwrap_err().to_string().contains("expected 16"));
         let too_big = vec![PROTOCOL_VERSION; MAX_FRAME_BYTES + 1];
         assert!(matches!(Body::decode(&too_big), Err(FrameError::TooLarge { .. })));
     }

@@ -15,8 +15,8 @@ use thiserror::Error;
 use crate::date::Timestamp;
 use crate::schema::Document;
 
-/// More rounds than this in one session means a pathological or hostile
-/// exchange; two peers converge in a handful.
+/// More messages than this in a row without new changes means a
+/// pathological or hostile exchange; two peers settle in a handful.
 pub const MAX_ROUNDS: u32 = 16;
 /// A session with no progress for this long is reset. Chosen for links with
 /// 600 ms round trips that drop for seconds at a time; the engine may ask for
@@ -29,15 +29,19 @@ pub enum SessionError {
     Malformed(String),
     #[error("sync message rejected: {0}")]
     Rejected(String),
-    #[error("sync session ran {rounds} rounds without settling (at most {MAX_ROUNDS})")]
+    #[error("sync session took {rounds} messages in a row without progress (at most {MAX_ROUNDS})")]
     TooManyRounds { rounds: u32 },
 }
 
 #[derive(Debug)]
 pub struct DocSession {
     state: State,
+    /// Messages received in a row that brought no new change, since the
+    /// exchange last settled.
     rounds: u32,
     last_progress: Timestamp,
+    /// A message was sent and no reply has come since.
+    awaiting: bool,
 }
 
 impl DocSession {
@@ -50,7 +54,7 @@ impl DocSession {
             Some(Err(_)) => (State::new(), true),
             None => (State::new(), false),
         };
-        (Self { state, rounds: 0, last_progress: now }, replaced)
+        (Self { state, rounds: 0, last_progress: now, awaiting: false }, replaced)
     }
 
     /// What to persist for (peer, document).
@@ -58,39 +62,61 @@ impl DocSession {
         self.state.encode()
     }
 
-    /// The next message to send, if any.
-    pub fn next_message(&mut self, doc: &mut Document) -> Option<Vec<u8>> {
-        doc.generate_sync_message(&mut self.state).map(Message::encode)
+    /// The next message to send, if any. Having nothing to say means the
+    /// exchange settled, which clears the count of rounds without progress.
+    pub fn next_message(&mut self, now: Timestamp, doc: &mut Document) -> Option<Vec<u8>> {
+        let Some(message) = doc.generate_sync_message(&mut self.state).map(Message::encode) else {
+            self.rounds = 0;
+            return None;
+        };
+        if !self.awaiting {
+            self.awaiting = true;
+            self.last_progress = now;
+        }
+        Some(message)
     }
 
     /// Applies a peer's message to `doc`. A message that does not decode or
     /// that Automerge rejects leaves the document as it was.
     pub fn receive(&mut self, now: Timestamp, doc: &mut Document, bytes: &[u8]) -> Result<(), SessionError> {
-        self.rounds += 1;
+        self.rounds = self.rounds.saturating_add(1);
         if self.rounds > MAX_ROUNDS {
             return Err(SessionError::TooManyRounds { rounds: self.rounds });
         }
         let message = Message::decode(bytes).map_err(|e| SessionError::Malformed(e.to_string()))?;
+        let before = doc.heads();
         doc.receive_sync_message(&mut self.state, message).map_err(|e| SessionError::Rejected(e.to_string()))?;
+        if doc.heads() != before {
+            self.rounds = 0;
+        }
+        self.awaiting = false;
         self.last_progress = now;
         Ok(())
     }
 
+    /// A reply has been awaited for longer than [`STALL_AFTER_MS`]. An idle
+    /// session that awaits nothing never stalls.
     pub fn is_stalled(&self, now: Timestamp) -> bool {
-        now.as_millis() - self.last_progress.as_millis() > STALL_AFTER_MS
+        self.awaiting && now.as_millis().saturating_sub(self.last_progress.as_millis()) > STALL_AFTER_MS
     }
 
-    /// Starts over with a fresh sync state: the next exchange carries a
-    /// Bloom filter of what this side has, so nothing lost earlier matters.
+    /// Starts over with a fresh sync state. Both sides must reset together
+    /// (the engine sends a `Reset` frame): a side that keeps its state goes
+    /// on filtering out changes it believes it already sent.
     pub fn reset(&mut self, now: Timestamp) {
         self.state = State::new();
         self.rounds = 0;
+        self.awaiting = false;
         self.last_progress = now;
     }
 
-    /// Begins a new session over the same persisted state (a reconnect).
+    /// Begins a new session over the same persisted state (a reconnect):
+    /// what was in flight on the old connection is forgotten, as if the
+    /// state had been saved and loaded.
     pub fn restart(&mut self, now: Timestamp) {
+        self.state = State::decode(&self.state.encode()).unwrap_or_default();
         self.rounds = 0;
+        self.awaiting = false;
         self.last_progress = now;
     }
 }
@@ -146,7 +172,7 @@ mod tests {
         let (mut bytes, mut sent) = (0, 0);
         // One direction at a time: from a to b, then from b to a.
         let mut send = |from: &mut Document, s_from: &mut DocSession, to: &mut Document, s_to: &mut DocSession| {
-            let Some(message) = s_from.next_message(from) else { return false };
+            let Some(message) = s_from.next_message(at(0), from) else { return false };
             sent += 1;
             bytes += message.len();
             if Some(sent) != drop {
@@ -196,8 +222,10 @@ mod tests {
         let (mut sb, _) = DocSession::resume(None, at(0));
         exchange(&mut a, &mut sa, &mut b, &mut sb, Some(2));
         assert_ne!(a.heads(), b.heads(), "with a message lost, plain sync stops short");
-        assert!(!sa.is_stalled(at(STALL_AFTER_MS)));
-        assert!(sa.is_stalled(at(STALL_AFTER_MS + 1)));
+        // The side whose message was lost awaits a reply; it stalls.
+        let stalled = sa.is_stalled(at(STALL_AFTER_MS + 1)) || sb.is_stalled(at(STALL_AFTER_MS + 1));
+        assert!(stalled);
+        assert!(!sa.is_stalled(at(STALL_AFTER_MS)) && !sb.is_stalled(at(STALL_AFTER_MS)));
         sa.reset(at(STALL_AFTER_MS + 1));
         sb.reset(at(STALL_AFTER_MS + 1));
         exchange(&mut a, &mut sa, &mut b, &mut sb, None);
@@ -222,7 +250,7 @@ mod tests {
         add(&mut b, 1, "Ерлан Сейткали");
         let (mut sa, _) = DocSession::resume(None, at(0));
         let (mut sb, _) = DocSession::resume(None, at(0));
-        let message = sb.next_message(&mut b).unwrap();
+        let message = sb.next_message(at(0), &mut b).unwrap();
         for _ in 0..MAX_ROUNDS {
             let _ = sa.receive(at(0), &mut a, &message);
         }
@@ -230,5 +258,32 @@ mod tests {
         assert_eq!(err, SessionError::TooManyRounds { rounds: MAX_ROUNDS + 1 });
         sa.restart(at(1));
         assert!(sa.receive(at(1), &mut a, &message).is_ok());
+    }
+
+    #[test]
+    fn a_long_lived_session_with_steady_changes_is_never_cut_off() {
+        let (mut a, mut b) = pair();
+        let (mut sa, _) = DocSession::resume(None, at(0));
+        let (mut sb, _) = DocSession::resume(None, at(0));
+        for n in 0..(3 * MAX_ROUNDS as u128) {
+            add(&mut a, n, "Мухаммад Алиев");
+            exchange(&mut a, &mut sa, &mut b, &mut sb, None);
+        }
+        assert_eq!(a.heads(), b.heads());
+        assert!(!sa.is_stalled(at(10 * STALL_AFTER_MS)), "an idle, settled session awaits nothing");
+    }
+
+    #[test]
+    fn a_restart_after_a_lost_message_converges() {
+        let (mut a, mut b) = pair();
+        add(&mut a, 1, "Мухаммад Алиев");
+        add(&mut b, 2, "Ерлан Сейткали");
+        let (mut sa, _) = DocSession::resume(None, at(0));
+        let (mut sb, _) = DocSession::resume(None, at(0));
+        exchange(&mut a, &mut sa, &mut b, &mut sb, Some(2));
+        sa.restart(at(1));
+        sb.restart(at(1));
+        exchange(&mut a, &mut sa, &mut b, &mut sb, None);
+        assert_eq!(a.heads(), b.heads());
     }
 }

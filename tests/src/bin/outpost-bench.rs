@@ -308,12 +308,12 @@ fn settle(
     let mut total = 0;
     for _round in 0..40 {
         let mut spoke = false;
-        if let Some(m) = sa.next_message(a) {
+        if let Some(m) = sa.next_message(now, a) {
             total += wire_len(slot, &m)?;
             sb.receive(now, b, &m)?;
             spoke = true;
         }
-        if let Some(m) = sb.next_message(b) {
+        if let Some(m) = sb.next_message(now, b) {
             total += wire_len(slot, &m)?;
             sa.receive(now, a, &m)?;
             spoke = true;
