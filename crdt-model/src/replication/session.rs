@@ -213,14 +213,21 @@ mod tests {
         assert!(bytes < 2_000, "{bytes} B for one change with persisted state");
     }
 
-    #[test]
-    fn a_lost_message_is_detected_as_a_stall_and_a_reset_recovers() {
+    /// Two copies with one change each, whose first exchange lost its
+    /// second message.
+    fn diverged_with_a_lost_message() -> (Document, DocSession, Document, DocSession) {
         let (mut a, mut b) = pair();
         add(&mut a, 1, "Мухаммад Алиев");
         add(&mut b, 2, "Ерлан Сейткали");
         let (mut sa, _) = DocSession::resume(None, at(0));
         let (mut sb, _) = DocSession::resume(None, at(0));
         exchange(&mut a, &mut sa, &mut b, &mut sb, Some(2));
+        (a, sa, b, sb)
+    }
+
+    #[test]
+    fn a_lost_message_is_detected_as_a_stall_and_a_reset_recovers() {
+        let (mut a, mut sa, mut b, mut sb) = diverged_with_a_lost_message();
         assert_ne!(a.heads(), b.heads(), "with a message lost, plain sync stops short");
         // The side whose message was lost awaits a reply; it stalls.
         let stalled = sa.is_stalled(at(STALL_AFTER_MS + 1)) || sb.is_stalled(at(STALL_AFTER_MS + 1));
@@ -275,12 +282,7 @@ mod tests {
 
     #[test]
     fn a_restart_after_a_lost_message_converges() {
-        let (mut a, mut b) = pair();
-        add(&mut a, 1, "Мухаммад Алиев");
-        add(&mut b, 2, "Ерлан Сейткали");
-        let (mut sa, _) = DocSession::resume(None, at(0));
-        let (mut sb, _) = DocSession::resume(None, at(0));
-        exchange(&mut a, &mut sa, &mut b, &mut sb, Some(2));
+        let (mut a, mut sa, mut b, mut sb) = diverged_with_a_lost_message();
         sa.restart(at(1));
         sb.restart(at(1));
         exchange(&mut a, &mut sa, &mut b, &mut sb, None);
