@@ -513,9 +513,8 @@ impl Drawer {
         let surname =
             pick_from(&mut self.rng, &pool.surnames(), held_out_surname, surname_held_out).unwrap_or_default();
         let surname = if female { female_surname(&surname) } else { surname };
-        let pick = |rng: &mut StdRng, list: &[&str]| list.choose(rng).copied().unwrap_or_default().to_string();
         let patronymic = self.rng.random_bool(0.3).then(|| {
-            let father = pick(&mut self.rng, pool.male);
+            let father = pool.male.choose(&mut self.rng).copied().unwrap_or_default();
             patronymic(&father, female)
         });
         let year = self.rng.random_range(1960..2006);
