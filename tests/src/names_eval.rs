@@ -515,7 +515,7 @@ impl Drawer {
         let surname = if female { female_surname(&surname) } else { surname };
         let patronymic = self.rng.random_bool(0.3).then(|| {
             let father = pool.male.choose(&mut self.rng).copied().unwrap_or_default();
-            patronymic(&father, female)
+            patronymic(father, female)
         });
         let year = self.rng.random_range(1960..2006);
         let dob = format!("{year}-{:02}-{:02}", self.rng.random_range(1..13), self.rng.random_range(1..29));
