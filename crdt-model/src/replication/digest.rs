@@ -91,6 +91,11 @@ pub struct Inventory {
 pub struct Step {
     pub reply: Vec<Part>,
     pub differing: Vec<DocId>,
+    /// The part of `differing` that the peer holds no copy of at all.
+    pub absent: Vec<DocId>,
+    /// Key ranges (both ends included) in which both sides were shown to
+    /// hold the same: how fresh each document is known to be.
+    pub agreed: Vec<(DocKey, DocKey)>,
 }
 
 impl Inventory {
@@ -109,6 +114,20 @@ impl Inventory {
 
     pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// The documents whose keys fall in `first..=last`.
+    pub fn docs_in(&self, first: DocKey, last: DocKey) -> impl Iterator<Item = &DocId> {
+        self.items.range(first..=last).map(|(_, (doc, _))| doc)
+    }
+
+    /// Every document held, with its fingerprint.
+    pub fn iter(&self) -> impl Iterator<Item = (&DocId, Fingerprint)> {
+        self.items.values().map(|(doc, fp)| (doc, *fp))
+    }
+
+    pub fn fingerprint_of(&self, doc: &DocId) -> Option<Fingerprint> {
+        self.items.get(&doc_key(doc)).map(|(_, fp)| *fp)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -146,6 +165,7 @@ impl Inventory {
                 Part::Range(theirs) => {
                     let ours = self.summary(theirs.first, theirs.last);
                     if ours.count == theirs.count && ours.xor == theirs.xor {
+                        step.agreed.push((theirs.first, theirs.last));
                         continue;
                     }
                     if ours.count <= LIST_AT_MOST || theirs.first == theirs.last {
@@ -181,14 +201,21 @@ impl Inventory {
                         let nested = self.step(&parts);
                         step.reply.extend(nested.reply);
                         step.differing.extend(nested.differing);
+                        step.absent.extend(nested.absent);
+                        step.agreed.extend(nested.agreed);
                     }
                 }
                 Part::Items { first, last, items, answer } => {
                     let theirs: BTreeMap<DocKey, Fingerprint> =
                         items.iter().filter(|(k, _)| (*first..=*last).contains(k)).copied().collect();
                     for (key, (doc, fp)) in self.items.range(*first..=*last) {
-                        if theirs.get(key) != Some(fp) {
-                            step.differing.push(doc.clone());
+                        match theirs.get(key) {
+                            Some(theirs) if theirs == fp => step.agreed.push((*key, *key)),
+                            Some(_) => step.differing.push(doc.clone()),
+                            None => {
+                                step.differing.push(doc.clone());
+                                step.absent.push(doc.clone());
+                            }
                         }
                     }
                     if !answer {
@@ -204,6 +231,8 @@ impl Inventory {
         }
         step.differing.sort();
         step.differing.dedup();
+        step.absent.sort();
+        step.absent.dedup();
         step
     }
 }

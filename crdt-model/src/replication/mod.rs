@@ -7,6 +7,8 @@
 //! - [`session`]: one document's Automerge sync with one peer, with a
 //!   round cap, stall detection and reset.
 
+pub mod bundle;
 pub mod digest;
+pub mod engine;
 pub mod frame;
 pub mod session;

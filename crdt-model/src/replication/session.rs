@@ -65,14 +65,28 @@ impl DocSession {
     /// The next message to send, if any. Having nothing to say means the
     /// exchange settled, which clears the count of rounds without progress.
     pub fn next_message(&mut self, now: Timestamp, doc: &mut Document) -> Option<Vec<u8>> {
-        let Some(message) = doc.generate_sync_message(&mut self.state).map(Message::encode) else {
+        self.next_sync(now, doc).map(Message::encode)
+    }
+
+    /// [`Self::next_message`] before encoding, so that the engine can move
+    /// a large message's changes into a compressed bundle.
+    pub fn next_sync(&mut self, now: Timestamp, doc: &mut Document) -> Option<Message> {
+        let Some(message) = doc.generate_sync_message(&mut self.state) else {
             self.rounds = 0;
             return None;
         };
-        if !self.awaiting {
-            self.awaiting = true;
+        // A reply is due while either side may lack something of the
+        // other's: the peer's last heads are not ours. The closing message
+        // of an exchange, sent when both hold the same, awaits nothing.
+        let mut ours = doc.heads();
+        ours.sort_unstable();
+        let mut theirs = self.state.their_heads.clone().unwrap_or_default();
+        theirs.sort_unstable();
+        let expects_reply = self.state.their_heads.is_none() || ours != theirs;
+        if expects_reply && !self.awaiting {
             self.last_progress = now;
         }
+        self.awaiting = expects_reply;
         Some(message)
     }
 
@@ -84,6 +98,7 @@ impl DocSession {
             return Err(SessionError::TooManyRounds { rounds: self.rounds });
         }
         let message = Message::decode(bytes).map_err(|e| SessionError::Malformed(e.to_string()))?;
+        doc.check_received(message.changes.iter()).map_err(|e| SessionError::Rejected(e.to_string()))?;
         let before = doc.heads();
         doc.receive_sync_message(&mut self.state, message).map_err(|e| SessionError::Rejected(e.to_string()))?;
         if doc.heads() != before {
@@ -92,6 +107,33 @@ impl DocSession {
         self.awaiting = false;
         self.last_progress = now;
         Ok(())
+    }
+
+    /// A message was sent and no reply has come since.
+    pub fn is_awaiting(&self) -> bool {
+        self.awaiting
+    }
+
+    /// When the session last made progress (a reply, or its first message).
+    pub fn last_progress(&self) -> Timestamp {
+        self.last_progress
+    }
+
+    /// The heads both sides are known to hold.
+    pub fn shared_heads(&self) -> &[automerge::ChangeHash] {
+        &self.state.shared_heads
+    }
+
+    /// Both sides were shown to hold exactly `heads` by other means than
+    /// a sync message (a snapshot bundle confirmed by fingerprint), so
+    /// later syncs start from there.
+    pub fn settle_at(&mut self, now: Timestamp, heads: Vec<automerge::ChangeHash>) {
+        self.state.shared_heads = heads;
+        self.state.sent_hashes.clear();
+        self.state.in_flight = false;
+        self.rounds = 0;
+        self.awaiting = false;
+        self.last_progress = now;
     }
 
     /// A reply has been awaited for longer than [`STALL_AFTER_MS`]. An idle

@@ -134,12 +134,54 @@ fn parse_stored_change(stored: &[u8]) -> Result<automerge::Change, String> {
     Ok(change)
 }
 
+/// Automerge's chunk header: 4 magic bytes, a 4-byte checksum, a type byte
+/// (0: a whole document; 1, 2: a change) and a LEB128 length.
+const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+const CHUNK_TYPE_AT: usize = 8;
+const DOCUMENT_CHUNK: u8 = 0;
+
+/// Splits bytes that hold one or more Automerge chunks back to back (a
+/// sync message may carry several in one) into single chunks.
+fn split_chunks(bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
+    let mut chunks = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest.len() <= CHUNK_TYPE_AT || rest[..4] != CHUNK_MAGIC {
+            return Err(format!("no chunk header at byte {}", bytes.len() - rest.len()));
+        }
+        let (mut length, mut shift, mut at) = (0u64, 0u32, CHUNK_TYPE_AT + 1);
+        loop {
+            let byte = *rest.get(at).ok_or("chunk length is cut off")?;
+            if shift > 56 {
+                return Err("chunk length does not fit".into());
+            }
+            length |= u64::from(byte & 0x7f) << shift;
+            shift += 7;
+            at += 1;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = usize::try_from(length)
+            .ok()
+            .and_then(|l| at.checked_add(l))
+            .filter(|end| *end <= rest.len())
+            .ok_or_else(|| format!("chunk of {length} bytes runs past the end"))?;
+        chunks.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    Ok(chunks)
+}
+
 /// One Automerge document and its id.
 #[derive(Debug)]
 pub struct Document {
     id: DocId,
     kind: DocKind,
     doc: AutoCommit,
+    /// The deterministic genesis change's hash: a copy received from a
+    /// peer must hold it, or its root objects are not ours.
+    genesis: Vec<ChangeHash>,
 }
 
 impl Document {
@@ -165,7 +207,8 @@ impl Document {
         }
         doc.put_object(ROOT, kind.records_key(), ObjType::Map)?;
         doc.commit_with(CommitOptions::default().with_time(0).with_message(format!("genesis {id}")));
-        Ok(Self { id, kind, doc })
+        let genesis = doc.get_heads();
+        Ok(Self { id, kind, doc, genesis })
     }
 
     /// Loads a stored document: an optional snapshot plus incremental changes.
@@ -177,7 +220,10 @@ impl Document {
     ) -> Result<Self, ModelError> {
         let kind = DocKind::parse(id)?;
         let mut document = match snapshot {
-            Some(bytes) => Self { id: id.clone(), kind, doc: AutoCommit::load(bytes)? },
+            Some(bytes) => {
+                let genesis = Self::genesis(kind.clone())?.genesis;
+                Self { id: id.clone(), kind, doc: AutoCommit::load(bytes)?, genesis }
+            }
             None => Self::genesis(kind)?,
         };
         // Parsed one by one: automerge's incremental loader skips bytes it
@@ -264,6 +310,90 @@ impl Document {
         Ok(())
     }
 
+    /// Whether every change named in `heads` is here.
+    pub fn knows(&mut self, heads: &[ChangeHash]) -> bool {
+        heads.iter().all(|h| self.doc.get_change_by_hash(h).is_some())
+    }
+
+    /// The changes this copy holds beyond `heads`, in the form storage keeps
+    /// them ([`stored_change`]): what a merge or a sync brought in.
+    pub fn stored_changes_since(&mut self, heads: &[ChangeHash]) -> Vec<Vec<u8>> {
+        self.doc.get_changes(heads).iter_mut().map(stored_change).collect()
+    }
+
+    /// The number of changes this copy holds beyond `heads`: how far behind
+    /// a peer whose last known heads are `heads` is.
+    pub fn count_changes_since(&mut self, heads: &[ChangeHash]) -> usize {
+        self.doc.get_changes_meta(heads).len()
+    }
+
+    /// The ids of the records (entries or incidents) that changed between
+    /// `before` and the current heads, so that only those are projected
+    /// again after a merge.
+    pub fn touched_records(&mut self, before: &[ChangeHash]) -> std::collections::BTreeSet<String> {
+        let after = self.doc.get_heads();
+        let Ok(records) = self.records_obj() else { return Default::default() };
+        let mut touched = std::collections::BTreeSet::new();
+        for patch in self.doc.diff(before, &after) {
+            let key = match patch.path.get(1) {
+                Some((obj, automerge::Prop::Map(key))) if *obj == records => Some(key.clone()),
+                _ if patch.obj == records => match patch.action {
+                    automerge::PatchAction::PutMap { key, .. } | automerge::PatchAction::DeleteMap { key } => Some(key),
+                    _ => None,
+                },
+                _ => None,
+            };
+            touched.extend(key);
+        }
+        touched
+    }
+
+    /// Applies change or document chunks received from a peer, after
+    /// checking that each one parses. Automerge's incremental loader skips
+    /// bytes it cannot read, and a peer's damage must be refused by name,
+    /// not half-applied. A document chunk must be a copy of this document:
+    /// it has to hold this document's deterministic genesis change.
+    pub fn apply_received(&mut self, chunks: &[Vec<u8>]) -> Result<(), ModelError> {
+        let (changes, snapshots) = self.parse_received(chunks.iter())?;
+        for mut copy in snapshots {
+            self.doc.merge(&mut copy)?;
+        }
+        self.doc.apply_changes(changes)?;
+        Ok(())
+    }
+
+    /// Checks the chunks of a peer's sync message the way
+    /// [`Self::apply_received`] does, without applying them.
+    pub fn check_received(&self, chunks: impl Iterator<Item = impl AsRef<[u8]>>) -> Result<(), ModelError> {
+        self.parse_received(chunks).map(|_| ())
+    }
+
+    fn parse_received(
+        &self,
+        chunks: impl Iterator<Item = impl AsRef<[u8]>>,
+    ) -> Result<(Vec<automerge::Change>, Vec<AutoCommit>), ModelError> {
+        let mut changes = Vec::new();
+        let mut snapshots = Vec::new();
+        for (n, bytes) in chunks.enumerate() {
+            let bad = |detail: String| ModelError::schema(&self.id, format!("received chunk {}", n + 1), detail);
+            for chunk in split_chunks(bytes.as_ref()).map_err(bad)? {
+                if chunk[CHUNK_TYPE_AT] == DOCUMENT_CHUNK {
+                    let copy = AutoCommit::load(chunk).map_err(|e| bad(format!("document does not load: {e}")))?;
+                    if !self.genesis.iter().all(|h| copy.get_change_by_hash(h).is_some()) {
+                        return Err(bad("a copy of another document".into()));
+                    }
+                    snapshots.push(copy);
+                } else {
+                    changes.push(
+                        automerge::Change::from_bytes(chunk.to_vec())
+                            .map_err(|e| bad(format!("change does not parse: {e}")))?,
+                    );
+                }
+            }
+        }
+        Ok((changes, snapshots))
+    }
+
     /// Merges another copy of this document.
     pub fn merge(&mut self, other: &mut Document) -> Result<(), ModelError> {
         self.doc.merge(&mut other.doc)?;
@@ -272,7 +402,12 @@ impl Document {
 
     /// A copy of this document that can diverge, as another post's replica would.
     pub fn fork(&mut self, actor: ActorId) -> Self {
-        Self { id: self.id.clone(), kind: self.kind.clone(), doc: self.doc.fork().with_actor(actor) }
+        Self {
+            id: self.id.clone(),
+            kind: self.kind.clone(),
+            doc: self.doc.fork().with_actor(actor),
+            genesis: self.genesis.clone(),
+        }
     }
 
     /// Runs `edit` as one atomic change. On error every operation of the edit

@@ -34,6 +34,8 @@ enum Bench {
     /// in-sync peers and to carry one new change, beside plain Automerge
     /// sync per document on the same documents.
     Sync(SyncArgs),
+    /// The seeded fleet simulator over many seeds: failures name their seed.
+    Sim(SimArgs),
     /// Name matching on the labelled evaluation set: recall@5 on variants
     /// of listed names and false top-1 alerts on names not on the list.
     Names(NamesArgs),
@@ -292,7 +294,51 @@ fn main() -> anyhow::Result<()> {
         Bench::Shards(args) => shards(&args),
         Bench::Names(args) => names(&args),
         Bench::Sync(args) => sync(&args),
+        Bench::Sim(args) => sim(&args),
     }
+}
+
+#[derive(Debug, clap::Args)]
+struct SimArgs {
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    from: u64,
+    /// Number of seeds.
+    #[arg(long, default_value_t = 2000)]
+    seeds: u64,
+    /// Print every seed's figures.
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn sim(args: &SimArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (mut failed, mut frames, mut bytes, mut worst_ms) = (0u64, 0u64, 0u64, 0i64);
+    for seed in args.from..args.from + args.seeds {
+        let one = Instant::now();
+        match outpost_tests::fleet_sim::run(seed) {
+            Ok(report) => {
+                frames += report.frames;
+                bytes += report.bytes;
+                worst_ms = worst_ms.max(report.converged_after_ms);
+                if args.verbose {
+                    println!("seed {seed}: {report:?} in {:.0} ms", one.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            Err(err) => {
+                failed += 1;
+                println!("FAILED {err}");
+            }
+        }
+    }
+    println!(
+        "{} seeds, {failed} failed, {frames} frames, {bytes} B, slowest convergence {:.1} simulated min after healing, {:.1} s",
+        args.seeds,
+        worst_ms as f64 / 60_000.0,
+        started.elapsed().as_secs_f64()
+    );
+    anyhow::ensure!(failed == 0, "{failed} seeds failed");
+    Ok(())
 }
 
 /// Runs one document's sync between two copies until both fall quiet;
