@@ -41,6 +41,23 @@ pub enum Command {
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// Show the peers this post has seen: connection, traffic and what differs.
+    Peers,
+    /// Compare documents with a peer now (peer id, a prefix of it, or its name), or with every connected peer.
+    Sync { peer: Option<String> },
+    /// Manage the fleet's pre-shared key.
+    #[command(subcommand)]
+    Psk(Psk),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Psk {
+    /// Write a new key in the libp2p swarm.key format (never overwrites a file).
+    Generate {
+        /// Where to write it.
+        #[arg(long, default_value = "swarm.key")]
+        out: PathBuf,
+    },
 }
 
 #[allow(clippy::large_enum_variant)]

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use clap::Parser;
-use outpost_cli::args::{self, Cli, Command, Incident, Watchlist};
+use outpost_cli::args::{self, Cli, Command, Incident, Psk, Watchlist};
 use outpost_cli::client::{Client, ClientError};
 use outpost_cli::{paths, render};
 use outpost_model::api::{ErrorKind, MAX_REQUEST_BYTES, NewEntryInput, NewIncidentInput, Request, Response};
@@ -88,6 +88,8 @@ fn show(response: &Response, Output { json, explain }: Output) {
             Response::Incident(i) => print_json(i),
             Response::Incidents(l) => print_json(l),
             Response::Audit(a) => print_json(a),
+            Response::Peers(p) => print_json(p),
+            Response::SyncStarted(s) => print_json(s),
         }
         return;
     }
@@ -101,6 +103,8 @@ fn show(response: &Response, Output { json, explain }: Output) {
         Response::Incident(i) => render::incident(i),
         Response::Incidents(l) => render::incidents(l),
         Response::Audit(a) => render::audit(a),
+        Response::Peers(p) => render::peers(p),
+        Response::SyncStarted(s) => render::sync_started(s),
     };
     print!("{text}");
 }
@@ -167,11 +171,16 @@ enum Action {
     Call(Request),
     Search { request: Request, explain: bool },
     Import { file: std::path::PathBuf, batch: usize },
+    /// Needs no daemon.
+    Local(Psk),
 }
 
 fn action_for(command: Command) -> Action {
     Action::Call(match command {
         Command::Status => Request::Status,
+        Command::Peers => Request::Peers,
+        Command::Sync { peer } => Request::SyncNow { peer },
+        Command::Psk(psk) => return Action::Local(psk),
         Command::Audit { since, limit } => Request::Audit { since, limit },
         Command::Watchlist(w) => match w {
             Watchlist::Add(kind) => Request::WatchlistAdd { entry: Box::new(kind.into_input()) },
@@ -212,10 +221,41 @@ fn action_for(command: Command) -> Action {
     })
 }
 
+/// Writes a new fleet key in the libp2p `swarm.key` format, readable by
+/// its owner only. An existing file is never overwritten: replacing a
+/// fleet's key cuts every post off that does not get the new one.
+fn generate_psk(out: &std::path::Path, json: bool) -> Result<(), Failure> {
+    use rand::Rng;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut key = [0u8; 32];
+    rand::rng().fill(&mut key);
+    let text = format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", hex::encode(key));
+    let failed = |e: std::io::Error| Failure::Local {
+        code: if e.kind() == std::io::ErrorKind::AlreadyExists { exit::BAD_INPUT } else { 1 },
+        message: format!("cannot write {}: {e}", out.display()),
+    };
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(out).map_err(failed)?;
+    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(failed)?;
+    if json {
+        print_json(&serde_json::json!({ "written": out.display().to_string() }));
+    } else {
+        println!(
+            "wrote {} (mode 0600). Give every post in the fleet this file as psk_file; outpostd logs its fingerprint.",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
+    let action = action_for(cli.command);
+    if let Action::Local(Psk::Generate { out }) = &action {
+        return generate_psk(out, cli.json);
+    }
     let socket = paths::resolve(cli.socket);
     let mut client = Client::connect(&socket)?;
-    match action_for(cli.command) {
+    match action {
         Action::Call(request) => {
             let response = client.call(request)?;
             show(&response, Output { json: cli.json, explain: false });
@@ -227,6 +267,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Action::Import { file, batch } => import(&mut client, &file, batch, cli.json),
+        Action::Local(_) => Ok(()),
     }
 }
 

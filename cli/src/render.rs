@@ -2,7 +2,7 @@
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
-use outpost_model::api::{AuditPage, EntryList, EntryView, IncidentList, SearchResults, StatusInfo};
+use outpost_model::api::{AuditPage, EntryList, EntryView, IncidentList, PeerList, SearchResults, StatusInfo, SyncStarted};
 use outpost_model::incident::Incident;
 use outpost_model::search::SearchHit;
 use outpost_model::watchlist::{FieldConflict, Subject};
@@ -86,7 +86,58 @@ pub fn status(s: &StatusInfo) -> String {
     if s.storage.repaired_on_open {
         card.row("WARNING", "the database was not closed cleanly and was repaired at start");
     }
+    match (&s.peer_id, &s.replication) {
+        (Some(peer_id), Some(r)) => {
+            card.row("Peer id", peer_id)
+                .list("Listening", s.listen_addrs.iter().cloned())
+                .row("Fleet key", format!("fingerprint {}", r.psk_fingerprint))
+                .row("Peers", format!("{} connected", r.connected_peers));
+            let stalest = match (&r.stalest_document, r.stalest_agreed_at) {
+                (Some(doc), Some(at)) => format!("{doc}, last agreed with a peer at {at}"),
+                (Some(doc), None) => format!("{doc}, not compared with any peer since this start"),
+                _ => "no documents".into(),
+            };
+            card.row("Stalest", stalest);
+        }
+        _ => {
+            card.row("Network", "off (no pre-shared key configured)");
+        }
+    }
     format!("Outpost post status\n{}", card.render())
+}
+
+pub fn peers(list: &PeerList) -> String {
+    let mut t = table(&["NAME", "PEER ID", "STATE", "LAST SEEN", "SENT", "RECEIVED", "DOCUMENTS", "ADDRESSES"]);
+    for p in &list.peers {
+        let documents = if p.differing.is_empty() {
+            format!("{} in sync", p.in_sync_documents)
+        } else {
+            let behind: Vec<String> = p
+                .differing
+                .iter()
+                .map(|d| match d.changes_behind {
+                    Some(n) => format!("{}: {n} changes behind", d.doc),
+                    None => format!("{}: differs", d.doc),
+                })
+                .collect();
+            format!("{} in sync\n{}", p.in_sync_documents, behind.join("\n"))
+        };
+        t.add_row(vec![
+            if p.name.is_empty() { "?".into() } else { p.name.clone() },
+            p.peer_id.clone(),
+            if p.connected { "connected".into() } else { "disconnected".into() },
+            p.last_seen.map(|t| t.to_string()).unwrap_or_else(|| "never".into()),
+            format!("{} B", p.bytes_sent),
+            format!("{} B", p.bytes_received),
+            documents,
+            p.addresses.join("\n"),
+        ]);
+    }
+    format!("{t}\n{} peers\n", list.peers.len())
+}
+
+pub fn sync_started(started: &SyncStarted) -> String {
+    format!("digest exchange started with {}\n", started.peers.join(", "))
 }
 
 fn status_label(hit_alert: bool, expired: bool, status: &str) -> String {

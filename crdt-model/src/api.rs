@@ -111,6 +111,14 @@ pub enum Request {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// Every peer this post has seen since it started.
+    Peers,
+    /// Exchange digests now with one peer (peer id, or a unique prefix of
+    /// it or of its name) or with every connected peer.
+    SyncNow {
+        #[serde(default)]
+        peer: Option<String>,
+    },
 }
 
 /// A new watchlist entry as typed by an officer. Fields that do not apply to
@@ -231,6 +239,56 @@ pub enum Response {
     Incident(Box<Incident>),
     Incidents(IncidentList),
     Audit(AuditPage),
+    Peers(PeerList),
+    SyncStarted(SyncStarted),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerList {
+    pub peers: Vec<PeerView>,
+}
+
+/// One peer as this post knows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerView {
+    pub peer_id: String,
+    /// The name it gave when it last connected.
+    pub name: String,
+    pub addresses: Vec<String>,
+    pub connected: bool,
+    pub last_seen: Option<Timestamp>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// When the last digest exchange with it ran.
+    pub last_reconciled: Option<Timestamp>,
+    /// Documents this post holds that were not found to differ.
+    pub in_sync_documents: u64,
+    /// Documents found to differ, still being synced.
+    pub differing: Vec<PeerDocument>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerDocument {
+    pub doc: String,
+    /// Changes this post holds that the peer may lack (counted from the
+    /// last heads both were known to hold); absent when not counted.
+    pub changes_behind: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncStarted {
+    pub peers: Vec<String>,
+}
+
+/// Replication as `outpost status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicationStatus {
+    pub psk_fingerprint: String,
+    pub connected_peers: u64,
+    /// The document held here longest since shown to agree with any peer.
+    pub stalest_document: Option<String>,
+    /// When that was; `None`: never compared with a peer since this start.
+    pub stalest_agreed_at: Option<Timestamp>,
 }
 
 /// An entry as shown to an officer: the stored record plus what it means
@@ -306,6 +364,10 @@ pub struct StatusInfo {
     pub data_dir: String,
     pub socket: String,
     pub storage: StorageStatus,
+    /// The libp2p peer id; `None` when the post does not network.
+    pub peer_id: Option<String>,
+    pub listen_addrs: Vec<String>,
+    pub replication: Option<ReplicationStatus>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -41,6 +41,22 @@ pub struct RawConfig {
     pub socket_mode: Option<String>,
     /// Compact a document into a snapshot after this many stored changes.
     pub compact_after_changes: Option<u64>,
+    pub network: Option<RawNetwork>,
+}
+
+/// `[network]`: replication with other posts. Without `psk_file` the post
+/// does not network at all: only fleet members may connect.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    /// Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/7400`.
+    pub listen: Option<Vec<String>>,
+    /// Peers to keep dialling, e.g. `/ip4/10.20.0.1/tcp/7400`.
+    pub peers: Option<Vec<String>>,
+    /// The fleet's pre-shared key in libp2p `swarm.key` format.
+    pub psk_file: Option<PathBuf>,
+    /// Find peers on the post's LAN by mDNS (default true).
+    pub mdns: Option<bool>,
 }
 
 /// Values given on the command line.
@@ -52,7 +68,25 @@ pub struct Overrides {
     pub node_name: Option<String>,
     pub authority: Option<String>,
     pub utc_offset: Option<String>,
+    /// `--listen`, replacing the file's list when given.
+    pub listen: Vec<String>,
+    /// `--peer`, replacing the file's list when given.
+    pub peers: Vec<String>,
+    pub psk_file: Option<PathBuf>,
+    pub no_mdns: bool,
 }
+
+/// Where the post listens and whom it dials.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    pub listen: Vec<libp2p::Multiaddr>,
+    pub peers: Vec<libp2p::Multiaddr>,
+    pub psk_file: PathBuf,
+    pub mdns: bool,
+}
+
+/// The port `outpostd` listens on when `[network]` names none.
+pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/7400";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -63,6 +97,8 @@ pub struct Config {
     pub socket: PathBuf,
     pub socket_mode: u32,
     pub compact_after_changes: u64,
+    /// `None`: no pre-shared key, so no networking.
+    pub network: Option<NetworkConfig>,
 }
 
 /// The process environment, injectable for tests.
@@ -182,7 +218,37 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
     if compact_after_changes == 0 {
         return Err(invalid("compact_after_changes", "0", "must be at least 1"));
     }
-    Ok(Config { node_name, authority, utc_offset, data_dir, socket, socket_mode, compact_after_changes })
+    let network = network(overrides, raw.network.unwrap_or_default())?;
+    Ok(Config { node_name, authority, utc_offset, data_dir, socket, socket_mode, compact_after_changes, network })
+}
+
+fn multiaddrs(field: &'static str, list: &[String]) -> Result<Vec<libp2p::Multiaddr>, ConfigError> {
+    list.iter()
+        .map(|text| {
+            text.parse::<libp2p::Multiaddr>()
+                .map_err(|e| invalid(field, text, &format!("{e}; write a multiaddr such as /ip4/10.0.0.1/tcp/7400")))
+        })
+        .collect()
+}
+
+fn network(overrides: &Overrides, raw: RawNetwork) -> Result<Option<NetworkConfig>, ConfigError> {
+    let listen = if overrides.listen.is_empty() { raw.listen.unwrap_or_default() } else { overrides.listen.clone() };
+    let peers = if overrides.peers.is_empty() { raw.peers.unwrap_or_default() } else { overrides.peers.clone() };
+    let listen = multiaddrs("listen", &listen)?;
+    let peers = multiaddrs("peer", &peers)?;
+    let Some(psk_file) = overrides.psk_file.clone().or(raw.psk_file) else {
+        if !listen.is_empty() || !peers.is_empty() {
+            return Err(invalid(
+                "psk_file",
+                "",
+                "listen addresses or peers are set but no pre-shared key: set [network] psk_file or pass --psk-file",
+            ));
+        }
+        return Ok(None);
+    };
+    let listen = if listen.is_empty() { multiaddrs("listen", &[DEFAULT_LISTEN.to_string()])? } else { listen };
+    let mdns = !overrides.no_mdns && raw.mdns.unwrap_or(true);
+    Ok(Some(NetworkConfig { listen, peers, psk_file, mdns }))
 }
 
 #[cfg(test)]
@@ -255,5 +321,26 @@ mod tests {
         assert!(load(&overrides, &FakeEnv::default()).unwrap_err().to_string().contains("socket_mode"));
         let err = load(&Overrides::default(), &FakeEnv::default()).unwrap_err();
         assert!(matches!(err, ConfigError::NoAuthority));
+    }
+
+    #[test]
+    fn networking_needs_a_key_and_names_bad_addresses() {
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n");
+        assert!(load(&overrides, &FakeEnv::default()).unwrap().network.is_none());
+        let (_dir, overrides) =
+            with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n[network]\npeers = [\"/ip4/10.0.0.1/tcp/7400\"]\n");
+        assert!(load(&overrides, &FakeEnv::default()).unwrap_err().to_string().contains("no pre-shared key"));
+        let (_dir, mut overrides) = with_file(
+            "authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n[network]\npsk_file = \"/etc/outpost/swarm.key\"\nmdns = true\n",
+        );
+        let network = load(&overrides, &FakeEnv::default()).unwrap().network.unwrap();
+        assert_eq!(network.listen[0].to_string(), DEFAULT_LISTEN);
+        assert!(network.mdns);
+        overrides.no_mdns = true;
+        overrides.peers = vec!["10.0.0.1:7400".into()];
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("peer \"10.0.0.1:7400\""), "{err}");
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\n[network]\npsk = \"x\"\n");
+        assert!(load(&overrides, &FakeEnv::default()).unwrap_err().to_string().contains("unknown field `psk`"));
     }
 }

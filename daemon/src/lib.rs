@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod control;
+pub mod net;
 pub mod service;
 pub mod store;
 pub mod writer;
@@ -14,6 +15,7 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use outpost_model::replication::engine::{Engine, EngineConfig};
 use outpost_model::schema::actor_for;
 use outpost_model::search::{NameIndex, WatchlistIndex, upsert};
 use thiserror::Error;
@@ -46,6 +48,8 @@ pub enum DaemonError {
     Writer(std::io::Error),
     #[error("the writer thread stopped unexpectedly; no write was acknowledged that is not on disk")]
     WriterStopped,
+    #[error(transparent)]
+    Net(#[from] net::NetError),
 }
 
 /// Loads the search index from its stored records, or rebuilds them from
@@ -118,8 +122,46 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         compact_after_changes: config.compact_after_changes,
         max_loaded_docs: MAX_LOADED_DOCS,
     };
-    let (writer, writer_thread) = writer::spawn(store.clone(), index.clone(), settings).map_err(DaemonError::Writer)?;
+    // The key and identity are checked before anything starts, so that a
+    // bad key file stops the daemon with its name.
+    let network = match &config.network {
+        Some(network) => {
+            let psk = net::read_psk(&network.psk_file)?;
+            let key = net::node_key(&config.data_dir)?;
+            Some((network.clone(), psk, key))
+        }
+        None => {
+            tracing::info!("no pre-shared key configured: this post does not network");
+            None
+        }
+    };
+    let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
+    let replication = network.as_ref().map(|_| writer::Replication {
+        engine: Engine::new(EngineConfig::new(*store.node_id().as_bytes(), &config.node_name)),
+        net: net_tx,
+    });
+    let (writer, writer_thread) =
+        writer::spawn(store.clone(), index.clone(), settings, replication).map_err(DaemonError::Writer)?;
     let listener = control::bind(&config.socket, config.socket_mode).await?;
+    let (net_stop, net_stopped) = watch::channel(false);
+    let net_state: Option<net::SharedNetState> = network.as_ref().map(|_| Default::default());
+    let net_task = match (network, &net_state) {
+        (Some((network, psk, key)), Some(state)) => {
+            let settings =
+                net::NetSettings { listen: network.listen, peers: network.peers, psk, mdns: network.mdns };
+            let running = net::run(key, settings, writer.clone(), net_rx, state.clone(), net_stopped);
+            Some(tokio::spawn(async move {
+                // The post stays useful without its network (officers can
+                // still search and record), so this is logged, not fatal.
+                let outcome = running.await;
+                if let Err(err) = &outcome {
+                    tracing::error!(error = %err, "the network stopped; this post no longer replicates");
+                }
+                outcome
+            }))
+        }
+        _ => None,
+    };
     let info = NodeInfo {
         node_name: config.node_name.clone(),
         authority: config.authority.clone(),
@@ -128,6 +170,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         socket: config.socket.clone(),
         started_at,
         started,
+        net: net_state,
     };
     let service = Service::new(store.clone(), index, writer, info);
     let (stop, stopped) = watch::channel(false);
@@ -154,6 +197,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
     };
     let _ = stop.send(true);
     let _ = server.await;
+    let _ = net_stop.send(true);
+    if let Some(task) = net_task {
+        if let Err(err) = task.await {
+            tracing::error!(error = %err, "the network task failed");
+        }
+    }
     // The writer ends once the last connection has dropped its handle and
     // the queue is drained; every acknowledged write is already durable.
     let join = writer_thread.join;

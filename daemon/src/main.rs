@@ -30,6 +30,18 @@ struct Args {
     /// The post's UTC offset, e.g. +05:00.
     #[arg(long, value_name = "OFFSET", allow_hyphen_values = true)]
     utc_offset: Option<String>,
+    /// Listen for peers on this multiaddr (repeatable), e.g. /ip4/0.0.0.0/tcp/7400.
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<String>,
+    /// Keep dialling this peer (repeatable), e.g. /ip4/10.20.0.1/tcp/7400.
+    #[arg(long, value_name = "MULTIADDR")]
+    peer: Vec<String>,
+    /// The fleet's pre-shared key (libp2p swarm.key format); without one the post does not network.
+    #[arg(long, value_name = "FILE")]
+    psk_file: Option<PathBuf>,
+    /// Do not look for peers on the LAN with mDNS.
+    #[arg(long)]
+    no_mdns: bool,
     /// Log filter, e.g. `info` or `outpost_daemon=debug`.
     #[arg(long, env = "OUTPOST_LOG", default_value = "info")]
     log: String,
@@ -64,6 +76,10 @@ fn main() -> ExitCode {
         node_name: args.node_name,
         authority: args.authority,
         utc_offset: args.utc_offset,
+        listen: args.listen,
+        peers: args.peer,
+        psk_file: args.psk_file,
+        no_mdns: args.no_mdns,
     };
     let config = match config::load(&overrides, &ProcessEnvironment) {
         Ok(config) => config,

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use outpost_model::api::{
-    ApiError, AuditPage, EntryList, EntryView, ErrorKind, Imported, IncidentList, MAX_PAGE, PROTOCOL_VERSION, Request,
-    Response, SearchResults, StatusInfo, StorageStatus, created,
+    ApiError, AuditPage, EntryList, EntryView, ErrorKind, Imported, IncidentList, MAX_PAGE, PROTOCOL_VERSION, PeerDocument,
+    PeerList, PeerView, ReplicationStatus, Request, Response, SearchResults, StatusInfo, StorageStatus, SyncStarted,
+    created,
 };
+use outpost_model::replication::engine::PeerKey;
 use outpost_model::audit::AuditEvent;
 use outpost_model::date::{Day, Timestamp};
 use outpost_model::search::SearchQuery;
@@ -22,7 +24,8 @@ use time::UtcOffset;
 
 use crate::now;
 use crate::store::{EntryFilter, IncidentFilter, Lookup, Store, StoreError};
-use crate::writer::{Caller, SharedIndex, WriteOp, WriterHandle, Written};
+use crate::net::SharedNetState;
+use crate::writer::{Caller, PeerDocs, ReplicationInput, SharedIndex, SyncReport, WriteOp, WriterHandle, Written};
 
 const DEFAULT_PAGE: u32 = 100;
 
@@ -35,6 +38,8 @@ pub struct NodeInfo {
     pub socket: PathBuf,
     pub started_at: Timestamp,
     pub started: Instant,
+    /// What the network task reports; `None` when the post does not network.
+    pub net: Option<SharedNetState>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +169,8 @@ impl Service {
     pub async fn handle(&self, request: Request, caller: Caller) -> Result<Response, ApiError> {
         match request {
             Request::Status => self.status().await,
+            Request::Peers => self.peers().await,
+            Request::SyncNow { peer } => self.sync_now(peer).await,
             Request::WatchlistAdd { entry } => {
                 match self.writer.submit(WriteOp::AddEntries { inputs: vec![*entry] }, caller).await? {
                     Written::Entries(entries) => {
@@ -313,9 +320,115 @@ impl Service {
         }
     }
 
+    async fn sync_report(&self) -> Result<SyncReport, ApiError> {
+        match self.writer.submit(WriteOp::SyncReport, Caller { uid: 0, pid: None }).await? {
+            Written::SyncReport(report) => Ok(report),
+            _ => Err(internal("unexpected writer reply")),
+        }
+    }
+
+    fn net(&self) -> Result<&SharedNetState, ApiError> {
+        self.info.net.as_ref().ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::BadInput,
+                "this post does not network: no pre-shared key is configured ([network] psk_file or --psk-file)",
+            )
+        })
+    }
+
+    async fn peers(&self) -> Result<Response, ApiError> {
+        let net = self.net()?.clone();
+        let report = self.sync_report().await?;
+        let state = net.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut peers: Vec<PeerView> = state
+            .peers
+            .iter()
+            .map(|(peer_id, stats)| {
+                let docs = report.peers.iter().find(|p| p.peer.0 == *peer_id);
+                let differing: Vec<PeerDocument> = docs
+                    .map(|d| {
+                        d.summary
+                            .differing
+                            .iter()
+                            .map(|doc| PeerDocument {
+                                doc: doc.to_string(),
+                                changes_behind: d.behind.iter().find(|(b, _)| b == doc).map(|(_, n)| *n as u64),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                PeerView {
+                    peer_id: peer_id.clone(),
+                    name: docs.map(|d| d.summary.name.clone()).unwrap_or_default(),
+                    addresses: stats.addresses.clone(),
+                    connected: stats.connected,
+                    last_seen: stats.last_seen,
+                    bytes_sent: stats.bytes_sent,
+                    bytes_received: stats.bytes_received,
+                    last_reconciled: docs.and_then(|d| d.summary.last_reconciled),
+                    in_sync_documents: if docs.is_some() {
+                        (report.documents as u64).saturating_sub(differing.len() as u64)
+                    } else {
+                        0
+                    },
+                    differing,
+                }
+            })
+            .collect();
+        peers.sort_by(|a, b| (!a.connected, &a.name, &a.peer_id).cmp(&(!b.connected, &b.name, &b.peer_id)));
+        Ok(Response::Peers(PeerList { peers }))
+    }
+
+    async fn sync_now(&self, peer: Option<String>) -> Result<Response, ApiError> {
+        self.net()?;
+        let report = self.sync_report().await?;
+        let targets: Vec<PeerKey> = match peer {
+            None => report.peers.iter().map(|p| p.peer.clone()).collect(),
+            Some(wanted) => {
+                let found: Vec<&PeerDocs> = report
+                    .peers
+                    .iter()
+                    .filter(|p| p.peer.0.starts_with(&wanted) || p.summary.name == wanted)
+                    .collect();
+                match found.as_slice() {
+                    [one] => vec![one.peer.clone()],
+                    [] => {
+                        return Err(ApiError::new(
+                            ErrorKind::NotFound,
+                            format!("no connected peer has the id or name {wanted:?}; see `outpost peers`"),
+                        ));
+                    }
+                    _ => return Err(bad_input(format!("{wanted:?} names more than one peer; give more of the id"))),
+                }
+            }
+        };
+        if targets.is_empty() {
+            return Err(ApiError::new(ErrorKind::NotFound, "no peer is connected; see `outpost peers`"));
+        }
+        let names: Vec<String> = targets.iter().map(|p| p.0.clone()).collect();
+        for peer in targets {
+            self.writer.notify(WriteOp::Replication(ReplicationInput::SyncNow(Some(peer)))).await;
+        }
+        Ok(Response::SyncStarted(SyncStarted { peers: names }))
+    }
+
     async fn status(&self) -> Result<Response, ApiError> {
         let counts = self.blocking(|s| s.counts()).await?;
         let today = self.today();
+        let (peer_id, listen_addrs, replication) = match &self.info.net {
+            Some(net) => {
+                let report = self.sync_report().await?;
+                let state = net.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let replication = ReplicationStatus {
+                    psk_fingerprint: state.psk_fingerprint.clone(),
+                    connected_peers: state.peers.values().filter(|p| p.connected).count() as u64,
+                    stalest_document: report.stalest.as_ref().map(|(doc, _)| doc.to_string()),
+                    stalest_agreed_at: report.stalest.and_then(|(_, at)| at),
+                };
+                (Some(state.peer_id.clone()), state.listen_addrs.clone(), Some(replication))
+            }
+            None => (None, Vec::new(), None),
+        };
         let active_entries = {
             let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             index.alerts(today) as u64
@@ -341,6 +454,9 @@ impl Service {
                 repaired_on_open: self.store.repaired_on_open(),
                 format_version: self.store.format_version(),
             },
+            peer_id,
+            listen_addrs,
+            replication,
         }))
     }
 }

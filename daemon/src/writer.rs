@@ -10,14 +10,22 @@
 //!
 //! When the queue is empty the writer compacts documents whose incremental
 //! changes have piled up.
+//!
+//! The writer also hosts the replication engine: documents change only
+//! here, so changes received from peers take the same path as an officer's
+//! (stored with their projection rows and index records in one transaction
+//! before anything is sent on), and an officer's committed change is handed
+//! to the engine, which pushes it to every connected peer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use crate::now;
-use automerge::ActorId;
+use automerge::{ActorId, ChangeHash};
 use outpost_model::api::{AmendInput, ApiError, ErrorKind, NewEntryInput, NewIncidentInput};
 use outpost_model::audit::AuditEvent;
+use outpost_model::replication::engine::{DocHost, Effect, Engine, PeerKey, PeerSummary};
+use outpost_model::replication::session::shared_heads_of;
 use outpost_model::incident::{Incident, link_hits};
 use outpost_model::schema::incidents::read_incident;
 use outpost_model::schema::watchlist::read_entry;
@@ -30,6 +38,7 @@ use outpost_model::{DocId, EntryId, IncidentId, ModelError};
 use time::UtcOffset;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::net::NetCommand;
 use crate::store::{Batch, Store, StoreError};
 
 pub type SharedIndex = Arc<RwLock<Box<dyn WatchlistIndex>>>;
@@ -69,6 +78,38 @@ pub enum WriteOp {
     },
     /// Records a consultation; the reply waits until it is durable.
     Audit(AuditEvent),
+    /// An input for the replication engine, from the network.
+    Replication(ReplicationInput),
+    /// What the engine knows about peers and how stale documents are.
+    SyncReport,
+}
+
+#[derive(Debug)]
+pub enum ReplicationInput {
+    Connected(PeerKey),
+    Disconnected(PeerKey),
+    Frame(PeerKey, Vec<u8>),
+    Timer,
+    /// `outpost sync [PEER]`: a digest exchange now.
+    SyncNow(Option<PeerKey>),
+}
+
+/// What one connected peer holds differently, for `outpost peers`.
+#[derive(Debug, Clone)]
+pub struct PeerDocs {
+    pub peer: PeerKey,
+    pub summary: PeerSummary,
+    /// Differing documents with how many of our changes the peer may lack
+    /// (counted from the last heads both were known to hold).
+    pub behind: Vec<(DocId, usize)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    pub peers: Vec<PeerDocs>,
+    /// The document longest since shown to agree with any peer, and when.
+    pub stalest: Option<(DocId, Option<outpost_model::date::Timestamp>)>,
+    pub documents: usize,
 }
 
 #[derive(Debug)]
@@ -76,6 +117,8 @@ pub enum Written {
     Entries(Vec<Entry>),
     Incident(Box<Incident>),
     Audited,
+    Replicated,
+    SyncReport(SyncReport),
 }
 
 #[derive(Debug)]
@@ -96,12 +139,26 @@ pub struct WriterSettings {
     pub max_loaded_docs: usize,
 }
 
+/// The replication engine and where its frames go; absent when networking
+/// is off.
+#[derive(Debug)]
+pub struct Replication {
+    pub engine: Engine,
+    pub net: mpsc::UnboundedSender<NetCommand>,
+}
+
 #[derive(Debug, Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Job>,
 }
 
 impl WriterHandle {
+    /// Hands the writer an input without waiting for it to be handled.
+    pub async fn notify(&self, op: WriteOp) -> bool {
+        let (reply, _) = oneshot::channel();
+        self.tx.send(Job { op, caller: Caller { uid: 0, pid: None }, reply }).await.is_ok()
+    }
+
     pub async fn submit(&self, op: WriteOp, caller: Caller) -> Result<Written, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -137,6 +194,7 @@ pub fn spawn(
     store: Arc<Store>,
     index: SharedIndex,
     settings: WriterSettings,
+    replication: Option<Replication>,
 ) -> std::io::Result<(WriterHandle, WriterThread)> {
     let (tx, rx) = mpsc::channel(1024);
     let threshold = settings.compact_after_changes;
@@ -147,10 +205,17 @@ pub fn spawn(
             Vec::new()
         }
     };
-    let writer = Writer { store, index, settings, docs: HashMap::new(), use_counter: 0, backlog };
+    let (engine, net) = match replication {
+        Some(r) => (Some(r.engine), Some(r.net)),
+        None => (None, None),
+    };
+    let writer =
+        Writer { store, index, settings, docs: HashMap::new(), use_counter: 0, backlog, engine, net, pinned: false };
     let (stop_tx, stopped) = oneshot::channel();
     let join = std::thread::Builder::new().name("outpost-writer".into()).spawn(move || {
         let _signal = StopSignal(Some(stop_tx));
+        let mut writer = writer;
+        writer.prime_inventory();
         writer.run(rx);
     })?;
     Ok((WriterHandle { tx }, WriterThread { join, stopped }))
@@ -173,6 +238,29 @@ struct Writer {
     use_counter: u64,
     /// Documents found at start with enough stored changes to compact.
     backlog: Vec<DocId>,
+    /// Taken out while it runs, so that it can reach documents through the
+    /// writer.
+    engine: Option<Engine>,
+    net: Option<mpsc::UnboundedSender<NetCommand>>,
+    /// While the engine runs, documents stay loaded: changes it applied
+    /// must still be in memory when they are stored.
+    pinned: bool,
+}
+
+impl DocHost for Writer {
+    fn doc(&mut self, id: &DocId) -> Result<&mut Document, String> {
+        self.doc_mut(id).map(|loaded| &mut loaded.doc).map_err(|e| e.message)
+    }
+
+    fn sync_state(&mut self, peer: &PeerKey, doc: &DocId) -> Option<Vec<u8>> {
+        match self.store.sync_state(&peer.0, doc) {
+            Ok(state) => state,
+            Err(err) => {
+                tracing::warn!(%peer, %doc, error = %err, "cannot read a sync state; starting afresh");
+                None
+            }
+        }
+    }
 }
 
 /// The audit record of a change to one record.
@@ -268,6 +356,11 @@ impl Writer {
                 self.store.commit(Batch { audit: vec![event], ..Default::default() }).map_err(storage_failed)?;
                 Ok(Written::Audited)
             }
+            WriteOp::Replication(input) => {
+                self.replicate(input);
+                Ok(Written::Replicated)
+            }
+            WriteOp::SyncReport => Ok(Written::SyncReport(self.sync_report())),
         }
     }
 
@@ -314,7 +407,7 @@ impl Writer {
     }
 
     fn evict_if_full(&mut self) {
-        while self.docs.len() >= self.settings.max_loaded_docs {
+        while !self.pinned && self.docs.len() >= self.settings.max_loaded_docs {
             let Some(oldest) = self.docs.iter().min_by_key(|(_, l)| l.last_used).map(|(id, _)| id.clone()) else {
                 return;
             };
@@ -352,7 +445,23 @@ impl Writer {
     /// Commits a batch; on failure forgets the documents it touched so that
     /// their uncommitted changes are not kept in memory.
     fn commit(&mut self, batch: Batch) -> Result<(), ApiError> {
-        let touched: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
+        let touched = self.store_batch(batch)?;
+        for doc in touched {
+            self.replicate_local_change(&doc);
+        }
+        Ok(())
+    }
+
+    /// Commits a batch with the heads of the documents it changes; on
+    /// failure forgets those documents. Returns the documents changed.
+    fn store_batch(&mut self, mut batch: Batch) -> Result<Vec<DocId>, ApiError> {
+        let mut touched: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
+        touched.dedup();
+        for doc in &touched {
+            if let Some(loaded) = self.docs.get_mut(doc) {
+                batch.heads.push((doc.clone(), loaded.doc.heads()));
+            }
+        }
         match self.store.commit(batch) {
             Ok(receipt) => {
                 for (doc, seq) in receipt.change_seqs {
@@ -361,7 +470,7 @@ impl Writer {
                         loaded.last_seq = seq;
                     }
                 }
-                Ok(())
+                Ok(touched)
             }
             Err(err) => {
                 self.forget(&touched);
@@ -542,6 +651,204 @@ impl Writer {
         };
         self.commit(batch)?;
         Ok(Written::Incident(Box::new(incident)))
+    }
+
+    /// Gives the engine the heads of every stored document. Heads missing
+    /// from `doc_heads` (a database from before replication, or a damaged
+    /// row) are recomputed from the document and stored.
+    fn prime_inventory(&mut self) {
+        let Some(mut engine) = self.engine.take() else { return };
+        let (known, damaged) = match self.store.all_heads() {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read document heads; they are recomputed");
+                (Vec::new(), Vec::new())
+            }
+        };
+        for err in damaged {
+            tracing::warn!(error = %err, "damaged heads row; recomputing");
+        }
+        let known: HashMap<DocId, Vec<ChangeHash>> = known.into_iter().collect();
+        let stored = self.store.doc_ids().unwrap_or_else(|err| {
+            tracing::error!(error = %err, "cannot list stored documents; replication starts from the heads table");
+            Vec::new()
+        });
+        let mut recomputed = Vec::new();
+        for doc in stored {
+            let heads = match known.get(&doc) {
+                Some(heads) => heads.clone(),
+                None => match self.doc_mut(&doc) {
+                    Ok(loaded) => {
+                        let heads = loaded.doc.heads();
+                        recomputed.push((doc.clone(), heads.clone()));
+                        heads
+                    }
+                    Err(err) => {
+                        tracing::error!(%doc, error = %err.message, "document cannot be loaded; it is not offered to peers");
+                        continue;
+                    }
+                },
+            };
+            engine.set_held(&doc, &heads);
+        }
+        if !recomputed.is_empty() {
+            let count = recomputed.len();
+            match self.store.commit(Batch { heads: recomputed, ..Default::default() }) {
+                Ok(_) => tracing::info!(documents = count, "recorded document heads for replication"),
+                Err(err) => tracing::warn!(error = %err, "cannot record document heads; recomputed at next start"),
+            }
+        }
+        tracing::info!(documents = engine.inventory().len(), "replication inventory ready");
+        self.engine = Some(engine);
+    }
+
+    fn replicate(&mut self, input: ReplicationInput) {
+        let Some(mut engine) = self.engine.take() else { return };
+        self.pinned = true;
+        let now = now();
+        let effects = match input {
+            ReplicationInput::Connected(peer) => engine.handle_connected(now, &peer),
+            ReplicationInput::Disconnected(peer) => engine.handle_disconnected(now, &peer),
+            ReplicationInput::Frame(peer, bytes) => engine.handle_frame(now, &peer, &bytes, self),
+            ReplicationInput::Timer => engine.handle_timer(now, self),
+            ReplicationInput::SyncNow(peer) => engine.handle_sync_now(now, peer.as_ref()),
+        };
+        self.carry_out(&mut engine, effects);
+        self.engine = Some(engine);
+        self.pinned = false;
+    }
+
+    /// An officer's change is stored: the engine pushes it to peers.
+    fn replicate_local_change(&mut self, doc: &DocId) {
+        let Some(mut engine) = self.engine.take() else { return };
+        self.pinned = true;
+        let effects = engine.handle_local_change(now(), doc, self);
+        self.carry_out(&mut engine, effects);
+        self.engine = Some(engine);
+        self.pinned = false;
+    }
+
+    /// Carries out the engine's effects: everything to store goes into one
+    /// transaction, committed before any frame is sent.
+    fn carry_out(&mut self, engine: &mut Engine, effects: Vec<Effect>) {
+        let mut batch = Batch::default();
+        let mut entries = Vec::new();
+        let mut outgoing = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::StoreChanges { doc, since } => self.stage_merge(&doc, &since, &mut batch, &mut entries),
+                Effect::PersistSyncState { peer, doc, state } => batch.sync_states.push((peer.0, doc, state)),
+                Effect::Send { peer, lane, frame } => outgoing.push(NetCommand::Send { peer, lane, frame }),
+                Effect::Disconnect { peer, reason } => {
+                    tracing::warn!(%peer, %reason, "disconnecting a peer");
+                    outgoing.push(NetCommand::Disconnect { peer });
+                }
+                Effect::SetTimer { at } => outgoing.push(NetCommand::Timer { at }),
+                Effect::Problem { peer, doc, detail } => {
+                    let doc = doc.map(|d| d.to_string()).unwrap_or_default();
+                    tracing::warn!(%peer, %doc, problem = %detail, "replication");
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let merged: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
+            let records = {
+                let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                entries.iter().map(|e| index.prepare(e)).collect::<Vec<IndexRecord>>()
+            };
+            batch.entries = entries;
+            batch.index_records = records.clone();
+            match self.store_batch(batch) {
+                Ok(_) => {
+                    let mut index = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for record in &records {
+                        index.insert(record);
+                    }
+                }
+                Err(err) => {
+                    // Nothing was stored and the documents were dropped from
+                    // memory; what we were about to send may describe state
+                    // that is gone, so it is not sent, and the sessions on
+                    // those documents start over.
+                    tracing::error!(error = %err.message, "storing replicated changes failed");
+                    let mut retry = Vec::new();
+                    for doc in merged {
+                        retry.extend(engine.handle_store_failed(now(), &doc, self));
+                    }
+                    outgoing.retain(|c| matches!(c, NetCommand::Timer { .. }));
+                    self.send_all(outgoing);
+                    return self.carry_out(engine, retry);
+                }
+            }
+        }
+        self.send_all(outgoing);
+    }
+
+    fn send_all(&mut self, commands: Vec<NetCommand>) {
+        let Some(net) = &self.net else { return };
+        for command in commands {
+            // The network task is gone only while shutting down.
+            let _ = net.send(command);
+        }
+    }
+
+    /// Adds the changes a peer brought to `doc` since `since`, and the
+    /// records they touched, to the batch.
+    fn stage_merge(&mut self, doc: &DocId, since: &[ChangeHash], batch: &mut Batch, entries: &mut Vec<Entry>) {
+        let Some(loaded) = self.docs.get_mut(doc) else {
+            tracing::error!(%doc, "merged document left memory before it was stored");
+            return;
+        };
+        let changes = loaded.doc.stored_changes_since(since);
+        let touched = loaded.doc.touched_records(since);
+        tracing::debug!(%doc, changes = changes.len(), records = touched.len(), "storing replicated changes");
+        batch.changes.extend(changes.into_iter().map(|c| (doc.clone(), c)));
+        let kind = DocKind::parse(doc);
+        for record in touched {
+            let read = match kind {
+                Ok(DocKind::Watchlist { .. }) => EntryId::parse(&record)
+                    .map_err(ModelError::from)
+                    .and_then(|id| read_entry(&loaded.doc, id))
+                    .map(|e| e.map(|e| entries.push(e))),
+                Ok(DocKind::Incidents { .. }) => IncidentId::parse(&record)
+                    .map_err(ModelError::from)
+                    .and_then(|id| read_incident(&loaded.doc, id))
+                    .map(|i| i.map(|i| batch.incidents.push(i))),
+                Err(ref e) => Err(ModelError::from(e.clone())),
+            };
+            if let Err(err) = read {
+                // The change is stored all the same; only this record's
+                // row waits for a change that makes it readable.
+                tracing::error!(%doc, %record, error = %err, "a replicated record does not read; its row is not updated");
+            }
+        }
+    }
+
+    fn sync_report(&mut self) -> SyncReport {
+        let Some(engine) = self.engine.take() else { return SyncReport::default() };
+        let mut report =
+            SyncReport { peers: Vec::new(), stalest: engine.stalest(), documents: engine.inventory().len() };
+        let peers: Vec<PeerKey> = engine.connected_peers().cloned().collect();
+        for peer in peers {
+            let Some(summary) = engine.peer_summary(&peer) else { continue };
+            let mut behind = Vec::new();
+            // Counting loads documents; a long list is summarised by its head.
+            for doc in summary.differing.iter().take(32) {
+                let shared = self
+                    .store
+                    .sync_state(&peer.0, doc)
+                    .ok()
+                    .flatten()
+                    .and_then(|state| shared_heads_of(&state))
+                    .unwrap_or_default();
+                if let Ok(loaded) = self.doc_mut(doc) {
+                    behind.push((doc.clone(), loaded.doc.count_changes_since(&shared)));
+                }
+            }
+            report.peers.push(PeerDocs { peer, summary, behind });
+        }
+        self.engine = Some(engine);
+        report
     }
 
     /// Compacts one document whose changes have piled up. Returns whether it

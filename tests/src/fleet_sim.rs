@@ -210,7 +210,7 @@ impl Fleet {
         actor.extend_from_slice(&n.starts.to_be_bytes());
         n.host.actor = ActorId::from(actor);
         n.host.docs.clear();
-        let mut engine = Engine::new(EngineConfig::new(n.node_id));
+        let mut engine = Engine::new(EngineConfig::new(n.node_id, &n.post));
         let held: Vec<DocId> = n.host.stored.changes.keys().cloned().collect();
         for doc in held {
             if let Ok(mut loaded) = load(&doc, &n.host.stored) {

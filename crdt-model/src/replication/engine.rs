@@ -100,6 +100,8 @@ pub enum Effect {
 pub struct EngineConfig {
     /// This node's id, sent in `Hello`.
     pub node: [u8; 16],
+    /// This node's name, sent in `Hello`.
+    pub name: String,
     /// Sessions per peer that may await a reply at once: bounds memory and
     /// keeps a slow link from being flooded.
     pub max_active: usize,
@@ -117,9 +119,10 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    pub fn new(node: [u8; 16]) -> Self {
+    pub fn new(node: [u8; 16], name: &str) -> Self {
         Self {
             node,
+            name: name.chars().take(super::frame::MAX_NAME_CHARS).filter(|c| !c.is_control()).collect(),
             max_active: 8,
             max_sessions: 64,
             recheck_every_ms: 10 * 60 * 1000,
@@ -166,6 +169,7 @@ impl Session {
 struct Peer {
     /// Set by the peer's `Hello`; nothing but `Hello` is accepted before.
     node: Option<[u8; 16]>,
+    name: String,
     next_slot: Slot,
     /// Aliases this side gave documents in this connection.
     my_slots: HashMap<DocId, Slot>,
@@ -187,6 +191,10 @@ struct Peer {
 pub struct PeerSummary {
     /// The peer said `Hello`.
     pub ready: bool,
+    /// The name the peer gave in `Hello`.
+    pub name: String,
+    /// The peer's node id (the prefix of its Automerge actors).
+    pub node: Option<[u8; 16]>,
     /// Documents known to differ that are queued or being synced.
     pub differing: Vec<DocId>,
     pub last_reconciled: Option<Timestamp>,
@@ -259,6 +267,8 @@ impl Engine {
         differing.extend(state.sessions.iter().filter(|(_, s)| s.active()).map(|(d, _)| d.clone()));
         Some(PeerSummary {
             ready: state.node.is_some(),
+            name: state.name.clone(),
+            node: state.node,
             differing: differing.into_iter().collect(),
             last_reconciled: state.last_reconciled,
         })
@@ -279,6 +289,7 @@ impl Engine {
             peer.clone(),
             Peer {
                 node: None,
+                name: String::new(),
                 next_slot: 0,
                 my_slots: HashMap::new(),
                 their_slots: HashMap::new(),
@@ -300,7 +311,7 @@ impl Engine {
 
     fn hello(&self, heard_you: bool) -> Body {
         let features = if heard_you { HEARD_YOU } else { 0 };
-        Body::Hello { node: self.config.node, features, max_frame: MAX_FRAME_BYTES as u32 }
+        Body::Hello { node: self.config.node, name: self.config.name.clone(), features, max_frame: MAX_FRAME_BYTES as u32 }
     }
 
     /// What was in flight is forgotten; persisted sync states stay.
@@ -401,7 +412,12 @@ impl Engine {
             return self.finish(out);
         }
         match body {
-            Body::Hello { node, features, .. } => self.on_hello(now, peer, node, features, &mut out),
+            Body::Hello { node, name, features, .. } => {
+                if let Some(state) = self.peers.get_mut(peer) {
+                    state.name = name;
+                }
+                self.on_hello(now, peer, node, features, &mut out);
+            }
             Body::Reconcile { parts } => self.on_reconcile(now, peer, &parts, host, &mut out),
             Body::Open { slot, doc, .. } => self.on_open(peer, slot, &doc, &mut out),
             Body::Sync { slot, message } => {
@@ -930,8 +946,15 @@ impl Engine {
         since.as_millis().saturating_add(STALL_AFTER_MS).saturating_add(i64::try_from(transfer_ms).unwrap_or(i64::MAX))
     }
 
-    /// Ends every input with the next timer the engine needs.
+    /// Ends every input with the next timer the engine needs. Of several
+    /// `StoreChanges` for one document only the first is kept: it names
+    /// the earliest heads, so it covers the others.
     fn finish(&self, mut out: Out) -> Vec<Effect> {
+        let mut stored = BTreeSet::new();
+        out.effects.retain(|e| match e {
+            Effect::StoreChanges { doc, .. } => stored.insert(doc.clone()),
+            _ => true,
+        });
         let mut next: Option<i64> = None;
         for state in self.peers.values() {
             let mut consider = |at: i64| next = Some(next.map_or(at, |n| n.min(at)));

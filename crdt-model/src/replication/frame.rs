@@ -30,6 +30,8 @@ pub const MAX_FRAME_BYTES: usize = 1 << 20;
 /// The most a compressed frame may expand to, which bounds what one frame
 /// can make a node allocate.
 pub const MAX_BODY_BYTES: usize = 8 << 20;
+/// Node names are short labels.
+pub const MAX_NAME_CHARS: usize = 64;
 /// Reasons are for logs, not essays.
 pub const MAX_REASON_CHARS: usize = 200;
 pub const SIGNATURE_BYTES: usize = 64;
@@ -60,6 +62,8 @@ pub struct ChangeSignature {
 pub enum Body {
     Hello {
         node: [u8; 16],
+        /// The node's configured name, for `outpost peers`.
+        name: String,
         features: u32,
         max_frame: u32,
     },
@@ -166,6 +170,15 @@ impl Body {
     /// What the types cannot say.
     fn check(&self) -> Result<(), FrameError> {
         match self {
+            Self::Hello { name, .. } => {
+                let chars = name.chars().count();
+                if chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+                    return Err(FrameError::Invalid {
+                        field: "node name",
+                        problem: format!("{chars} characters or control characters; at most {MAX_NAME_CHARS}"),
+                    });
+                }
+            }
             Self::Refuse { reason, .. } | Self::Reset { reason, .. } => {
                 let chars = reason.chars().count();
                 if chars > MAX_REASON_CHARS {
@@ -190,7 +203,7 @@ impl Body {
             Self::Open { doc, .. } => {
                 DocId::parse(doc).map_err(|e| FrameError::Invalid { field: "document id", problem: e.to_string() })?;
             }
-            Self::Hello { .. } | Self::Sync { .. } | Self::Done { .. } => {}
+            Self::Sync { .. } | Self::Done { .. } => {}
         }
         Ok(())
     }
@@ -263,7 +276,7 @@ pub(crate) mod tests {
     fn samples() -> Vec<Body> {
         let doc = DocId::parse("watchlist/KAZ-BS/0f").unwrap();
         vec![
-            Body::Hello { node: [7; 16], features: 1, max_frame: MAX_FRAME_BYTES as u32 },
+            Body::Hello { node: [7; 16], name: "kz-khorgos".into(), features: 1, max_frame: MAX_FRAME_BYTES as u32 },
             Body::Reconcile {
                 parts: vec![
                     Part::Range(RangeSummary { first: 0, last: 4, count: 3, xor: 99 }),

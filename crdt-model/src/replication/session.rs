@@ -33,6 +33,12 @@ pub enum SessionError {
     TooManyRounds { rounds: u32 },
 }
 
+/// The heads both sides were known to hold, from a persisted sync state:
+/// how far behind a peer may be. `None` if the state does not decode.
+pub fn shared_heads_of(persisted: &[u8]) -> Option<Vec<automerge::ChangeHash>> {
+    State::decode(persisted).ok().map(|s| s.shared_heads)
+}
+
 #[derive(Debug)]
 pub struct DocSession {
     state: State,

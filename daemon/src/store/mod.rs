@@ -11,6 +11,8 @@
 //! | `incidents` | incident id | JSON [`Incident`] | projection read by queries |
 //! | `audit` | seq | JSON [`AuditRecord`] | hash-chained audit log |
 //! | `search_keys` | entry id | postcard [`IndexRecord`] | what the search index reloads at start |
+//! | `doc_heads` | doc id | 32-byte hashes | each document's heads, for the replication inventory at start |
+//! | `sync_states` | (peer id, doc id) | Automerge sync state | what a reconnect to that peer resumes from |
 //!
 //! Every write that the daemon acknowledges went through [`Store::commit`]:
 //! one redb transaction holding the document change, the projection rows it
@@ -41,12 +43,22 @@ pub(crate) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("e
 pub(crate) const INCIDENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("incidents");
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 pub(crate) const SEARCH_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("search_keys");
+pub(crate) const DOC_HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("doc_heads");
+pub(crate) const SYNC_STATES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sync_states");
 
 /// The format version this build writes, per table. A table recorded with a
 /// higher version was written by a newer release: we refuse to touch it
 /// rather than misread it. A lower version needs a migration step here.
-const FORMAT: &[(&str, u32)] =
-    &[("meta", 1), ("doc_snapshots", 1), ("doc_changes", 1), ("entries", 1), ("incidents", 1), ("audit", 1)];
+const FORMAT: &[(&str, u32)] = &[
+    ("meta", 1),
+    ("doc_snapshots", 1),
+    ("doc_changes", 1),
+    ("entries", 1),
+    ("incidents", 1),
+    ("audit", 1),
+    ("doc_heads", 1),
+    ("sync_states", 1),
+];
 
 pub const DB_FILE: &str = "outpost.redb";
 
@@ -94,6 +106,20 @@ pub struct Batch {
     /// The search index's records of `entries`, kept in step with them.
     pub index_records: Vec<IndexRecord>,
     pub audit: Vec<AuditEvent>,
+    /// The heads of every document in `changes` after them.
+    pub heads: Vec<(DocId, Vec<automerge::ChangeHash>)>,
+    /// Sync states to keep, per (peer id, document).
+    pub sync_states: Vec<(String, DocId, Vec<u8>)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+            && self.entries.is_empty()
+            && self.incidents.is_empty()
+            && self.audit.is_empty()
+            && self.sync_states.is_empty()
+    }
 }
 
 /// What a commit assigned: sequence numbers of stored changes, sealed audit records.
@@ -200,6 +226,8 @@ impl Store {
             txn.open_table(INCIDENTS).map_err(db)?;
             txn.open_table(AUDIT).map_err(db)?;
             txn.open_table(SEARCH_KEYS).map_err(db)?;
+            txn.open_table(DOC_HEADS).map_err(db)?;
+            txn.open_table(SYNC_STATES).map_err(db)?;
         }
         txn.commit().map_err(db)?;
         Ok((node_id, search_keys_stale))
@@ -275,6 +303,15 @@ impl Store {
                 incidents
                     .insert(incident.id.to_string().as_str(), serde_json::to_vec(incident)?.as_slice())
                     .map_err(db)?;
+            }
+            let mut heads = txn.open_table(DOC_HEADS).map_err(db)?;
+            for (doc, hashes) in &batch.heads {
+                let bytes: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
+                heads.insert(doc.as_str(), bytes.as_slice()).map_err(db)?;
+            }
+            let mut states = txn.open_table(SYNC_STATES).map_err(db)?;
+            for (peer, doc, state) in &batch.sync_states {
+                states.insert((peer.as_str(), doc.as_str()), state.as_slice()).map_err(db)?;
             }
             let mut audit = txn.open_table(AUDIT).map_err(db)?;
             let (mut seq, mut prev) =

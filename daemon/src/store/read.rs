@@ -10,7 +10,9 @@ use outpost_model::{DocId, EntryId, IncidentId};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::de::DeserializeOwned;
 
-use super::{AUDIT, DOC_CHANGES, DOC_SNAPSHOTS, ENTRIES, INCIDENTS, SEARCH_KEYS, Store, StoreError, db};
+use super::{
+    AUDIT, DOC_CHANGES, DOC_HEADS, DOC_SNAPSHOTS, ENTRIES, INCIDENTS, SEARCH_KEYS, SYNC_STATES, Store, StoreError, db,
+};
 
 /// A document as stored: the last snapshot and the changes after it.
 #[derive(Debug, Default)]
@@ -238,6 +240,46 @@ impl Store {
             changes.push((key.value().1, value.value().to_vec()));
         }
         Ok(StoredDoc { snapshot, changes })
+    }
+
+    /// Every document's stored heads. A row that is not whole hashes is
+    /// named; the caller recomputes it from the document.
+    pub fn all_heads(&self) -> Result<(Vec<(DocId, Vec<automerge::ChangeHash>)>, Vec<StoreError>), StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(DOC_HEADS).map_err(db)?;
+        let (mut heads, mut damaged) = (Vec::new(), Vec::new());
+        for row in table.iter().map_err(db)? {
+            let (key, value) = row.map_err(db)?;
+            let key = key.value().to_string();
+            let bytes = value.value();
+            let doc = DocId::parse(&key);
+            match doc {
+                Ok(doc) if bytes.len() % 32 == 0 => {
+                    let hashes = bytes
+                        .chunks_exact(32)
+                        .map(|c| {
+                            let mut h = [0u8; 32];
+                            h.copy_from_slice(c);
+                            automerge::ChangeHash(h)
+                        })
+                        .collect();
+                    heads.push((doc, hashes));
+                }
+                _ => damaged.push(StoreError::Damaged {
+                    table: "doc_heads",
+                    key,
+                    detail: format!("{} bytes is not a list of hashes", bytes.len()),
+                }),
+            }
+        }
+        Ok((heads, damaged))
+    }
+
+    /// The sync state last kept for (peer, doc).
+    pub fn sync_state(&self, peer: &str, doc: &DocId) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(SYNC_STATES).map_err(db)?;
+        Ok(table.get((peer, doc.as_str())).map_err(db)?.map(|v| v.value().to_vec()))
     }
 
     /// Every document that has a snapshot or changes.

@@ -1,0 +1,473 @@
+//! The network: libp2p over TCP with the fleet's pre-shared key (pnet),
+//! then noise, then yamux; mDNS on the post's LAN; static peers redialled
+//! with backoff and jitter. It moves frames between peers and the writer
+//! thread, which runs the replication engine, and holds no replication
+//! logic of its own.
+//!
+//! Per connected peer there are two streams of `/outpost/sync/1`: each side
+//! opens one to send on and accepts the other's to read from. Frames are a
+//! `u32` big-endian length and the frame. Outgoing frames wait in one queue
+//! per lane, and a lane is drained only when the lanes before it are empty,
+//! so watchlist frames overtake incident frames on a slow link.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::core::transport::upgrade::Version;
+use libp2p::core::{ConnectedPoint, Transport};
+use libp2p::identity::Keypair;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, mdns, noise, tcp, yamux};
+use outpost_model::date::Timestamp;
+use outpost_model::replication::engine::{Lane, PeerKey};
+use outpost_model::replication::frame::MAX_FRAME_BYTES;
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+use crate::writer::{ReplicationInput, WriteOp, WriterHandle};
+
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/outpost/sync/1");
+pub const NODE_KEY_FILE: &str = "node.key";
+
+/// TCP, the key exchange, noise and yamux take about six round trips: 3.6 s
+/// at 600 ms, and a lossy link retransmits. A minute rides that out and
+/// still gives up on a black hole.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Our two streams keep a connection in use, so this only closes
+/// connections that never got their streams.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
+/// Each side's engine exchanges digests at least every 10 minutes; a peer
+/// silent for 25 is gone, even if TCP has not noticed.
+const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(25 * 60);
+/// Redial backoff for static peers: from 2 s, doubling, to 5 minutes, with
+/// up to a quarter of jitter so that a centre's peers do not redial in step.
+const REDIAL_FIRST: Duration = Duration::from_secs(2);
+const REDIAL_MAX: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Error)]
+pub enum NetError {
+    #[error("pre-shared key file {path}: {detail}")]
+    Psk { path: std::path::PathBuf, detail: String },
+    #[error("node key {path}: {detail}")]
+    NodeKey { path: std::path::PathBuf, detail: String },
+    #[error("network: {0}")]
+    Setup(String),
+    #[error("cannot listen on {addr}: {detail}")]
+    Listen { addr: Multiaddr, detail: String },
+}
+
+/// What the writer asks of the network.
+#[derive(Debug)]
+pub enum NetCommand {
+    Send { peer: PeerKey, lane: Lane, frame: Vec<u8> },
+    Disconnect { peer: PeerKey },
+    /// Deliver a timer input to the engine at `at`; replaces the last one.
+    Timer { at: Timestamp },
+}
+
+#[derive(Debug, Clone)]
+pub struct NetSettings {
+    pub listen: Vec<Multiaddr>,
+    pub peers: Vec<Multiaddr>,
+    pub psk: PreSharedKey,
+    pub mdns: bool,
+}
+
+/// A peer as the network has seen it, for `outpost peers`.
+#[derive(Debug, Clone, Default)]
+pub struct PeerStats {
+    pub addresses: Vec<String>,
+    pub connected: bool,
+    /// Wall-clock time of the last frame or connection event.
+    pub last_seen: Option<Timestamp>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+/// What `outpost status` and `outpost peers` read while the network runs.
+#[derive(Debug, Default)]
+pub struct NetState {
+    pub peer_id: String,
+    pub listen_addrs: Vec<String>,
+    pub psk_fingerprint: String,
+    pub peers: HashMap<String, PeerStats>,
+}
+
+pub type SharedNetState = Arc<Mutex<NetState>>;
+
+fn lock(state: &SharedNetState) -> std::sync::MutexGuard<'_, NetState> {
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Reads a `swarm.key` file: `/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits.
+pub fn read_psk(path: &Path) -> Result<PreSharedKey, NetError> {
+    let bad = |detail: String| NetError::Psk { path: path.to_path_buf(), detail };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    text.trim().parse::<PreSharedKey>().map_err(|e| {
+        bad(format!("{e}; expected the libp2p swarm.key format: /key/swarm/psk/1.0.0/, /base16/, 64 hex digits"))
+    })
+}
+
+/// The node's libp2p identity, created on first start and kept with mode
+/// 0600 in the data directory.
+pub fn node_key(data_dir: &Path) -> Result<Keypair, NetError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = data_dir.join(NODE_KEY_FILE);
+    let bad = |detail: String| NetError::NodeKey { path: path.clone(), detail };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let mode = std::fs::metadata(&path).map_err(|e| bad(e.to_string()))?.permissions().mode();
+            if mode & 0o077 != 0 {
+                return Err(bad(format!("mode {:o} lets others read it; chmod 600", mode & 0o777)));
+            }
+            Keypair::from_protobuf_encoding(&bytes).map_err(|e| bad(format!("does not decode: {e}")))
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let key = Keypair::generate_ed25519();
+            let bytes = key.to_protobuf_encoding().map_err(|e| bad(e.to_string()))?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| bad(e.to_string()))?;
+            std::io::Write::write_all(&mut file, &bytes).map_err(|e| bad(e.to_string()))?;
+            file.sync_all().map_err(|e| bad(e.to_string()))?;
+            tracing::info!(path = %path.display(), peer_id = %key.public().to_peer_id(), "created the node key");
+            Ok(key)
+        }
+        Err(err) => Err(bad(err.to_string())),
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    stream: libp2p_stream::Behaviour,
+    mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+fn build_swarm(key: Keypair, psk: PreSharedKey, use_mdns: bool) -> Result<Swarm<Behaviour>, NetError> {
+    let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                    .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default())
+                    .timeout(SETUP_TIMEOUT),
+            )
+        })
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|key| {
+            let mdns = if use_mdns {
+                Some(mdns::tokio::Behaviour::new(mdns::Config::default(), key.public().to_peer_id())?)
+            } else {
+                None
+            };
+            Ok(Behaviour { stream: libp2p_stream::Behaviour::new(), mdns: Toggle::from(mdns) })
+        })
+        .map_err(|e| setup(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build();
+    Ok(swarm)
+}
+
+/// A static peer's address and when to dial it next.
+struct Redial {
+    addr: Multiaddr,
+    peer: Option<PeerId>,
+    next: Option<Instant>,
+    backoff: Duration,
+}
+
+fn jittered(base: Duration) -> Duration {
+    let random = uuid::Uuid::new_v4().as_u128() as u64 % 1000;
+    base + base.mul_f64(random as f64 / 4000.0)
+}
+
+enum Internal {
+    /// Our sending stream to the peer is open.
+    Opened(PeerId, mpsc::UnboundedSender<(Lane, Vec<u8>)>),
+    /// A stream to or from the peer failed; the connection is closed.
+    Failed(PeerId, String),
+}
+
+/// Runs the network until `stop` turns true.
+pub async fn run(
+    key: Keypair,
+    settings: NetSettings,
+    writer: WriterHandle,
+    mut commands: mpsc::UnboundedReceiver<NetCommand>,
+    state: SharedNetState,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), NetError> {
+    let local = key.public().to_peer_id();
+    let fingerprint = settings.psk.fingerprint().to_string();
+    tracing::info!(peer_id = %local, psk_fingerprint = %fingerprint, mdns = settings.mdns,
+        "network starting; peers must show the same key fingerprint");
+    {
+        let mut s = lock(&state);
+        s.peer_id = local.to_string();
+        s.psk_fingerprint = fingerprint;
+    }
+    let mut swarm = build_swarm(key, settings.psk, settings.mdns)?;
+    for addr in &settings.listen {
+        swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen { addr: addr.clone(), detail: e.to_string() })?;
+    }
+    let mut control = swarm.behaviour().stream.new_control();
+    let mut incoming = control
+        .accept(PROTOCOL)
+        .map_err(|e| NetError::Setup(format!("cannot accept {PROTOCOL}: {e}")))?;
+    let (internal_tx, mut internal) = mpsc::unbounded_channel::<Internal>();
+    let mut senders: HashMap<PeerId, mpsc::UnboundedSender<(Lane, Vec<u8>)>> = HashMap::new();
+    let mut redials: Vec<Redial> = settings
+        .peers
+        .iter()
+        .map(|addr| Redial { addr: addr.clone(), peer: None, next: Some(Instant::now()), backoff: REDIAL_FIRST })
+        .collect();
+    let mut timer: Option<tokio::time::Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {
+                let now = Instant::now();
+                for redial in redials.iter_mut().filter(|r| r.peer.is_none()) {
+                    if redial.next.is_some_and(|at| at <= now) {
+                        tracing::debug!(addr = %redial.addr, "dialling static peer");
+                        redial.next = None;
+                        if let Err(err) = swarm.dial(redial.addr.clone()) {
+                            tracing::warn!(addr = %redial.addr, error = %err, "cannot dial");
+                            redial.next = Some(now + jittered(redial.backoff));
+                            redial.backoff = (redial.backoff * 2).min(REDIAL_MAX);
+                        }
+                    }
+                }
+            }
+            () = async { match timer { Some(at) => tokio::time::sleep_until(at).await, None => std::future::pending().await } } => {
+                timer = None;
+                if !writer.notify(WriteOp::Replication(ReplicationInput::Timer)).await {
+                    break;
+                }
+            }
+            Some((peer, stream)) = incoming.next() => {
+                let writer = writer.clone();
+                let internal_tx = internal_tx.clone();
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let outcome = read_frames(peer, stream, &writer, &state).await;
+                    if let Err(err) = outcome {
+                        let _ = internal_tx.send(Internal::Failed(peer, err));
+                    }
+                });
+            }
+            Some(message) = internal.recv() => match message {
+                Internal::Opened(peer, tx) => {
+                    senders.insert(peer, tx);
+                    let key = PeerKey(peer.to_string());
+                    if !writer.notify(WriteOp::Replication(ReplicationInput::Connected(key))).await {
+                        break;
+                    }
+                }
+                Internal::Failed(peer, err) => {
+                    tracing::warn!(%peer, error = %err, "sync stream failed; closing the connection");
+                    let _ = swarm.disconnect_peer_id(peer);
+                }
+            },
+            Some(command) = commands.recv() => match command {
+                NetCommand::Send { peer, lane, frame } => {
+                    let sender = peer.0.parse::<PeerId>().ok().and_then(|p| senders.get(&p));
+                    if let Some(tx) = sender {
+                        let _ = tx.send((lane, frame));
+                    }
+                }
+                NetCommand::Disconnect { peer } => {
+                    if let Ok(peer) = peer.0.parse::<PeerId>() {
+                        let _ = swarm.disconnect_peer_id(peer);
+                    }
+                }
+                NetCommand::Timer { at } => {
+                    let wait = (at.as_millis() - crate::now().as_millis()).max(0) as u64;
+                    timer = Some(tokio::time::Instant::now() + Duration::from_millis(wait));
+                }
+            },
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    tracing::info!(%address, "listening");
+                    lock(&state).listen_addrs.push(address.to_string());
+                }
+                SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                    let addr = match &endpoint {
+                        ConnectedPoint::Dialer { address, .. } => address.clone(),
+                        ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
+                    };
+                    tracing::info!(peer = %peer_id, %addr, "connected");
+                    for redial in redials.iter_mut() {
+                        if matches!(&endpoint, ConnectedPoint::Dialer { address, .. } if *address == redial.addr) {
+                            redial.peer = Some(peer_id);
+                            redial.backoff = REDIAL_FIRST;
+                        }
+                    }
+                    {
+                        let mut s = lock(&state);
+                        let stats = s.peers.entry(peer_id.to_string()).or_default();
+                        stats.connected = true;
+                        stats.last_seen = Some(crate::now());
+                        if !stats.addresses.contains(&addr.to_string()) {
+                            stats.addresses.push(addr.to_string());
+                        }
+                    }
+                    if num_established.get() == 1 {
+                        let mut control = control.clone();
+                        let internal_tx = internal_tx.clone();
+                        let state = state.clone();
+                        tokio::spawn(async move {
+                            match control.open_stream(peer_id, PROTOCOL).await {
+                                Ok(stream) => {
+                                    let (tx, rx) = mpsc::unbounded_channel();
+                                    let _ = internal_tx.send(Internal::Opened(peer_id, tx));
+                                    if let Err(err) = write_frames(peer_id, stream, rx, &state).await {
+                                        let _ = internal_tx.send(Internal::Failed(peer_id, err));
+                                    }
+                                }
+                                Err(err) => {
+                                    let _ = internal_tx.send(Internal::Failed(peer_id, err.to_string()));
+                                }
+                            }
+                        });
+                    }
+                }
+                SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
+                    tracing::info!(peer = %peer_id, cause = ?cause, "connection closed");
+                    if num_established == 0 {
+                        senders.remove(&peer_id);
+                        {
+                            let mut s = lock(&state);
+                            let stats = s.peers.entry(peer_id.to_string()).or_default();
+                            stats.connected = false;
+                            stats.last_seen = Some(crate::now());
+                        }
+                        for redial in redials.iter_mut().filter(|r| r.peer == Some(peer_id)) {
+                            redial.peer = None;
+                            redial.next = Some(Instant::now() + jittered(REDIAL_FIRST));
+                        }
+                        let key = PeerKey(peer_id.to_string());
+                        if !writer.notify(WriteOp::Replication(ReplicationInput::Disconnected(key))).await {
+                            break;
+                        }
+                    }
+                }
+                SwarmEvent::OutgoingConnectionError { peer_id, error, connection_id } => {
+                    tracing::info!(peer = ?peer_id, error = %error, "dial failed");
+                    let _ = connection_id;
+                    let now = Instant::now();
+                    for redial in redials.iter_mut().filter(|r| r.peer.is_none() && r.next.is_none()) {
+                        redial.next = Some(now + jittered(redial.backoff));
+                        redial.backoff = (redial.backoff * 2).min(REDIAL_MAX);
+                    }
+                }
+                SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                    // A peer with another key fails here, during the key
+                    // exchange or the noise handshake after it.
+                    tracing::warn!(addr = %send_back_addr, error = %error,
+                        "refused an incoming connection (a peer with another pre-shared key fails here)");
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                    for (peer, addr) in found {
+                        if !swarm.is_connected(&peer) && peer != local {
+                            tracing::info!(%peer, %addr, "found on the LAN");
+                            let _ = swarm.dial(addr);
+                        }
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Writes queued frames to the peer, control first, then watchlists, then
+/// incidents.
+async fn write_frames(
+    peer: PeerId,
+    mut stream: libp2p::Stream,
+    mut queue: mpsc::UnboundedReceiver<(Lane, Vec<u8>)>,
+    state: &SharedNetState,
+) -> Result<(), String> {
+    let mut lanes: [VecDeque<Vec<u8>>; 3] = Default::default();
+    let index = |lane: Lane| match lane {
+        Lane::Control => 0,
+        Lane::Watchlist => 1,
+        Lane::Incidents => 2,
+    };
+    loop {
+        while let Ok((lane, frame)) = queue.try_recv() {
+            lanes[index(lane)].push_back(frame);
+        }
+        let next = lanes.iter_mut().find_map(VecDeque::pop_front);
+        let frame = match next {
+            Some(frame) => frame,
+            None => match queue.recv().await {
+                Some((lane, frame)) => {
+                    lanes[index(lane)].push_back(frame);
+                    continue;
+                }
+                // The peer is gone: the queue's sender was dropped.
+                None => return Ok(()),
+            },
+        };
+        let len = u32::try_from(frame.len()).map_err(|_| "frame too large".to_string())?;
+        stream.write_all(&len.to_be_bytes()).await.map_err(|e| e.to_string())?;
+        stream.write_all(&frame).await.map_err(|e| e.to_string())?;
+        stream.flush().await.map_err(|e| e.to_string())?;
+        let mut s = lock(state);
+        let stats = s.peers.entry(peer.to_string()).or_default();
+        stats.bytes_sent += 4 + frame.len() as u64;
+    }
+}
+
+/// Reads frames from the peer and hands them to the engine. A length over
+/// the frame limit cannot be resynchronised, so it ends the stream.
+async fn read_frames(
+    peer: PeerId,
+    mut stream: libp2p::Stream,
+    writer: &WriterHandle,
+    state: &SharedNetState,
+) -> Result<(), String> {
+    let key = PeerKey(peer.to_string());
+    loop {
+        let mut len = [0u8; 4];
+        match tokio::time::timeout(READ_IDLE_TIMEOUT, stream.read_exact(&mut len)).await {
+            Err(_) => return Err(format!("nothing heard for {} minutes", READ_IDLE_TIMEOUT.as_secs() / 60)),
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(err)) => return Err(err.to_string()),
+            Ok(Ok(())) => {}
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        if len > MAX_FRAME_BYTES {
+            return Err(format!("peer announced a {len}-byte frame; the limit is {MAX_FRAME_BYTES}"));
+        }
+        let mut frame = vec![0u8; len];
+        stream.read_exact(&mut frame).await.map_err(|e| e.to_string())?;
+        {
+            let mut s = lock(state);
+            let stats = s.peers.entry(peer.to_string()).or_default();
+            stats.bytes_received += 4 + len as u64;
+            stats.last_seen = Some(crate::now());
+        }
+        if !writer.notify(WriteOp::Replication(ReplicationInput::Frame(key.clone(), frame))).await {
+            return Ok(());
+        }
+    }
+}
