@@ -169,8 +169,14 @@ fn import(client: &mut Client, file: &std::path::Path, batch: usize, json: bool)
 /// What a command does: one request, or a batched import.
 enum Action {
     Call(Request),
-    Search { request: Request, explain: bool },
-    Import { file: std::path::PathBuf, batch: usize },
+    Search {
+        request: Request,
+        explain: bool,
+    },
+    Import {
+        file: std::path::PathBuf,
+        batch: usize,
+    },
     /// Needs no daemon.
     Local(Psk),
 }

@@ -2,7 +2,9 @@
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
-use outpost_model::api::{AuditPage, EntryList, EntryView, IncidentList, PeerList, SearchResults, StatusInfo, SyncStarted};
+use outpost_model::api::{
+    AuditPage, EntryList, EntryView, IncidentList, PeerList, SearchResults, StatusInfo, SyncStarted,
+};
 use outpost_model::incident::Incident;
 use outpost_model::search::SearchHit;
 use outpost_model::watchlist::{FieldConflict, Subject};

@@ -230,7 +230,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Response {
-    Status(StatusInfo),
+    Status(Box<StatusInfo>),
     Created(Created),
     Imported(Imported),
     Entry(Box<EntryView>),

@@ -147,8 +147,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
     let net_state: Option<net::SharedNetState> = network.as_ref().map(|_| Default::default());
     let net_task = match (network, &net_state) {
         (Some((network, psk, key)), Some(state)) => {
-            let settings =
-                net::NetSettings { listen: network.listen, peers: network.peers, psk, mdns: network.mdns };
+            let settings = net::NetSettings { listen: network.listen, peers: network.peers, psk, mdns: network.mdns };
             let running = net::run(key, settings, writer.clone(), net_rx, state.clone(), net_stopped);
             Some(tokio::spawn(async move {
                 // The post stays useful without its network (officers can
@@ -198,10 +197,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
     let _ = stop.send(true);
     let _ = server.await;
     let _ = net_stop.send(true);
-    if let Some(task) = net_task {
-        if let Err(err) = task.await {
-            tracing::error!(error = %err, "the network task failed");
-        }
+    if let Some(task) = net_task
+        && let Err(err) = task.await
+    {
+        tracing::error!(error = %err, "the network task failed");
     }
     // The writer ends once the last connection has dropped its handle and
     // the queue is drained; every acknowledged write is already durable.

@@ -64,10 +64,18 @@ pub enum NetError {
 /// What the writer asks of the network.
 #[derive(Debug)]
 pub enum NetCommand {
-    Send { peer: PeerKey, lane: Lane, frame: Vec<u8> },
-    Disconnect { peer: PeerKey },
+    Send {
+        peer: PeerKey,
+        lane: Lane,
+        frame: Vec<u8>,
+    },
+    Disconnect {
+        peer: PeerKey,
+    },
     /// Deliver a timer input to the engine at `at`; replaces the last one.
-    Timer { at: Timestamp },
+    Timer {
+        at: Timestamp,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -224,9 +232,8 @@ pub async fn run(
         swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen { addr: addr.clone(), detail: e.to_string() })?;
     }
     let mut control = swarm.behaviour().stream.new_control();
-    let mut incoming = control
-        .accept(PROTOCOL)
-        .map_err(|e| NetError::Setup(format!("cannot accept {PROTOCOL}: {e}")))?;
+    let mut incoming =
+        control.accept(PROTOCOL).map_err(|e| NetError::Setup(format!("cannot accept {PROTOCOL}: {e}")))?;
     let (internal_tx, mut internal) = mpsc::unbounded_channel::<Internal>();
     let mut senders: HashMap<PeerId, mpsc::UnboundedSender<(Lane, Vec<u8>)>> = HashMap::new();
     let mut redials: Vec<Redial> = settings

@@ -9,22 +9,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use outpost_model::api::{
-    ApiError, AuditPage, EntryList, EntryView, ErrorKind, Imported, IncidentList, MAX_PAGE, PROTOCOL_VERSION, PeerDocument,
-    PeerList, PeerView, ReplicationStatus, Request, Response, SearchResults, StatusInfo, StorageStatus, SyncStarted,
-    created,
+    ApiError, AuditPage, EntryList, EntryView, ErrorKind, Imported, IncidentList, MAX_PAGE, PROTOCOL_VERSION,
+    PeerDocument, PeerList, PeerView, ReplicationStatus, Request, Response, SearchResults, StatusInfo, StorageStatus,
+    SyncStarted, created,
 };
-use outpost_model::replication::engine::PeerKey;
 use outpost_model::audit::AuditEvent;
 use outpost_model::date::{Day, Timestamp};
+use outpost_model::replication::engine::PeerKey;
 use outpost_model::search::SearchQuery;
 use outpost_model::validate::PostContext;
 use outpost_model::vocab::{EntryStatus, FollowUp, SubjectKind};
 use outpost_model::{EntryId, IncidentId};
 use time::UtcOffset;
 
+use crate::net::SharedNetState;
 use crate::now;
 use crate::store::{EntryFilter, IncidentFilter, Lookup, Store, StoreError};
-use crate::net::SharedNetState;
 use crate::writer::{Caller, PeerDocs, ReplicationInput, SharedIndex, SyncReport, WriteOp, WriterHandle, Written};
 
 const DEFAULT_PAGE: u32 = 100;
@@ -385,11 +385,8 @@ impl Service {
         let targets: Vec<PeerKey> = match peer {
             None => report.peers.iter().map(|p| p.peer.clone()).collect(),
             Some(wanted) => {
-                let found: Vec<&PeerDocs> = report
-                    .peers
-                    .iter()
-                    .filter(|p| p.peer.0.starts_with(&wanted) || p.summary.name == wanted)
-                    .collect();
+                let found: Vec<&PeerDocs> =
+                    report.peers.iter().filter(|p| p.peer.0.starts_with(&wanted) || p.summary.name == wanted).collect();
                 match found.as_slice() {
                     [one] => vec![one.peer.clone()],
                     [] => {
@@ -433,7 +430,7 @@ impl Service {
             let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             index.alerts(today) as u64
         };
-        Ok(Response::Status(StatusInfo {
+        Ok(Response::Status(Box::new(StatusInfo {
             node_id: self.store.node_id(),
             node_name: self.info.node_name.clone(),
             authority: self.info.authority.clone(),
@@ -457,6 +454,6 @@ impl Service {
             peer_id,
             listen_addrs,
             replication,
-        }))
+        })))
     }
 }

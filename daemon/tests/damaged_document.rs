@@ -24,7 +24,7 @@ fn start(store: Arc<Store>) -> (WriterHandle, std::thread::JoinHandle<()>) {
         compact_after_changes: 1000,
         max_loaded_docs: 64,
     };
-    let (handle, thread) = writer::spawn(store, index, settings).unwrap();
+    let (handle, thread) = writer::spawn(store, index, settings, None).unwrap();
     (handle, thread.join)
 }
 

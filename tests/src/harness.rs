@@ -256,3 +256,66 @@ pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> b
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A TCP port on loopback that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A fleet's pre-shared key, written by the real `outpost psk generate`.
+#[derive(Debug)]
+pub struct FleetKey {
+    dir: tempfile::TempDir,
+}
+
+impl FleetKey {
+    pub fn generate() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("swarm.key");
+        let run = Command::new(binary("outpost"))
+            .args(["psk", "generate", "--out"])
+            .arg(&out)
+            .output()
+            .expect("run outpost psk generate");
+        assert!(run.status.success(), "outpost psk generate failed: {}", String::from_utf8_lossy(&run.stderr));
+        Self { dir }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("swarm.key")
+    }
+}
+
+/// The `[network]` section for a post on loopback `port` that dials the
+/// posts on `peers`; mDNS is off so that tests running side by side do not
+/// find each other.
+pub fn network_config(key: &FleetKey, port: u16, peers: &[u16]) -> String {
+    let peers: Vec<String> = peers.iter().map(|p| format!("\"/ip4/127.0.0.1/tcp/{p}\"")).collect();
+    format!(
+        "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/{port}\"]\npeers = [{}]\npsk_file = \"{}\"\nmdns = false\n",
+        peers.join(", "),
+        key.path().display()
+    )
+}
+
+impl Post {
+    /// Entries this post holds, from `status`.
+    pub fn entry_count(&self) -> u64 {
+        self.json(&["status"])["entries"].as_u64().unwrap_or(0)
+    }
+
+    /// Peers this post is connected to, from `outpost peers`.
+    pub fn connected_peers(&self) -> Vec<String> {
+        let peers = self.json(&["peers"]);
+        peers["peers"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter(|p| p["connected"].as_bool() == Some(true))
+                    .filter_map(|p| p["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

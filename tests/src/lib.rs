@@ -7,5 +7,6 @@
 
 pub mod fleet_sim;
 pub mod harness;
+pub mod link_emulator;
 pub mod names_eval;
 pub mod sample;

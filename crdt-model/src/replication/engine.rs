@@ -311,7 +311,12 @@ impl Engine {
 
     fn hello(&self, heard_you: bool) -> Body {
         let features = if heard_you { HEARD_YOU } else { 0 };
-        Body::Hello { node: self.config.node, name: self.config.name.clone(), features, max_frame: MAX_FRAME_BYTES as u32 }
+        Body::Hello {
+            node: self.config.node,
+            name: self.config.name.clone(),
+            features,
+            max_frame: MAX_FRAME_BYTES as u32,
+        }
     }
 
     /// What was in flight is forgotten; persisted sync states stay.

@@ -10,6 +10,9 @@ use outpost_model::{DocId, EntryId, IncidentId};
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::de::DeserializeOwned;
 
+/// A document and its heads.
+pub type DocHeads = (DocId, Vec<automerge::ChangeHash>);
+
 use super::{
     AUDIT, DOC_CHANGES, DOC_HEADS, DOC_SNAPSHOTS, ENTRIES, INCIDENTS, SEARCH_KEYS, SYNC_STATES, Store, StoreError, db,
 };
@@ -244,7 +247,7 @@ impl Store {
 
     /// Every document's stored heads. A row that is not whole hashes is
     /// named; the caller recomputes it from the document.
-    pub fn all_heads(&self) -> Result<(Vec<(DocId, Vec<automerge::ChangeHash>)>, Vec<StoreError>), StoreError> {
+    pub fn all_heads(&self) -> Result<(Vec<DocHeads>, Vec<StoreError>), StoreError> {
         let txn = self.read_txn()?;
         let table = txn.open_table(DOC_HEADS).map_err(db)?;
         let (mut heads, mut damaged) = (Vec::new(), Vec::new());
