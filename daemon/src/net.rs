@@ -203,10 +203,42 @@ fn jittered(base: Duration) -> Duration {
 }
 
 enum Internal {
-    /// Our sending stream to the peer is open.
-    Opened(PeerId, mpsc::UnboundedSender<(Lane, Vec<u8>)>),
     /// A stream to or from the peer failed; the connection is closed.
     Failed(PeerId, String),
+}
+
+/// Tells the engine about a newly connected peer, once, and opens our
+/// stream to it; frames the engine sends meanwhile wait in the queue.
+/// Called both when the connection is established and when the peer's
+/// stream arrives, whichever the swarm reports first, so that the engine
+/// never sees a frame from a peer it was not told of. False when the writer
+/// has stopped.
+async fn ensure_connected(
+    peer: PeerId,
+    senders: &mut HashMap<PeerId, mpsc::UnboundedSender<(Lane, Vec<u8>)>>,
+    control: &libp2p_stream::Control,
+    internal: &mpsc::UnboundedSender<Internal>,
+    state: &SharedNetState,
+    writer: &WriterHandle,
+) -> bool {
+    if senders.contains_key(&peer) {
+        return true;
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    senders.insert(peer, tx);
+    let mut control = control.clone();
+    let internal = internal.clone();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let outcome = match control.open_stream(peer, PROTOCOL).await {
+            Ok(stream) => write_frames(peer, stream, rx, &state).await,
+            Err(err) => Err(err.to_string()),
+        };
+        if let Err(err) = outcome {
+            let _ = internal.send(Internal::Failed(peer, err));
+        }
+    });
+    writer.notify(WriteOp::Replication(ReplicationInput::Connected(PeerKey(peer.to_string())))).await
 }
 
 /// Runs the network until `stop` turns true.
@@ -268,6 +300,10 @@ pub async fn run(
                 }
             }
             Some((peer, stream)) = incoming.next() => {
+                // The engine must know the peer before its first frame.
+                if !ensure_connected(peer, &mut senders, &control, &internal_tx, &state, &writer).await {
+                    break;
+                }
                 let writer = writer.clone();
                 let internal_tx = internal_tx.clone();
                 let state = state.clone();
@@ -278,19 +314,10 @@ pub async fn run(
                     }
                 });
             }
-            Some(message) = internal.recv() => match message {
-                Internal::Opened(peer, tx) => {
-                    senders.insert(peer, tx);
-                    let key = PeerKey(peer.to_string());
-                    if !writer.notify(WriteOp::Replication(ReplicationInput::Connected(key))).await {
-                        break;
-                    }
-                }
-                Internal::Failed(peer, err) => {
-                    tracing::warn!(%peer, error = %err, "sync stream failed; closing the connection");
-                    let _ = swarm.disconnect_peer_id(peer);
-                }
-            },
+            Some(Internal::Failed(peer, err)) = internal.recv() => {
+                tracing::warn!(%peer, error = %err, "sync stream failed; closing the connection");
+                let _ = swarm.disconnect_peer_id(peer);
+            }
             Some(command) = commands.recv() => match command {
                 NetCommand::Send { peer, lane, frame } => {
                     let sender = peer.0.parse::<PeerId>().ok().and_then(|p| senders.get(&p));
@@ -334,24 +361,10 @@ pub async fn run(
                             stats.addresses.push(addr.to_string());
                         }
                     }
-                    if num_established.get() == 1 {
-                        let mut control = control.clone();
-                        let internal_tx = internal_tx.clone();
-                        let state = state.clone();
-                        tokio::spawn(async move {
-                            match control.open_stream(peer_id, PROTOCOL).await {
-                                Ok(stream) => {
-                                    let (tx, rx) = mpsc::unbounded_channel();
-                                    let _ = internal_tx.send(Internal::Opened(peer_id, tx));
-                                    if let Err(err) = write_frames(peer_id, stream, rx, &state).await {
-                                        let _ = internal_tx.send(Internal::Failed(peer_id, err));
-                                    }
-                                }
-                                Err(err) => {
-                                    let _ = internal_tx.send(Internal::Failed(peer_id, err.to_string()));
-                                }
-                            }
-                        });
+                    if num_established.get() == 1
+                        && !ensure_connected(peer_id, &mut senders, &control, &internal_tx, &state, &writer).await
+                    {
+                        break;
                     }
                 }
                 SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {

@@ -1,5 +1,8 @@
-//! `outpost-demo`: starts one border post with sample data and leaves it
-//! running, so a newcomer can query it at once.
+//! `outpost-demo`: starts a fleet of three real `outpostd` processes on
+//! loopback, as a line: centre ↔ post A ↔ post B. It shows an entry made at
+//! the centre arriving at post B through post A, then cuts post A off,
+//! records at both ends, heals, and shows the fleet converge. It leaves the
+//! fleet running and prints the commands to query each post.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -12,10 +15,10 @@ use outpost_cli::client::Client;
 use outpost_model::api::{NewEntryInput, NewIncidentInput, Request, Response};
 use outpost_tests::sample::Generator;
 
-/// Start a demo border post with sample watchlist entries and incidents.
+/// Start a demo fleet of three posts with sample watchlist entries and incidents.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Where the demo keeps its data, socket and log (wiped on each run).
+    /// Where the demo keeps its posts' data, sockets and logs (wiped on each run).
     #[arg(long, default_value_os_t = std::env::temp_dir().join("outpost-demo"))]
     dir: PathBuf,
     /// Generated watchlist entries besides the hand-written ones.
@@ -96,50 +99,184 @@ fn call(client: &mut Client, request: Request) -> anyhow::Result<Response> {
     client.call(request).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// One demo post.
+struct DemoPost {
+    name: &'static str,
+    authority: &'static str,
+    offset: &'static str,
+    dir: PathBuf,
+    port: u16,
+    /// Ports of the posts it dials.
+    dials: Vec<u16>,
+    pid: u32,
+    /// Started by this run: stopping it must also reap it.
+    child: Option<std::process::Child>,
+}
+
+impl DemoPost {
+    fn socket(&self) -> PathBuf {
+        self.dir.join("outpostd.sock")
+    }
+
+    fn start(&mut self, outpostd: &Path, psk: &Path) -> anyhow::Result<Client> {
+        std::fs::create_dir_all(&self.dir)?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("outpostd.log"))?;
+        let mut command = Command::new(outpostd);
+        command
+            .args(["--node-name", self.name, "--authority", self.authority, "--utc-offset", self.offset])
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("--psk-file")
+            .arg(psk)
+            .arg("--listen")
+            .arg(format!("/ip4/127.0.0.1/tcp/{}", self.port))
+            .arg("--no-mdns");
+        for port in &self.dials {
+            command.arg("--peer").arg(format!("/ip4/127.0.0.1/tcp/{port}"));
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            // Its own process group: Ctrl-C in this terminal must not stop the post.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start outpostd for {}", self.name))?;
+        self.pid = child.id();
+        std::fs::write(self.dir.join("outpostd.pid"), child.id().to_string())?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Client::connect(&self.socket()) {
+                Ok(client) => return Ok(client),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Err(e) => bail!("{} did not start: {e}; see {}", self.name, self.dir.join("outpostd.log").display()),
+            }
+        }
+    }
+
+    /// SIGTERM and wait for the post to exit.
+    fn stop(&mut self) {
+        match self.child.take() {
+            Some(mut child) => {
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                let _ = child.wait();
+            }
+            None => stop_previous(&self.dir),
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn add_person(client: &mut Client, name: &str, reason: &str) -> anyhow::Result<String> {
+    let entry = NewEntryInput {
+        kind: "person".into(),
+        category: "locate-and-inform".into(),
+        reason: reason.into(),
+        names: vec![name.into()],
+        ..Default::default()
+    };
+    match call(client, Request::WatchlistAdd { entry: Box::new(entry) })? {
+        Response::Created(created) => Ok(created.id),
+        _ => bail!("outpostd answered the add with something else"),
+    }
+}
+
+fn holds(socket: &Path, id: &str) -> bool {
+    let Ok(mut client) = Client::connect(socket) else { return false };
+    let show = Request::WatchlistShow { id: id.into(), purpose: Some("demo: replication check".into()) };
+    matches!(client.call(show), Ok(Response::Entry(_)))
+}
+
+/// Polls until every `(post, entry)` is held, or fails after a minute.
+fn wait_until_held(what: &str, wanted: &[(&DemoPost, &str)]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while !wanted.iter().all(|(post, id)| holds(&post.socket(), id)) {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("{what} did not happen within a minute; see the posts' outpostd.log");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(started.elapsed())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (outpostd, outpost) = (binary("outpostd")?, binary("outpost")?);
+    let mut posts = vec![
+        DemoPost {
+            name: "kz-centre",
+            authority: "KAZ-BS",
+            offset: "+05:00",
+            dials: vec![],
+            port: 0,
+            dir: PathBuf::new(),
+            pid: 0,
+            child: None,
+        },
+        DemoPost {
+            name: "kz-nurzhol",
+            authority: "KAZ-BS",
+            offset: "+05:00",
+            dials: vec![],
+            port: 0,
+            dir: PathBuf::new(),
+            pid: 0,
+            child: None,
+        },
+        DemoPost {
+            name: "kg-torugart",
+            authority: "KGZ-BS",
+            offset: "+06:00",
+            dials: vec![],
+            port: 0,
+            dir: PathBuf::new(),
+            pid: 0,
+            child: None,
+        },
+    ];
+    for post in &mut posts {
+        post.dir = args.dir.join(post.name);
+        stop_previous(&post.dir);
+        post.port = free_port()?;
+    }
+    // A line: post A dials the centre, post B dials post A.
+    posts[1].dials = vec![posts[0].port];
+    posts[2].dials = vec![posts[1].port];
     stop_previous(&args.dir);
     if args.dir.exists() {
         std::fs::remove_dir_all(&args.dir).with_context(|| format!("cannot clear {}", args.dir.display()))?;
     }
     std::fs::create_dir_all(&args.dir)?;
-    let socket = args.dir.join("outpostd.sock");
-    let log = std::fs::File::create(args.dir.join("outpostd.log"))?;
-    let child = Command::new(&outpostd)
-        .args(["--node-name", "kz-nurzhol", "--authority", "KAZ-BS", "--utc-offset", "+05:00", "--data-dir"])
-        .arg(args.dir.join("data"))
-        .arg("--socket")
-        .arg(&socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        // Its own process group: Ctrl-C in this terminal must not stop the post.
-        .process_group(0)
-        .spawn()
-        .context("cannot start outpostd")?;
-    std::fs::write(args.dir.join("outpostd.pid"), child.id().to_string())?;
+    let psk = args.dir.join("swarm.key");
+    let generated = Command::new(&outpost).args(["psk", "generate", "--out"]).arg(&psk).output()?;
+    if !generated.status.success() {
+        bail!("outpost psk generate failed: {}", String::from_utf8_lossy(&generated.stderr));
+    }
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut client = loop {
-        match Client::connect(&socket) {
-            Ok(client) => break client,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => bail!("outpostd did not start: {e}; see {}", args.dir.join("outpostd.log").display()),
-        }
-    };
+    let mut clients = Vec::new();
+    for post in &mut posts {
+        clients.push(post.start(&outpostd, &psk)?);
+    }
+    let centre = &mut clients[0];
 
     let mut generator = Generator::new(42);
     let mut entries = known_entries();
     entries.extend((0..args.entries).map(|_| generator.entry()));
     let mut imported = 0;
     for batch in entries.chunks(1000) {
-        if let Response::Imported(done) = call(&mut client, Request::WatchlistImport { entries: batch.to_vec() })? {
+        if let Response::Imported(done) = call(centre, Request::WatchlistImport { entries: batch.to_vec() })? {
             imported += done.ids.len();
         }
     }
     let hit = match call(
-        &mut client,
+        centre,
         Request::WatchlistSearch(Box::new(outpost_model::api::SearchInput {
             query: "A1234567".into(),
             purpose: "demo set-up: link the sample incident".into(),
@@ -160,24 +297,59 @@ fn main() -> anyhow::Result<()> {
     }];
     incidents.extend((0..2).map(|_| generator.incident()));
     for incident in incidents {
-        call(&mut client, Request::IncidentLog { incident: Box::new(incident) })?;
+        call(centre, Request::IncidentLog { incident: Box::new(incident) })?;
     }
+    println!("Started a fleet of three posts on loopback, as a line: kz-centre <-> kz-nurzhol <-> kg-torugart.");
+    println!(
+        "kz-centre holds {imported} watchlist entries and 3 incidents; kg-torugart only ever talks to kz-nurzhol.\n"
+    );
+
+    // 1. A change crosses two hops.
+    let first = add_person(centre, "Бахтиёр Турсунов", "Demo: recorded at the centre")?;
+    let took = wait_until_held("the centre's entry reaching kg-torugart", &[(&posts[2], &first)])?;
+    println!(
+        "1. Recorded Бахтиёр Турсунов at kz-centre; it reached kg-torugart through kz-nurzhol in {} ms.",
+        took.as_millis()
+    );
+
+    // 2. Cut post A off; both ends keep recording.
+    posts[1].stop();
+    let at_centre = add_person(&mut clients[0], "Фарзона Рахимова", "Demo: recorded at the centre while cut off")?;
+    let at_end = add_person(&mut clients[2], "Талант Жумабаев", "Demo: recorded at kg-torugart while cut off")?;
+    println!("2. Stopped kz-nurzhol. Recorded Фарзона Рахимова at kz-centre and Талант Жумабаев at kg-torugart;");
+    println!(
+        "   kg-torugart holds the centre's new entry: {}; kz-centre holds kg-torugart's: {}.",
+        holds(&posts[2].socket(), &at_centre),
+        holds(&posts[0].socket(), &at_end)
+    );
+
+    // 3. Heal.
+    clients.truncate(1);
+    posts[1].start(&outpostd, &psk)?;
+    let took = wait_until_held(
+        "the fleet converging after kz-nurzhol came back",
+        &[(&posts[2], &at_centre), (&posts[0], &at_end), (&posts[1], &at_centre), (&posts[1], &at_end)],
+    )?;
+    println!("3. Restarted kz-nurzhol; all three posts hold both entries {} ms later.\n", took.as_millis());
 
     let o = outpost.display();
-    println!("Outpost demo post kz-nurzhol (authority KAZ-BS, UTC+05:00) is running as pid {}.", child.id());
-    println!("It holds {imported} watchlist entries and 3 incidents.\n");
-    println!("Point the CLI at it, then try:\n");
-    println!("  export OUTPOST_SOCKET={}", socket.display());
+    println!("The fleet is still running. Query any post by pointing the CLI at its socket:\n");
+    for post in &posts {
+        println!("  OUTPOST_SOCKET={} {o} peers", post.socket().display());
+    }
+    println!("\nThen, for example:\n");
+    println!("  export OUTPOST_SOCKET={}", posts[2].socket().display());
     println!("  {o} status");
     println!("  {o} watchlist search \"MUKHAMMAD ALIEV\" --purpose \"demo\"");
     println!("  {o} watchlist search \"Мухаммад Алиев\" --purpose \"demo\"");
     println!("  {o} watchlist search \"ALIEV<<MUKHAMMAD\" --dob 1985 --purpose \"demo\"");
     println!("  {o} watchlist search \"Magomed Aliyev\" --explain --purpose \"demo\"");
-    println!("  {o} watchlist search \"Aygerim Nurlanova\" --explain --purpose \"demo\"");
     println!("  {o} watchlist search \"777abc02\" --purpose \"vehicle check\"");
-    println!("  {o} watchlist list --limit 10");
+    println!("  {o} watchlist add person --name \"Азамат Бекмуратов\" --category warning --reason \"demo\"");
+    println!("  {o} sync");
     println!("  {o} incident list");
     println!("  {o} audit --limit 10");
-    println!("\nStop it with: kill {}    (log: {})", child.id(), args.dir.join("outpostd.log").display());
+    let pids: Vec<String> = posts.iter().map(|p| p.pid.to_string()).collect();
+    println!("\nStop the fleet with: kill {}    (logs: {}/*/outpostd.log)", pids.join(" "), args.dir.display());
     Ok(())
 }
