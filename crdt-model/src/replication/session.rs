@@ -74,6 +74,33 @@ impl DocSession {
         self.next_sync(now, doc).map(Message::encode)
     }
 
+    /// Before the peer has said anything in this session, assume it holds
+    /// exactly the heads both last agreed on, so that the first message
+    /// already carries the changes made since. Plain Automerge spends a
+    /// round trip learning that first. The cost: a change the peer got from
+    /// another post meanwhile is sent again (and ignored). Does nothing
+    /// once the peer has spoken, or without shared heads.
+    pub fn prime(&mut self) {
+        if self.state.their_heads.is_some() || self.state.shared_heads.is_empty() {
+            return;
+        }
+        let shared = self.state.shared_heads.clone();
+        self.state.their_have =
+            Some(vec![automerge::sync::Have { last_sync: shared.clone(), bloom: Default::default() }]);
+        self.state.their_need = Some(Vec::new());
+        self.state.their_heads = Some(shared);
+        // Every node runs this build's Automerge: it reads whole-document
+        // messages, which Automerge sends when a peer lacks a third of the
+        // history and which compress far better than the changes one by one.
+        if self.state.their_capabilities.is_none() {
+            self.state.their_capabilities = Some(vec![
+                automerge::sync::Capability::MessageV1,
+                automerge::sync::Capability::MessageV2,
+                automerge::sync::Capability::SyncReset,
+            ]);
+        }
+    }
+
     /// [`Self::next_message`] before encoding, so that the engine can move
     /// a large message's changes into a compressed bundle.
     pub fn next_sync(&mut self, now: Timestamp, doc: &mut Document) -> Option<Message> {

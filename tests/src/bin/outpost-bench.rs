@@ -2,22 +2,22 @@
 //! real release `outpostd` through its control socket, each beside a
 //! baseline measured in the same run.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
 use outpost_cli::client::Client;
-use outpost_model::EntryId;
 use outpost_model::api::{NewEntryInput, Request, Response, SearchInput};
 use outpost_model::date::Timestamp;
-use outpost_model::replication::digest::Inventory;
 use outpost_model::replication::frame::Body;
 use outpost_model::replication::session::DocSession;
 use outpost_model::schema::DocKind;
 use outpost_model::search::{NameIndex, SearchQuery, WatchlistIndex, upsert};
 use outpost_model::validate::{PostContext, new_entry};
-use outpost_tests::harness::{Post, PostOptions};
+use outpost_model::{DocId, EntryId};
+use outpost_tests::harness::{FleetKey, Post, PostOptions, free_port, network_config};
 use outpost_tests::sample::{Generator, entry_from, icao_latin};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -36,6 +36,10 @@ enum Bench {
     Sync(SyncArgs),
     /// The seeded fleet simulator over many seeds: failures name their seed.
     Sim(SimArgs),
+    /// Real release daemons replicating: convergence time through the link
+    /// emulator at 600 ms round trips, a change crossing five hops, and the
+    /// memory of a post with 50 peers beside the same post alone.
+    Fleet(FleetArgs),
     /// Name matching on the labelled evaluation set: recall@5 on variants
     /// of listed names and false top-1 alerts on names not on the list.
     Names(NamesArgs),
@@ -43,12 +47,18 @@ enum Bench {
 
 #[derive(Debug, clap::Args)]
 struct SyncArgs {
-    /// Documents both peers hold.
+    /// Documents both peers hold in the reconnect figure.
     #[arg(long, default_value_t = 1000)]
     docs: usize,
-    /// Watchlist entries in each document.
+    /// Watchlist entries in each of those documents.
     #[arg(long, default_value_t = 5)]
     entries: usize,
+    /// Entries on the list an empty peer bootstraps.
+    #[arg(long, default_value_t = 6_400)]
+    bootstrap_entries: usize,
+    /// Edits per day while a peer is away for 30 days.
+    #[arg(long, default_value_t = 40)]
+    edits_per_day: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -295,7 +305,155 @@ fn main() -> anyhow::Result<()> {
         Bench::Names(args) => names(&args),
         Bench::Sync(args) => sync(&args),
         Bench::Sim(args) => sim(&args),
+        Bench::Fleet(args) => fleet(&args),
     }
+}
+
+#[derive(Debug, clap::Args)]
+struct FleetArgs {
+    /// Repetitions of each timing; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Peers of the hub in the memory figure.
+    #[arg(long, default_value_t = 50)]
+    peers: usize,
+    /// Entries on the hub's list in the memory figure.
+    #[arg(long, default_value_t = 1000)]
+    entries: usize,
+}
+
+fn fleet_post(name: &str, key: &FleetKey, port: u16, peers: &[u16]) -> Post {
+    Post::start_with(PostOptions {
+        node_name: name.into(),
+        extra_config: network_config(key, port, peers),
+        ..Default::default()
+    })
+}
+
+fn holds_entry(post: &Post, id: &str) -> bool {
+    post.outpost(&["--json", "watchlist", "show", id, "--purpose", "bench"]).code == 0
+}
+
+fn add_one(post: &Post, name: &str) -> anyhow::Result<String> {
+    let added =
+        post.json(&["watchlist", "add", "person", "--name", name, "--category", "warning", "--reason", "bench"]);
+    added["id"].as_str().map(String::from).ok_or_else(|| anyhow::anyhow!("no id in {added}"))
+}
+
+fn until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while !condition() {
+        anyhow::ensure!(started.elapsed() < limit, "{what} took longer than {limit:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(started.elapsed())
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
+    use outpost_tests::link_emulator::{Link, LinkProfile};
+    let key = FleetKey::generate();
+    let rtt = Duration::from_millis(600);
+
+    // Convergence after a link comes up, at 600 ms round trips.
+    let (pa, pb) = (free_port(), free_port());
+    let a = fleet_post("vsat-a", &key, pa, &[]);
+    let link = Link::start(pa, LinkProfile::vsat(), 1);
+    let b = fleet_post("vsat-b", &key, pb, &[link.port()]);
+    until("first contact", Duration::from_secs(60), || !b.connected_peers().is_empty())?;
+    let (mut after_handshake, mut after_up) = (Vec::new(), Vec::new());
+    for run in 0..args.runs {
+        link.set_up(false);
+        until("the cut to be seen", Duration::from_secs(60), || b.connected_peers().is_empty())?;
+        let id = add_one(&a, &format!("Азамат Нуриев {run}"))?;
+        let up = Instant::now();
+        link.set_up(true);
+        until("the redial", Duration::from_secs(120), || !b.connected_peers().is_empty())?;
+        let connected = up.elapsed();
+        until("the change to arrive", Duration::from_secs(60), || holds_entry(&b, &id))?;
+        after_up.push(up.elapsed());
+        after_handshake.push(up.elapsed() - connected);
+    }
+    let handshake = median(after_handshake);
+    println!("| figure | measured (median of {}) | target |", args.runs);
+    println!("|---|---|---|");
+    println!(
+        "| converge after a link comes up, 600 ms round trips, VSAT profile (256 kbit/s) | {} ms after the transport handshake = {:.1} round trips; {} ms after the link came up (includes the redial backoff) | ≤ 3 round trips after the handshake |",
+        handshake.as_millis(),
+        handshake.as_secs_f64() / rtt.as_secs_f64(),
+        median(after_up).as_millis()
+    );
+    drop((a, b, link));
+
+    // A change crossing a line of five hops, on loopback and over VSAT links.
+    for vsat in [false, true] {
+        let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+        let mut posts = vec![fleet_post("hop-0", &key, ports[0], &[])];
+        let mut links = Vec::new();
+        for i in 1..6 {
+            let target = if vsat {
+                links.push(Link::start(ports[i - 1], LinkProfile::vsat(), i as u64));
+                links.last().map_or(ports[i - 1], Link::port)
+            } else {
+                ports[i - 1]
+            };
+            posts.push(fleet_post(&format!("hop-{i}"), &key, ports[i], &[target]));
+        }
+        until("the line to connect", Duration::from_secs(120), || {
+            posts.iter().skip(1).all(|p| !p.connected_peers().is_empty())
+        })?;
+        let mut times = Vec::new();
+        for run in 0..args.runs {
+            let id = add_one(&posts[0], &format!("Нурлан Жумабаев {run}"))?;
+            times.push(until("five hops", Duration::from_secs(120), || holds_entry(&posts[5], &id))?);
+        }
+        let time = median(times);
+        println!(
+            "| a change crossing five hops ({}) | {} ms{} | — |",
+            if vsat { "each hop a VSAT link, 600 ms round trips" } else { "loopback" },
+            time.as_millis(),
+            if vsat {
+                format!(
+                    " = {:.1} round trips, {:.1} per hop",
+                    time.as_secs_f64() / rtt.as_secs_f64(),
+                    time.as_secs_f64() / rtt.as_secs_f64() / 5.0
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+
+    // Memory of a post with many peers, beside the same post alone.
+    let hub_port = free_port();
+    let hub = fleet_post("hub", &key, hub_port, &[]);
+    let mut generator = Generator::new(3);
+    let mut client = Client::connect(&hub.socket()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let entries: Vec<NewEntryInput> = (0..args.entries).map(|_| generator.entry()).collect();
+    for batch in entries.chunks(1000) {
+        call(&mut client, Request::WatchlistImport { entries: batch.to_vec() })?;
+    }
+    let pid = hub.pid().ok_or_else(|| anyhow::anyhow!("hub not running"))?;
+    let alone = rss_kib(pid);
+    let peers: Vec<Post> =
+        (0..args.peers).map(|i| fleet_post(&format!("peer-{i}"), &key, free_port(), &[hub_port])).collect();
+    until("every peer to hold the list", Duration::from_secs(600), || {
+        peers.iter().all(|p| p.entry_count() == args.entries as u64)
+    })?;
+    let with_peers = rss_kib(pid);
+    println!(
+        "| daemon RSS with {} peers connected and synced ({} entries) | {} MiB (peak {} MiB) | — (the same post alone: {} MiB) |",
+        args.peers,
+        args.entries,
+        with_peers.0 / 1024,
+        with_peers.1 / 1024,
+        alone.0 / 1024
+    );
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -379,104 +537,283 @@ fn wire_len(slot: Option<u32>, message: &[u8]) -> anyhow::Result<usize> {
 }
 
 /// A whole digest exchange between two inventories, in frames.
-fn reconcile_bytes(a: &Inventory, b: &Inventory) -> anyhow::Result<(usize, usize)> {
-    let mut message = a.opening();
-    let (mut bytes, mut frames) = (0, 0);
-    let mut at_b = true;
-    while !message.is_empty() {
-        bytes += Body::Reconcile { parts: message.clone() }.encode()?.len();
-        frames += 1;
-        anyhow::ensure!(frames < 40, "reconciliation did not end");
-        message = if at_b { b.step(&message).reply } else { a.step(&message).reply };
-        at_b = !at_b;
+/// Watchlist documents built one change per entry, as posts build them.
+struct Builder {
+    generator: Generator,
+    n: u128,
+    ctx: PostContext,
+}
+
+impl Builder {
+    fn new(seed: u64) -> Self {
+        let now = Timestamp::from_millis(1_795_000_000_000);
+        let ctx = PostContext { now, offset: time::UtcOffset::UTC, authority: "KAZ-BS".into(), post: "bench".into() };
+        Self { generator: Generator::new(seed), n: 0, ctx }
     }
-    Ok((bytes, frames))
+
+    fn meta(&self, op: &'static str) -> outpost_model::schema::ChangeMeta {
+        outpost_model::schema::ChangeMeta { at: self.ctx.now, by: "1000@bench".into(), op }
+    }
+
+    /// Adds an entry; returns the raw change's size.
+    fn add(&mut self, doc: &mut outpost_model::schema::Document) -> anyhow::Result<(EntryId, usize)> {
+        self.n += 1;
+        let id = EntryId::from_uuid(uuid::Uuid::from_u128(self.n));
+        let draft = new_entry(&self.generator.person(), id, &self.ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (_, change) =
+            doc.transact(&self.meta("watchlist.add"), |r| r.add_entry(&draft)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok((id, change.map_or(0, |c| c.len().saturating_sub(32))))
+    }
+
+    fn amend(&mut self, doc: &mut outpost_model::schema::Document, id: EntryId, n: usize) -> anyhow::Result<()> {
+        let input = outpost_model::api::AmendInput {
+            reason: Some(format!("updated intelligence, report {n}")),
+            ..Default::default()
+        };
+        let amendment = outpost_model::validate::amendment(
+            &input,
+            outpost_model::vocab::SubjectKind::Person,
+            self.ctx.now.utc_date(),
+            &self.ctx,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        doc.transact(&self.meta("watchlist.amend"), |r| r.amend_entry(&id, &amendment))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
+    }
+
+    fn docs(
+        &mut self,
+        count: usize,
+        entries: usize,
+    ) -> anyhow::Result<Vec<(outpost_model::schema::Document, Vec<EntryId>)>> {
+        let mut docs = Vec::new();
+        for i in 0..count {
+            let kind = DocKind::Watchlist { authority: format!("A{:03}", i / 16), shard: (i % 16) as u8 };
+            let mut doc = outpost_model::schema::Document::genesis(kind).map_err(|e| anyhow::anyhow!("{e}"))?;
+            doc.set_actor(automerge::ActorId::from([9u8; 16]));
+            let mut ids = Vec::new();
+            for _ in 0..entries {
+                ids.push(self.add(&mut doc)?.0);
+            }
+            docs.push((doc, ids));
+        }
+        Ok(docs)
+    }
+}
+
+/// Persisted sync states of both sides, per document.
+type SyncStates = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Plain Automerge sync of copies, one session per document, from the
+/// given persisted states (or none); returns the bytes and the new states.
+fn plain_sync(
+    pairs: &mut [(outpost_model::schema::Document, outpost_model::schema::Document)],
+    states: Option<&[(Vec<u8>, Vec<u8>)]>,
+) -> anyhow::Result<(usize, SyncStates)> {
+    let now = Timestamp::from_millis(1_795_000_000_000);
+    let mut total = 0;
+    let mut saved = Vec::new();
+    for (n, (a, b)) in pairs.iter_mut().enumerate() {
+        let persisted = states.map(|s| &s[n]);
+        let (mut sa, _) = DocSession::resume(persisted.map(|p| p.0.as_slice()), now);
+        let (mut sb, _) = DocSession::resume(persisted.map(|p| p.1.as_slice()), now);
+        total += settle((a, b), (&mut sa, &mut sb), None)?;
+        anyhow::ensure!(a.heads().iter().all(|h| b.heads().contains(h)), "plain sync did not converge");
+        saved.push((sa.persisted(), sb.persisted()));
+    }
+    Ok((total, saved))
+}
+
+fn forks(docs: &mut [(outpost_model::schema::Document, Vec<EntryId>)]) -> Vec<outpost_model::schema::Document> {
+    docs.iter_mut().map(|(d, _)| d.fork(automerge::ActorId::from([9u8; 16]))).collect()
+}
+
+fn ratio(ours: usize, theirs: usize) -> String {
+    format!("{:.3}", ours as f64 / theirs.max(1) as f64)
 }
 
 fn sync(args: &SyncArgs) -> anyhow::Result<()> {
-    use outpost_model::schema::{ChangeMeta, Document};
-    let now = Timestamp::from_millis(1_795_000_000_000);
-    let ctx = PostContext { now, offset: time::UtcOffset::UTC, authority: "KAZ-BS".into(), post: "bench".into() };
-    let meta = ChangeMeta { at: now, by: "bench".into(), op: "bench" };
-    let fail = |e: outpost_model::ModelError| anyhow::anyhow!("{e}");
-    let mut generator = Generator::new(7);
-    let mut n = 0u128;
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for i in 0..args.docs {
-        let kind = DocKind::Watchlist { authority: format!("A{:03}", i / 16), shard: (i % 16) as u8 };
-        let mut doc = Document::genesis(kind).map_err(fail)?;
-        doc.set_actor(automerge::ActorId::from([1u8; 16]));
-        for _ in 0..args.entries {
-            n += 1;
-            let draft = new_entry(&generator.person(), EntryId::from_uuid(uuid::Uuid::from_u128(n)), &ctx)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            doc.transact(&meta, |r| r.add_entry(&draft)).map_err(fail)?;
-        }
-        let copy = doc.fork(automerge::ActorId::from([2u8; 16]));
-        ours.push(doc);
-        theirs.push(copy);
-    }
-    // First contact establishes the sync state both sides persist.
-    let mut saved = Vec::new();
-    for (a, b) in ours.iter_mut().zip(theirs.iter_mut()) {
-        let (mut sa, _) = DocSession::resume(None, now);
-        let (mut sb, _) = DocSession::resume(None, now);
-        settle((a, b), (&mut sa, &mut sb), None)?;
-        saved.push((sa.persisted(), sb.persisted()));
-    }
-    let plain_reconnect = |ours: &mut [Document], theirs: &mut [Document]| -> anyhow::Result<usize> {
-        let mut total = 0;
-        for ((a, b), (pa, pb)) in ours.iter_mut().zip(theirs.iter_mut()).zip(&saved) {
-            let (mut sa, _) = DocSession::resume(Some(pa), now);
-            let (mut sb, _) = DocSession::resume(Some(pb), now);
-            total += settle((a, b), (&mut sa, &mut sb), None)?;
-        }
-        Ok(total)
-    };
-    let inventory = |docs: &mut [Document]| {
-        let mut inventory = Inventory::new();
-        for doc in docs {
-            let heads = doc.heads();
-            inventory.set(&doc.id().clone(), &heads);
-        }
-        inventory
-    };
-
-    let plain_idle = plain_reconnect(&mut ours, &mut theirs)?;
-    let (digest_idle, idle_frames) = reconcile_bytes(&inventory(&mut ours), &inventory(&mut theirs))?;
-
-    n += 1;
-    let draft = new_entry(&generator.person(), EntryId::from_uuid(uuid::Uuid::from_u128(n)), &ctx)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (_, change) = ours[0].transact(&meta, |r| r.add_entry(&draft)).map_err(fail)?;
-    // The stored form is the 32-byte hash followed by the change.
-    let change_bytes = change.map_or(0, |c| c.len().saturating_sub(32));
-    let (digest_one, one_frames) = reconcile_bytes(&inventory(&mut ours), &inventory(&mut theirs))?;
-    let open = Body::Open { slot: 0, doc: ours[0].id().to_string(), priority: 0 }.encode()?.len();
-    // Our session runs on copies, so the baseline below sees the same change.
-    let (mut a, mut b) =
-        (ours[0].fork(automerge::ActorId::from([3u8; 16])), theirs[0].fork(automerge::ActorId::from([4u8; 16])));
-    let (mut sa, _) = DocSession::resume(Some(&saved[0].0), now);
-    let (mut sb, _) = DocSession::resume(Some(&saved[0].1), now);
-    let session_one = settle((&mut a, &mut b), (&mut sa, &mut sb), Some(0))?;
-    anyhow::ensure!(a.heads() == b.heads(), "the change did not arrive");
-    let plain_one = plain_reconnect(&mut ours, &mut theirs)?;
-    println!("documents: {}, entries per document: {}\n", args.docs, args.entries);
-    println!("| figure | ours (framed) | plain Automerge sync per document (raw messages) | ratio | target |");
+    use outpost_tests::engine_pair::{Node, Pair};
+    let mut builder = Builder::new(7);
+    println!("| figure | ours (engine frames) | baseline in the same run | ratio | target |");
     println!("|---|---|---|---|---|");
+
+    // Bootstrap an empty peer.
+    let mut list = builder.docs(16, args.bootstrap_entries / 16)?;
+    let saved: usize = list.iter_mut().map(|(d, _)| d.save().len()).sum();
+    let mut plain_pairs = Vec::new();
+    for (a, (d, _)) in forks(&mut list).into_iter().zip(list.iter()) {
+        let empty = outpost_model::schema::Document::load(d.id(), None, std::iter::empty())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        plain_pairs.push((a, empty));
+    }
+    let (plain_bootstrap, _) = plain_sync(&mut plain_pairs, None)?;
+    let mut pair = Pair::new(Node::new(1, forks(&mut list)), Node::new(2, Vec::new()));
+    let bootstrap = pair.connect();
+    anyhow::ensure!(pair.in_sync(), "bootstrap did not converge");
     println!(
-        "| reconnect, all {} documents in sync | {digest_idle} B in {idle_frames} frames | {plain_idle} B | {:.4} | ≤ 200 B + 4 B/doc = {} B |",
+        "| bootstrap an empty peer ({} entries in 16 documents) | {} B in {} frames | `save()` {saved} B; plain sync {plain_bootstrap} B | {} of `save()` | ≤ 1.05 × `save()` |",
+        args.bootstrap_entries,
+        bootstrap.bytes,
+        bootstrap.frames,
+        ratio(bootstrap.bytes, saved)
+    );
+
+    // One new change between connected, in-sync peers.
+    let doc_id = pair.a.host.docs.keys().next().cloned().ok_or_else(|| anyhow::anyhow!("no documents"))?;
+    let mut plain_a = pair.a.host.docs[&doc_id].read().clone();
+    let mut plain_b = plain_a.fork();
+    let (change_bytes, one) = {
+        let doc = pair.a.host.docs.get_mut(&doc_id).ok_or_else(|| anyhow::anyhow!("document vanished"))?;
+        let before = doc.heads();
+        let (_, change_bytes) = builder.add(doc)?;
+        let change = doc.stored_changes_since(&before);
+        // The same change, applied to plain copies that are in sync with
+        // their sync state in memory.
+        let mut sa = automerge::sync::State::new();
+        let mut sb = automerge::sync::State::new();
+        plain_session(&mut plain_a, &mut sa, &mut plain_b, &mut sb)?;
+        let raw: Vec<automerge::Change> =
+            change.iter().map(|c| automerge::Change::from_bytes(c[32..].to_vec())).collect::<Result<_, _>>()?;
+        plain_a.apply_changes(raw)?;
+        let plain_one = plain_session(&mut plain_a, &mut sa, &mut plain_b, &mut sb)?;
+        let ours = pair.push_from_a(&doc_id);
+        anyhow::ensure!(pair.in_sync(), "the change did not arrive");
+        (change_bytes, (ours, plain_one))
+    };
+    let (ours_one, plain_one) = one;
+    println!(
+        "| one new change ({change_bytes} B) between connected, in-sync peers | {} B in {} frames ({} B beyond the change) | plain sync, state in memory: {plain_one} B | {} of plain | ≤ 1.5 × change + a fixed session cost |",
+        ours_one.bytes,
+        ours_one.frames,
+        ours_one.bytes.saturating_sub(change_bytes),
+        ratio(ours_one.bytes, plain_one)
+    );
+
+    // Catch up after 30 days away.
+    pair.disconnect();
+    let mut missed = Vec::new();
+    let mut edits = 0;
+    let ids: Vec<DocId> = pair.a.host.docs.keys().cloned().collect();
+    let heads_at_b: BTreeMap<DocId, Vec<automerge::ChangeHash>> = ids
+        .iter()
+        .map(|id| (id.clone(), pair.b.host.docs.get_mut(id).map(|d| d.heads()).unwrap_or_default()))
+        .collect();
+    let mut plain_copies: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            (
+                pair.a.host.docs.get_mut(id).map(|d| d.fork(automerge::ActorId::from([5u8; 16]))),
+                pair.b.host.docs.get_mut(id).map(|d| d.fork(automerge::ActorId::from([6u8; 16]))),
+            )
+        })
+        .collect();
+    // The same documents for plain sync, with the sync states of a first
+    // contact before the edits.
+    let (_, plain_states) = {
+        let mut pairs: Vec<_> = plain_copies.iter_mut().filter_map(|(a, b)| Some((a.take()?, b.take()?))).collect();
+        let result = plain_sync(&mut pairs, None)?;
+        for ((a, b), slot) in pairs.into_iter().zip(plain_copies.iter_mut()) {
+            *slot = (Some(a), Some(b));
+        }
+        result
+    };
+    let existing: BTreeMap<DocId, Vec<EntryId>> = list.iter().map(|(d, ids)| (d.id().clone(), ids.clone())).collect();
+    for day in 0..30 {
+        for k in 0..args.edits_per_day {
+            let doc =
+                pair.a.host.docs.get_mut(&ids[(day * 7 + k) % ids.len()]).ok_or_else(|| anyhow::anyhow!("doc"))?;
+            if k % 3 == 0 {
+                // Amend an entry of this document.
+                let target = existing.get(doc.id()).and_then(|ids| ids.get((day + k) % ids.len().max(1)));
+                match target {
+                    Some(id) => builder.amend(doc, *id, day * 100 + k)?,
+                    None => {
+                        builder.add(doc)?;
+                    }
+                }
+            } else {
+                builder.add(doc)?;
+            }
+            edits += 1;
+        }
+    }
+    for (id, (a, _)) in ids.iter().zip(plain_copies.iter_mut()) {
+        let doc = pair.a.host.docs.get_mut(id).ok_or_else(|| anyhow::anyhow!("doc"))?;
+        let changes = doc.stored_changes_since(&heads_at_b[id]);
+        missed.extend(changes.iter().flat_map(|c| c[32..].to_vec()));
+        if let Some(a) = a {
+            a.apply_received(&changes.iter().map(|c| c[32..].to_vec()).collect::<Vec<_>>())?;
+        }
+    }
+    // The edits were made while disconnected; the engine learns of them as
+    // the daemon's writer would tell it.
+    for id in &ids {
+        pair.push_from_a(id);
+    }
+    let zstd3 = zstd::bulk::compress(&missed, 3)?.len();
+    let zstd19 = zstd::bulk::compress(&missed, 19)?.len();
+    let mut plain_pairs: Vec<_> = plain_copies.into_iter().filter_map(|(a, b)| Some((a?, b?))).collect();
+    let (plain_catch_up, _) = plain_sync(&mut plain_pairs, Some(&plain_states))?;
+    let catch_up = pair.connect();
+    anyhow::ensure!(pair.in_sync(), "catch-up did not converge: {:?}", pair.problems);
+    println!(
+        "| catch up after 30 days away ({edits} edits, {} B of raw changes) | {} B in {} frames | zstd -3 of what it lacks {zstd3} B (zstd -19 {zstd19} B); plain sync, persisted states: {plain_catch_up} B | {} of zstd -3 | ≤ 1.1 × compressed size of what it lacks |",
+        missed.len(),
+        catch_up.bytes,
+        catch_up.frames,
+        ratio(catch_up.bytes, zstd3)
+    );
+
+    // Reconnect many in-sync documents.
+    let mut many = builder.docs(args.docs, args.entries)?;
+    let mut plain_pairs: Vec<_> = forks(&mut many).into_iter().zip(forks(&mut many)).collect();
+    let (_, plain_states) = plain_sync(&mut plain_pairs, None)?;
+    let (plain_idle, _) = plain_sync(&mut plain_pairs, Some(&plain_states))?;
+    let mut pair = Pair::new(Node::new(1, forks(&mut many)), Node::new(2, forks(&mut many)));
+    pair.connect();
+    pair.disconnect();
+    let idle = pair.connect();
+    println!(
+        "| reconnect, {} documents in sync | {} B in {} frames | plain sync, persisted states: {plain_idle} B | {} | ≤ 200 B + 4 B per document = {} B |",
         args.docs,
-        digest_idle as f64 / plain_idle.max(1) as f64,
+        idle.bytes,
+        idle.frames,
+        ratio(idle.bytes, plain_idle),
         200 + 4 * args.docs
     );
-    println!(
-        "| one new change ({change_bytes} B) between in-sync peers | {} B (digest {digest_one} B in {one_frames} frames + open {open} B + sync {session_one} B) | {} B (all documents, persisted states) | {:.3} | ≤ 1.5 × change + fixed session cost |",
-        digest_one + open + session_one,
-        plain_one,
-        (digest_one + open + session_one) as f64 / plain_one.max(1) as f64
-    );
     Ok(())
+}
+
+/// Plain Automerge sync of two documents with in-memory states until quiet.
+fn plain_session(
+    a: &mut automerge::AutoCommit,
+    sa: &mut automerge::sync::State,
+    b: &mut automerge::AutoCommit,
+    sb: &mut automerge::sync::State,
+) -> anyhow::Result<usize> {
+    use automerge::sync::SyncDoc;
+    let mut total = 0;
+    for _ in 0..40 {
+        let mut spoke = false;
+        if let Some(m) = a.sync().generate_sync_message(sa) {
+            let bytes = m.encode();
+            total += bytes.len();
+            b.sync().receive_sync_message(sb, automerge::sync::Message::decode(&bytes)?)?;
+            spoke = true;
+        }
+        if let Some(m) = b.sync().generate_sync_message(sb) {
+            let bytes = m.encode();
+            total += bytes.len();
+            a.sync().receive_sync_message(sa, automerge::sync::Message::decode(&bytes)?)?;
+            spoke = true;
+        }
+        if !spoke {
+            return Ok(total);
+        }
+    }
+    anyhow::bail!("plain sync did not settle")
 }
 
 fn names(args: &NamesArgs) -> anyhow::Result<()> {
