@@ -184,7 +184,13 @@ fn build_swarm(key: Keypair, psk: PreSharedKey, use_mdns: bool) -> Result<Swarm<
             Ok(Behaviour { stream: libp2p_stream::Behaviour::new(), mdns: Toggle::from(mdns) })
         })
         .map_err(|e| setup(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        // Every peer speaks /outpost/sync/1 (the key admits only fleet
+        // members), so a new stream need not wait a round trip for the
+        // protocol to be confirmed before its first frame.
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT)
+                .with_substream_upgrade_protocol_override(Version::V1Lazy)
+        })
         .build();
     Ok(swarm)
 }

@@ -92,6 +92,9 @@ pub struct PostOptions {
     pub utc_offset: String,
     /// Extra TOML appended to the generated config file.
     pub extra_config: String,
+    /// A command that runs `outpostd` (such as `ip netns exec NS`); empty:
+    /// run it directly.
+    pub wrapper: Vec<String>,
 }
 
 impl Default for PostOptions {
@@ -101,6 +104,7 @@ impl Default for PostOptions {
             authority: "KAZ-BS".into(),
             utc_offset: "+05:00".into(),
             extra_config: String::new(),
+            wrapper: Vec::new(),
         }
     }
 }
@@ -110,6 +114,7 @@ impl Default for PostOptions {
 pub struct Post {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    wrapper: Vec<String>,
 }
 
 impl Post {
@@ -129,7 +134,7 @@ impl Post {
             options.extra_config
         );
         std::fs::write(dir.path().join("outpostd.toml"), config).expect("write config");
-        let mut post = Self { dir, child: None };
+        let mut post = Self { dir, child: None, wrapper: options.wrapper };
         post.spawn();
         post
     }
@@ -154,7 +159,15 @@ impl Post {
             .append(true)
             .open(self.dir.path().join("outpostd.log"))
             .expect("log file");
-        let child = Command::new(binary("outpostd"))
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary("outpostd"));
+                command
+            }
+            None => Command::new(binary("outpostd")),
+        };
+        let child = command
             .arg("--config")
             .arg(self.dir.path().join("outpostd.toml"))
             .env("OUTPOST_LOG", "info")

@@ -5,7 +5,7 @@
 use outpost_tests::fleet_sim;
 
 const DEFAULT_SEEDS: u64 = 2_000;
-const SHARDS: u64 = 4;
+const SHARDS: u64 = 8;
 
 fn seeds() -> u64 {
     std::env::var("OUTPOST_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_SEEDS)
@@ -42,4 +42,24 @@ fn fleet_converges_shard_2() {
 #[test]
 fn fleet_converges_shard_3() {
     run_shard(3);
+}
+
+#[test]
+fn fleet_converges_shard_4() {
+    run_shard(4);
+}
+
+#[test]
+fn fleet_converges_shard_5() {
+    run_shard(5);
+}
+
+#[test]
+fn fleet_converges_shard_6() {
+    run_shard(6);
+}
+
+#[test]
+fn fleet_converges_shard_7() {
+    run_shard(7);
 }
