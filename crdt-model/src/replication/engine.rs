@@ -158,6 +158,9 @@ struct Session {
     /// A snapshot was sent; its receiver answers with `Done` or a sync.
     awaiting_bundle_reply: Option<Timestamp>,
     incoming: Option<Reassembly>,
+    /// The next message pushes a change made or received here, so a
+    /// document the peer never synced with us is assumed new to it.
+    pushing: bool,
 }
 
 impl Session {
@@ -603,6 +606,7 @@ impl Engine {
                     bytes_out: 0,
                     awaiting_bundle_reply: None,
                     incoming: None,
+                    pushing: false,
                 },
             );
         }
@@ -661,7 +665,8 @@ impl Engine {
             self.send_bundle(peer, doc, BundleKind::Snapshot, payload, out);
             return;
         }
-        session.sync.prime();
+        let floor = std::mem::take(&mut session.pushing).then(|| document.genesis_heads().to_vec());
+        session.sync.prime(floor.as_deref());
         let Some(mut message) = session.sync.next_sync(now, document) else { return };
         let change_bytes: usize = message.changes.iter().map(<[u8]>::len).sum();
         if change_bytes > self.config.bundle_over_bytes {
@@ -895,6 +900,12 @@ impl Engine {
             if state.sessions.contains_key(doc)
                 || state.sessions.values().filter(|s| s.active()).count() < self.config.max_active
             {
+                if !self.ensure_session(now, &peer, doc, host, out) {
+                    continue;
+                }
+                if let Some(session) = self.session_mut(&peer, doc) {
+                    session.pushing = true;
+                }
                 self.drive(now, &peer, doc, host, out);
             } else {
                 let (lane, month) = lane_of(doc);

@@ -80,11 +80,19 @@ impl DocSession {
     /// round trip learning that first. The cost: a change the peer got from
     /// another post meanwhile is sent again (and ignored). Does nothing
     /// once the peer has spoken, or without shared heads.
-    pub fn prime(&mut self) {
-        if self.state.their_heads.is_some() || self.state.shared_heads.is_empty() {
+    ///
+    /// Without shared heads, `floor` is assumed instead when given: the
+    /// document's genesis, which every copy holds, for a push of a document
+    /// the peer has never synced with us (most likely new to it).
+    pub fn prime(&mut self, floor: Option<&[automerge::ChangeHash]>) {
+        if self.state.their_heads.is_some() {
             return;
         }
-        let shared = self.state.shared_heads.clone();
+        let shared = match (self.state.shared_heads.is_empty(), floor) {
+            (false, _) => self.state.shared_heads.clone(),
+            (true, Some(floor)) if !floor.is_empty() => floor.to_vec(),
+            (true, _) => return,
+        };
         self.state.their_have =
             Some(vec![automerge::sync::Have { last_sync: shared.clone(), bloom: Default::default() }]);
         self.state.their_need = Some(Vec::new());

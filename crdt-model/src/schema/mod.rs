@@ -273,6 +273,11 @@ impl Document {
         &self.id
     }
 
+    /// The deterministic genesis change every copy of this document holds.
+    pub fn genesis_heads(&self) -> &[ChangeHash] {
+        &self.genesis
+    }
+
     pub fn set_actor(&mut self, actor: ActorId) {
         self.doc.set_actor(actor);
     }
