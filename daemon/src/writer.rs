@@ -716,6 +716,8 @@ impl Writer {
         self.carry_out(&mut engine, effects);
         self.engine = Some(engine);
         self.pinned = false;
+        // Everything the engine applied is stored now.
+        self.evict_if_full();
     }
 
     /// An officer's change is stored: the engine pushes it to peers.
@@ -726,6 +728,8 @@ impl Writer {
         self.carry_out(&mut engine, effects);
         self.engine = Some(engine);
         self.pinned = false;
+        // Everything the engine applied is stored now.
+        self.evict_if_full();
     }
 
     /// Carries out the engine's effects: everything to store goes into one

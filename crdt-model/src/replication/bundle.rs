@@ -78,6 +78,15 @@ pub struct Reassembly {
 }
 
 impl Reassembly {
+    /// Bytes held so far.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
     /// Adds a part. Returns the bundle once its last part is in. Part 0
     /// always starts a new bundle, so a sender that starts over is followed.
     pub fn add(

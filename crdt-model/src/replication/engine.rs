@@ -142,6 +142,15 @@ const HELLO_RETRY_MS: i64 = 30_000;
 /// Document ids a peer may name by alias in one connection; a peer that
 /// opens more is cut off.
 const MAX_ALIASES: usize = 1 << 16;
+/// A pushed document the peer never synced with us is sent whole when it
+/// has at most this many changes (see `drive`).
+const PUSH_WHOLE_UP_TO: usize = 64;
+/// Sessions a peer may make this node keep; beyond, it is cut off. Idle
+/// sessions are dropped long before (`max_sessions`), so only a peer that
+/// opens documents without end reaches this.
+const MAX_PEER_SESSIONS: usize = 1024;
+/// Bundle bytes being reassembled from one peer at once.
+const MAX_PEER_REASSEMBLY_BYTES: usize = 128 << 20;
 /// Reconcile frames a peer may send within one recheck period.
 const MAX_RECONCILE_FRAMES: u32 = 512;
 /// Frames that fail to decode before a peer is cut off.
@@ -179,6 +188,8 @@ struct Peer {
     my_slots: HashMap<DocId, Slot>,
     /// Aliases the peer gave documents in this connection.
     their_slots: HashMap<Slot, DocId>,
+    /// `Open` frames received in this connection, reused slots included.
+    opens: usize,
     sessions: HashMap<DocId, Session>,
     /// Documents known to differ and not yet being synced, in order.
     queue: BTreeSet<(Lane, Reverse<String>, DocId)>,
@@ -297,6 +308,7 @@ impl Engine {
                 next_slot: 0,
                 my_slots: HashMap::new(),
                 their_slots: HashMap::new(),
+                opens: 0,
                 sessions: HashMap::new(),
                 queue: BTreeSet::new(),
                 absent: BTreeSet::new(),
@@ -363,7 +375,12 @@ impl Engine {
         }
         let peers: Vec<PeerKey> = self.peers.keys().cloned().collect();
         for peer in peers {
-            self.reset_session(now, &peer, doc, "the receiver could not store changes", host, &mut out);
+            // The sessions' states in memory may name the changes that were
+            // not stored: they start again from what was persisted.
+            let had = self.peers.get_mut(&peer).and_then(|s| s.sessions.remove(doc)).is_some();
+            if had && self.ensure_session(now, &peer, doc, host, &mut out) {
+                self.reset_session(now, &peer, doc, "the receiver could not store changes", host, &mut out);
+            }
         }
         self.finish(out)
     }
@@ -381,8 +398,15 @@ impl Engine {
                 continue;
             }
             let Some(state) = self.peers.get(&peer) else { continue };
-            let overdue: Vec<DocId> =
-                state.sessions.iter().filter(|(_, s)| self.reply_overdue(now, s)).map(|(d, _)| d.clone()).collect();
+            // Replies wait behind everything sent to the peer, not only
+            // behind this session's own frames.
+            let queued: u64 = state.sessions.values().filter(|s| s.active()).map(|s| s.bytes_out).sum();
+            let overdue: Vec<DocId> = state
+                .sessions
+                .iter()
+                .filter(|(_, s)| self.reply_overdue(now, s, queued))
+                .map(|(d, _)| d.clone())
+                .collect();
             for doc in overdue {
                 self.reset_session(now, &peer, &doc, "no reply in time", host, &mut out);
             }
@@ -562,7 +586,8 @@ impl Engine {
             out.send(peer, Lane::Control, &Body::Refuse { slot, reason: format!("unknown document kind: {err}") });
             return;
         }
-        if state.their_slots.len() >= MAX_ALIASES && !state.their_slots.contains_key(&slot) {
+        state.opens += 1;
+        if state.opens > MAX_ALIASES {
             out.effects.push(Effect::Disconnect {
                 peer: peer.clone(),
                 reason: format!("opened more than {MAX_ALIASES} documents in one connection"),
@@ -590,7 +615,16 @@ impl Engine {
         host: &mut dyn DocHost,
         out: &mut Out,
     ) -> bool {
+        self.evict_idle(peer);
         let Some(state) = self.peers.get_mut(peer) else { return false };
+        if !state.sessions.contains_key(doc) && state.sessions.len() >= MAX_PEER_SESSIONS {
+            out.effects.push(Effect::Disconnect {
+                peer: peer.clone(),
+                reason: format!("keeps more than {MAX_PEER_SESSIONS} document sessions open"),
+            });
+            self.peers.remove(peer);
+            return false;
+        }
         if !state.sessions.contains_key(doc) {
             let persisted = host.sync_state(peer, doc);
             let (sync, replaced) = DocSession::resume(persisted.as_deref(), now);
@@ -650,6 +684,7 @@ impl Engine {
             return;
         }
         let peer_lacks_it = self.peers.get_mut(peer).is_some_and(|s| s.absent.remove(doc));
+        let pushing = self.session_mut(peer, doc).is_some_and(|s| std::mem::take(&mut s.pushing));
         let document = match host.doc(doc) {
             Ok(document) => document,
             Err(err) => {
@@ -665,7 +700,11 @@ impl Engine {
             self.send_bundle(peer, doc, BundleKind::Snapshot, payload, out);
             return;
         }
-        let floor = std::mem::take(&mut session.pushing).then(|| document.genesis_heads().to_vec());
+        // Assuming the peer holds only the genesis resends the whole
+        // document if it got it elsewhere, so only small documents are
+        // pushed that way; larger ones learn the peer's heads first.
+        let genesis = document.genesis_heads().to_vec();
+        let floor = (pushing && document.count_changes_since(&genesis) <= PUSH_WHOLE_UP_TO).then_some(genesis);
         session.sync.prime(floor.as_deref());
         let Some(mut message) = session.sync.next_sync(now, document) else { return };
         let change_bytes: usize = message.changes.iter().map(<[u8]>::len).sum();
@@ -739,27 +778,54 @@ impl Engine {
             Ok(document) => document,
             Err(err) => {
                 out.problem(peer, Some(doc), format!("cannot sync a document this node cannot load: {err}"));
+                self.refuse(peer, doc, "the receiver cannot load this document", out);
                 return;
             }
         };
         let before = document.heads();
         let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) else { return };
-        if let Err(err) = session.sync.receive(now, document, message) {
+        session.awaiting_bundle_reply = None;
+        let received = session.sync.receive(now, document, message);
+        let after = document.heads();
+        let changed = sorted(after) != sorted(before.clone());
+        // Changes are stored before the sync state that claims them, and
+        // also when a message was refused after some of it applied.
+        if changed {
+            out.effects.push(Effect::StoreChanges { doc: doc.clone(), since: before });
+        }
+        if let Err(err) = received {
             out.problem(peer, Some(doc), format!("refused a sync message: {err}"));
             if matches!(err, SessionError::TooManyRounds { .. }) {
                 self.reset_session(now, peer, doc, &err.to_string(), host, out);
+            } else {
+                // Saying so spares the sender a reset every 30 s; the next
+                // digest exchange tries the document again.
+                self.refuse(peer, doc, &err.to_string(), out);
+            }
+            if changed {
+                self.changed(now, doc, Some(peer), host, out);
             }
             return;
         }
-        session.bytes_out = 0;
-        let after = document.heads();
+        if let Some(session) = self.session_mut(peer, doc) {
+            session.bytes_out = 0;
+        }
         self.persist(peer, doc, out);
-        if sorted(after) != sorted(before.clone()) {
-            out.effects.push(Effect::StoreChanges { doc: doc.clone(), since: before });
+        if changed {
             self.changed(now, doc, Some(peer), host, out);
         }
         self.drive(now, peer, doc, host, out);
         self.settle_check(now, peer, doc, host, out);
+    }
+
+    /// Tells the peer this node will not sync `doc` now, and forgets the
+    /// session.
+    fn refuse(&mut self, peer: &PeerKey, doc: &DocId, reason: &str, out: &mut Out) {
+        let reason: String = reason.chars().take(super::frame::MAX_REASON_CHARS).collect();
+        self.send_doc(peer, doc, |slot| Body::Refuse { slot, reason }, out);
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.sessions.remove(doc);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -776,6 +842,18 @@ impl Engine {
         out: &mut Out,
     ) {
         if !self.ensure_session(now, peer, doc, host, out) {
+            return;
+        }
+        let building: usize = self
+            .peers
+            .get(peer)
+            .map_or(0, |s| s.sessions.values().filter_map(|x| x.incoming.as_ref()).map(Reassembly::len).sum());
+        if building + data.len() > MAX_PEER_REASSEMBLY_BYTES {
+            out.effects.push(Effect::Disconnect {
+                peer: peer.clone(),
+                reason: format!("sends bundles of more than {MAX_PEER_REASSEMBLY_BYTES} bytes at once"),
+            });
+            self.peers.remove(peer);
             return;
         }
         let Some(session) = self.session_mut(peer, doc) else { return };
@@ -801,8 +879,11 @@ impl Engine {
         };
         let before = document.heads();
         if let Err(err) = document.apply_received(&payload.chunks) {
+            if sorted(document.heads()) != sorted(before.clone()) {
+                out.effects.push(Effect::StoreChanges { doc: doc.clone(), since: before });
+            }
             out.problem(peer, Some(doc), format!("refused a bundle: {err}"));
-            self.reset_session(now, peer, doc, "bundle refused", host, out);
+            self.refuse(peer, doc, &err.to_string(), out);
             return;
         }
         let after = document.heads();
@@ -969,13 +1050,13 @@ impl Engine {
         self.drive(now, peer, doc, host, out);
     }
 
-    fn reply_overdue(&self, now: Timestamp, session: &Session) -> bool {
+    fn reply_overdue(&self, now: Timestamp, session: &Session, queued: u64) -> bool {
         let since = match session.awaiting_bundle_reply {
             Some(at) => at,
             None if session.sync.is_awaiting() => session.sync.last_progress(),
             None => return false,
         };
-        now.as_millis() > self.reply_deadline(since, session.bytes_out)
+        now.as_millis() > self.reply_deadline(since, queued.max(session.bytes_out))
     }
 
     /// A reply is due `STALL_AFTER_MS` after what was sent could have
@@ -998,11 +1079,12 @@ impl Engine {
         for state in self.peers.values() {
             let mut consider = |at: i64| next = Some(next.map_or(at, |n| n.min(at)));
             consider(state.next_check.as_millis());
+            let queued: u64 = state.sessions.values().filter(|s| s.active()).map(|s| s.bytes_out).sum();
             for session in state.sessions.values() {
                 if let Some(at) = session.awaiting_bundle_reply {
-                    consider(self.reply_deadline(at, session.bytes_out) + 1);
+                    consider(self.reply_deadline(at, queued) + 1);
                 } else if session.sync.is_awaiting() {
-                    consider(self.reply_deadline(session.sync.last_progress(), session.bytes_out) + 1);
+                    consider(self.reply_deadline(session.sync.last_progress(), queued) + 1);
                 }
             }
         }

@@ -33,6 +33,39 @@ pub enum SessionError {
     TooManyRounds { rounds: u32 },
 }
 
+/// Most hash probes a peer's Bloom filter may ask for; Automerge uses 7.
+const MAX_BLOOM_PROBES: u64 = 32;
+/// Most bits per entry; Automerge uses 10.
+const MAX_BLOOM_BITS_PER_ENTRY: u64 = 64;
+
+/// Automerge trusts a peer's Bloom filter header: zero bits per entry makes
+/// it divide by zero, and a huge probe count makes it allocate gigabytes.
+/// Both are refused here, before the message reaches Automerge.
+fn check_blooms(message: &Message) -> Result<(), SessionError> {
+    for have in &message.have {
+        let bytes = have.bloom.to_bytes();
+        if bytes.is_empty() {
+            continue;
+        }
+        let mut at = 0;
+        let mut next = || crate::schema::leb128_u64(&bytes, &mut at);
+        let (Some(entries), Some(bits_per_entry), Some(probes)) = (next(), next(), next()) else {
+            return Err(SessionError::Malformed("Bloom filter header is cut off".into()));
+        };
+        let has_bits = at < bytes.len();
+        let sane = (1..=MAX_BLOOM_BITS_PER_ENTRY).contains(&bits_per_entry)
+            && (1..=MAX_BLOOM_PROBES).contains(&probes)
+            && has_bits;
+        if entries > 0 && !sane {
+            return Err(SessionError::Malformed(format!(
+                "Bloom filter with {bits_per_entry} bits per entry and {probes} probes over {} bytes",
+                bytes.len().saturating_sub(at)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The heads both sides were known to hold, from a persisted sync state:
 /// how far behind a peer may be. `None` if the state does not decode.
 pub fn shared_heads_of(persisted: &[u8]) -> Option<Vec<automerge::ChangeHash>> {
@@ -139,6 +172,7 @@ impl DocSession {
             return Err(SessionError::TooManyRounds { rounds: self.rounds });
         }
         let message = Message::decode(bytes).map_err(|e| SessionError::Malformed(e.to_string()))?;
+        check_blooms(&message)?;
         doc.check_received(message.changes.iter()).map_err(|e| SessionError::Rejected(e.to_string()))?;
         let before = doc.heads();
         doc.receive_sync_message(&mut self.state, message).map_err(|e| SessionError::Rejected(e.to_string()))?;
@@ -332,6 +366,28 @@ mod tests {
         assert_eq!(a.heads(), before);
         let (_, replaced) = DocSession::resume(Some(b"garbage state"), at(0));
         assert!(replaced);
+    }
+
+    #[test]
+    fn a_bloom_filter_that_would_crash_automerge_is_refused() {
+        use automerge::sync::{BloomFilter, Have};
+        let (mut a, mut b) = pair();
+        add(&mut b, 1, "Ерлан Сейткали");
+        let (mut sa, _) = DocSession::resume(None, at(0));
+        let (mut sb, _) = DocSession::resume(None, at(0));
+        let honest = sb.next_sync(at(0), &mut b).unwrap();
+        // num_entries 1, zero bits per entry, 7 probes, no bits.
+        for header in [vec![1u8, 0, 7], vec![1u8, 10, 0xff, 0xff, 0xff, 0x0f, 0]] {
+            let mut evil = honest.clone();
+            let bloom = BloomFilter::try_from(header.as_slice()).unwrap_or_default();
+            evil.have = vec![Have { last_sync: vec![], bloom }];
+            let err = sa.receive(at(0), &mut a, &evil.encode());
+            if header[1] == 0 {
+                assert!(matches!(err, Err(SessionError::Malformed(_))), "{err:?}");
+            }
+            // Either refused or harmless: generating the next message must not panic.
+            let _ = sa.next_sync(at(0), &mut a);
+        }
     }
 
     #[test]

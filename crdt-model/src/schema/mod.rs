@@ -140,6 +140,44 @@ const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const CHUNK_TYPE_AT: usize = 8;
 const DOCUMENT_CHUNK: u8 = 0;
 
+/// Reads an unsigned LEB128 number at `*at`, moving `*at` past it.
+pub(crate) fn leb128_u64(bytes: &[u8], at: &mut usize) -> Option<u64> {
+    let (mut value, mut shift) = (0u64, 0u32);
+    loop {
+        let byte = *bytes.get(*at)?;
+        if shift > 56 {
+            return None;
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        shift += 7;
+        *at += 1;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+}
+
+/// The most one compressed change from a peer may expand to. Automerge
+/// inflates compressed changes without a limit, and deflate reaches about
+/// 1000:1, so an unchecked one could make a node allocate gigabytes.
+pub const MAX_CHANGE_BYTES: u64 = 8 << 20;
+const COMPRESSED_CHANGE: u8 = 2;
+
+/// Checks that a compressed change chunk expands within
+/// [`MAX_CHANGE_BYTES`] before Automerge expands it.
+fn check_inflated_size(chunk: &[u8]) -> Result<(), String> {
+    use std::io::Read;
+    let mut at = CHUNK_TYPE_AT + 1;
+    leb128_u64(chunk, &mut at).ok_or("chunk length is cut off")?;
+    let body = chunk.get(at..).ok_or("chunk is cut off")?;
+    let mut decoder = flate2::bufread::DeflateDecoder::new(body).take(MAX_CHANGE_BYTES + 1);
+    let expanded = std::io::copy(&mut decoder, &mut std::io::sink()).map_err(|e| format!("does not inflate: {e}"))?;
+    if expanded > MAX_CHANGE_BYTES {
+        return Err(format!("a compressed change expands past {MAX_CHANGE_BYTES} bytes"));
+    }
+    Ok(())
+}
+
 /// Splits bytes that hold one or more Automerge chunks back to back (a
 /// sync message may carry several in one) into single chunks.
 fn split_chunks(bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
@@ -149,19 +187,8 @@ fn split_chunks(bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
         if rest.len() <= CHUNK_TYPE_AT || rest[..4] != CHUNK_MAGIC {
             return Err(format!("no chunk header at byte {}", bytes.len() - rest.len()));
         }
-        let (mut length, mut shift, mut at) = (0u64, 0u32, CHUNK_TYPE_AT + 1);
-        loop {
-            let byte = *rest.get(at).ok_or("chunk length is cut off")?;
-            if shift > 56 {
-                return Err("chunk length does not fit".into());
-            }
-            length |= u64::from(byte & 0x7f) << shift;
-            shift += 7;
-            at += 1;
-            if byte & 0x80 == 0 {
-                break;
-            }
-        }
+        let mut at = CHUNK_TYPE_AT + 1;
+        let length = leb128_u64(rest, &mut at).ok_or("chunk length is cut off or does not fit")?;
         let end = usize::try_from(length)
             .ok()
             .and_then(|l| at.checked_add(l))
@@ -359,9 +386,11 @@ impl Document {
     /// not half-applied. A document chunk must be a copy of this document:
     /// it has to hold this document's deterministic genesis change.
     pub fn apply_received(&mut self, chunks: &[Vec<u8>]) -> Result<(), ModelError> {
-        let (changes, snapshots) = self.parse_received(chunks.iter())?;
+        let (mut changes, snapshots) = self.parse_received(chunks.iter())?;
+        // One batch: a failure must not leave some snapshots merged and the
+        // rest not.
         for mut copy in snapshots {
-            self.doc.merge(&mut copy)?;
+            changes.extend(copy.get_changes(&[]));
         }
         self.doc.apply_changes(changes)?;
         Ok(())
@@ -389,6 +418,9 @@ impl Document {
                     }
                     snapshots.push(copy);
                 } else {
+                    if chunk[CHUNK_TYPE_AT] == COMPRESSED_CHANGE {
+                        check_inflated_size(chunk).map_err(bad)?;
+                    }
                     changes.push(
                         automerge::Change::from_bytes(chunk.to_vec())
                             .map_err(|e| bad(format!("change does not parse: {e}")))?,
