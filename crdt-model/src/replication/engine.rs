@@ -410,7 +410,10 @@ impl Engine {
             for doc in overdue {
                 self.reset_session(now, &peer, &doc, "no reply in time", host, &mut out);
             }
-            if self.peers.get(&peer).is_some_and(|s| now >= s.next_check) {
+            if let Some(state) = self.peers.get_mut(&peer).filter(|s| now >= s.next_check) {
+                // A new period: only the timer opens one, so a peer cannot
+                // lift the cap by greeting again.
+                state.reconcile_frames = 0;
                 self.start_reconcile(now, &peer, &mut out);
             }
         }
@@ -536,7 +539,6 @@ impl Engine {
             return;
         }
         state.next_check = Timestamp::from_millis(now.as_millis() + self.config.recheck_every_ms);
-        state.reconcile_frames = 0;
         out.send(peer, Lane::Control, &Body::Reconcile { parts: self.inventory.opening() });
     }
 

@@ -728,6 +728,53 @@ mod tests {
         }
     }
 
+    /// A chunk with the given type byte around `body`.
+    fn chunk(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = CHUNK_MAGIC.to_vec();
+        out.extend_from_slice(&[0, 0, 0, 0, kind]);
+        let mut len = body.len() as u64;
+        loop {
+            let byte = (len & 0x7f) as u8;
+            len >>= 7;
+            out.push(if len == 0 { byte } else { byte | 0x80 });
+            if len == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn received_chunks_that_would_overwhelm_automerge_are_named() {
+        use std::io::Write;
+        let doc = Document::genesis(DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 1 }).unwrap();
+        // A deflate bomb: 9 MiB of zeros in a few kilobytes.
+        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(&vec![0u8; (MAX_CHANGE_BYTES + (1 << 20)) as usize]).unwrap();
+        let bomb = chunk(COMPRESSED_CHANGE, &encoder.finish().unwrap());
+        assert!(bomb.len() < 64 * 1024);
+        let err = doc.check_received([bomb].iter()).unwrap_err().to_string();
+        assert!(err.contains("expands past"), "{err}");
+        // Garbage, and a chunk whose length runs past the end.
+        let err = doc.check_received([b"not a chunk".to_vec()].iter()).unwrap_err().to_string();
+        assert!(err.contains("no chunk header"), "{err}");
+        let mut cut = chunk(1, &[1, 2, 3, 4]);
+        cut.truncate(cut.len() - 2);
+        let err = doc.check_received([cut].iter()).unwrap_err().to_string();
+        assert!(err.contains("runs past the end"), "{err}");
+    }
+
+    #[test]
+    fn a_snapshot_of_another_document_is_refused() {
+        let mut mine = Document::genesis(DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 1 }).unwrap();
+        let mut other = Document::genesis(DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 2 }).unwrap();
+        let before = mine.heads();
+        let err = mine.apply_received(&[other.save()]).unwrap_err().to_string();
+        assert!(err.contains("another document"), "{err}");
+        assert_eq!(mine.heads(), before);
+    }
+
     #[test]
     fn independent_geneses_are_the_same_change() {
         let kind = DocKind::Watchlist { authority: "KGZ-GPS".into(), shard: 3 };
