@@ -20,6 +20,8 @@ pub mod normalize;
 pub mod replication;
 pub mod schema;
 pub mod search;
+#[cfg(test)]
+mod test_support;
 pub mod validate;
 pub mod vocab;
 pub mod watchlist;

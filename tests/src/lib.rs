@@ -5,7 +5,6 @@
 // Test support code: a failed expectation here is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-pub mod engine_pair;
 pub mod fleet_sim;
 pub mod harness;
 pub mod link_emulator;

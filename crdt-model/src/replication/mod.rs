@@ -6,9 +6,13 @@
 //! - [`frame`]: the frames two nodes exchange, checked on decode.
 //! - [`session`]: one document's Automerge sync with one peer, with a
 //!   round cap, stall detection and reset.
+//! - [`bundle`]: catch-up bundles, compressed and split into parts.
+//! - [`engine`]: the engine itself, peers to sessions to effects.
+//! - [`pair`]: two engines joined in memory, for tests and benchmarks.
 
 pub mod bundle;
 pub mod digest;
 pub mod engine;
 pub mod frame;
+pub mod pair;
 pub mod session;

@@ -241,31 +241,14 @@ impl DocSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::EntryId;
-    use crate::schema::{ChangeMeta, DocKind};
-    use crate::validate::{PostContext, new_entry};
+    use crate::schema::DocKind;
 
     fn at(ms: i64) -> Timestamp {
         Timestamp::from_millis(1_795_000_000_000 + ms)
     }
 
     fn add(doc: &mut Document, n: u128, name: &str) {
-        let ctx = PostContext {
-            now: at(0),
-            offset: time::UtcOffset::UTC,
-            authority: "KAZ-BS".into(),
-            post: "kz-test".into(),
-        };
-        let input = crate::api::NewEntryInput {
-            kind: "person".into(),
-            category: "warning".into(),
-            reason: "sync test".into(),
-            names: vec![name.into()],
-            ..Default::default()
-        };
-        let draft = new_entry(&input, EntryId::from_uuid(uuid::Uuid::from_u128(n)), &ctx).unwrap();
-        let meta = ChangeMeta { at: at(0), by: "1000@test".into(), op: "watchlist.add" };
-        doc.transact(&meta, |r| r.add_entry(&draft)).unwrap();
+        crate::test_support::add_person(doc, n, name, at(0));
     }
 
     fn pair() -> (Document, Document) {

@@ -634,7 +634,7 @@ fn ratio(ours: usize, theirs: usize) -> String {
 }
 
 fn sync(args: &SyncArgs) -> anyhow::Result<()> {
-    use outpost_tests::engine_pair::{Node, Pair};
+    use outpost_model::replication::pair::{Node, Pair};
     let mut builder = Builder::new(7);
     println!("| figure | ours (engine frames) | baseline in the same run | ratio | target |");
     println!("|---|---|---|---|---|");
@@ -758,6 +758,7 @@ fn sync(args: &SyncArgs) -> anyhow::Result<()> {
     let (plain_catch_up, _) = plain_sync(&mut plain_pairs, Some(&plain_states))?;
     let catch_up = pair.connect();
     anyhow::ensure!(pair.in_sync(), "catch-up did not converge: {:?}", pair.problems);
+    anyhow::ensure!(pair.disconnects.is_empty(), "an engine cut its peer off: {:?}", pair.disconnects);
     println!(
         "| catch up after 30 days away ({edits} edits, {} B of raw changes) | {} B in {} frames | zstd -3 of what it lacks {zstd3} B (zstd -19 {zstd19} B); plain sync, persisted states: {plain_catch_up} B | {} of zstd -3 | ≤ 1.1 × compressed size of what it lacks |",
         missed.len(),

@@ -1,14 +1,16 @@
 //! Two replication engines joined by an in-memory wire that counts bytes:
-//! what the benchmarks measure the engine's traffic with, beside plain
-//! Automerge sync on the same documents.
+//! what the engine's own tests drive it with, and what the benchmarks
+//! measure its traffic with, beside plain Automerge sync on the same
+//! documents. Pure: time is a number the caller moves.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use automerge::ActorId;
-use outpost_model::DocId;
-use outpost_model::date::Timestamp;
-use outpost_model::replication::engine::{DocHost, Effect, Engine, EngineConfig, PeerKey};
-use outpost_model::schema::Document;
+
+use super::engine::{DocHost, Effect, Engine, EngineConfig, Limits, PeerKey};
+use crate::date::Timestamp;
+use crate::ids::DocId;
+use crate::schema::Document;
 
 /// Documents and sync states in memory.
 #[derive(Debug)]
@@ -42,10 +44,18 @@ pub struct Node {
 
 impl Node {
     pub fn new(n: u8, docs: Vec<Document>) -> Self {
+        Self::with_limits(n, docs, Limits::default())
+    }
+
+    /// A node whose engine runs with `limits`, so that a test can reach a
+    /// bound with a handful of frames.
+    pub fn with_limits(n: u8, docs: Vec<Document>, limits: Limits) -> Self {
         let mut node_id = [0u8; 16];
         node_id[0] = n;
         let actor = ActorId::from(node_id.to_vec());
-        let mut engine = Engine::new(EngineConfig::new(node_id, &format!("node-{n}")));
+        let mut config = EngineConfig::new(node_id, &format!("node-{n}"));
+        config.limits = limits;
+        let mut engine = Engine::new(config);
         let mut held = BTreeMap::new();
         for mut doc in docs {
             doc.set_actor(actor.clone());
@@ -67,18 +77,46 @@ pub struct Traffic {
     pub frames: usize,
 }
 
+/// Which side a frame left from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
+
 /// Two nodes and the frames in flight between them. Frames are delivered
-/// in order, one at a time, and time stands still: what is measured is
-/// bytes, not time.
+/// in order, one at a time. Time moves only when the caller moves it
+/// ([`Pair::advance`]); what most callers measure is bytes, not time.
 #[derive(Debug)]
 pub struct Pair {
     pub a: Node,
     pub b: Node,
-    now: Timestamp,
-    wire: VecDeque<(bool, Vec<u8>)>,
+    pub now: Timestamp,
+    wire: VecDeque<(Side, Vec<u8>)>,
     pub traffic: Traffic,
     /// What the engines reported as refused or reset.
     pub problems: Vec<String>,
+    /// Why an engine cut its peer off, with the side that did.
+    pub disconnects: Vec<(Side, String)>,
+    /// Frames delivered so far; the filter sees this count.
+    pub delivered: usize,
+    /// Frames it refuses are lost on the wire.
+    pub keep: Option<FrameFilter>,
+    /// When each side's engine asked to be woken.
+    pub timers: [Option<Timestamp>; 2],
+}
+
+/// Decides, from the frame's number, its sender and its bytes, whether a
+/// frame reaches the other side.
+pub struct FrameFilter(pub Box<KeepFrame>);
+
+/// `(frame number, sender, frame) -> delivered?`
+pub type KeepFrame = dyn FnMut(usize, Side, &[u8]) -> bool;
+
+impl std::fmt::Debug for FrameFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameFilter")
+    }
 }
 
 impl Pair {
@@ -90,37 +128,82 @@ impl Pair {
             wire: VecDeque::new(),
             traffic: Traffic::default(),
             problems: Vec::new(),
+            disconnects: Vec::new(),
+            delivered: 0,
+            keep: None,
+            timers: [None, None],
         }
     }
 
-    fn carry(&mut self, from_a: bool, effects: Vec<Effect>) {
+    fn node(&mut self, side: Side) -> &mut Node {
+        match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+
+    /// Carries out effects that `side`'s engine returned.
+    pub fn carry(&mut self, side: Side, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
                 Effect::Send { frame, .. } => {
                     self.traffic.bytes += frame.len();
                     self.traffic.frames += 1;
-                    self.wire.push_back((from_a, frame));
+                    self.wire.push_back((side, frame));
                 }
                 Effect::PersistSyncState { peer, doc, state } => {
-                    let node = if from_a { &mut self.a } else { &mut self.b };
-                    node.host.states.insert((peer, doc), state);
+                    self.node(side).host.states.insert((peer, doc), state);
                 }
                 // Documents live in memory here; there is nothing to store.
                 Effect::Problem { detail, doc, .. } => self.problems.push(format!("{doc:?}: {detail}")),
-                Effect::StoreChanges { .. } | Effect::SetTimer { .. } => {}
-                Effect::Disconnect { reason, .. } => panic!("an engine cut its peer off: {reason}"),
+                Effect::StoreChanges { .. } => {}
+                Effect::SetTimer { at } => {
+                    self.timers[side as usize] = Some(at);
+                }
+                Effect::Disconnect { reason, .. } => self.disconnects.push((side, reason)),
             }
         }
     }
 
+    /// Hands one frame, as if it came from `from`, to the other side.
+    pub fn deliver(&mut self, from: Side, frame: &[u8]) {
+        let (to, from_key) = match from {
+            Side::A => (Side::B, self.a.key.clone()),
+            Side::B => (Side::A, self.b.key.clone()),
+        };
+        let now = self.now;
+        let node = self.node(to);
+        let effects = node.engine.handle_frame(now, &from_key, frame, &mut node.host);
+        self.carry(to, effects);
+    }
+
     /// Delivers frames until neither side has anything more to say.
     pub fn settle(&mut self) {
-        while let Some((from_a, frame)) = self.wire.pop_front() {
-            let (to, from_key) =
-                if from_a { (&mut self.b, self.a.key.clone()) } else { (&mut self.a, self.b.key.clone()) };
-            let effects = to.engine.handle_frame(self.now, &from_key, &frame, &mut to.host);
-            self.carry(!from_a, effects);
+        while let Some((from, frame)) = self.wire.pop_front() {
+            let n = self.delivered;
+            self.delivered += 1;
+            if let Some(FrameFilter(keep)) = self.keep.as_mut()
+                && !keep(n, from, &frame)
+            {
+                continue;
+            }
+            self.deliver(from, &frame);
         }
+    }
+
+    /// Moves time on by `ms` and fires the timers that are due.
+    pub fn advance(&mut self, ms: i64) {
+        self.now = Timestamp::from_millis(self.now.as_millis() + ms);
+        for side in [Side::A, Side::B] {
+            if self.timers[side as usize].is_some_and(|at| at <= self.now) {
+                self.timers[side as usize] = None;
+                let now = self.now;
+                let node = self.node(side);
+                let effects = node.engine.handle_timer(now, &mut node.host);
+                self.carry(side, effects);
+            }
+        }
+        self.settle();
     }
 
     /// Connects the two and lets them settle; returns what that cost.
@@ -128,9 +211,9 @@ impl Pair {
         let before = self.traffic;
         let (ka, kb) = (self.a.key.clone(), self.b.key.clone());
         let ea = self.a.engine.handle_connected(self.now, &kb);
-        self.carry(true, ea);
+        self.carry(Side::A, ea);
         let eb = self.b.engine.handle_connected(self.now, &ka);
-        self.carry(false, eb);
+        self.carry(Side::B, eb);
         self.settle();
         self.since(before)
     }
@@ -146,7 +229,7 @@ impl Pair {
     pub fn push_from_a(&mut self, doc: &DocId) -> Traffic {
         let before = self.traffic;
         let effects = self.a.engine.handle_local_change(self.now, doc, &mut self.a.host);
-        self.carry(true, effects);
+        self.carry(Side::A, effects);
         self.settle();
         self.since(before)
     }

@@ -1,0 +1,135 @@
+//! Catch-up bundles on the wire: a snapshot for a peer with no copy, or a
+//! sync message's changes compressed together, split into parts.
+
+use super::{DocHost, Effect, Engine, Out, PeerKey, sorted};
+use crate::date::Timestamp;
+use crate::ids::DocId;
+use crate::replication::bundle::{BundleError, BundlePayload, Reassembly};
+use crate::replication::digest::fingerprint;
+use crate::replication::frame::{Body, BundleKind};
+
+impl Engine {
+    pub(super) fn send_bundle(
+        &mut self,
+        peer: &PeerKey,
+        doc: &DocId,
+        kind: BundleKind,
+        payload: BundlePayload,
+        out: &mut Out,
+    ) {
+        self.send_parts(peer, doc, kind, payload.into_parts(), out);
+    }
+
+    pub(super) fn send_parts(
+        &mut self,
+        peer: &PeerKey,
+        doc: &DocId,
+        kind: BundleKind,
+        parts: Result<Vec<Vec<u8>>, BundleError>,
+        out: &mut Out,
+    ) {
+        let parts = match parts {
+            Ok(parts) => parts,
+            Err(err) => {
+                out.problem(peer, Some(doc), format!("cannot bundle the document: {err}"));
+                return;
+            }
+        };
+        let of = parts.len() as u16;
+        let mut sent = 0;
+        for (n, data) in parts.into_iter().enumerate() {
+            let part = n as u16;
+            sent += self.send_doc(
+                peer,
+                doc,
+                |slot| Body::Bundle { slot, kind, part, of, data, signatures: Vec::new() },
+                out,
+            );
+        }
+        if let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) {
+            session.bytes_out += sent as u64;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_bundle(
+        &mut self,
+        now: Timestamp,
+        peer: &PeerKey,
+        doc: &DocId,
+        kind: BundleKind,
+        part: u16,
+        of: u16,
+        data: &[u8],
+        host: &mut dyn DocHost,
+        out: &mut Out,
+    ) {
+        if !self.ensure_session(now, peer, doc, host, out) {
+            return;
+        }
+        let building: usize = self
+            .peers
+            .get(peer)
+            .map_or(0, |s| s.sessions.values().filter_map(|x| x.incoming.as_ref()).map(Reassembly::len).sum());
+        if building + data.len() > self.config.limits.max_peer_reassembly_bytes {
+            out.effects.push(Effect::Disconnect {
+                peer: peer.clone(),
+                reason: format!(
+                    "sends bundles of more than {} bytes at once",
+                    self.config.limits.max_peer_reassembly_bytes
+                ),
+            });
+            self.peers.remove(peer);
+            return;
+        }
+        let Some(session) = self.session_mut(peer, doc) else { return };
+        let (kind, payload) = match Reassembly::add(&mut session.incoming, kind, part, of, data) {
+            Ok(Some(done)) => done,
+            Ok(None) => return,
+            Err(err) => {
+                out.problem(peer, Some(doc), format!("refused a bundle: {err}"));
+                self.reset_session(now, peer, doc, &err.to_string(), host, out);
+                return;
+            }
+        };
+        let document = match host.doc(doc) {
+            Ok(document) => document,
+            Err(err) => {
+                out.problem(
+                    peer,
+                    Some(doc),
+                    format!("cannot apply a bundle to a document this node cannot load: {err}"),
+                );
+                return;
+            }
+        };
+        let before = document.heads();
+        if let Err(err) = document.apply_received(&payload.chunks) {
+            if sorted(document.heads()) != sorted(before.clone()) {
+                out.effects.push(Effect::StoreChanges { doc: doc.clone(), since: before });
+            }
+            out.problem(peer, Some(doc), format!("refused a bundle: {err}"));
+            self.refuse(peer, doc, &err.to_string(), out);
+            return;
+        }
+        let after = document.heads();
+        if sorted(after.clone()) != sorted(before.clone()) {
+            out.effects.push(Effect::StoreChanges { doc: doc.clone(), since: before });
+            self.changed(now, doc, Some(peer), host, out);
+        }
+        if kind == BundleKind::Snapshot {
+            let theirs = payload.heads();
+            if sorted(after.clone()) == sorted(theirs) {
+                if let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) {
+                    session.sync.settle_at(now, after.clone());
+                }
+                self.persist(peer, doc, out);
+                let fp = fingerprint(doc, &after);
+                self.send_doc(peer, doc, |slot| Body::Done { slot, fingerprint: fp }, out);
+                self.agreed_at.insert(doc.clone(), now);
+            } else {
+                self.drive(now, peer, doc, host, out);
+            }
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The replication engine: what to say to which peer, and when.
+//!
+//! Sans-IO: every input is a `handle_*(now, …)` call that returns
+//! [`Effect`]s for the host (the daemon, or the fleet simulator) to carry
+//! out. The engine reads no clock, opens nothing and draws no random
+//! number. Documents are reached through [`DocHost`], because Automerge's
+//! sync applies a peer's changes to the document itself; the engine then
+//! asks the host to make them durable ([`Effect::StoreChanges`]) before
+//! anything it sends next.
+//!
+//! Per peer: `Hello`, then a digest exchange (`Reconcile`) that finds the
+//! documents held differently, then one Automerge sync session per such
+//! document, at most [`Limits::max_active`] at a time, watchlists first.
+//! Changes made here or received from any peer are pushed at once to every
+//! connected peer (store and forward). A session that awaits a reply too
+//! long is reset on both sides, and the digest is exchanged again every
+//! [`Limits::recheck_every_ms`], so a lost frame costs at most one period,
+//! never a stall. The wire format is in `docs/replication.md`.
+//!
+//! The parts, one file each:
+//! - [`limits`]: every bound, in a struct tests can shrink;
+//! - `peers`: connections, `Hello`, aliases, the digest exchange;
+//! - `sync`: per-document sessions, replies due, resets;
+//! - `bundles`: snapshot and change bundles;
+//! - `fanout`: pushing changes to every peer, the per-peer queue.
+
+mod bundles;
+mod fanout;
+pub mod limits;
+mod peers;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::ChangeHash;
+
+pub use self::limits::Limits;
+use self::peers::Peer;
+use super::digest::Inventory;
+use super::frame::{Body, MAX_NAME_CHARS};
+use crate::date::Timestamp;
+use crate::ids::DocId;
+use crate::schema::{DocKind, Document};
+
+/// How a peer is known to the host (the daemon uses the libp2p peer id).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerKey(pub String);
+
+impl std::fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where the engine reaches documents and persisted sync states.
+pub trait DocHost {
+    /// The document, or a new copy of it (its genesis) when this node holds
+    /// none yet. An error names why it cannot be had (a damaged record).
+    fn doc(&mut self, id: &DocId) -> Result<&mut Document, String>;
+    /// The sync state last persisted for (peer, doc).
+    fn sync_state(&mut self, peer: &PeerKey, doc: &DocId) -> Option<Vec<u8>>;
+}
+
+/// Which frames go first on a slow link. Frames of one document keep their
+/// order; frames of different lanes may overtake each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lane {
+    /// `Hello` and `Reconcile`: small, and everything waits for them.
+    Control,
+    Watchlist,
+    Incidents,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Send {
+        peer: PeerKey,
+        lane: Lane,
+        frame: Vec<u8>,
+    },
+    /// Changes from a peer are in the document in memory: store the changes
+    /// it holds beyond `since` (and the records they touch) durably before
+    /// carrying out any later effect.
+    StoreChanges {
+        doc: DocId,
+        since: Vec<ChangeHash>,
+    },
+    PersistSyncState {
+        peer: PeerKey,
+        doc: DocId,
+        state: Vec<u8>,
+    },
+    Disconnect {
+        peer: PeerKey,
+        reason: String,
+    },
+    /// Call [`Engine::handle_timer`] at `at`; replaces any earlier request.
+    SetTimer {
+        at: Timestamp,
+    },
+    /// Something a peer sent was refused; for the log.
+    Problem {
+        peer: PeerKey,
+        doc: Option<DocId>,
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This node's id, sent in `Hello`.
+    pub node: [u8; 16],
+    /// This node's name, sent in `Hello`.
+    pub name: String,
+    pub limits: Limits,
+}
+
+impl EngineConfig {
+    pub fn new(node: [u8; 16], name: &str) -> Self {
+        Self {
+            node,
+            name: name.chars().take(MAX_NAME_CHARS).filter(|c| !c.is_control()).collect(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What the engine knows about one connected peer, for `outpost peers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSummary {
+    /// The peer said `Hello`.
+    pub ready: bool,
+    /// The name the peer gave in `Hello`.
+    pub name: String,
+    /// The peer's node id (the prefix of its Automerge actors).
+    pub node: Option<[u8; 16]>,
+    /// Documents known to differ that are queued or being synced.
+    pub differing: Vec<DocId>,
+    pub last_reconciled: Option<Timestamp>,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    inventory: Inventory,
+    peers: BTreeMap<PeerKey, Peer>,
+    /// When each document was last shown to agree with some peer.
+    agreed_at: BTreeMap<DocId, Timestamp>,
+}
+
+fn lane_of(doc: &DocId) -> (Lane, Reverse<String>) {
+    match DocKind::parse(doc) {
+        Ok(DocKind::Watchlist { .. }) => (Lane::Watchlist, Reverse(String::new())),
+        // Newest month first: it is the one officers are working on.
+        Ok(DocKind::Incidents { month, .. }) => (Lane::Incidents, Reverse(month)),
+        Err(_) => (Lane::Incidents, Reverse(String::new())),
+    }
+}
+
+fn sorted(mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
+    heads.sort_unstable();
+    heads
+}
+
+/// Effects of one input, with helpers that keep them in order.
+struct Out {
+    effects: Vec<Effect>,
+}
+
+impl Out {
+    fn send(&mut self, peer: &PeerKey, lane: Lane, body: &Body) {
+        match body.encode() {
+            Ok(frame) => self.effects.push(Effect::Send { peer: peer.clone(), lane, frame }),
+            // Bodies are built within the limits; one that is not is a bug
+            // to report, not a reason to stop the node.
+            Err(err) => self.problem(peer, None, format!("cannot encode a frame: {err}")),
+        }
+    }
+
+    fn problem(&mut self, peer: &PeerKey, doc: Option<&DocId>, detail: String) {
+        self.effects.push(Effect::Problem { peer: peer.clone(), doc: doc.cloned(), detail });
+    }
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Self {
+        Self { config, inventory: Inventory::new(), peers: BTreeMap::new(), agreed_at: BTreeMap::new() }
+    }
+
+    /// Records a document this node holds, at start; no effects.
+    pub fn set_held(&mut self, doc: &DocId, heads: &[ChangeHash]) {
+        self.inventory.set(doc, heads);
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    pub fn connected_peers(&self) -> impl Iterator<Item = &PeerKey> {
+        self.peers.keys()
+    }
+
+    pub fn peer_summary(&self, peer: &PeerKey) -> Option<PeerSummary> {
+        let state = self.peers.get(peer)?;
+        let mut differing: BTreeSet<DocId> = state.queue.iter().map(|(_, _, d)| d.clone()).collect();
+        differing.extend(state.sessions.iter().filter(|(_, s)| s.active()).map(|(d, _)| d.clone()));
+        Some(PeerSummary {
+            ready: state.node.is_some(),
+            name: state.name.clone(),
+            node: state.node,
+            differing: differing.into_iter().collect(),
+            last_reconciled: state.last_reconciled,
+        })
+    }
+
+    /// The document held here that was longest ago shown to agree with any
+    /// peer, and when (`None`: never).
+    pub fn stalest(&self) -> Option<(DocId, Option<Timestamp>)> {
+        self.inventory
+            .iter()
+            .map(|(doc, _)| (doc.clone(), self.agreed_at.get(doc).copied()))
+            .min_by_key(|(doc, at)| (at.map_or(i64::MIN, Timestamp::as_millis), doc.clone()))
+    }
+
+    /// Starts a digest exchange now with `peer`, or with every ready peer.
+    pub fn handle_sync_now(&mut self, now: Timestamp, peer: Option<&PeerKey>) -> Vec<Effect> {
+        let mut out = Out { effects: Vec::new() };
+        let targets: Vec<PeerKey> = match peer {
+            Some(p) => vec![p.clone()],
+            None => self.peers.keys().cloned().collect(),
+        };
+        for target in targets {
+            self.start_reconcile(now, &target, &mut out);
+        }
+        self.finish(out)
+    }
+
+    /// A change was committed here (an officer's write): push it to every
+    /// ready peer.
+    pub fn handle_local_change(&mut self, now: Timestamp, doc: &DocId, host: &mut dyn DocHost) -> Vec<Effect> {
+        let mut out = Out { effects: Vec::new() };
+        self.changed(now, doc, None, host, &mut out);
+        self.finish(out)
+    }
+
+    /// Storing changes of `doc` failed, so the host dropped them from
+    /// memory: every session on it starts over on both sides.
+    pub fn handle_store_failed(&mut self, now: Timestamp, doc: &DocId, host: &mut dyn DocHost) -> Vec<Effect> {
+        let mut out = Out { effects: Vec::new() };
+        if let Ok(document) = host.doc(doc) {
+            let heads = document.heads();
+            self.inventory.set(doc, &heads);
+        }
+        let peers: Vec<PeerKey> = self.peers.keys().cloned().collect();
+        for peer in peers {
+            // The sessions' states in memory may name the changes that were
+            // not stored: they start again from what was persisted.
+            let had = self.peers.get_mut(&peer).and_then(|s| s.sessions.remove(doc)).is_some();
+            if had && self.ensure_session(now, &peer, doc, host, &mut out) {
+                self.reset_session(now, &peer, doc, "the receiver could not store changes", host, &mut out);
+            }
+        }
+        self.finish(out)
+    }
+
+    pub fn handle_timer(&mut self, now: Timestamp, host: &mut dyn DocHost) -> Vec<Effect> {
+        let mut out = Out { effects: Vec::new() };
+        let peers: Vec<PeerKey> = self.peers.keys().cloned().collect();
+        for peer in peers {
+            let Some(state) = self.peers.get_mut(&peer) else { continue };
+            if state.node.is_none() {
+                if now >= state.next_check {
+                    state.next_check = Timestamp::from_millis(now.as_millis() + self.config.limits.hello_retry_ms);
+                    out.send(&peer, Lane::Control, &self.hello(false));
+                }
+                continue;
+            }
+            let Some(state) = self.peers.get(&peer) else { continue };
+            // Replies wait behind everything sent to the peer, not only
+            // behind this session's own frames.
+            let queued: u64 = state.sessions.values().filter(|s| s.active()).map(|s| s.bytes_out).sum();
+            let overdue: Vec<DocId> = state
+                .sessions
+                .iter()
+                .filter(|(_, s)| self.reply_overdue(now, s, queued))
+                .map(|(d, _)| d.clone())
+                .collect();
+            for doc in overdue {
+                self.reset_session(now, &peer, &doc, "no reply in time", host, &mut out);
+            }
+            if let Some(state) = self.peers.get_mut(&peer).filter(|s| now >= s.next_check) {
+                // A new period: only the timer opens one, so a peer cannot
+                // lift the cap by greeting again.
+                state.reconcile_frames = 0;
+                self.start_reconcile(now, &peer, &mut out);
+            }
+        }
+        self.finish(out)
+    }
+
+    pub fn handle_frame(
+        &mut self,
+        now: Timestamp,
+        peer: &PeerKey,
+        bytes: &[u8],
+        host: &mut dyn DocHost,
+    ) -> Vec<Effect> {
+        let mut out = Out { effects: Vec::new() };
+        let Some(state) = self.peers.get_mut(peer) else {
+            out.problem(peer, None, "a frame from a peer that is not connected".into());
+            return self.finish(out);
+        };
+        let body = match Body::decode(bytes) {
+            Ok(body) => body,
+            Err(err) => {
+                state.bad_frames += 1;
+                out.problem(peer, None, format!("refused a frame: {err}"));
+                if state.bad_frames > self.config.limits.max_bad_frames {
+                    out.effects.push(Effect::Disconnect {
+                        peer: peer.clone(),
+                        reason: format!("more than {} frames that do not decode", self.config.limits.max_bad_frames),
+                    });
+                }
+                return self.finish(out);
+            }
+        };
+        if state.node.is_none() && !matches!(body, Body::Hello { .. }) {
+            out.problem(peer, None, "a frame before Hello".into());
+            return self.finish(out);
+        }
+        match body {
+            Body::Hello { node, name, features, .. } => {
+                if let Some(state) = self.peers.get_mut(peer) {
+                    state.name = name;
+                }
+                self.on_hello(now, peer, node, features, &mut out);
+            }
+            Body::Reconcile { parts } => self.on_reconcile(now, peer, &parts, host, &mut out),
+            Body::Open { slot, doc, .. } => self.on_open(peer, slot, &doc, &mut out),
+            Body::Sync { slot, message } => {
+                if let Some(doc) = self.doc_of(peer, slot, &mut out) {
+                    self.on_sync(now, peer, &doc, &message, host, &mut out);
+                }
+            }
+            Body::Bundle { slot, kind, part, of, data, .. } => {
+                if let Some(doc) = self.doc_of(peer, slot, &mut out) {
+                    self.on_bundle(now, peer, &doc, kind, part, of, &data, host, &mut out);
+                }
+            }
+            Body::Done { slot, fingerprint } => {
+                if let Some(doc) = self.doc_of(peer, slot, &mut out) {
+                    self.on_done(now, peer, &doc, fingerprint, host, &mut out);
+                }
+            }
+            Body::Reset { slot, reason } => {
+                if let Some(doc) = self.doc_of(peer, slot, &mut out) {
+                    out.problem(peer, Some(&doc), format!("peer reset the session: {reason}"));
+                    // Our replies may never have arrived because the peer
+                    // never saw our alias's `Open`: give the document a
+                    // fresh one.
+                    if let Some(state) = self.peers.get_mut(peer) {
+                        state.my_slots.remove(&doc);
+                    }
+                    if let Some(session) = self.session_mut(peer, &doc) {
+                        session.sync.restart(now);
+                        session.awaiting_bundle_reply = None;
+                        session.incoming = None;
+                        session.bytes_out = 0;
+                    }
+                    self.drive(now, peer, &doc, host, &mut out);
+                }
+            }
+            Body::Refuse { slot, reason } => {
+                if let Some(doc) = self.doc_of(peer, slot, &mut out) {
+                    out.problem(peer, Some(&doc), format!("peer refused the document: {reason}"));
+                    if let Some(state) = self.peers.get_mut(peer) {
+                        state.sessions.remove(&doc);
+                    }
+                    self.pump(now, peer, host, &mut out);
+                }
+            }
+        }
+        self.finish(out)
+    }
+
+    /// Ends every input with the next timer the engine needs. Of several
+    /// `StoreChanges` for one document only the first is kept: it names
+    /// the earliest heads, so it covers the others.
+    fn finish(&self, mut out: Out) -> Vec<Effect> {
+        let mut stored = BTreeSet::new();
+        out.effects.retain(|e| match e {
+            Effect::StoreChanges { doc, .. } => stored.insert(doc.clone()),
+            _ => true,
+        });
+        let mut next: Option<i64> = None;
+        for state in self.peers.values() {
+            let mut consider = |at: i64| next = Some(next.map_or(at, |n| n.min(at)));
+            consider(state.next_check.as_millis());
+            let queued: u64 = state.sessions.values().filter(|s| s.active()).map(|s| s.bytes_out).sum();
+            for session in state.sessions.values() {
+                if let Some(at) = session.awaiting_bundle_reply {
+                    consider(self.reply_deadline(at, queued) + 1);
+                } else if session.sync.is_awaiting() {
+                    consider(self.reply_deadline(session.sync.last_progress(), queued) + 1);
+                }
+            }
+        }
+        if let Some(at) = next {
+            out.effects.push(Effect::SetTimer { at: Timestamp::from_millis(at) });
+        }
+        out.effects
+    }
+}
+
+fn sent_bytes(effects: &[Effect]) -> usize {
+    effects.iter().map(|e| if let Effect::Send { frame, .. } = e { frame.len() } else { 0 }).sum()
+}

@@ -1,0 +1,237 @@
+//! Connections: `Hello`, document aliases and the digest exchange that
+//! finds which documents differ.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::sync::Session;
+use super::{DocHost, Effect, Engine, Lane, Out, PeerKey, lane_of, sent_bytes};
+use crate::date::Timestamp;
+use crate::ids::DocId;
+use crate::replication::digest::{DocKey, Inventory, Part};
+use crate::replication::frame::{Body, MAX_FRAME_BYTES, Slot};
+use crate::schema::DocKind;
+
+/// `Hello` feature bit: the sender has heard the receiver's `Hello`. A
+/// repeated `Hello` without it means ours was lost, so it is answered.
+const HEARD_YOU: u32 = 1;
+
+#[derive(Debug)]
+pub(super) struct Peer {
+    /// Set by the peer's `Hello`; nothing but `Hello` is accepted before.
+    pub(super) node: Option<[u8; 16]>,
+    pub(super) name: String,
+    pub(super) next_slot: Slot,
+    /// Aliases this side gave documents in this connection.
+    pub(super) my_slots: BTreeMap<DocId, Slot>,
+    /// Aliases the peer gave documents in this connection.
+    pub(super) their_slots: BTreeMap<Slot, DocId>,
+    /// `Open` frames received in this connection, reused slots included.
+    pub(super) opens: usize,
+    pub(super) sessions: BTreeMap<DocId, Session>,
+    /// Documents known to differ and not yet being synced, in order.
+    pub(super) queue: BTreeSet<(Lane, Reverse<String>, DocId)>,
+    /// Documents the last digest showed the peer holds no copy of.
+    pub(super) absent: BTreeSet<DocId>,
+    pub(super) next_check: Timestamp,
+    pub(super) reconcile_frames: u32,
+    pub(super) bad_frames: u32,
+    pub(super) last_reconciled: Option<Timestamp>,
+}
+
+impl Engine {
+    pub fn handle_connected(&mut self, now: Timestamp, peer: &PeerKey) -> Vec<Effect> {
+        let mut out = Out { effects: Vec::new() };
+        self.peers.insert(
+            peer.clone(),
+            Peer {
+                node: None,
+                name: String::new(),
+                next_slot: 0,
+                my_slots: BTreeMap::new(),
+                their_slots: BTreeMap::new(),
+                opens: 0,
+                sessions: BTreeMap::new(),
+                queue: BTreeSet::new(),
+                absent: BTreeSet::new(),
+                next_check: Timestamp::from_millis(now.as_millis() + self.config.limits.recheck_every_ms),
+                reconcile_frames: 0,
+                bad_frames: 0,
+                last_reconciled: None,
+            },
+        );
+        // The digest goes right behind the greeting, on both sides: it saves
+        // half a round trip on every connection, for some 20 bytes.
+        out.send(peer, Lane::Control, &self.hello(false));
+        out.send(peer, Lane::Control, &Body::Reconcile { parts: self.inventory.opening() });
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.next_check = Timestamp::from_millis(now.as_millis() + self.config.limits.hello_retry_ms);
+        }
+        self.finish(out)
+    }
+
+    pub(super) fn hello(&self, heard_you: bool) -> Body {
+        let features = if heard_you { HEARD_YOU } else { 0 };
+        Body::Hello {
+            node: self.config.node,
+            name: self.config.name.clone(),
+            features,
+            max_frame: MAX_FRAME_BYTES as u32,
+        }
+    }
+
+    /// What was in flight is forgotten; persisted sync states stay.
+    pub fn handle_disconnected(&mut self, _now: Timestamp, peer: &PeerKey) -> Vec<Effect> {
+        self.peers.remove(peer);
+        self.finish(Out { effects: Vec::new() })
+    }
+
+    pub(super) fn on_hello(&mut self, now: Timestamp, peer: &PeerKey, node: [u8; 16], features: u32, out: &mut Out) {
+        if node == self.config.node {
+            out.effects.push(Effect::Disconnect { peer: peer.clone(), reason: "connected to itself".into() });
+            return;
+        }
+        let Some(state) = self.peers.get_mut(peer) else { return };
+        match state.node {
+            Some(known) if known != node => {
+                out.effects.push(Effect::Disconnect {
+                    peer: peer.clone(),
+                    reason: "changed its node id within a connection".into(),
+                });
+            }
+            // The peer greets again without having heard us: our `Hello`,
+            // and the digest behind it, were lost.
+            Some(_) if features & HEARD_YOU == 0 => {
+                out.send(peer, Lane::Control, &self.hello(true));
+                self.start_reconcile(now, peer, out);
+            }
+            Some(_) => {}
+            None => {
+                // Our digest already went out behind our `Hello`.
+                state.node = Some(node);
+                state.next_check = Timestamp::from_millis(now.as_millis() + self.config.limits.recheck_every_ms);
+            }
+        }
+    }
+
+    pub(super) fn start_reconcile(&mut self, now: Timestamp, peer: &PeerKey, out: &mut Out) {
+        let Some(state) = self.peers.get_mut(peer) else { return };
+        if state.node.is_none() {
+            return;
+        }
+        state.next_check = Timestamp::from_millis(now.as_millis() + self.config.limits.recheck_every_ms);
+        out.send(peer, Lane::Control, &Body::Reconcile { parts: self.inventory.opening() });
+    }
+
+    pub(super) fn on_reconcile(
+        &mut self,
+        now: Timestamp,
+        peer: &PeerKey,
+        parts: &[Part],
+        host: &mut dyn DocHost,
+        out: &mut Out,
+    ) {
+        let Some(state) = self.peers.get_mut(peer) else { return };
+        state.reconcile_frames += 1;
+        if state.reconcile_frames > self.config.limits.max_reconcile_frames {
+            out.effects.push(Effect::Disconnect {
+                peer: peer.clone(),
+                reason: format!("more than {} reconcile frames in one period", self.config.limits.max_reconcile_frames),
+            });
+            return;
+        }
+        let step = self.inventory.step(parts);
+        for (first, last) in &step.agreed {
+            mark_agreed(&self.inventory, &mut self.agreed_at, *first, *last, now);
+        }
+        let Some(state) = self.peers.get_mut(peer) else { return };
+        state.last_reconciled = Some(now);
+        state.absent.extend(step.absent.iter().cloned());
+        if !step.reply.is_empty() {
+            out.send(peer, Lane::Control, &Body::Reconcile { parts: step.reply });
+        }
+        let mut restart = Vec::new();
+        for doc in step.differing {
+            match state.sessions.get(&doc).map(Session::active) {
+                // An idle session on a document that still differs missed
+                // something (a lost frame): both sides start it over.
+                Some(false) => restart.push(doc),
+                Some(true) => {}
+                None => {
+                    let (lane, month) = lane_of(&doc);
+                    state.queue.insert((lane, month, doc));
+                }
+            }
+        }
+        for doc in restart {
+            self.reset_session(now, peer, &doc, "the digest shows the document still differs", host, out);
+        }
+        self.pump(now, peer, host, out);
+    }
+
+    pub(super) fn on_open(&mut self, peer: &PeerKey, slot: Slot, doc: &str, out: &mut Out) {
+        let Some(state) = self.peers.get_mut(peer) else { return };
+        let Ok(doc) = DocId::parse(doc) else { return };
+        if let Err(err) = DocKind::parse(&doc) {
+            out.send(peer, Lane::Control, &Body::Refuse { slot, reason: format!("unknown document kind: {err}") });
+            return;
+        }
+        state.opens += 1;
+        if state.opens > self.config.limits.max_aliases {
+            out.effects.push(Effect::Disconnect {
+                peer: peer.clone(),
+                reason: format!("opened more than {} documents in one connection", self.config.limits.max_aliases),
+            });
+            return;
+        }
+        state.their_slots.insert(slot, doc);
+    }
+
+    pub(super) fn doc_of(&mut self, peer: &PeerKey, slot: Slot, out: &mut Out) -> Option<DocId> {
+        let doc = self.peers.get(peer)?.their_slots.get(&slot).cloned();
+        if doc.is_none() {
+            out.problem(peer, None, format!("a frame for slot {slot}, which the peer never opened"));
+        }
+        doc
+    }
+
+    /// Sends a frame about `doc`, opening an alias for it first if needed.
+    pub(super) fn send_doc(
+        &mut self,
+        peer: &PeerKey,
+        doc: &DocId,
+        body: impl FnOnce(Slot) -> Body,
+        out: &mut Out,
+    ) -> usize {
+        let Some(state) = self.peers.get_mut(peer) else { return 0 };
+        let lane = lane_of(doc).0;
+        let mut sent = 0;
+        let slot = match state.my_slots.get(doc) {
+            Some(slot) => *slot,
+            None => {
+                let slot = state.next_slot;
+                state.next_slot += 1;
+                state.my_slots.insert(doc.clone(), slot);
+                let before = out.effects.len();
+                out.send(peer, lane, &Body::Open { slot, doc: doc.to_string(), priority: lane as u8 });
+                sent += sent_bytes(&out.effects[before..]);
+                slot
+            }
+        };
+        let before = out.effects.len();
+        out.send(peer, lane, &body(slot));
+        sent + sent_bytes(&out.effects[before..])
+    }
+}
+
+fn mark_agreed(
+    inventory: &Inventory,
+    agreed_at: &mut BTreeMap<DocId, Timestamp>,
+    first: DocKey,
+    last: DocKey,
+    now: Timestamp,
+) {
+    for doc in inventory.docs_in(first, last) {
+        agreed_at.insert(doc.clone(), now);
+    }
+}

@@ -1,0 +1,308 @@
+//! Per-document sessions: Automerge sync with one peer, replies due,
+//! two-sided resets, and the closing `Done` of a snapshot.
+
+use automerge::sync::ChunkList;
+
+use super::{DocHost, Effect, Engine, Out, PeerKey, sorted};
+use crate::date::Timestamp;
+use crate::ids::DocId;
+use crate::replication::bundle::{BundlePayload, Reassembly};
+use crate::replication::digest::{Fingerprint, fingerprint};
+use crate::replication::frame::{Body, BundleKind, MAX_REASON_CHARS};
+use crate::replication::session::{DocSession, STALL_AFTER_MS, SessionError};
+
+#[derive(Debug)]
+pub(super) struct Session {
+    pub(super) sync: DocSession,
+    pub(super) persisted: Vec<u8>,
+    pub(super) last_used: Timestamp,
+    /// Bytes sent since the last progress; a reply is not due before they
+    /// could have crossed the slowest link.
+    pub(super) bytes_out: u64,
+    /// A snapshot was sent; its receiver answers with `Done` or a sync.
+    pub(super) awaiting_bundle_reply: Option<Timestamp>,
+    pub(super) incoming: Option<Reassembly>,
+    /// The next message pushes a change made or received here, so a
+    /// document the peer never synced with us is assumed new to it.
+    pub(super) pushing: bool,
+}
+
+impl Session {
+    pub(super) fn active(&self) -> bool {
+        self.sync.is_awaiting() || self.awaiting_bundle_reply.is_some()
+    }
+}
+
+impl Engine {
+    /// Makes sure a session for (peer, doc) exists, resumed from its
+    /// persisted state; false when the peer is gone.
+    pub(super) fn ensure_session(
+        &mut self,
+        now: Timestamp,
+        peer: &PeerKey,
+        doc: &DocId,
+        host: &mut dyn DocHost,
+        out: &mut Out,
+    ) -> bool {
+        self.evict_idle(peer);
+        let Some(state) = self.peers.get_mut(peer) else { return false };
+        if !state.sessions.contains_key(doc) && state.sessions.len() >= self.config.limits.max_peer_sessions {
+            out.effects.push(Effect::Disconnect {
+                peer: peer.clone(),
+                reason: format!("keeps more than {} document sessions open", self.config.limits.max_peer_sessions),
+            });
+            self.peers.remove(peer);
+            return false;
+        }
+        if !state.sessions.contains_key(doc) {
+            let persisted = host.sync_state(peer, doc);
+            let (sync, replaced) = DocSession::resume(persisted.as_deref(), now);
+            if replaced {
+                out.problem(peer, Some(doc), "persisted sync state did not decode; starting afresh".into());
+            }
+            state.sessions.insert(
+                doc.clone(),
+                Session {
+                    persisted: persisted.unwrap_or_default(),
+                    sync,
+                    last_used: now,
+                    bytes_out: 0,
+                    awaiting_bundle_reply: None,
+                    incoming: None,
+                    pushing: false,
+                },
+            );
+        }
+        if let Some(session) = state.sessions.get_mut(doc) {
+            session.last_used = now;
+        }
+        true
+    }
+
+    pub(super) fn session_mut(&mut self, peer: &PeerKey, doc: &DocId) -> Option<&mut Session> {
+        self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc))
+    }
+
+    /// Says what there is to say about `doc` to `peer`: a snapshot for a
+    /// peer with no copy, else the next sync message, its changes bundled
+    /// when large.
+    pub(super) fn drive(&mut self, now: Timestamp, peer: &PeerKey, doc: &DocId, host: &mut dyn DocHost, out: &mut Out) {
+        if !self.ensure_session(now, peer, doc, host, out) {
+            return;
+        }
+        let peer_lacks_it = self.peers.get_mut(peer).is_some_and(|s| s.absent.remove(doc));
+        let pushing = self.session_mut(peer, doc).is_some_and(|s| std::mem::take(&mut s.pushing));
+        let document = match host.doc(doc) {
+            Ok(document) => document,
+            Err(err) => {
+                out.problem(peer, Some(doc), format!("cannot sync a document this node cannot load: {err}"));
+                return;
+            }
+        };
+        let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) else { return };
+        if peer_lacks_it && session.sync.shared_heads().is_empty() {
+            let heads = document.heads();
+            let payload = BundlePayload::new(&heads, vec![document.save()]);
+            session.awaiting_bundle_reply = Some(now);
+            self.send_bundle(peer, doc, BundleKind::Snapshot, payload, out);
+            return;
+        }
+        // Assuming the peer holds only the genesis resends the whole
+        // document if it got it elsewhere, so only small documents are
+        // pushed that way; larger ones learn the peer's heads first.
+        let genesis = document.genesis_heads().to_vec();
+        let floor = (pushing && document.count_changes_since(&genesis) <= self.config.limits.push_whole_up_to)
+            .then_some(genesis);
+        session.sync.prime(floor.as_deref());
+        let Some(mut message) = session.sync.next_sync(now, document) else { return };
+        let change_bytes: usize = message.changes.iter().map(<[u8]>::len).sum();
+        if change_bytes > self.config.limits.bundle_over_bytes {
+            // A catch-up: the changes go compressed together, or as the whole
+            // document when that is smaller (its columns compress far better
+            // than changes one by one), and the sync message follows bare.
+            let chunks: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
+            message.changes = ChunkList::empty();
+            let changes = BundlePayload::new(&message.heads, chunks).into_parts();
+            let whole = BundlePayload::new(&message.heads, vec![document.save()]).into_parts();
+            let size =
+                |parts: &Result<Vec<Vec<u8>>, _>| parts.as_ref().map_or(usize::MAX, |p| p.iter().map(Vec::len).sum());
+            let smaller = if size(&whole) < size(&changes) { whole } else { changes };
+            self.send_parts(peer, doc, BundleKind::Changes, smaller, out);
+        }
+        let sent = self.send_doc(peer, doc, |slot| Body::Sync { slot, message: message.encode() }, out);
+        if let Some(session) = self.session_mut(peer, doc) {
+            session.bytes_out += sent as u64;
+        }
+    }
+
+    pub(super) fn on_sync(
+        &mut self,
+        now: Timestamp,
+        peer: &PeerKey,
+        doc: &DocId,
+        message: &[u8],
+        host: &mut dyn DocHost,
+        out: &mut Out,
+    ) {
+        if !self.ensure_session(now, peer, doc, host, out) {
+            return;
+        }
+        let document = match host.doc(doc) {
+            Ok(document) => document,
+            Err(err) => {
+                out.problem(peer, Some(doc), format!("cannot sync a document this node cannot load: {err}"));
+                self.refuse(peer, doc, "the receiver cannot load this document", out);
+                return;
+            }
+        };
+        let before = document.heads();
+        let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) else { return };
+        session.awaiting_bundle_reply = None;
+        let received = session.sync.receive(now, document, message);
+        let after = document.heads();
+        let changed = sorted(after) != sorted(before.clone());
+        // Changes are stored before the sync state that claims them, and
+        // also when a message was refused after some of it applied.
+        if changed {
+            out.effects.push(Effect::StoreChanges { doc: doc.clone(), since: before });
+        }
+        if let Err(err) = received {
+            out.problem(peer, Some(doc), format!("refused a sync message: {err}"));
+            if matches!(err, SessionError::TooManyRounds { .. }) {
+                self.reset_session(now, peer, doc, &err.to_string(), host, out);
+            } else {
+                // Saying so spares the sender a reset every 30 s; the next
+                // digest exchange tries the document again.
+                self.refuse(peer, doc, &err.to_string(), out);
+            }
+            if changed {
+                self.changed(now, doc, Some(peer), host, out);
+            }
+            return;
+        }
+        if let Some(session) = self.session_mut(peer, doc) {
+            session.bytes_out = 0;
+        }
+        self.persist(peer, doc, out);
+        if changed {
+            self.changed(now, doc, Some(peer), host, out);
+        }
+        self.drive(now, peer, doc, host, out);
+        self.settle_check(now, peer, doc, host, out);
+    }
+
+    /// Tells the peer this node will not sync `doc` now, and forgets the
+    /// session.
+    pub(super) fn refuse(&mut self, peer: &PeerKey, doc: &DocId, reason: &str, out: &mut Out) {
+        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        self.send_doc(peer, doc, |slot| Body::Refuse { slot, reason }, out);
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.sessions.remove(doc);
+        }
+    }
+
+    pub(super) fn on_done(
+        &mut self,
+        now: Timestamp,
+        peer: &PeerKey,
+        doc: &DocId,
+        theirs: Fingerprint,
+        host: &mut dyn DocHost,
+        out: &mut Out,
+    ) {
+        let heads = match host.doc(doc) {
+            Ok(document) => document.heads(),
+            Err(_) => return,
+        };
+        if !self.ensure_session(now, peer, doc, host, out) {
+            return;
+        }
+        let Some(session) = self.session_mut(peer, doc) else { return };
+        session.awaiting_bundle_reply = None;
+        session.bytes_out = 0;
+        if fingerprint(doc, &heads) == theirs {
+            session.sync.settle_at(now, heads);
+            self.persist(peer, doc, out);
+            self.agreed_at.insert(doc.clone(), now);
+            self.pump(now, peer, host, out);
+        } else {
+            // It changed meanwhile on one side: an ordinary sync finishes.
+            self.drive(now, peer, doc, host, out);
+        }
+    }
+
+    /// Persists the session's sync state if it changed.
+    pub(super) fn persist(&mut self, peer: &PeerKey, doc: &DocId, out: &mut Out) {
+        let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) else { return };
+        let state = session.sync.persisted();
+        if state != session.persisted {
+            session.persisted = state.clone();
+            out.effects.push(Effect::PersistSyncState { peer: peer.clone(), doc: doc.clone(), state });
+        }
+    }
+
+    /// After an exchange: a session with nothing awaited is settled, which
+    /// frees its place for the next queued document.
+    pub(super) fn settle_check(
+        &mut self,
+        now: Timestamp,
+        peer: &PeerKey,
+        doc: &DocId,
+        host: &mut dyn DocHost,
+        out: &mut Out,
+    ) {
+        let Some(session) = self.peers.get(peer).and_then(|s| s.sessions.get(doc)) else { return };
+        if !session.active() {
+            if let Ok(document) = host.doc(doc) {
+                let heads = sorted(document.heads());
+                let mut theirs = session.sync.shared_heads().to_vec();
+                theirs.sort_unstable();
+                if heads == theirs {
+                    self.agreed_at.insert(doc.clone(), now);
+                }
+            }
+            self.pump(now, peer, host, out);
+        }
+    }
+
+    /// Both sides start the document's session over from the persisted
+    /// state, forgetting what was in flight.
+    pub(super) fn reset_session(
+        &mut self,
+        now: Timestamp,
+        peer: &PeerKey,
+        doc: &DocId,
+        reason: &str,
+        host: &mut dyn DocHost,
+        out: &mut Out,
+    ) {
+        let Some(state) = self.peers.get_mut(peer) else { return };
+        let Some(session) = state.sessions.get_mut(doc) else { return };
+        session.sync.restart(now);
+        session.awaiting_bundle_reply = None;
+        session.incoming = None;
+        session.bytes_out = 0;
+        // A fresh alias: if the peer never saw the old one's `Open` (a
+        // lost frame), this is how it learns it.
+        state.my_slots.remove(doc);
+        let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
+        self.send_doc(peer, doc, |slot| Body::Reset { slot, reason }, out);
+        self.drive(now, peer, doc, host, out);
+    }
+
+    pub(super) fn reply_overdue(&self, now: Timestamp, session: &Session, queued: u64) -> bool {
+        let since = match session.awaiting_bundle_reply {
+            Some(at) => at,
+            None if session.sync.is_awaiting() => session.sync.last_progress(),
+            None => return false,
+        };
+        now.as_millis() > self.reply_deadline(since, queued.max(session.bytes_out))
+    }
+
+    /// A reply is due `STALL_AFTER_MS` after what was sent could have
+    /// crossed the slowest link.
+    pub(super) fn reply_deadline(&self, since: Timestamp, bytes_out: u64) -> i64 {
+        let transfer_ms = bytes_out.saturating_mul(1000) / self.config.limits.slowest_link_bytes_per_s.max(1);
+        since.as_millis().saturating_add(STALL_AFTER_MS).saturating_add(i64::try_from(transfer_ms).unwrap_or(i64::MAX))
+    }
+}

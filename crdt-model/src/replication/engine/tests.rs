@@ -1,0 +1,192 @@
+//! The engine on its own, through two engines joined in memory
+//! ([`crate::replication::pair`]): what crosses the wire, how a lost frame
+//! is recovered, and that every bound in [`Limits`] holds.
+
+use super::*;
+use crate::replication::frame::Body;
+use crate::replication::pair::{FrameFilter, Node, Pair, Side};
+
+const NOW: i64 = 1_795_600_000_000;
+
+fn add_entry(doc: &mut Document, n: u128) {
+    crate::test_support::add_person(doc, n, &format!("Мухаммад Алиев {n}"), Timestamp::from_millis(NOW));
+}
+
+fn shard(n: u8) -> DocId {
+    DocKind::Watchlist { authority: "KAZ-BS".into(), shard: n }.doc_id()
+}
+
+/// A watchlist shard with `entries` entries, written by actor `writer`.
+fn doc_with(shard_no: u8, entries: u128, writer: u8) -> Document {
+    let mut doc = Document::genesis(DocKind::Watchlist { authority: "KAZ-BS".into(), shard: shard_no }).unwrap();
+    doc.set_actor(automerge::ActorId::from([writer; 16]));
+    for n in 0..entries {
+        add_entry(&mut doc, u128::from(shard_no) << 64 | n);
+    }
+    doc
+}
+
+/// Gives A's copy of `doc` one more entry, as an officer's write would.
+fn write_at_a(pair: &mut Pair, doc: &DocId, n: u128) {
+    let document = pair.a.host.doc(doc).unwrap();
+    add_entry(document, n);
+}
+
+/// Records every frame `from` sends, decoded.
+fn sent_bodies(pair: &mut Pair, from: Side) -> std::rc::Rc<std::cell::RefCell<Vec<Body>>> {
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let record = seen.clone();
+    pair.keep = Some(FrameFilter(Box::new(move |_, side, frame| {
+        if side == from {
+            record.borrow_mut().push(Body::decode(frame).unwrap());
+        }
+        true
+    })));
+    seen
+}
+
+#[test]
+fn peers_in_sync_reconnect_with_a_greeting_and_one_digest_each_way() {
+    let a = doc_with(1, 3, 1);
+    let mut b = Document::load(a.id(), None, std::iter::empty()).unwrap();
+    let mut a = a;
+    b.merge(&mut a).unwrap();
+    let mut pair = Pair::new(Node::new(1, vec![a]), Node::new(2, vec![b]));
+    let first = pair.connect();
+    assert!(pair.in_sync());
+    pair.disconnect();
+    let again = pair.connect();
+    assert_eq!(again.frames, 4, "two Hellos and two digests");
+    assert!(again.bytes < 200, "{} B to find nothing differs", again.bytes);
+    assert!(first.bytes <= again.bytes + 200, "first {} B, again {} B", first.bytes, again.bytes);
+    assert!(pair.disconnects.is_empty() && pair.problems.is_empty(), "{:?}", pair.problems);
+}
+
+#[test]
+fn a_peer_with_no_copy_gets_a_snapshot_and_confirms_it() {
+    let mut pair = Pair::new(Node::new(1, vec![doc_with(2, 20, 1)]), Node::new(2, Vec::new()));
+    let seen = sent_bodies(&mut pair, Side::B);
+    pair.connect();
+    assert!(pair.in_sync());
+    assert!(pair.b.host.docs.contains_key(&shard(2)));
+    assert!(seen.borrow().iter().any(|b| matches!(b, Body::Done { .. })), "B confirms the snapshot with Done");
+}
+
+#[test]
+fn a_local_change_is_pushed_in_one_message_and_one_reply() {
+    let mut pair = Pair::new(Node::new(1, vec![doc_with(3, 2, 1)]), Node::new(2, Vec::new()));
+    pair.connect();
+    write_at_a(&mut pair, &shard(3), 99);
+    let push = pair.push_from_a(&shard(3));
+    assert!(pair.in_sync());
+    assert_eq!(push.frames, 2, "the change, then the peer's reply");
+}
+
+#[test]
+fn a_lost_sync_message_is_recovered_by_a_two_sided_reset() {
+    let mut pair = Pair::new(Node::new(1, vec![doc_with(4, 2, 1)]), Node::new(2, Vec::new()));
+    pair.connect();
+    write_at_a(&mut pair, &shard(4), 7);
+    // The push is lost on the wire.
+    pair.keep = Some(FrameFilter(Box::new(|_, side, frame| {
+        !(side == Side::A && matches!(Body::decode(frame), Ok(Body::Sync { .. })))
+    })));
+    pair.push_from_a(&shard(4));
+    assert!(!pair.in_sync());
+    pair.keep = None;
+    // The reply is overdue after 30 s plus the time the frame could take.
+    pair.advance(60_000);
+    assert!(pair.in_sync(), "{:?}", pair.problems);
+    assert!(pair.problems.iter().any(|p| p.contains("no reply in time")), "{:?}", pair.problems);
+}
+
+#[test]
+fn a_frame_before_hello_is_dropped() {
+    let mut pair = Pair::new(Node::new(1, Vec::new()), Node::new(2, Vec::new()));
+    let kb = pair.b.key.clone();
+    pair.a.engine.handle_connected(pair.now, &kb);
+    let frame = Body::Done { slot: 1, fingerprint: 1 }.encode().unwrap();
+    pair.deliver(Side::B, &frame);
+    assert!(pair.problems.iter().any(|p| p.contains("before Hello")), "{:?}", pair.problems);
+}
+
+#[test]
+fn a_peer_sending_garbage_is_cut_off_at_the_limit() {
+    let limits = Limits { max_bad_frames: 2, ..Limits::default() };
+    let mut pair = Pair::new(Node::with_limits(1, Vec::new(), limits), Node::new(2, Vec::new()));
+    pair.connect();
+    for _ in 0..2 {
+        pair.deliver(Side::B, b"\x01garbage");
+    }
+    assert!(pair.disconnects.is_empty(), "two bad frames are within the limit");
+    pair.deliver(Side::B, b"\x01garbage");
+    assert!(matches!(pair.disconnects.as_slice(), [(Side::A, reason)] if reason.contains("do not decode")));
+}
+
+#[test]
+fn a_peer_opening_too_many_aliases_is_cut_off() {
+    let limits = Limits { max_aliases: 3, ..Limits::default() };
+    let mut pair = Pair::new(Node::with_limits(1, Vec::new(), limits), Node::new(2, Vec::new()));
+    pair.connect();
+    for slot in 0..4u32 {
+        let open = Body::Open { slot, doc: shard(slot as u8).to_string(), priority: 1 };
+        pair.deliver(Side::B, &open.encode().unwrap());
+    }
+    assert!(matches!(pair.disconnects.as_slice(), [(Side::A, reason)] if reason.contains("opened more than 3")));
+}
+
+#[test]
+fn reconcile_frames_beyond_the_period_cap_cut_the_peer_off() {
+    let limits = Limits { max_reconcile_frames: 3, ..Limits::default() };
+    let mut pair = Pair::new(Node::with_limits(1, Vec::new(), limits), Node::new(2, Vec::new()));
+    pair.connect();
+    let digest = Body::Reconcile { parts: Inventory::new().opening() }.encode().unwrap();
+    // The connection's own digest counted once already.
+    for _ in 0..3 {
+        pair.deliver(Side::B, &digest);
+    }
+    assert!(matches!(pair.disconnects.as_slice(), [(Side::A, reason)] if reason.contains("reconcile frames")));
+}
+
+#[test]
+fn at_most_max_active_sessions_await_replies_and_the_rest_queue() {
+    let docs: Vec<Document> = (0..6).map(|n| doc_with(n, 1, 1)).collect();
+    let limits = Limits { max_active: 2, ..Limits::default() };
+    let mut pair = Pair::new(Node::with_limits(1, docs, limits), Node::new(2, Vec::new()));
+    // Snapshots A has sent that B has not yet confirmed, at most.
+    let outstanding = std::rc::Rc::new(std::cell::Cell::new((0i32, 0i32)));
+    let track = outstanding.clone();
+    pair.keep = Some(FrameFilter(Box::new(move |_, side, frame| {
+        let (now, most) = track.get();
+        let now = match (side, Body::decode(frame)) {
+            (Side::A, Ok(Body::Bundle { .. })) => now + 1,
+            (Side::B, Ok(Body::Done { .. })) => now - 1,
+            _ => now,
+        };
+        track.set((now, most.max(now)));
+        true
+    })));
+    pair.connect();
+    assert!(pair.in_sync(), "every queued document is synced in the end");
+    assert_eq!(outstanding.get(), (0, 2), "(unconfirmed at the end, most unconfirmed at once)");
+}
+
+/// The same inputs give the same frames, byte for byte: engine state is
+/// ordered, so one simulator seed replays exactly.
+#[test]
+fn the_same_inputs_give_the_same_frames() {
+    let run = || {
+        let docs: Vec<Document> = (0..5).map(|n| doc_with(n, 3, 1)).collect();
+        let mut pair = Pair::new(Node::new(1, docs), Node::new(2, vec![doc_with(3, 2, 2)]));
+        let frames = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let record = frames.clone();
+        pair.keep = Some(FrameFilter(Box::new(move |_, _, frame| {
+            record.borrow_mut().push(frame.to_vec());
+            true
+        })));
+        pair.connect();
+        assert!(pair.in_sync());
+        frames.take()
+    };
+    assert_eq!(run(), run());
+}

@@ -1,0 +1,22 @@
+//! Helpers the model's own tests share.
+
+use crate::date::Timestamp;
+use crate::ids::EntryId;
+use crate::schema::{ChangeMeta, Document};
+use crate::validate::{PostContext, new_entry};
+
+/// Adds a person entry named `name`, with id `n`, to a KAZ-BS watchlist
+/// document at time `at`, as one change.
+pub(crate) fn add_person(doc: &mut Document, n: u128, name: &str, at: Timestamp) {
+    let ctx = PostContext { now: at, offset: time::UtcOffset::UTC, authority: "KAZ-BS".into(), post: "kz-test".into() };
+    let input = crate::api::NewEntryInput {
+        kind: "person".into(),
+        category: "warning".into(),
+        reason: "test".into(),
+        names: vec![name.into()],
+        ..Default::default()
+    };
+    let draft = new_entry(&input, EntryId::from_uuid(uuid::Uuid::from_u128(n)), &ctx).unwrap();
+    let meta = ChangeMeta { at, by: "1000@kz-test".into(), op: "watchlist.add" };
+    doc.transact(&meta, |r| r.add_entry(&draft)).unwrap();
+}

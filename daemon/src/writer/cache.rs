@@ -1,0 +1,125 @@
+//! The writer's documents in memory: loaded from storage on first use,
+//! kept up to `max_loaded` (the least recently used leave first), and the
+//! replication engine's [`DocHost`].
+//!
+//! A document in memory never holds a change storage lacks for longer than
+//! one job: whoever applies a change and then fails to store it calls
+//! [`DocCache::forget`], and the next use reloads it from disk.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use automerge::ActorId;
+use outpost_model::DocId;
+use outpost_model::api::{ApiError, ErrorKind};
+use outpost_model::replication::engine::{DocHost, PeerKey};
+use outpost_model::schema::Document;
+
+use super::internal;
+use crate::store::Store;
+
+#[derive(Debug)]
+pub(super) struct Loaded {
+    pub(super) doc: Document,
+    /// Changes in storage after the snapshot.
+    pub(super) stored_changes: u64,
+    pub(super) last_seq: u64,
+    last_used: u64,
+}
+
+pub(super) struct DocCache {
+    store: Arc<Store>,
+    /// The actor this node writes with, set on every loaded document.
+    actor: ActorId,
+    max_loaded: usize,
+    docs: HashMap<DocId, Loaded>,
+    use_counter: u64,
+    /// While the engine runs, documents stay loaded: changes it applied
+    /// must still be in memory when they are stored.
+    pub(super) pinned: bool,
+}
+
+impl DocCache {
+    pub(super) fn new(store: Arc<Store>, actor: ActorId, max_loaded: usize) -> Self {
+        Self { store, actor, max_loaded, docs: HashMap::new(), use_counter: 0, pinned: false }
+    }
+
+    /// The document, loaded from storage if it is not in memory.
+    pub(super) fn get_mut(&mut self, id: &DocId) -> Result<&mut Loaded, ApiError> {
+        self.use_counter += 1;
+        let tick = self.use_counter;
+        if !self.docs.contains_key(id) {
+            self.evict_if_full();
+            let stored = self.store.load_doc(id).map_err(internal)?;
+            let last_seq = stored.changes.last().map_or(0, |(seq, _)| *seq);
+            let stored_changes = stored.changes.len() as u64;
+            let mut doc =
+                Document::load(id, stored.snapshot.as_deref(), stored.changes.iter().map(|(_, c)| c.as_slice()))
+                    .map_err(|e| {
+                        tracing::error!(doc = %id, error = %e, "document cannot be loaded; writes to it are refused");
+                        ApiError::new(ErrorKind::Internal, format!("document {id} cannot be loaded: {e}"))
+                    })?;
+            doc.set_actor(self.actor.clone());
+            self.docs.insert(id.clone(), Loaded { doc, stored_changes, last_seq, last_used: tick });
+        }
+        let loaded = self.docs.get_mut(id).ok_or_else(|| internal("document cache lost a document"))?;
+        loaded.last_used = tick;
+        Ok(loaded)
+    }
+
+    /// The document if it is in memory; never loads.
+    pub(super) fn in_memory(&mut self, id: &DocId) -> Option<&mut Loaded> {
+        self.docs.get_mut(id)
+    }
+
+    /// A document that must be in memory because this job just wrote it.
+    pub(super) fn loaded(&self, id: &DocId) -> Result<&Document, ApiError> {
+        self.docs.get(id).map(|l| &l.doc).ok_or_else(|| internal("document left memory mid-write"))
+    }
+
+    /// Drops documents from memory; the next use reloads them from disk.
+    pub(super) fn forget(&mut self, docs: &[DocId]) {
+        for doc in docs {
+            self.docs.remove(doc);
+        }
+    }
+
+    pub(super) fn evict_if_full(&mut self) {
+        while !self.pinned && self.docs.len() >= self.max_loaded {
+            let Some(oldest) = self.docs.iter().min_by_key(|(_, l)| l.last_used).map(|(id, _)| id.clone()) else {
+                return;
+            };
+            self.docs.remove(&oldest);
+        }
+    }
+
+    /// A stored change got sequence number `seq`.
+    pub(super) fn record_stored(&mut self, doc: &DocId, seq: u64) {
+        if let Some(loaded) = self.docs.get_mut(doc) {
+            loaded.stored_changes += 1;
+            loaded.last_seq = seq;
+        }
+    }
+
+    /// A loaded document with at least `threshold` changes stored after its
+    /// snapshot.
+    pub(super) fn over_threshold(&self, threshold: u64) -> Option<DocId> {
+        self.docs.iter().find(|(_, l)| l.stored_changes >= threshold).map(|(id, _)| id.clone())
+    }
+}
+
+impl DocHost for DocCache {
+    fn doc(&mut self, id: &DocId) -> Result<&mut Document, String> {
+        self.get_mut(id).map(|loaded| &mut loaded.doc).map_err(|e| e.message)
+    }
+
+    fn sync_state(&mut self, peer: &PeerKey, doc: &DocId) -> Option<Vec<u8>> {
+        match self.store.sync_state(&peer.0, doc) {
+            Ok(state) => state,
+            Err(err) => {
+                tracing::warn!(%peer, %doc, error = %err, "cannot read a sync state; starting afresh");
+                None
+            }
+        }
+    }
+}

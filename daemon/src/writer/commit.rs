@@ -1,0 +1,53 @@
+//! The one path by which anything is stored: an officer's write and the
+//! changes received from peers alike.
+
+use outpost_model::DocId;
+use outpost_model::api::ApiError;
+use outpost_model::search::IndexRecord;
+use outpost_model::watchlist::Entry;
+
+use super::{Writer, storage_failed};
+use crate::store::Batch;
+
+impl Writer {
+    /// Commits `batch` with the projection rows of `entries`, their search
+    /// index records and the heads of every document it changes, in one
+    /// durable transaction; then makes the entries searchable. Returns the
+    /// documents it changed.
+    ///
+    /// On failure nothing was stored, and the documents the batch touched
+    /// are dropped from memory, so that no change storage lacks stays in
+    /// memory.
+    pub(super) fn commit_and_index(&mut self, mut batch: Batch, entries: Vec<Entry>) -> Result<Vec<DocId>, ApiError> {
+        let records = {
+            let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            entries.iter().map(|e| index.prepare(e)).collect::<Vec<IndexRecord>>()
+        };
+        batch.entries = entries;
+        batch.index_records = records.clone();
+        let mut touched: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
+        touched.sort();
+        touched.dedup();
+        for doc in &touched {
+            if let Some(loaded) = self.cache.in_memory(doc) {
+                batch.heads.push((doc.clone(), loaded.doc.heads()));
+            }
+        }
+        match self.store.commit(batch) {
+            Ok(receipt) => {
+                for (doc, seq) in receipt.change_seqs {
+                    self.cache.record_stored(&doc, seq);
+                }
+                let mut index = self.index.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for record in &records {
+                    index.insert(record);
+                }
+                Ok(touched)
+            }
+            Err(err) => {
+                self.cache.forget(&touched);
+                Err(storage_failed(err))
+            }
+        }
+    }
+}

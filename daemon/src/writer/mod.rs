@@ -1,0 +1,281 @@
+//! The single writer: the only thread that changes documents or storage.
+//!
+//! Requests that change data arrive as [`Job`]s over a bounded channel. For
+//! each, the writer validates through the model, applies the change to the
+//! in-memory Automerge document, and commits the change, the projection rows
+//! it produced and the audit record in one durable redb transaction. Only
+//! then does it update the search index and reply. If the commit fails, the
+//! document is dropped from memory and reloaded from disk on next use, so
+//! memory never holds a change that storage lacks.
+//!
+//! The writer also hosts the replication engine: documents change only
+//! here, so changes received from peers take the same path as an officer's
+//! (stored with their projection rows and index records in one transaction
+//! before anything is sent on), and an officer's committed change is handed
+//! to the engine, which pushes it to every connected peer.
+//!
+//! One job per file:
+//! - `cache`: documents in memory, and the engine's `DocHost`;
+//! - `commit`: `commit_and_index`, the one path anything is stored by;
+//! - `officer`: officers' writes;
+//! - `replication`: the engine's inputs and effects;
+//! - `compaction`: snapshots of documents whose changes piled up, when idle.
+
+mod cache;
+mod commit;
+mod compaction;
+mod officer;
+mod replication;
+
+use std::sync::{Arc, RwLock};
+
+use automerge::ActorId;
+use outpost_model::api::{AmendInput, ApiError, ErrorKind, NewEntryInput, NewIncidentInput};
+use outpost_model::audit::AuditEvent;
+use outpost_model::date::Timestamp;
+use outpost_model::incident::Incident;
+use outpost_model::replication::engine::{Engine, PeerKey, PeerSummary};
+use outpost_model::search::WatchlistIndex;
+use outpost_model::vocab::{EntryStatus, FollowUp};
+use outpost_model::watchlist::Entry;
+use outpost_model::{DocId, EntryId, IncidentId};
+use time::UtcOffset;
+use tokio::sync::{mpsc, oneshot};
+
+use self::cache::DocCache;
+use crate::net::NetCommand;
+use crate::store::{Batch, Store, StoreError};
+
+pub type SharedIndex = Arc<RwLock<Box<dyn WatchlistIndex>>>;
+
+/// The Unix user and process behind a request, from SO_PEERCRED.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub uid: u32,
+    pub pid: Option<i32>,
+}
+
+#[derive(Debug)]
+pub enum WriteOp {
+    AddEntries {
+        inputs: Vec<NewEntryInput>,
+    },
+    Amend {
+        id: EntryId,
+        input: Box<AmendInput>,
+    },
+    SetStatus {
+        id: EntryId,
+        status: EntryStatus,
+        reason: String,
+    },
+    LogIncident {
+        input: Box<NewIncidentInput>,
+    },
+    Note {
+        id: IncidentId,
+        text: String,
+    },
+    FollowUp {
+        id: IncidentId,
+        follow_up: FollowUp,
+        note: Option<String>,
+    },
+    /// Records a consultation; the reply waits until it is durable.
+    Audit(AuditEvent),
+    /// An input for the replication engine, from the network.
+    Replication(ReplicationInput),
+    /// What the engine knows about peers and how stale documents are.
+    SyncReport,
+}
+
+#[derive(Debug)]
+pub enum ReplicationInput {
+    Connected(PeerKey),
+    Disconnected(PeerKey),
+    Frame(PeerKey, Vec<u8>),
+    Timer,
+    /// `outpost sync [PEER]`: a digest exchange now.
+    SyncNow(Option<PeerKey>),
+}
+
+/// What one connected peer holds differently, for `outpost peers`.
+#[derive(Debug, Clone)]
+pub struct PeerDocs {
+    pub peer: PeerKey,
+    pub summary: PeerSummary,
+    /// Differing documents with how many of our changes the peer may lack
+    /// (counted from the last heads both were known to hold).
+    pub behind: Vec<(DocId, usize)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    pub peers: Vec<PeerDocs>,
+    /// The document longest since shown to agree with any peer, and when.
+    pub stalest: Option<(DocId, Option<Timestamp>)>,
+    pub documents: usize,
+}
+
+#[derive(Debug)]
+pub enum Written {
+    Entries(Vec<Entry>),
+    Incident(Box<Incident>),
+    Audited,
+    Replicated,
+    SyncReport(SyncReport),
+}
+
+#[derive(Debug)]
+pub struct Job {
+    pub op: WriteOp,
+    pub caller: Caller,
+    pub reply: oneshot::Sender<Result<Written, ApiError>>,
+}
+
+/// Where the writer writes from, fixed at start.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    pub post: String,
+    pub authority: String,
+    pub offset: UtcOffset,
+    pub actor: ActorId,
+    pub compact_after_changes: u64,
+    pub max_loaded_docs: usize,
+}
+
+/// The replication engine and where its frames go; absent when networking
+/// is off.
+#[derive(Debug)]
+pub struct Replication {
+    pub engine: Engine,
+    pub net: mpsc::UnboundedSender<NetCommand>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Job>,
+}
+
+impl WriterHandle {
+    /// Hands the writer an input without waiting for it to be handled.
+    pub async fn notify(&self, op: WriteOp) -> bool {
+        let (reply, _) = oneshot::channel();
+        self.tx.send(Job { op, caller: Caller { uid: 0, pid: None }, reply }).await.is_ok()
+    }
+
+    pub async fn submit(&self, op: WriteOp, caller: Caller) -> Result<Written, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job { op, caller, reply })
+            .await
+            .map_err(|_| ApiError::new(ErrorKind::Internal, "outpostd is shutting down"))?;
+        answer.await.map_err(|_| ApiError::new(ErrorKind::Internal, "the writer stopped before answering"))?
+    }
+}
+
+/// The running writer thread.
+#[derive(Debug)]
+pub struct WriterThread {
+    pub join: std::thread::JoinHandle<()>,
+    /// Completes when the thread ends, whether it returned or panicked.
+    pub stopped: oneshot::Receiver<()>,
+}
+
+/// Signals the thread's end from its own stack, so a panic is seen too.
+struct StopSignal(Option<oneshot::Sender<()>>);
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts the writer thread. It ends when every handle is dropped and the
+/// queue is drained.
+pub fn spawn(
+    store: Arc<Store>,
+    index: SharedIndex,
+    settings: WriterSettings,
+    replication: Option<Replication>,
+) -> std::io::Result<(WriterHandle, WriterThread)> {
+    let (tx, rx) = mpsc::channel(1024);
+    let threshold = settings.compact_after_changes;
+    let backlog = match store.changes_per_doc() {
+        Ok(counts) => counts.into_iter().filter(|(_, n)| *n >= threshold).map(|(id, _)| id).collect(),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot count stored changes; compaction waits for new writes");
+            Vec::new()
+        }
+    };
+    let cache = DocCache::new(store.clone(), settings.actor.clone(), settings.max_loaded_docs);
+    let writer = Writer { store, index, settings, cache, backlog, replication };
+    let (stop_tx, stopped) = oneshot::channel();
+    let join = std::thread::Builder::new().name("outpost-writer".into()).spawn(move || {
+        let _signal = StopSignal(Some(stop_tx));
+        let mut writer = writer;
+        writer.prime_inventory();
+        writer.run(rx);
+    })?;
+    Ok((WriterHandle { tx }, WriterThread { join, stopped }))
+}
+
+struct Writer {
+    store: Arc<Store>,
+    index: SharedIndex,
+    settings: WriterSettings,
+    cache: DocCache,
+    /// Documents found at start with enough stored changes to compact.
+    backlog: Vec<DocId>,
+    replication: Option<Replication>,
+}
+
+fn internal(err: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorKind::Internal, err.to_string())
+}
+
+fn storage_failed(err: StoreError) -> ApiError {
+    tracing::error!(error = %err, "commit failed; nothing was stored");
+    ApiError::new(ErrorKind::Internal, format!("storage failed, nothing was stored: {err}"))
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        loop {
+            let job = match rx.try_recv() {
+                Ok(job) => job,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if self.compact_one() {
+                        continue;
+                    }
+                    match rx.blocking_recv() {
+                        Some(job) => job,
+                        None => break,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            };
+            let result = self.handle(job.op, job.caller);
+            // The caller may have gone; the write stands either way.
+            let _ = job.reply.send(result);
+        }
+        tracing::info!("writer stopped");
+    }
+
+    fn handle(&mut self, op: WriteOp, caller: Caller) -> Result<Written, ApiError> {
+        match op {
+            WriteOp::Audit(event) => {
+                self.commit_and_index(Batch { audit: vec![event], ..Default::default() }, Vec::new())?;
+                Ok(Written::Audited)
+            }
+            WriteOp::Replication(input) => {
+                self.replicate(input);
+                Ok(Written::Replicated)
+            }
+            WriteOp::SyncReport => Ok(Written::SyncReport(self.sync_report())),
+            officer => self.officer_write(officer, caller),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The replication engine hosted on the writer thread: its inputs, and its
+//! effects carried out in order (everything to store in one transaction
+//! through `commit_and_index`, committed before any frame is sent).
+
+use std::collections::HashMap;
+
+use automerge::ChangeHash;
+use outpost_model::replication::engine::{Effect, PeerKey};
+use outpost_model::replication::session::shared_heads_of;
+use outpost_model::schema::DocKind;
+use outpost_model::schema::incidents::read_incident;
+use outpost_model::schema::watchlist::read_entry;
+use outpost_model::watchlist::Entry;
+use outpost_model::{DocId, EntryId, IncidentId, ModelError};
+
+use super::{PeerDocs, ReplicationInput, SyncReport, Writer};
+use crate::net::NetCommand;
+use crate::now;
+use crate::store::Batch;
+
+impl Writer {
+    /// Gives the engine the heads of every stored document. Heads missing
+    /// from `doc_heads` (a database from before replication, or a damaged
+    /// row) are recomputed from the document and stored.
+    pub(super) fn prime_inventory(&mut self) {
+        if self.replication.is_none() {
+            return;
+        }
+        let (known, damaged) = match self.store.all_heads() {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read document heads; they are recomputed");
+                (Vec::new(), Vec::new())
+            }
+        };
+        for err in damaged {
+            tracing::warn!(error = %err, "damaged heads row; recomputing");
+        }
+        let known: HashMap<DocId, Vec<ChangeHash>> = known.into_iter().collect();
+        let stored = self.store.doc_ids().unwrap_or_else(|err| {
+            tracing::error!(error = %err, "cannot list stored documents; replication starts from the heads table");
+            Vec::new()
+        });
+        let mut held = Vec::new();
+        let mut recomputed = Vec::new();
+        for doc in stored {
+            let heads = match known.get(&doc) {
+                Some(heads) => heads.clone(),
+                None => match self.cache.get_mut(&doc) {
+                    Ok(loaded) => {
+                        let heads = loaded.doc.heads();
+                        recomputed.push((doc.clone(), heads.clone()));
+                        heads
+                    }
+                    Err(err) => {
+                        tracing::error!(%doc, error = %err.message, "document cannot be loaded; it is not offered to peers");
+                        continue;
+                    }
+                },
+            };
+            held.push((doc, heads));
+        }
+        if !recomputed.is_empty() {
+            let count = recomputed.len();
+            match self.store.commit(Batch { heads: recomputed, ..Default::default() }) {
+                Ok(_) => tracing::info!(documents = count, "recorded document heads for replication"),
+                Err(err) => tracing::warn!(error = %err, "cannot record document heads; recomputed at next start"),
+            }
+        }
+        if let Some(replication) = self.replication.as_mut() {
+            for (doc, heads) in &held {
+                replication.engine.set_held(doc, heads);
+            }
+            tracing::info!(documents = replication.engine.inventory().len(), "replication inventory ready");
+        }
+    }
+
+    pub(super) fn replicate(&mut self, input: ReplicationInput) {
+        let Some(replication) = self.replication.as_mut() else { return };
+        let engine = &mut replication.engine;
+        self.cache.pinned = true;
+        let now = now();
+        let effects = match input {
+            ReplicationInput::Connected(peer) => engine.handle_connected(now, &peer),
+            ReplicationInput::Disconnected(peer) => engine.handle_disconnected(now, &peer),
+            ReplicationInput::Frame(peer, bytes) => engine.handle_frame(now, &peer, &bytes, &mut self.cache),
+            ReplicationInput::Timer => engine.handle_timer(now, &mut self.cache),
+            ReplicationInput::SyncNow(peer) => engine.handle_sync_now(now, peer.as_ref()),
+        };
+        self.carry_out(effects);
+        self.cache.pinned = false;
+        // Everything the engine applied is stored now.
+        self.cache.evict_if_full();
+    }
+
+    /// An officer's change is stored: the engine pushes it to peers.
+    pub(super) fn push_local(&mut self, doc: &DocId) {
+        let Some(replication) = self.replication.as_mut() else { return };
+        self.cache.pinned = true;
+        let effects = replication.engine.handle_local_change(now(), doc, &mut self.cache);
+        self.carry_out(effects);
+        self.cache.pinned = false;
+        // Everything the engine applied is stored now.
+        self.cache.evict_if_full();
+    }
+
+    /// Carries out the engine's effects: everything to store goes into one
+    /// transaction, committed before any frame is sent.
+    fn carry_out(&mut self, effects: Vec<Effect>) {
+        let mut batch = Batch::default();
+        let mut entries = Vec::new();
+        let mut outgoing = Vec::new();
+        for effect in effects {
+            match effect {
+                Effect::StoreChanges { doc, since } => self.stage_merge(&doc, &since, &mut batch, &mut entries),
+                Effect::PersistSyncState { peer, doc, state } => batch.sync_states.push((peer.0, doc, state)),
+                Effect::Send { peer, lane, frame } => outgoing.push(NetCommand::Send { peer, lane, frame }),
+                Effect::Disconnect { peer, reason } => {
+                    tracing::warn!(%peer, %reason, "disconnecting a peer");
+                    outgoing.push(NetCommand::Disconnect { peer });
+                }
+                Effect::SetTimer { at } => outgoing.push(NetCommand::Timer { at }),
+                Effect::Problem { peer, doc, detail } => {
+                    let doc = doc.map(|d| d.to_string()).unwrap_or_default();
+                    tracing::warn!(%peer, %doc, problem = %detail, "replication");
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let merged: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
+            if let Err(err) = self.commit_and_index(batch, entries) {
+                // Nothing was stored and the documents were dropped from
+                // memory; what we were about to send may describe state
+                // that is gone, so it is not sent, and the sessions on
+                // those documents start over.
+                tracing::error!(error = %err.message, "storing replicated changes failed");
+                let mut retry = Vec::new();
+                if let Some(replication) = self.replication.as_mut() {
+                    for doc in merged {
+                        retry.extend(replication.engine.handle_store_failed(now(), &doc, &mut self.cache));
+                    }
+                }
+                outgoing.retain(|c| matches!(c, NetCommand::Timer { .. }));
+                self.send_all(outgoing);
+                return self.carry_out(retry);
+            }
+        }
+        self.send_all(outgoing);
+    }
+
+    fn send_all(&mut self, commands: Vec<NetCommand>) {
+        let Some(replication) = &self.replication else { return };
+        for command in commands {
+            // The network task is gone only while shutting down.
+            let _ = replication.net.send(command);
+        }
+    }
+
+    /// Adds the changes a peer brought to `doc` since `since`, and the
+    /// records they touched, to the batch.
+    fn stage_merge(&mut self, doc: &DocId, since: &[ChangeHash], batch: &mut Batch, entries: &mut Vec<Entry>) {
+        let Some(loaded) = self.cache.in_memory(doc) else {
+            tracing::error!(%doc, "merged document left memory before it was stored");
+            return;
+        };
+        let changes = loaded.doc.stored_changes_since(since);
+        let touched = loaded.doc.touched_records(since);
+        tracing::debug!(%doc, changes = changes.len(), records = touched.len(), "storing replicated changes");
+        batch.changes.extend(changes.into_iter().map(|c| (doc.clone(), c)));
+        let kind = DocKind::parse(doc);
+        for record in touched {
+            let read = match kind {
+                Ok(DocKind::Watchlist { .. }) => EntryId::parse(&record)
+                    .map_err(ModelError::from)
+                    .and_then(|id| read_entry(&loaded.doc, id))
+                    .map(|e| e.map(|e| entries.push(e))),
+                Ok(DocKind::Incidents { .. }) => IncidentId::parse(&record)
+                    .map_err(ModelError::from)
+                    .and_then(|id| read_incident(&loaded.doc, id))
+                    .map(|i| i.map(|i| batch.incidents.push(i))),
+                Err(ref e) => Err(ModelError::from(e.clone())),
+            };
+            if let Err(err) = read {
+                // The change is stored all the same; only this record's
+                // row waits for a change that makes it readable.
+                tracing::error!(%doc, %record, error = %err, "a replicated record does not read; its row is not updated");
+            }
+        }
+    }
+
+    pub(super) fn sync_report(&mut self) -> SyncReport {
+        let Some(replication) = self.replication.as_ref() else { return SyncReport::default() };
+        let engine = &replication.engine;
+        let mut report =
+            SyncReport { peers: Vec::new(), stalest: engine.stalest(), documents: engine.inventory().len() };
+        let summaries: Vec<(PeerKey, _)> =
+            engine.connected_peers().filter_map(|p| engine.peer_summary(p).map(|s| (p.clone(), s))).collect();
+        for (peer, summary) in summaries {
+            let mut behind = Vec::new();
+            // Counting loads documents; a long list is summarised by its head.
+            for doc in summary.differing.iter().take(32) {
+                let shared = self
+                    .store
+                    .sync_state(&peer.0, doc)
+                    .ok()
+                    .flatten()
+                    .and_then(|state| shared_heads_of(&state))
+                    .unwrap_or_default();
+                if let Ok(loaded) = self.cache.get_mut(doc) {
+                    behind.push((doc.clone(), loaded.doc.count_changes_since(&shared)));
+                }
+            }
+            report.peers.push(PeerDocs { peer, summary, behind });
+        }
+        report
+    }
+}
