@@ -22,6 +22,7 @@ pub mod schema;
 pub mod search;
 #[cfg(test)]
 mod test_support;
+pub mod trust;
 pub mod validate;
 pub mod vocab;
 pub mod watchlist;

@@ -73,6 +73,33 @@ fn bounded<T>(field: &'static str, items: &[T]) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// `text` if it is `min..=max` bytes of the characters `allowed` admits,
+/// not starting with `-`.
+fn code(
+    field: &'static str,
+    text: &str,
+    (min, max): (usize, usize),
+    allowed: fn(char) -> bool,
+    expected: &'static str,
+) -> Result<String, ValidationError> {
+    let ok = (min..=max).contains(&text.len()) && text.chars().all(allowed) && !text.starts_with('-');
+    if ok { Ok(text.to_string()) } else { Err(ValidationError::Malformed { field, value: text.to_string(), expected }) }
+}
+
+/// A node's name: 1-63 lower-case letters, digits and `-`. It names the
+/// post's incident log (`incidents/NAME/…`).
+pub fn node_name(text: &str) -> Result<String, ValidationError> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    code("node name", text, (1, 63), allowed, "1-63 lower-case letters, digits and -")
+}
+
+/// An issuing authority's code: 2-32 upper-case letters, digits and `-`,
+/// e.g. `KAZ-BS`.
+pub fn authority_code(text: &str) -> Result<String, ValidationError> {
+    let allowed = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-';
+    code("authority", text, (2, 32), allowed, "2-32 upper-case letters, digits and -, e.g. KAZ-BS")
+}
+
 /// A purpose for consulting personal data, as the audit log records it.
 pub fn purpose(text: &str) -> Result<String, ValidationError> {
     required_text("purpose", text, MAX_SHORT_TEXT)

@@ -151,21 +151,13 @@ fn invalid(field: &'static str, value: &str, reason: &str) -> ConfigError {
 }
 
 fn check_node_name(name: &str) -> Result<String, ConfigError> {
-    let ok = (1..=63).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-');
-    if ok { Ok(name.to_string()) } else { Err(invalid("node_name", name, "use 1-63 lower-case letters, digits and -")) }
+    outpost_model::validate::node_name(name)
+        .map_err(|_| invalid("node_name", name, "use 1-63 lower-case letters, digits and -"))
 }
 
 fn check_authority(authority: &str) -> Result<String, ConfigError> {
-    let ok = (2..=32).contains(&authority.len())
-        && authority.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
-        && !authority.starts_with('-');
-    if ok {
-        Ok(authority.to_string())
-    } else {
-        Err(invalid("authority", authority, "use 2-32 upper-case letters, digits and -, e.g. KAZ-BS"))
-    }
+    outpost_model::validate::authority_code(authority)
+        .map_err(|_| invalid("authority", authority, "use 2-32 upper-case letters, digits and -, e.g. KAZ-BS"))
 }
 
 /// A hostname made fit for a node name.

@@ -4,6 +4,8 @@
 //! - [`digest`]: which documents two peers hold differently, found by
 //!   range-based set reconciliation before any per-document sync.
 //! - [`frame`]: the frames two nodes exchange, checked on decode.
+//! - [`received`]: what a peer's chunks may expand to, bounded before
+//!   Automerge sees them.
 //! - [`session`]: one document's Automerge sync with one peer, with a
 //!   round cap, stall detection and reset.
 //! - [`bundle`]: catch-up bundles, compressed and split into parts.
@@ -15,4 +17,5 @@ pub mod digest;
 pub mod engine;
 pub mod frame;
 pub mod pair;
+pub mod received;
 pub mod session;

@@ -9,8 +9,11 @@
 //! state is persisted per (peer, document) by the caller, so a reconnect
 //! costs bytes in proportion to what changed.
 
-use automerge::sync::{Message, State};
+use automerge::Change;
+use automerge::sync::{ChunkList, Message, State};
 use thiserror::Error;
+
+use super::received::{Budget, ReceiveLimits, changes_within};
 
 use crate::date::Timestamp;
 use crate::schema::Document;
@@ -48,7 +51,7 @@ fn check_blooms(message: &Message) -> Result<(), SessionError> {
             continue;
         }
         let mut at = 0;
-        let mut next = || crate::schema::leb128_u64(&bytes, &mut at);
+        let mut next = || super::received::leb128_u64(&bytes, &mut at);
         let (Some(entries), Some(bits_per_entry), Some(probes)) = (next(), next(), next()) else {
             return Err(SessionError::Malformed("Bloom filter header is cut off".into()));
         };
@@ -70,6 +73,13 @@ fn check_blooms(message: &Message) -> Result<(), SessionError> {
 /// how far behind a peer may be. `None` if the state does not decode.
 pub fn shared_heads_of(persisted: &[u8]) -> Option<Vec<automerge::ChangeHash>> {
     State::decode(persisted).ok().map(|s| s.shared_heads)
+}
+
+/// A peer's sync message, decoded, with the changes it carries parsed.
+#[derive(Debug)]
+pub struct Received {
+    message: Message,
+    pub changes: Vec<Change>,
 }
 
 #[derive(Debug)]
@@ -164,16 +174,34 @@ impl DocSession {
         Some(message)
     }
 
-    /// Applies a peer's message to `doc`. A message that does not decode or
-    /// that Automerge rejects leaves the document as it was.
-    pub fn receive(&mut self, now: Timestamp, doc: &mut Document, bytes: &[u8]) -> Result<(), SessionError> {
+    /// Decodes a peer's message and parses the changes it carries within
+    /// `limits`, without applying anything. Counts as a round.
+    pub fn decode(&mut self, doc: &Document, bytes: &[u8], limits: ReceiveLimits) -> Result<Received, SessionError> {
         self.rounds = self.rounds.saturating_add(1);
         if self.rounds > MAX_ROUNDS {
             return Err(SessionError::TooManyRounds { rounds: self.rounds });
         }
         let message = Message::decode(bytes).map_err(|e| SessionError::Malformed(e.to_string()))?;
         check_blooms(&message)?;
-        doc.check_received(message.changes.iter()).map_err(|e| SessionError::Rejected(e.to_string()))?;
+        let mut budget = Budget::new(limits);
+        let changes = changes_within(message.changes.iter(), doc.genesis_heads(), &mut budget)
+            .map_err(|e| SessionError::Rejected(e.to_string()))?;
+        Ok(Received { message, changes })
+    }
+
+    /// Applies a decoded message to `doc`, carrying only the changes
+    /// `keep` admits. A message Automerge rejects leaves the document as it
+    /// was.
+    pub fn apply(
+        &mut self,
+        now: Timestamp,
+        doc: &mut Document,
+        received: Received,
+        keep: impl Fn(&Change) -> bool,
+    ) -> Result<(), SessionError> {
+        let Received { mut message, changes } = received;
+        message.changes =
+            ChunkList::from(changes.iter().filter(|c| keep(c)).map(|c| c.raw_bytes().to_vec()).collect::<Vec<_>>());
         let before = doc.heads();
         doc.receive_sync_message(&mut self.state, message).map_err(|e| SessionError::Rejected(e.to_string()))?;
         if doc.heads() != before {
@@ -182,6 +210,12 @@ impl DocSession {
         self.awaiting = false;
         self.last_progress = now;
         Ok(())
+    }
+
+    /// Applies a peer's message to `doc` with every change it carries.
+    pub fn receive(&mut self, now: Timestamp, doc: &mut Document, bytes: &[u8]) -> Result<(), SessionError> {
+        let received = self.decode(doc, bytes, ReceiveLimits::default())?;
+        self.apply(now, doc, received, |_| true)
     }
 
     /// A message was sent and no reply has come since.

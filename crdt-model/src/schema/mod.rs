@@ -134,72 +134,6 @@ fn parse_stored_change(stored: &[u8]) -> Result<automerge::Change, String> {
     Ok(change)
 }
 
-/// Automerge's chunk header: 4 magic bytes, a 4-byte checksum, a type byte
-/// (0: a whole document; 1, 2: a change) and a LEB128 length.
-const CHUNK_MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-const CHUNK_TYPE_AT: usize = 8;
-const DOCUMENT_CHUNK: u8 = 0;
-
-/// Reads an unsigned LEB128 number at `*at`, moving `*at` past it.
-pub(crate) fn leb128_u64(bytes: &[u8], at: &mut usize) -> Option<u64> {
-    let (mut value, mut shift) = (0u64, 0u32);
-    loop {
-        let byte = *bytes.get(*at)?;
-        if shift > 56 {
-            return None;
-        }
-        value |= u64::from(byte & 0x7f) << shift;
-        shift += 7;
-        *at += 1;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-}
-
-/// The most one compressed change from a peer may expand to. Automerge
-/// inflates compressed changes without a limit, and deflate reaches about
-/// 1000:1, so an unchecked one could make a node allocate gigabytes.
-pub const MAX_CHANGE_BYTES: u64 = 8 << 20;
-const COMPRESSED_CHANGE: u8 = 2;
-
-/// Checks that a compressed change chunk expands within
-/// [`MAX_CHANGE_BYTES`] before Automerge expands it.
-fn check_inflated_size(chunk: &[u8]) -> Result<(), String> {
-    use std::io::Read;
-    let mut at = CHUNK_TYPE_AT + 1;
-    leb128_u64(chunk, &mut at).ok_or("chunk length is cut off")?;
-    let body = chunk.get(at..).ok_or("chunk is cut off")?;
-    let mut decoder = flate2::bufread::DeflateDecoder::new(body).take(MAX_CHANGE_BYTES + 1);
-    let expanded = std::io::copy(&mut decoder, &mut std::io::sink()).map_err(|e| format!("does not inflate: {e}"))?;
-    if expanded > MAX_CHANGE_BYTES {
-        return Err(format!("a compressed change expands past {MAX_CHANGE_BYTES} bytes"));
-    }
-    Ok(())
-}
-
-/// Splits bytes that hold one or more Automerge chunks back to back (a
-/// sync message may carry several in one) into single chunks.
-fn split_chunks(bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
-    let mut chunks = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        if rest.len() <= CHUNK_TYPE_AT || rest[..4] != CHUNK_MAGIC {
-            return Err(format!("no chunk header at byte {}", bytes.len() - rest.len()));
-        }
-        let mut at = CHUNK_TYPE_AT + 1;
-        let length = leb128_u64(rest, &mut at).ok_or("chunk length is cut off or does not fit")?;
-        let end = usize::try_from(length)
-            .ok()
-            .and_then(|l| at.checked_add(l))
-            .filter(|end| *end <= rest.len())
-            .ok_or_else(|| format!("chunk of {length} bytes runs past the end"))?;
-        chunks.push(&rest[..end]);
-        rest = &rest[end..];
-    }
-    Ok(chunks)
-}
-
 /// One Automerge document and its id.
 #[derive(Debug)]
 pub struct Document {
@@ -380,55 +314,11 @@ impl Document {
         touched
     }
 
-    /// Applies change or document chunks received from a peer, after
-    /// checking that each one parses. Automerge's incremental loader skips
-    /// bytes it cannot read, and a peer's damage must be refused by name,
-    /// not half-applied. A document chunk must be a copy of this document:
-    /// it has to hold this document's deterministic genesis change.
-    pub fn apply_received(&mut self, chunks: &[Vec<u8>]) -> Result<(), ModelError> {
-        let (mut changes, snapshots) = self.parse_received(chunks.iter())?;
-        // One batch: a failure must not leave some snapshots merged and the
-        // rest not.
-        for mut copy in snapshots {
-            changes.extend(copy.get_changes(&[]));
-        }
+    /// Applies changes that passed admission, as one batch: a failure
+    /// leaves none of them applied.
+    pub fn apply_changes(&mut self, changes: Vec<automerge::Change>) -> Result<(), ModelError> {
         self.doc.apply_changes(changes)?;
         Ok(())
-    }
-
-    /// Checks the chunks of a peer's sync message the way
-    /// [`Self::apply_received`] does, without applying them.
-    pub fn check_received(&self, chunks: impl Iterator<Item = impl AsRef<[u8]>>) -> Result<(), ModelError> {
-        self.parse_received(chunks).map(|_| ())
-    }
-
-    fn parse_received(
-        &self,
-        chunks: impl Iterator<Item = impl AsRef<[u8]>>,
-    ) -> Result<(Vec<automerge::Change>, Vec<AutoCommit>), ModelError> {
-        let mut changes = Vec::new();
-        let mut snapshots = Vec::new();
-        for (n, bytes) in chunks.enumerate() {
-            let bad = |detail: String| ModelError::schema(&self.id, format!("received chunk {}", n + 1), detail);
-            for chunk in split_chunks(bytes.as_ref()).map_err(bad)? {
-                if chunk[CHUNK_TYPE_AT] == DOCUMENT_CHUNK {
-                    let copy = AutoCommit::load(chunk).map_err(|e| bad(format!("document does not load: {e}")))?;
-                    if !self.genesis.iter().all(|h| copy.get_change_by_hash(h).is_some()) {
-                        return Err(bad("a copy of another document".into()));
-                    }
-                    snapshots.push(copy);
-                } else {
-                    if chunk[CHUNK_TYPE_AT] == COMPRESSED_CHANGE {
-                        check_inflated_size(chunk).map_err(bad)?;
-                    }
-                    changes.push(
-                        automerge::Change::from_bytes(chunk.to_vec())
-                            .map_err(|e| bad(format!("change does not parse: {e}")))?,
-                    );
-                }
-            }
-        }
-        Ok((changes, snapshots))
     }
 
     /// Merges another copy of this document.
@@ -726,53 +616,6 @@ mod tests {
             let id = DocId::parse(bad).unwrap();
             assert!(DocKind::parse(&id).is_err(), "{bad}");
         }
-    }
-
-    /// A chunk with the given type byte around `body`.
-    fn chunk(kind: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = CHUNK_MAGIC.to_vec();
-        out.extend_from_slice(&[0, 0, 0, 0, kind]);
-        let mut len = body.len() as u64;
-        loop {
-            let byte = (len & 0x7f) as u8;
-            len >>= 7;
-            out.push(if len == 0 { byte } else { byte | 0x80 });
-            if len == 0 {
-                break;
-            }
-        }
-        out.extend_from_slice(body);
-        out
-    }
-
-    #[test]
-    fn received_chunks_that_would_overwhelm_automerge_are_named() {
-        use std::io::Write;
-        let doc = Document::genesis(DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 1 }).unwrap();
-        // A deflate bomb: 9 MiB of zeros in a few kilobytes.
-        let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-        encoder.write_all(&vec![0u8; (MAX_CHANGE_BYTES + (1 << 20)) as usize]).unwrap();
-        let bomb = chunk(COMPRESSED_CHANGE, &encoder.finish().unwrap());
-        assert!(bomb.len() < 64 * 1024);
-        let err = doc.check_received([bomb].iter()).unwrap_err().to_string();
-        assert!(err.contains("expands past"), "{err}");
-        // Garbage, and a chunk whose length runs past the end.
-        let err = doc.check_received([b"not a chunk".to_vec()].iter()).unwrap_err().to_string();
-        assert!(err.contains("no chunk header"), "{err}");
-        let mut cut = chunk(1, &[1, 2, 3, 4]);
-        cut.truncate(cut.len() - 2);
-        let err = doc.check_received([cut].iter()).unwrap_err().to_string();
-        assert!(err.contains("runs past the end"), "{err}");
-    }
-
-    #[test]
-    fn a_snapshot_of_another_document_is_refused() {
-        let mut mine = Document::genesis(DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 1 }).unwrap();
-        let mut other = Document::genesis(DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 2 }).unwrap();
-        let before = mine.heads();
-        let err = mine.apply_received(&[other.save()]).unwrap_err().to_string();
-        assert!(err.contains("another document"), "{err}");
-        assert_eq!(mine.heads(), before);
     }
 
     #[test]

@@ -744,7 +744,8 @@ fn sync(args: &SyncArgs) -> anyhow::Result<()> {
         let changes = doc.stored_changes_since(&heads_at_b[id]);
         missed.extend(changes.iter().flat_map(|c| c[32..].to_vec()));
         if let Some(a) = a {
-            a.apply_received(&changes.iter().map(|c| c[32..].to_vec()).collect::<Vec<_>>())?;
+            let parsed = changes.iter().map(|c| automerge::Change::from_bytes(c[32..].to_vec()));
+            a.apply_changes(parsed.collect::<Result<Vec<_>, _>>()?)?;
         }
     }
     // The edits were made while disconnected; the engine learns of them as

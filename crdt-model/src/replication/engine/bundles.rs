@@ -7,6 +7,7 @@ use crate::ids::DocId;
 use crate::replication::bundle::{BundleError, BundlePayload, Reassembly};
 use crate::replication::digest::fingerprint;
 use crate::replication::frame::{Body, BundleKind};
+use crate::replication::received::{Budget, changes_within};
 
 impl Engine {
     pub(super) fn send_bundle(
@@ -104,12 +105,16 @@ impl Engine {
             }
         };
         let before = document.heads();
-        if let Err(err) = document.apply_received(&payload.chunks) {
+        let mut budget = Budget::new(self.config.limits.receive);
+        let applied = changes_within(payload.chunks.iter().map(Vec::as_slice), document.genesis_heads(), &mut budget)
+            .map_err(|e| e.to_string())
+            .and_then(|changes| document.apply_changes(changes).map_err(|e| e.to_string()));
+        if let Err(err) = applied {
             if sorted(document.heads()) != sorted(before.clone()) {
                 out.effects.push(Effect::StoreChanges { doc: doc.clone(), since: before });
             }
             out.problem(peer, Some(doc), format!("refused a bundle: {err}"));
-            self.refuse(peer, doc, &err.to_string(), out);
+            self.refuse(peer, doc, &err, out);
             return;
         }
         let after = document.heads();

@@ -1,6 +1,8 @@
 //! Every bound the engine keeps, in one place, so that tests can shrink
 //! them and SECURITY-minded readers can find them.
 
+use crate::replication::received::ReceiveLimits;
+
 /// How much one peer may make this node hold or do, and the engine's
 /// timing. [`Limits::default`] is what the daemon runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub struct Limits {
     pub max_reconcile_frames: u32,
     /// Frames that fail to decode before a peer is cut off.
     pub max_bad_frames: u32,
+    /// What one sync message or bundle may expand to.
+    pub receive: ReceiveLimits,
 }
 
 impl Default for Limits {
@@ -56,6 +60,7 @@ impl Default for Limits {
             max_peer_reassembly_bytes: 128 << 20,
             max_reconcile_frames: 512,
             max_bad_frames: 16,
+            receive: ReceiveLimits::default(),
         }
     }
 }

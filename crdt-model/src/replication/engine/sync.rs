@@ -158,7 +158,9 @@ impl Engine {
         let before = document.heads();
         let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) else { return };
         session.awaiting_bundle_reply = None;
-        let received = session.sync.receive(now, document, message);
+        let limits = self.config.limits.receive;
+        let received =
+            session.sync.decode(document, message, limits).and_then(|r| session.sync.apply(now, document, r, |_| true));
         let after = document.heads();
         let changed = sorted(after) != sorted(before.clone());
         // Changes are stored before the sync state that claims them, and

@@ -1,0 +1,589 @@
+//! The fleet roster: who is a member, with which role and rights, signed
+//! by the fleet's admin key.
+//!
+//! Every daemon is told the admin public key (the anchor). A roster carries
+//! a version and its members; a newer valid roster replaces an older one
+//! everywhere. The admin key can be rotated: a roster may carry handovers,
+//! each naming the next admin key and signed by the one before, so a
+//! daemon configured with the first key still verifies rosters signed by
+//! the latest.
+//!
+//! A member's entry only ever grows between versions (rights and legacy
+//! actors are added) until it is revoked, and a revocation is permanent.
+//! Reducing rights in place would let two honest nodes judge the same
+//! change differently depending on which roster they learned first; to
+//! reduce a member's rights, revoke it and enrol a new key.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::TrustError;
+use super::keys::{PublicKey, Signature, Signer};
+use crate::ids::DocId;
+use crate::validate;
+
+/// The most a signed roster may take, encoded: it crosses in one frame.
+pub const MAX_ROSTER_BYTES: usize = 512 * 1024;
+/// Members one roster may list.
+pub const MAX_MEMBERS: usize = 4096;
+/// Cut entries one revocation may carry.
+pub const MAX_CUT_ENTRIES: usize = 16 * 1024;
+
+const ROSTER_DOMAIN: &[u8] = b"outpost/roster/1\0";
+const HANDOVER_DOMAIN: &[u8] = b"outpost/admin-handover/1\0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Centre,
+    Post,
+    Observer,
+}
+
+impl Role {
+    pub fn parse(text: &str) -> Result<Self, TrustError> {
+        match text.trim() {
+            "centre" => Ok(Role::Centre),
+            "post" => Ok(Role::Post),
+            "observer" => Ok(Role::Observer),
+            other => Err(TrustError::Invalid(format!("role {other:?}: expected centre, post or observer"))),
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Centre => "centre",
+            Role::Post => "post",
+            Role::Observer => "observer",
+        }
+    }
+}
+
+/// What a member may write.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Right {
+    /// The watchlists of this authority (`watchlist/AUTHORITY/*`).
+    Watchlist { authority: String },
+    /// Its own incident log (`incidents/NAME/*`, NAME its roster name).
+    IncidentLog,
+    /// Notes and referrals on the incidents of the posts of this country,
+    /// or of every country (`None`, for a regional centre).
+    IncidentNotes { country: Option<String> },
+}
+
+impl Right {
+    /// `watchlist`, `watchlist:AUTH`, `incident-log`, `incident-notes`,
+    /// `incident-notes:CTY` or `incident-notes:*`; a bare `watchlist` or
+    /// `incident-notes` means the member's own authority or country.
+    pub fn parse(text: &str, authority: &str, country: Option<&str>) -> Result<Self, TrustError> {
+        let (name, arg) = match text.trim().split_once(':') {
+            Some((name, arg)) => (name, Some(arg)),
+            None => (text.trim(), None),
+        };
+        match (name, arg) {
+            ("watchlist", None) => Ok(Right::Watchlist { authority: authority.to_string() }),
+            ("watchlist", Some(auth)) => Ok(Right::Watchlist { authority: validate::authority_code(auth)? }),
+            ("incident-log", None) => Ok(Right::IncidentLog),
+            ("incident-notes", None) => Ok(Right::IncidentNotes { country: country.map(str::to_string) }),
+            ("incident-notes", Some("*")) => Ok(Right::IncidentNotes { country: None }),
+            ("incident-notes", Some(c)) => {
+                Ok(Right::IncidentNotes { country: Some(crate::country::parse_country("country", c)?) })
+            }
+            _ => Err(TrustError::Invalid(format!(
+                "right {text:?}: expected watchlist[:AUTHORITY], incident-log or incident-notes[:COUNTRY|*]"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Right {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Right::Watchlist { authority } => write!(f, "watchlist:{authority}"),
+            Right::IncidentLog => f.write_str("incident-log"),
+            Right::IncidentNotes { country: Some(c) } => write!(f, "incident-notes:{c}"),
+            Right::IncidentNotes { country: None } => f.write_str("incident-notes:*"),
+        }
+    }
+}
+
+/// The rights a role has unless more are granted: a centre writes its
+/// authority's watchlists and annotates its country's incidents; a post
+/// writes its own incident log; an observer writes nothing.
+pub fn default_rights(role: Role, authority: &str, country: Option<&str>) -> Vec<Right> {
+    match role {
+        Role::Centre => vec![
+            Right::Watchlist { authority: authority.to_string() },
+            Right::IncidentNotes { country: country.map(str::to_string) },
+        ],
+        Role::Post => vec![Right::IncidentLog],
+        Role::Observer => Vec::new(),
+    }
+}
+
+/// For one actor of a revoked member in one document, the highest change
+/// the revoking node knew of. Changes up to it (its ancestors by the same
+/// actor, and itself) stay admitted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CutEntry {
+    pub doc: DocId,
+    pub actor: Vec<u8>,
+    pub seq: u64,
+    pub hash: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The roster version that revoked the member.
+    pub in_version: u64,
+    pub cut: Vec<CutEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its node key; its libp2p peer id is derived from it.
+    pub key: PublicKey,
+    pub name: String,
+    pub role: Role,
+    pub authority: String,
+    /// `None`: a regional body such as CARICC.
+    pub country: Option<String>,
+    /// Sorted, without repeats.
+    pub rights: Vec<Right>,
+    /// Actor prefixes this member wrote with before signed changes (a
+    /// migrated store), bound to it by the admin.
+    pub legacy_actors: Vec<[u8; 16]>,
+    /// Set once the member is revoked; its `rights` are those it had then.
+    pub revoked: Option<Revocation>,
+}
+
+impl Member {
+    pub fn is_active(&self) -> bool {
+        self.revoked.is_none()
+    }
+
+    /// The country a member's authority stands for by default: the first
+    /// three letters (`KAZ-BS` → `KAZ`), if they are a country code.
+    pub fn default_country(authority: &str) -> Option<String> {
+        authority.get(..3).and_then(|code| crate::country::parse_country("country", code).ok())
+    }
+}
+
+/// The roster's content, as signed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Roster {
+    pub version: u64,
+    /// Sorted by key.
+    pub members: Vec<Member>,
+}
+
+/// A successor admin key, signed by the key before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    pub next: PublicKey,
+    pub signature: Signature,
+}
+
+fn handover_message(from: &PublicKey, next: &PublicKey) -> Vec<u8> {
+    [HANDOVER_DOMAIN, &from.0, &next.0].concat()
+}
+
+impl Handover {
+    pub fn new(from: &Signer, next: PublicKey) -> Self {
+        Self { next, signature: from.sign(&handover_message(&from.public(), &next)) }
+    }
+}
+
+/// A roster as it travels: the encoded content, the admin key's chain
+/// from the anchor, and the last key's signature over the content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedRoster {
+    pub body: Vec<u8>,
+    pub handovers: Vec<Handover>,
+    pub signature: Signature,
+}
+
+impl SignedRoster {
+    /// Signs `roster` with `admin`, which must be the last key of
+    /// `handovers` (or the anchor when there are none).
+    pub fn sign(roster: &Roster, admin: &Signer, handovers: Vec<Handover>) -> Result<Self, TrustError> {
+        let body = postcard::to_allocvec(roster).map_err(|e| TrustError::Invalid(e.to_string()))?;
+        let signature = admin.sign(&[ROSTER_DOMAIN, &body].concat());
+        let signed = Self { body, handovers, signature };
+        if signed.encode()?.len() > MAX_ROSTER_BYTES {
+            return Err(TrustError::Invalid(format!("the roster is larger than {MAX_ROSTER_BYTES} bytes")));
+        }
+        Ok(signed)
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>, TrustError> {
+        postcard::to_allocvec(self).map_err(|e| TrustError::Invalid(e.to_string()))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, TrustError> {
+        if bytes.len() > MAX_ROSTER_BYTES {
+            return Err(TrustError::Invalid(format!("a roster of {} bytes is over the limit", bytes.len())));
+        }
+        let (signed, rest) = postcard::take_from_bytes::<SignedRoster>(bytes)
+            .map_err(|e| TrustError::Invalid(format!("the roster does not decode: {e}")))?;
+        if !rest.is_empty() {
+            return Err(TrustError::Invalid("the roster is followed by stray bytes".into()));
+        }
+        Ok(signed)
+    }
+
+    /// The admin key that signed this roster, if the chain from `anchor`
+    /// holds.
+    pub fn signing_key(&self, anchor: &PublicKey) -> Result<PublicKey, TrustError> {
+        let mut key = *anchor;
+        for (n, handover) in self.handovers.iter().enumerate() {
+            if !key.verifies(&handover_message(&key, &handover.next), &handover.signature) {
+                return Err(TrustError::BadSignature(format!(
+                    "admin key handover {} is not signed by its predecessor",
+                    n + 1
+                )));
+            }
+            key = handover.next;
+        }
+        Ok(key)
+    }
+
+    /// The roster, once its signature chain verifies from `anchor` and its
+    /// content is consistent.
+    pub fn verify(&self, anchor: &PublicKey) -> Result<Roster, TrustError> {
+        let key = self.signing_key(anchor)?;
+        if !key.verifies(&[ROSTER_DOMAIN, &self.body].concat(), &self.signature) {
+            return Err(TrustError::BadSignature("the roster is not signed by the fleet's admin key".into()));
+        }
+        let (roster, rest) = postcard::take_from_bytes::<Roster>(&self.body)
+            .map_err(|e| TrustError::Invalid(format!("the roster's content does not decode: {e}")))?;
+        if !rest.is_empty() {
+            return Err(TrustError::Invalid("the roster's content is followed by stray bytes".into()));
+        }
+        roster.validate()?;
+        Ok(roster)
+    }
+}
+
+impl Roster {
+    /// What the types cannot say: valid names, codes and rights, members
+    /// sorted by key, no key or name twice.
+    pub fn validate(&self) -> Result<(), TrustError> {
+        if self.members.len() > MAX_MEMBERS {
+            return Err(TrustError::Invalid(format!("{} members, at most {MAX_MEMBERS}", self.members.len())));
+        }
+        if !self.members.windows(2).all(|w| w[0].key < w[1].key) {
+            return Err(TrustError::Invalid("members are not sorted by key, or a key is listed twice".into()));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for member in &self.members {
+            let who = || member.key.peer_id();
+            validate::node_name(&member.name).map_err(|e| TrustError::Invalid(format!("member {}: {e}", who())))?;
+            validate::authority_code(&member.authority)
+                .map_err(|e| TrustError::Invalid(format!("member {}: {e}", who())))?;
+            if let Some(country) = &member.country {
+                crate::country::parse_country("country", country)
+                    .map_err(|e| TrustError::Invalid(format!("member {}: {e}", who())))?;
+            }
+            if !names.insert(member.name.as_str()) {
+                return Err(TrustError::Invalid(format!("the name {} is given to two members", member.name)));
+            }
+            if !member.rights.windows(2).all(|w| w[0] < w[1]) {
+                return Err(TrustError::Invalid(format!("member {}: rights not sorted or repeated", member.name)));
+            }
+            if let Some(revocation) = &member.revoked {
+                if revocation.cut.len() > MAX_CUT_ENTRIES {
+                    return Err(TrustError::Invalid(format!("member {}: revocation cut too long", member.name)));
+                }
+                if revocation.in_version > self.version {
+                    return Err(TrustError::Invalid(format!("member {}: revoked in a later version", member.name)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn member(&self, key: &PublicKey) -> Option<&Member> {
+        self.members.binary_search_by(|m| m.key.cmp(key)).ok().map(|i| &self.members[i])
+    }
+
+    /// Whether this roster may replace `older`: it is newer, it keeps every
+    /// member, entries only grow (rights, legacy actors) and revocations
+    /// stay as they were.
+    pub fn may_replace(&self, older: &Roster) -> Result<(), TrustError> {
+        if self.version <= older.version {
+            return Err(TrustError::NotNewer { offered: self.version, held: older.version });
+        }
+        for old in &older.members {
+            let who = &old.name;
+            let Some(new) = self.member(&old.key) else {
+                return Err(TrustError::Invalid(format!("roster {} drops member {who}", self.version)));
+            };
+            if (&new.name, new.role, &new.authority, &new.country)
+                != (&old.name, old.role, &old.authority, &old.country)
+            {
+                return Err(TrustError::Invalid(format!(
+                    "roster {} changes the name, role, authority or country of {who}; revoke it and enrol a new key",
+                    self.version
+                )));
+            }
+            match (&old.revoked, &new.revoked) {
+                (Some(a), Some(b)) if a == b && old.rights == new.rights => {}
+                (Some(_), _) => {
+                    return Err(TrustError::Invalid(format!(
+                        "roster {} changes the revocation of {who}; a revocation is permanent",
+                        self.version
+                    )));
+                }
+                (None, _) => {
+                    if let Some(lost) = old.rights.iter().find(|r| !new.rights.contains(r)) {
+                        return Err(TrustError::Invalid(format!(
+                            "roster {} takes the right {lost} from {who}; revoke it and enrol a new key instead",
+                            self.version
+                        )));
+                    }
+                    if let Some(lost) = old.legacy_actors.iter().find(|a| !new.legacy_actors.contains(a)) {
+                        return Err(TrustError::Invalid(format!(
+                            "roster {} unbinds legacy actor {} from {who}",
+                            self.version,
+                            hex::encode(lost)
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next version with `member` enrolled, or its entry grown.
+    pub fn enroll(&self, member: Member) -> Result<Roster, TrustError> {
+        let mut next = self.clone();
+        next.version += 1;
+        match next.members.binary_search_by(|m| m.key.cmp(&member.key)) {
+            Ok(at) => {
+                let old = &mut next.members[at];
+                if old.revoked.is_some() {
+                    return Err(TrustError::Invalid(format!(
+                        "{} was revoked; a revoked key cannot be enrolled again",
+                        member.key.peer_id()
+                    )));
+                }
+                let mut rights = old.rights.clone();
+                rights.extend(member.rights);
+                rights.sort();
+                rights.dedup();
+                let mut legacy = old.legacy_actors.clone();
+                legacy.extend(member.legacy_actors);
+                legacy.sort();
+                legacy.dedup();
+                *old = Member { rights, legacy_actors: legacy, ..member };
+            }
+            Err(at) => {
+                let mut member = member;
+                member.rights.sort();
+                member.rights.dedup();
+                member.legacy_actors.sort();
+                member.legacy_actors.dedup();
+                next.members.insert(at, member);
+            }
+        }
+        next.validate()?;
+        next.may_replace(self)?;
+        Ok(next)
+    }
+
+    /// The next version with `key` revoked, keeping the changes inside
+    /// `cut`.
+    pub fn revoke(&self, key: &PublicKey, mut cut: Vec<CutEntry>) -> Result<Roster, TrustError> {
+        let mut next = self.clone();
+        next.version += 1;
+        let version = next.version;
+        let member =
+            next.members.iter_mut().find(|m| m.key == *key).ok_or_else(|| TrustError::NotMember(key.peer_id()))?;
+        if member.revoked.is_some() {
+            return Err(TrustError::Invalid(format!("{} is already revoked", member.name)));
+        }
+        cut.sort();
+        cut.dedup();
+        member.revoked = Some(Revocation { in_version: version, cut });
+        next.validate()?;
+        Ok(next)
+    }
+}
+
+/// A verified roster with the lookups admission needs: by key, by name and
+/// by actor prefix.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    pub signed: SignedRoster,
+    pub roster: Roster,
+    by_prefix: BTreeMap<[u8; 16], usize>,
+    by_name: BTreeMap<String, usize>,
+}
+
+impl Fleet {
+    /// Decodes and verifies a roster against the fleet's `anchor` key.
+    pub fn verify(bytes: &[u8], anchor: &PublicKey) -> Result<Self, TrustError> {
+        let signed = SignedRoster::decode(bytes)?;
+        let roster = signed.verify(anchor)?;
+        let mut by_prefix = BTreeMap::new();
+        let mut by_name = BTreeMap::new();
+        for (i, member) in roster.members.iter().enumerate() {
+            by_name.insert(member.name.clone(), i);
+            for prefix in std::iter::once(member.key.actor_prefix()).chain(member.legacy_actors.iter().copied()) {
+                if by_prefix.insert(prefix, i).is_some() {
+                    return Err(TrustError::Invalid(format!(
+                        "actor prefix {} is bound to two members",
+                        hex::encode(prefix)
+                    )));
+                }
+            }
+        }
+        Ok(Self { signed, roster, by_prefix, by_name })
+    }
+
+    pub fn version(&self) -> u64 {
+        self.roster.version
+    }
+
+    pub fn encoded(&self) -> Vec<u8> {
+        self.signed.encode().unwrap_or_default()
+    }
+
+    pub fn member(&self, key: &PublicKey) -> Option<&Member> {
+        self.roster.member(key)
+    }
+
+    /// The member an Automerge actor belongs to: actors are 16 bytes bound
+    /// to a member, then a 4-byte nonce.
+    pub fn member_of_actor(&self, actor: &[u8]) -> Option<&Member> {
+        let prefix: [u8; 16] = actor.get(..16)?.try_into().ok()?;
+        if actor.len() != 20 {
+            return None;
+        }
+        self.by_prefix.get(&prefix).map(|i| &self.roster.members[*i])
+    }
+
+    pub fn member_named(&self, name: &str) -> Option<&Member> {
+        self.by_name.get(name).map(|i| &self.roster.members[*i])
+    }
+
+    /// Enrolled and not revoked.
+    pub fn is_active(&self, key: &PublicKey) -> bool {
+        self.member(key).is_some_and(Member::is_active)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn member(seed: u8, name: &str, role: Role, authority: &str) -> (Signer, Member) {
+        let signer = Signer::from_secret([seed; 32]);
+        let country = Member::default_country(authority);
+        let member = Member {
+            key: signer.public(),
+            name: name.into(),
+            role,
+            authority: authority.into(),
+            rights: default_rights(role, authority, country.as_deref()),
+            country,
+            legacy_actors: Vec::new(),
+            revoked: None,
+        };
+        (signer, member)
+    }
+
+    fn admin() -> Signer {
+        Signer::from_secret([200; 32])
+    }
+
+    #[test]
+    fn a_signed_roster_verifies_against_its_anchor_only() {
+        let (_, centre) = member(1, "kz-centre", Role::Centre, "KAZ-BS");
+        let roster = Roster::default().enroll(centre).unwrap();
+        let signed = SignedRoster::sign(&roster, &admin(), Vec::new()).unwrap();
+        let bytes = signed.encode().unwrap();
+        let fleet = Fleet::verify(&bytes, &admin().public()).unwrap();
+        assert_eq!(fleet.version(), 1);
+        assert_eq!(fleet.roster.members[0].country.as_deref(), Some("KAZ"));
+        let stranger = Signer::from_secret([201; 32]).public();
+        assert!(matches!(Fleet::verify(&bytes, &stranger), Err(TrustError::BadSignature(_))));
+        let mut tampered = signed.clone();
+        tampered.body[2] ^= 1;
+        assert!(Fleet::verify(&tampered.encode().unwrap(), &admin().public()).is_err());
+    }
+
+    #[test]
+    fn a_successor_admin_key_signs_later_rosters() {
+        let (_, post) = member(2, "kz-nurzhol", Role::Post, "KAZ-BS");
+        let next = Signer::from_secret([202; 32]);
+        let roster = Roster::default().enroll(post).unwrap();
+        let handovers = vec![Handover::new(&admin(), next.public())];
+        let signed = SignedRoster::sign(&roster, &next, handovers.clone()).unwrap();
+        assert!(Fleet::verify(&signed.encode().unwrap(), &admin().public()).is_ok());
+        // A handover not signed by the anchor does not count.
+        let forged = vec![Handover::new(&next, next.public())];
+        let signed = SignedRoster::sign(&roster, &next, forged).unwrap();
+        assert!(Fleet::verify(&signed.encode().unwrap(), &admin().public()).is_err());
+    }
+
+    #[test]
+    fn entries_only_grow_and_revocations_are_permanent() {
+        let (_, post) = member(2, "kz-nurzhol", Role::Post, "KAZ-BS");
+        let key = post.key;
+        let v1 = Roster::default().enroll(post.clone()).unwrap();
+        let mut granted = post.clone();
+        granted.rights = vec![Right::Watchlist { authority: "KAZ-BS".into() }];
+        let v2 = v1.enroll(granted).unwrap();
+        assert_eq!(v2.member(&key).unwrap().rights.len(), 2, "grants add to the rights");
+        let mut stripped = v2.clone();
+        stripped.version = 3;
+        stripped.members[0].rights.pop();
+        assert!(stripped.may_replace(&v2).unwrap_err().to_string().contains("takes the right"));
+        let mut renamed = v2.clone();
+        renamed.version = 3;
+        renamed.members[0].name = "kz-other".into();
+        assert!(renamed.may_replace(&v2).is_err());
+        let v3 = v2.revoke(&key, Vec::new()).unwrap();
+        assert!(!v3.member(&key).unwrap().is_active());
+        assert!(v3.enroll(post).unwrap_err().to_string().contains("revoked"));
+        let mut unrevoked = v3.clone();
+        unrevoked.version = 4;
+        unrevoked.members[0].revoked = None;
+        assert!(unrevoked.may_replace(&v3).unwrap_err().to_string().contains("permanent"));
+        assert!(matches!(v1.may_replace(&v3), Err(TrustError::NotNewer { .. })));
+    }
+
+    #[test]
+    fn actors_map_to_their_members_and_names_are_unique() {
+        let (signer, centre) = member(1, "kz-centre", Role::Centre, "KAZ-BS");
+        let (_, twin) = member(3, "kz-centre", Role::Post, "KAZ-BS");
+        let roster = Roster::default().enroll(centre).unwrap();
+        assert!(roster.enroll(twin).unwrap_err().to_string().contains("two members"));
+        let fleet =
+            Fleet::verify(&SignedRoster::sign(&roster, &admin(), vec![]).unwrap().encode().unwrap(), &admin().public())
+                .unwrap();
+        let mut actor = signer.public().actor_prefix().to_vec();
+        actor.extend_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(fleet.member_of_actor(&actor).map(|m| m.name.as_str()), Some("kz-centre"));
+        assert!(fleet.member_of_actor(&actor[..16]).is_none(), "an actor is 20 bytes");
+        assert!(fleet.member_of_actor(&[9u8; 20]).is_none());
+    }
+
+    #[test]
+    fn rights_parse_with_the_members_own_authority_and_country() {
+        assert_eq!(
+            Right::parse("watchlist", "KAZ-BS", Some("KAZ")).unwrap(),
+            Right::Watchlist { authority: "KAZ-BS".into() }
+        );
+        assert_eq!(Right::parse("incident-notes:*", "CARICC", None).unwrap(), Right::IncidentNotes { country: None });
+        assert_eq!(
+            Right::parse("incident-notes:kgz", "KAZ-BS", Some("KAZ")).unwrap(),
+            Right::IncidentNotes { country: Some("KGZ".into()) }
+        );
+        assert!(Right::parse("everything", "KAZ-BS", None).is_err());
+        assert_eq!(Member::default_country("CARICC"), None);
+        assert_eq!(Member::default_country("UZB-DCS").as_deref(), Some("UZB"));
+    }
+}
