@@ -48,6 +48,64 @@ pub enum Command {
     /// Manage the fleet's pre-shared key.
     #[command(subcommand)]
     Psk(Psk),
+    /// Manage the fleet: its admin key, its roster of members, enrolment and revocation.
+    #[command(subcommand)]
+    Fleet(Fleet),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Fleet {
+    /// Create a fleet: write admin.key (the roster's signing key; keep it offline) and swarm.key, both mode 0600, into DIR. Needs no daemon.
+    Init {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Enrol a node (or grant an enrolled one more rights): signs a new roster with the admin key and hands it to outpostd, which spreads it.
+    Enroll {
+        /// The node's libp2p peer id (`outpost status` at the node prints it).
+        peer_id: String,
+        /// The node's name (lower-case letters, digits and -); names its incident log.
+        #[arg(long)]
+        name: String,
+        /// centre, post or observer.
+        #[arg(long)]
+        role: String,
+        /// The issuing authority it acts for, e.g. KAZ-BS or CARICC.
+        #[arg(long)]
+        authority: String,
+        /// Its country (ICAO code); default: the first three letters of the authority.
+        #[arg(long, conflicts_with = "regional")]
+        country: Option<String>,
+        /// A regional body such as CARICC, of no country.
+        #[arg(long)]
+        regional: bool,
+        /// A right beyond the role's defaults (repeatable): watchlist[:AUTHORITY], incident-log, incident-notes[:COUNTRY|*].
+        #[arg(long = "grant", value_name = "RIGHT")]
+        grants: Vec<String>,
+        /// An actor prefix (32 hex digits) the node wrote with before signed changes (`outpost status` at a migrated node prints it).
+        #[arg(long = "legacy-actor", value_name = "HEX")]
+        legacy_actors: Vec<String>,
+        /// The fleet admin key file (from `outpost fleet init`).
+        #[arg(long, value_name = "FILE")]
+        admin_key: PathBuf,
+    },
+    /// Revoke a member: its connections close, and its changes after the cut (what this node holds of it now) are refused everywhere.
+    Revoke {
+        peer_id: String,
+        #[arg(long, value_name = "FILE")]
+        admin_key: PathBuf,
+    },
+    /// Show the roster: its version, the members with their roles and rights, the revoked ones.
+    Roster,
+    /// Hand the admin role to a new key: writes it to OUT (mode 0600) and publishes a roster signed by it, with the handover signed by the old one.
+    RotateAdmin {
+        /// The current admin key file.
+        #[arg(long, value_name = "FILE")]
+        admin_key: PathBuf,
+        /// Where to write the new admin key (never overwrites a file).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,5 +3,8 @@
 
 pub mod args;
 pub mod client;
+pub mod failure;
+pub mod fleet;
+pub mod keys;
 pub mod paths;
 pub mod render;

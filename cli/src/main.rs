@@ -7,58 +7,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use outpost_cli::args::{self, Cli, Command, Incident, Psk, Watchlist};
 use outpost_cli::client::{Client, ClientError};
-use outpost_cli::{paths, render};
-use outpost_model::api::{ErrorKind, MAX_REQUEST_BYTES, NewEntryInput, NewIncidentInput, Request, Response};
+use outpost_cli::failure::{Failure, exit};
+use outpost_cli::{fleet, keys, paths, render};
+use outpost_model::api::{MAX_REQUEST_BYTES, NewEntryInput, NewIncidentInput, Request, Response};
 use serde::Serialize;
-
-/// Exit codes the officer's scripts can rely on.
-mod exit {
-    pub const BAD_INPUT: u8 = 2;
-    pub const UNREACHABLE: u8 = 3;
-    pub const NOT_FOUND: u8 = 4;
-}
-
-enum Failure {
-    Client(ClientError),
-    Local { code: u8, message: String },
-}
-
-impl From<ClientError> for Failure {
-    fn from(err: ClientError) -> Self {
-        Failure::Client(err)
-    }
-}
-
-impl Failure {
-    fn code(&self) -> u8 {
-        match self {
-            Failure::Client(ClientError::Unreachable { .. }) => exit::UNREACHABLE,
-            Failure::Client(ClientError::Api(err)) => match err.kind {
-                ErrorKind::BadInput | ErrorKind::TooLarge | ErrorKind::UnsupportedVersion => exit::BAD_INPUT,
-                ErrorKind::NotFound => exit::NOT_FOUND,
-                _ => 1,
-            },
-            Failure::Client(_) => 1,
-            Failure::Local { code, .. } => *code,
-        }
-    }
-
-    fn message(&self) -> String {
-        match self {
-            Failure::Client(err) => err.to_string(),
-            Failure::Local { message, .. } => message.clone(),
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self.code() {
-            exit::BAD_INPUT => "bad_input",
-            exit::UNREACHABLE => "unreachable",
-            exit::NOT_FOUND => "not_found",
-            _ => "error",
-        }
-    }
-}
 
 fn print_json(value: &impl Serialize) {
     match serde_json::to_string_pretty(value) {
@@ -90,6 +42,9 @@ fn show(response: &Response, Output { json, explain }: Output) {
             Response::Audit(a) => print_json(a),
             Response::Peers(p) => print_json(p),
             Response::SyncStarted(s) => print_json(s),
+            Response::Fleet(f) => print_json(f),
+            Response::RosterPublished(r) => print_json(r),
+            Response::Cut(c) => print_json(c),
         }
         return;
     }
@@ -105,6 +60,9 @@ fn show(response: &Response, Output { json, explain }: Output) {
         Response::Audit(a) => render::audit(a),
         Response::Peers(p) => render::peers(p),
         Response::SyncStarted(s) => render::sync_started(s),
+        Response::Fleet(f) => render::fleet(f),
+        Response::RosterPublished(r) => format!("roster version {} installed\n", r.version),
+        Response::Cut(c) => format!("{} cut entries\n", c.entries),
     };
     print!("{text}");
 }
@@ -179,6 +137,7 @@ enum Action {
     },
     /// Needs no daemon.
     Local(Psk),
+    Fleet(args::Fleet),
 }
 
 fn action_for(command: Command) -> Action {
@@ -187,6 +146,7 @@ fn action_for(command: Command) -> Action {
         Command::Peers => Request::Peers,
         Command::Sync { peer } => Request::SyncNow { peer },
         Command::Psk(psk) => return Action::Local(psk),
+        Command::Fleet(f) => return Action::Fleet(f),
         Command::Audit { since, limit } => Request::Audit { since, limit },
         Command::Watchlist(w) => match w {
             Watchlist::Add(kind) => Request::WatchlistAdd { entry: Box::new(kind.into_input()) },
@@ -231,18 +191,7 @@ fn action_for(command: Command) -> Action {
 /// its owner only. An existing file is never overwritten: replacing a
 /// fleet's key cuts every post off that does not get the new one.
 fn generate_psk(out: &std::path::Path, json: bool) -> Result<(), Failure> {
-    use rand::Rng;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut key = [0u8; 32];
-    rand::rng().fill(&mut key);
-    let text = format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", hex::encode(key));
-    let failed = |e: std::io::Error| Failure::Local {
-        code: if e.kind() == std::io::ErrorKind::AlreadyExists { exit::BAD_INPUT } else { 1 },
-        message: format!("cannot write {}: {e}", out.display()),
-    };
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(out).map_err(failed)?;
-    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(failed)?;
+    keys::write_fleet_key(out)?;
     if json {
         print_json(&serde_json::json!({ "written": out.display().to_string() }));
     } else {
@@ -259,6 +208,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     if let Action::Local(Psk::Generate { out }) = &action {
         return generate_psk(out, cli.json);
     }
+    if let Action::Fleet(args::Fleet::Init { dir }) = &action {
+        return fleet::init(dir, cli.json);
+    }
     let socket = paths::resolve(cli.socket);
     let mut client = Client::connect(&socket)?;
     match action {
@@ -273,6 +225,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Action::Import { file, batch } => import(&mut client, &file, batch, cli.json),
+        Action::Fleet(command) => fleet::run(&mut client, command, cli.json),
         Action::Local(_) => Ok(()),
     }
 }

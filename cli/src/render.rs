@@ -3,7 +3,7 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use outpost_model::api::{
-    AuditPage, EntryList, EntryView, IncidentList, PeerList, SearchResults, StatusInfo, SyncStarted,
+    AuditPage, EntryList, EntryView, FleetView, IncidentList, PeerList, SearchResults, StatusInfo, SyncStarted,
 };
 use outpost_model::incident::Incident;
 use outpost_model::search::SearchHit;
@@ -88,12 +88,19 @@ pub fn status(s: &StatusInfo) -> String {
     if s.storage.repaired_on_open {
         card.row("WARNING", "the database was not closed cleanly and was repaired at start");
     }
-    match (&s.peer_id, &s.replication) {
-        (Some(peer_id), Some(r)) => {
-            card.row("Peer id", peer_id)
-                .list("Listening", s.listen_addrs.iter().cloned())
+    if let Some(peer_id) = &s.peer_id {
+        card.row("Peer id", peer_id);
+    }
+    match &s.replication {
+        Some(r) => {
+            card.list("Listening", s.listen_addrs.iter().cloned())
                 .row("Fleet key", format!("fingerprint {}", r.psk_fingerprint))
+                .row("Membership", membership(r))
+                .list("WARNING", r.conflicts.iter().cloned())
                 .row("Peers", format!("{} connected", r.connected_peers));
+            if r.held_changes > 0 {
+                card.row("Held", format!("{} changes wait for a roster that lets them in", r.held_changes));
+            }
             let stalest = match (&r.stalest_document, r.stalest_agreed_at) {
                 (Some(doc), Some(at)) => format!("{doc}, last agreed with a peer at {at}"),
                 (Some(doc), None) => format!("{doc}, not compared with any peer since this start"),
@@ -101,15 +108,70 @@ pub fn status(s: &StatusInfo) -> String {
             };
             card.row("Stalest", stalest);
         }
-        _ => {
+        None => {
             card.row("Network", "off (no pre-shared key configured)");
         }
     }
     format!("Outpost post status\n{}", card.render())
 }
 
+fn membership(r: &outpost_model::api::ReplicationStatus) -> String {
+    match r.membership.as_str() {
+        "fleet" if r.roster_version == 0 => "no roster yet: replicates with nobody until one arrives".into(),
+        "fleet" if r.roster_revoked => format!("REVOKED in roster version {}", r.roster_version),
+        "fleet" => match &r.roster_role {
+            Some(role) => format!("{role} (roster version {})", r.roster_version),
+            None => format!(
+                "not enrolled in roster version {}: replicates with nobody; enrol this peer id",
+                r.roster_version
+            ),
+        },
+        "psk-only" => "psk-only: every holder of the fleet key is a full member, changes are not signed".into(),
+        "nobody" => "no fleet admin key configured: replicates with nobody".into(),
+        other => other.into(),
+    }
+}
+
+pub fn fleet(view: &FleetView) -> String {
+    let mut out = String::new();
+    match view.version {
+        0 => out.push_str(&format!("no roster yet (mode {})\n", view.mode)),
+        v => out.push_str(&format!(
+            "roster version {v}, signed by admin key {}\n",
+            view.signing_key.as_deref().unwrap_or("?")
+        )),
+    }
+    let mut t = table(&["NAME", "ROLE", "AUTHORITY", "COUNTRY", "RIGHTS", "PEER ID", "STATE"]);
+    for m in &view.members {
+        let state = match (m.revoked, m.revoked_in) {
+            (true, Some(v)) => format!("revoked in v{v}; {} changes admitted by attestation", m.attested_changes),
+            (true, None) => "revoked".into(),
+            (false, _) if m.peer_id == view.this_node => "member (this node)".into(),
+            (false, _) => "member".into(),
+        };
+        t.add_row(vec![
+            m.name.clone(),
+            m.role.clone(),
+            m.authority.clone(),
+            m.country.clone().unwrap_or_else(|| "regional".into()),
+            if m.rights.is_empty() { "none".into() } else { m.rights.join("\n") },
+            m.peer_id.clone(),
+            state,
+        ]);
+    }
+    out.push_str(&format!("{t}\n{} members\n", view.members.len()));
+    for conflict in &view.conflicts {
+        out.push_str(&format!("WARNING: {conflict}\n"));
+    }
+    if view.held_changes > 0 {
+        out.push_str(&format!("{} changes wait for a roster that lets them in\n", view.held_changes));
+    }
+    out
+}
+
 pub fn peers(list: &PeerList) -> String {
-    let mut t = table(&["NAME", "PEER ID", "STATE", "LAST SEEN", "SENT", "RECEIVED", "DOCUMENTS", "ADDRESSES"]);
+    let mut t =
+        table(&["NAME", "PEER ID", "STATE", "LAST SEEN", "SENT", "RECEIVED", "DOCUMENTS", "REFUSED", "ADDRESSES"]);
     for p in &list.peers {
         let documents = if p.differing.is_empty() {
             format!("{} in sync", p.in_sync_documents)
@@ -124,14 +186,21 @@ pub fn peers(list: &PeerList) -> String {
                 .collect();
             format!("{} in sync\n{}", p.in_sync_documents, behind.join("\n"))
         };
+        let refused: Vec<String> = p.refused.iter().map(|(why, n)| format!("{n} {why}")).collect();
+        let state = match (p.connected, p.syncing) {
+            (true, true) => "connected".to_string(),
+            (true, false) => format!("connected, not syncing (roster v{})", p.roster_version),
+            (false, _) => "disconnected".to_string(),
+        };
         t.add_row(vec![
             if p.name.is_empty() { "?".into() } else { p.name.clone() },
             p.peer_id.clone(),
-            if p.connected { "connected".into() } else { "disconnected".into() },
+            state,
             p.last_seen.map(|t| t.to_string()).unwrap_or_else(|| "never".into()),
             format!("{} B", p.bytes_sent),
             format!("{} B", p.bytes_received),
             documents,
+            if refused.is_empty() { "-".into() } else { refused.join("\n") },
             p.addresses.join("\n"),
         ]);
     }

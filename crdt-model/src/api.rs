@@ -119,6 +119,18 @@ pub enum Request {
         #[serde(default)]
         peer: Option<String>,
     },
+    /// The fleet roster this node holds, and where it stands in it.
+    FleetRoster,
+    /// A roster the administrator signed (hex of its bytes), to install
+    /// and spread to every peer.
+    FleetPublish {
+        roster: String,
+    },
+    /// The cut a revocation of this peer would record: for each of its
+    /// actors in each document, the newest change this node holds.
+    FleetCut {
+        peer: String,
+    },
 }
 
 /// A new watchlist entry as typed by an officer. Fields that do not apply to
@@ -241,6 +253,64 @@ pub enum Response {
     Audit(AuditPage),
     Peers(PeerList),
     SyncStarted(SyncStarted),
+    Fleet(Box<FleetView>),
+    RosterPublished(RosterPublished),
+    Cut(CutList),
+}
+
+/// The fleet as this node sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FleetView {
+    /// `fleet` (a roster signed by the admin key decides), `psk-only`
+    /// (every holder of the fleet key), `nobody` (no admin key configured)
+    /// or `off` (this post does not network).
+    pub mode: String,
+    /// The admin public key this node is configured with.
+    pub fleet_admin: Option<String>,
+    /// The admin key that signed the roster held (the last of its chain).
+    pub signing_key: Option<String>,
+    /// 0: no roster yet.
+    pub version: u64,
+    /// The signed roster, hex, for the CLI to build the next version from.
+    pub roster: Option<String>,
+    pub members: Vec<MemberView>,
+    /// This node's peer id.
+    pub this_node: String,
+    /// Where this node's config and its roster entry disagree.
+    pub conflicts: Vec<String>,
+    /// Changes held until a roster lets them in.
+    pub held_changes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberView {
+    pub peer_id: String,
+    pub name: String,
+    pub role: String,
+    pub authority: String,
+    /// `None`: a regional body.
+    pub country: Option<String>,
+    pub rights: Vec<String>,
+    pub legacy_actors: Vec<String>,
+    pub revoked: bool,
+    /// The roster version that revoked it.
+    pub revoked_in: Option<u64>,
+    /// Its changes admitted here by an honest member's attestation, after
+    /// its revocation (since this node started).
+    pub attested_changes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RosterPublished {
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CutList {
+    /// Hex of the cut's entries (postcard), to put into the revocation.
+    pub cut: String,
+    /// How many entries (document × actor).
+    pub entries: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -265,6 +335,12 @@ pub struct PeerView {
     pub in_sync_documents: u64,
     /// Documents found to differ, still being synced.
     pub differing: Vec<PeerDocument>,
+    /// Documents are exchanged with it (both are active members).
+    pub syncing: bool,
+    /// The roster version it announced.
+    pub roster_version: u64,
+    /// Changes from it refused in this connection, by reason.
+    pub refused: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -284,6 +360,17 @@ pub struct SyncStarted {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplicationStatus {
     pub psk_fingerprint: String,
+    /// `fleet`, `psk-only` or `nobody`; see [`FleetView::mode`].
+    pub membership: String,
+    /// The version of the roster held (0: none).
+    pub roster_version: u64,
+    /// This node's role and name in the roster, when it is a member.
+    pub roster_role: Option<String>,
+    pub roster_revoked: bool,
+    /// Where this node's config and its roster entry disagree.
+    pub conflicts: Vec<String>,
+    /// Changes held until a roster lets them in.
+    pub held_changes: u64,
     pub connected_peers: u64,
     /// The document held here longest since shown to agree with any peer.
     pub stalest_document: Option<String>,

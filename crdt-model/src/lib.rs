@@ -8,6 +8,7 @@
 //! socket, reads no clock and draws no random number: callers pass `now`,
 //! ids and actor nonces in. It depends on neither tokio nor libp2p nor redb.
 
+pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod country;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use outpost_model::api::{PROJECT_DIRS, SOCKET_FILE};
 use outpost_model::date::parse_utc_offset;
+use outpost_model::trust::PublicKey;
 use serde::Deserialize;
 use thiserror::Error;
 use time::UtcOffset;
@@ -57,6 +58,12 @@ pub struct RawNetwork {
     pub psk_file: Option<PathBuf>,
     /// Find peers on the post's LAN by mDNS (default true).
     pub mdns: Option<bool>,
+    /// The fleet admin's public key (64 hex digits): the roster it signs
+    /// says who the members are.
+    pub fleet_admin: Option<String>,
+    /// Every holder of the fleet key is a full member, and changes carry
+    /// no signatures: the behaviour before the roster.
+    pub psk_only: Option<bool>,
 }
 
 /// Values given on the command line.
@@ -74,6 +81,19 @@ pub struct Overrides {
     pub peers: Vec<String>,
     pub psk_file: Option<PathBuf>,
     pub no_mdns: bool,
+    pub fleet_admin: Option<String>,
+    pub psk_only: bool,
+}
+
+/// Whom the post replicates with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// Members of the roster this admin key signs.
+    Fleet(PublicKey),
+    /// Every holder of the fleet key (`--psk-only`).
+    PskOnly,
+    /// No admin key configured: nobody.
+    Nobody,
 }
 
 /// Where the post listens and whom it dials.
@@ -83,6 +103,7 @@ pub struct NetworkConfig {
     pub peers: Vec<libp2p::Multiaddr>,
     pub psk_file: PathBuf,
     pub mdns: bool,
+    pub membership: Membership,
 }
 
 /// The port `outpostd` listens on when `[network]` names none.
@@ -240,7 +261,19 @@ fn network(overrides: &Overrides, raw: RawNetwork) -> Result<Option<NetworkConfi
     };
     let listen = if listen.is_empty() { multiaddrs("listen", &[DEFAULT_LISTEN.to_string()])? } else { listen };
     let mdns = !overrides.no_mdns && raw.mdns.unwrap_or(true);
-    Ok(Some(NetworkConfig { listen, peers, psk_file, mdns }))
+    let psk_only = overrides.psk_only || raw.psk_only.unwrap_or(false);
+    let admin = overrides.fleet_admin.clone().or(raw.fleet_admin);
+    let membership = match (admin, psk_only) {
+        (Some(text), false) => {
+            Membership::Fleet(PublicKey::parse_hex(&text).map_err(|e| invalid("fleet_admin", &text, &e.to_string()))?)
+        }
+        (Some(text), true) => {
+            return Err(invalid("fleet_admin", &text, "is set together with psk_only; choose one"));
+        }
+        (None, true) => Membership::PskOnly,
+        (None, false) => Membership::Nobody,
+    };
+    Ok(Some(NetworkConfig { listen, peers, psk_file, mdns, membership }))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use outpost_model::replication::engine::{Engine, EngineConfig};
+use outpost_model::replication::engine::{Engine, EngineConfig, Trust};
 use outpost_model::schema::actor_for;
 use outpost_model::search::{NameIndex, WatchlistIndex, upsert};
 use thiserror::Error;
@@ -112,22 +112,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
             .create(&config.data_dir)
             .map_err(|source| DaemonError::DataDir { path: config.data_dir.clone(), source })?;
     }
-    let store = Arc::new(Store::open(&config.data_dir, &config.node_name, random_bytes())?);
+    // The node's key signs every change it makes, networked or not; its
+    // public half is the peer id an admin enrols.
+    let key = net::node_key(&config.data_dir)?;
+    let signer = net::signer_of(&key)?;
+    let public = signer.public();
+    let store = Arc::new(Store::open(&config.data_dir, &config.node_name, public.actor_prefix())?);
     let index: SharedIndex = Arc::new(RwLock::new(Box::new(build_index(&store)?) as Box<dyn WatchlistIndex>));
     let settings = WriterSettings {
         post: config.node_name.clone(),
         authority: config.authority.clone(),
         offset: config.utc_offset,
-        actor: actor_for(&store.node_id(), random_bytes()),
+        actor: actor_for(&outpost_model::NodeId::from_bytes(public.actor_prefix()), random_bytes()),
+        signer,
         compact_after_changes: config.compact_after_changes,
         max_loaded_docs: MAX_LOADED_DOCS,
     };
-    // The key and identity are checked before anything starts, so that a
-    // bad key file stops the daemon with its name.
+    // The key is checked before anything starts, so that a bad key file
+    // stops the daemon with its name.
     let network = match &config.network {
         Some(network) => {
             let psk = net::read_psk(&network.psk_file)?;
-            let key = net::node_key(&config.data_dir)?;
             Some((network.clone(), psk, key))
         }
         None => {
@@ -136,10 +141,38 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         }
     };
     let (net_tx, net_rx) = tokio::sync::mpsc::unbounded_channel();
-    let replication = network.as_ref().map(|_| writer::Replication {
-        engine: Engine::new(EngineConfig::new(*store.node_id().as_bytes(), &config.node_name)),
-        net: net_tx,
-    });
+    let replication = match &network {
+        Some((network, _, _)) => {
+            let trust = match network.membership {
+                config::Membership::Fleet(anchor) => Trust::Fleet { anchor },
+                config::Membership::PskOnly => {
+                    tracing::warn!(
+                        "--psk-only: every holder of the fleet key is a full member and changes are not signed"
+                    );
+                    Trust::PskOnly
+                }
+                config::Membership::Nobody => {
+                    tracing::warn!(
+                        "no fleet admin key is configured: this post replicates with nobody (set [network] fleet_admin, or --psk-only)"
+                    );
+                    Trust::Closed
+                }
+            };
+            let mut engine = Engine::new(EngineConfig::new(public, &config.node_name, trust));
+            match store.roster() {
+                Ok(Some(roster)) => match engine.set_roster(&roster) {
+                    Ok(version) => tracing::info!(version, "fleet roster loaded"),
+                    Err(err) => {
+                        tracing::error!(error = %err, "the stored roster does not verify; waiting for a valid one")
+                    }
+                },
+                Ok(None) => {}
+                Err(err) => tracing::error!(error = %err, "cannot read the stored roster; waiting for one from a peer"),
+            }
+            Some(writer::Replication { engine, net: net_tx })
+        }
+        None => None,
+    };
     let (writer, writer_thread) =
         writer::spawn(store.clone(), index.clone(), settings, replication).map_err(DaemonError::Writer)?;
     let listener = control::bind(&config.socket, config.socket_mode).await?;
@@ -170,6 +203,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         started_at,
         started,
         net: net_state,
+        peer_id: public.peer_id(),
     };
     let service = Service::new(store.clone(), index, writer, info);
     let (stop, stopped) = watch::channel(false);

@@ -42,6 +42,12 @@ struct Args {
     /// Do not look for peers on the LAN with mDNS.
     #[arg(long)]
     no_mdns: bool,
+    /// The fleet admin's public key (64 hex digits, from `outpost fleet init`): only members of the roster it signs replicate.
+    #[arg(long, value_name = "HEX")]
+    fleet_admin: Option<String>,
+    /// Replicate with every holder of the fleet key, unsigned, with no roster (the behaviour before fleet trust).
+    #[arg(long)]
+    psk_only: bool,
     /// Log filter, e.g. `info` or `outpost_daemon=debug`.
     #[arg(long, env = "OUTPOST_LOG", default_value = "info")]
     log: String,
@@ -80,6 +86,8 @@ fn main() -> ExitCode {
         peers: args.peer,
         psk_file: args.psk_file,
         no_mdns: args.no_mdns,
+        fleet_admin: args.fleet_admin,
+        psk_only: args.psk_only,
     };
     let config = match config::load(&overrides, &ProcessEnvironment) {
         Ok(config) => config,

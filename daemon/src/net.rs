@@ -112,9 +112,19 @@ fn lock(state: &SharedNetState) -> std::sync::MutexGuard<'_, NetState> {
     state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Reads a `swarm.key` file: `/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits.
+/// Reads a `swarm.key` file: `/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex
+/// digits. A key others can read (group or world) is refused: officers
+/// are in the service's group and must not hold the fleet key.
 pub fn read_psk(path: &Path) -> Result<PreSharedKey, NetError> {
+    use std::os::unix::fs::PermissionsExt;
     let bad = |detail: String| NetError::Psk { path: path.to_path_buf(), detail };
+    let mode = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(bad(format!(
+            "mode {:o} lets others read it; it must be readable by the service user only (chmod 600)",
+            mode & 0o777
+        )));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     text.trim().parse::<PreSharedKey>().map_err(|e| {
         bad(format!("{e}; expected the libp2p swarm.key format: /key/swarm/psk/1.0.0/, /base16/, 64 hex digits"))
@@ -151,6 +161,19 @@ pub fn node_key(data_dir: &Path) -> Result<Keypair, NetError> {
         }
         Err(err) => Err(bad(err.to_string())),
     }
+}
+
+/// The node key as the model signs with it: the same ed25519 key libp2p
+/// authenticates the node with, so a peer id is the key that signs.
+pub fn signer_of(key: &Keypair) -> Result<outpost_model::trust::Signer, NetError> {
+    let ed25519 = key.clone().try_into_ed25519().map_err(|e| NetError::NodeKey {
+        path: std::path::PathBuf::from(NODE_KEY_FILE),
+        detail: format!("not an ed25519 key: {e}"),
+    })?;
+    let secret = ed25519.secret();
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(secret.as_ref());
+    Ok(outpost_model::trust::Signer::from_secret(bytes))
 }
 
 #[derive(NetworkBehaviour)]

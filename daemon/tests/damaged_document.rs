@@ -21,6 +21,7 @@ fn start(store: Arc<Store>) -> (WriterHandle, std::thread::JoinHandle<()>) {
         authority: "KAZ-BS".into(),
         offset: time::UtcOffset::UTC,
         actor: actor_for(&store.node_id(), [1, 2, 3, 4]),
+        signer: outpost_model::trust::Signer::from_secret([7; 32]),
         compact_after_changes: 1000,
         max_loaded_docs: 64,
     };

@@ -14,12 +14,16 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use automerge::ActorId;
+use automerge::{ActorId, ChangeHash};
+use outpost_model::admission::Held;
 use outpost_model::date::Timestamp;
-use outpost_model::replication::engine::{DocHost, Effect, Engine, EngineConfig, Lane, PeerKey};
+use outpost_model::replication::engine::{DocHost, Effect, Engine, EngineConfig, Lane, PeerKey, Trust};
 use outpost_model::schema::incidents::read_incidents;
 use outpost_model::schema::watchlist::read_entries;
 use outpost_model::schema::{ChangeMeta, DocKind, Document};
+use outpost_model::trust::proof::{StoredProof, sign_change};
+use outpost_model::trust::roster::{Member, Right, Role, Roster, SignedRoster};
+use outpost_model::trust::{PublicKey, Signer};
 use outpost_model::validate::{PostContext, new_entry, new_incident};
 use outpost_model::vocab::EntryStatus;
 use outpost_model::{DocId, EntryId, IncidentId};
@@ -58,6 +62,9 @@ pub struct SimReport {
 struct Stored {
     changes: BTreeMap<DocId, Vec<Vec<u8>>>,
     sync_states: BTreeMap<(PeerKey, DocId), Vec<u8>>,
+    proofs: BTreeMap<(DocId, ChangeHash), Vec<StoredProof>>,
+    held: BTreeMap<DocId, Vec<Held>>,
+    roster: Option<Vec<u8>>,
 }
 
 /// A node's documents: in memory (lost in a crash) over what it stored.
@@ -85,11 +92,19 @@ impl DocHost for SimHost {
     fn sync_state(&mut self, peer: &PeerKey, doc: &DocId) -> Option<Vec<u8>> {
         self.stored.sync_states.get(&(peer.clone(), doc.clone())).cloned()
     }
+
+    fn proofs(&mut self, doc: &DocId, change: &ChangeHash) -> Vec<StoredProof> {
+        self.stored.proofs.get(&(doc.clone(), *change)).cloned().unwrap_or_default()
+    }
+
+    fn discard(&mut self, doc: &DocId) {
+        self.docs.remove(doc);
+    }
 }
 
 struct Node {
     key: PeerKey,
-    node_id: [u8; 16],
+    signer: Signer,
     authority: String,
     post: String,
     engine: Option<Engine>,
@@ -118,6 +133,8 @@ enum Event {
 
 struct Fleet {
     rng: StdRng,
+    /// The fleet admin's key, which every node is configured with.
+    anchor: PublicKey,
     sample: Generator,
     now: i64,
     seq: u64,
@@ -143,16 +160,16 @@ impl Fleet {
     fn new(seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let n = rng.random_range(3..=6);
-        let nodes = (0..n)
+        let mut nodes: Vec<Node> = (0..n)
             .map(|i| {
-                let mut node_id = [0u8; 16];
-                node_id[0] = i as u8 + 1;
-                rng.fill(&mut node_id[1..]);
+                let mut secret = [0u8; 32];
+                rng.fill(&mut secret[..]);
+                let signer = Signer::from_secret(secret);
                 // Two authorities share documents, so edits are concurrent.
                 let authority = if i % 2 == 0 { "KAZ-BS" } else { "UZB-DCS" };
                 Node {
-                    key: PeerKey(format!("n{i}")),
-                    node_id,
+                    key: PeerKey(signer.public().peer_id()),
+                    signer,
                     authority: authority.into(),
                     post: format!("post-{i}"),
                     engine: None,
@@ -175,6 +192,10 @@ impl Fleet {
                 links.push(Link { a: a.min(b), b: a.max(b), up: false, epoch: 0 });
             }
         }
+        let (anchor, roster) = roster_of(&nodes, &mut rng);
+        for node in &mut nodes {
+            node.host.stored.roster = Some(roster.clone());
+        }
         let drop_p = rng.random_range(0.0..0.05);
         let dup_p = rng.random_range(0.0..0.03);
         let jitter_ms = rng.random_range(0..400);
@@ -187,6 +208,7 @@ impl Fleet {
             queue: BinaryHeap::new(),
             nodes,
             links,
+            anchor,
             faults: true,
             drop_p,
             dup_p,
@@ -204,13 +226,19 @@ impl Fleet {
     }
 
     fn start(&mut self, node: usize) {
+        let anchor = self.anchor;
         let n = &mut self.nodes[node];
         n.starts += 1;
-        let mut actor = n.node_id.to_vec();
+        let mut actor = n.signer.public().actor_prefix().to_vec();
         actor.extend_from_slice(&n.starts.to_be_bytes());
         n.host.actor = ActorId::from(actor);
         n.host.docs.clear();
-        let mut engine = Engine::new(EngineConfig::new(n.node_id, &n.post));
+        let mut engine = Engine::new(EngineConfig::new(n.signer.public(), &n.post, Trust::Fleet { anchor }));
+        if let Some(roster) = &n.host.stored.roster
+            && let Err(err) = engine.set_roster(roster)
+        {
+            panic!("{}: its stored roster does not verify: {err}", n.post);
+        }
         let held: Vec<DocId> = n.host.stored.changes.keys().cloned().collect();
         for doc in held {
             if let Ok(mut loaded) = load(&doc, &n.host.stored) {
@@ -293,12 +321,28 @@ impl Fleet {
                         self.schedule(at, Event::Deliver { link, epoch, to, frame: frame.clone() });
                     }
                 }
-                Effect::StoreChanges { doc, since } => {
+                Effect::StoreChanges { doc, since, proofs } => {
                     let host = &mut self.nodes[node].host;
                     if let Some(document) = host.docs.get_mut(&doc) {
                         let changes = document.stored_changes_since(&since);
-                        host.stored.changes.entry(doc).or_default().extend(changes);
+                        host.stored.changes.entry(doc.clone()).or_default().extend(changes);
                     }
+                    for (hash, proof) in proofs {
+                        host.stored.proofs.entry((doc.clone(), hash)).or_default().push(proof);
+                    }
+                }
+                Effect::RosterInstalled { roster, .. } => {
+                    self.nodes[node].host.stored.roster = Some(roster);
+                    let held = std::mem::take(&mut self.nodes[node].host.stored.held);
+                    for (doc, held) in held {
+                        let n = &mut self.nodes[node];
+                        let Some(engine) = n.engine.as_mut() else { continue };
+                        let effects = engine.handle_held(ts(self.now), &doc, held, &mut n.host);
+                        self.apply(node, effects);
+                    }
+                }
+                Effect::Hold { doc, held } => {
+                    self.nodes[node].host.stored.held.entry(doc).or_default().extend(held);
                 }
                 Effect::PersistSyncState { peer, doc, state } => {
                     self.nodes[node].host.stored.sync_states.insert((peer, doc), state);
@@ -350,10 +394,16 @@ impl Fleet {
         } else if roll < 8 {
             // Close an acknowledged entry, perhaps while another node
             // closes or amends it elsewhere.
-            if self.acked_entries.is_empty() {
+            let own: Vec<(DocId, EntryId)> = self
+                .acked_entries
+                .iter()
+                .filter(|(doc, _)| matches!(DocKind::parse(doc), Ok(DocKind::Watchlist { authority, .. }) if authority == ctx.authority))
+                .cloned()
+                .collect();
+            if own.is_empty() {
                 return;
             }
-            let (doc, id) = self.acked_entries[self.rng.random_range(0..self.acked_entries.len())].clone();
+            let (doc, id) = own[self.rng.random_range(0..own.len())].clone();
             (doc, None, None, Op::Close(id))
         } else {
             let id = IncidentId::from_uuid(uuid::Uuid::from_u128(self.rng.random()));
@@ -371,8 +421,13 @@ impl Fleet {
             Op::Incident(draft) => document.transact(&meta("incident.log"), |r| r.add_incident(draft)),
         };
         let Ok((_, Some(change))) = result else { return };
-        // Acknowledged only once stored, as the daemon's writer does.
+        // Acknowledged only once stored with its signature, as the daemon's
+        // writer does.
+        let hash = automerge::ChangeHash(change[..32].try_into().unwrap());
+        let proof = sign_change(&self.nodes[node].signer, &doc_id, &hash);
+        let host = &mut self.nodes[node].host;
         host.stored.changes.entry(doc_id.clone()).or_default().push(change);
+        host.stored.proofs.entry((doc_id.clone(), hash)).or_default().push(proof);
         self.acked_entries.extend(acked_entry.map(|id| (doc_id.clone(), id)));
         self.acked_incidents.extend(acked_incident);
         self.report.edits += 1;
@@ -472,20 +527,20 @@ impl Fleet {
         let mut reference: BTreeMap<DocId, (Vec<automerge::ChangeHash>, String)> = BTreeMap::new();
         let mut entries = BTreeSet::new();
         let mut incidents = BTreeSet::new();
-        for node in &self.nodes {
+        for (index, node) in self.nodes.iter().enumerate() {
             for doc in &docs {
                 let mut loaded = load(doc, &node.host.stored).map_err(|e| format!("{}: {doc}: {e}", node.key))?;
                 let mut heads = loaded.heads();
                 heads.sort_unstable();
                 let records = if doc.as_str().starts_with("watchlist/") {
                     let list = read_entries(&loaded).map_err(|e| e.to_string())?;
-                    if node.key.0 == "n0" {
+                    if index == 0 {
                         entries.extend(list.iter().map(|e| e.id));
                     }
                     serde_json::to_string(&list).map_err(|e| e.to_string())?
                 } else {
                     let list = read_incidents(&loaded).map_err(|e| e.to_string())?;
-                    if node.key.0 == "n0" {
+                    if index == 0 {
                         incidents.extend(list.iter().map(|i| i.id));
                     }
                     serde_json::to_string(&list).map_err(|e| e.to_string())?
@@ -510,6 +565,23 @@ impl Fleet {
         }
         Ok(())
     }
+}
+
+/// Every node a member: a centre of its authority that also logs its own
+/// incidents. Returns the admin's public key and the signed roster.
+fn roster_of(nodes: &[Node], rng: &mut StdRng) -> (PublicKey, Vec<u8>) {
+    let mut secret = [0u8; 32];
+    rng.fill(&mut secret[..]);
+    let admin = Signer::from_secret(secret);
+    let mut roster = Roster::default();
+    for node in nodes {
+        let country = Member::default_country(&node.authority);
+        let mut member = Member::new(node.signer.public(), &node.post, Role::Centre, &node.authority, country);
+        member.rights = vec![Right::Watchlist { authority: node.authority.clone() }, Right::IncidentLog];
+        roster = roster.enroll(member).expect("a valid member");
+    }
+    let signed = SignedRoster::sign(&roster, &admin, Vec::new()).and_then(|s| s.encode()).expect("a roster that signs");
+    (admin.public(), signed)
 }
 
 enum Op {

@@ -115,6 +115,9 @@ pub struct Post {
     dir: tempfile::TempDir,
     child: Option<Child>,
     wrapper: Vec<String>,
+    /// The name and authority it was configured with.
+    pub name: String,
+    pub authority: String,
 }
 
 impl Post {
@@ -134,7 +137,8 @@ impl Post {
             options.extra_config
         );
         std::fs::write(dir.path().join("outpostd.toml"), config).expect("write config");
-        let mut post = Self { dir, child: None, wrapper: options.wrapper };
+        let mut post =
+            Self { dir, child: None, wrapper: options.wrapper, name: options.node_name, authority: options.authority };
         post.spawn();
         post
     }
@@ -276,27 +280,74 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-/// A fleet's pre-shared key, written by the real `outpost psk generate`.
+/// A fleet: its admin key and its pre-shared key, written by the real
+/// `outpost fleet init`.
 #[derive(Debug)]
 pub struct FleetKey {
     dir: tempfile::TempDir,
+    /// The admin public key, 64 hex digits.
+    pub admin: String,
 }
 
 impl FleetKey {
     pub fn generate() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let out = dir.path().join("swarm.key");
+        let fleet = dir.path().join("fleet");
         let run = Command::new(binary("outpost"))
-            .args(["psk", "generate", "--out"])
-            .arg(&out)
+            .args(["--json", "fleet", "init", "--dir"])
+            .arg(&fleet)
             .output()
-            .expect("run outpost psk generate");
-        assert!(run.status.success(), "outpost psk generate failed: {}", String::from_utf8_lossy(&run.stderr));
-        Self { dir }
+            .expect("run outpost fleet init");
+        let run = Run::from(run);
+        assert_eq!(run.code, 0, "outpost fleet init failed: {run:?}");
+        let admin = run.json()["fleet_admin"].as_str().expect("the admin public key").to_string();
+        Self { dir, admin }
     }
 
     pub fn path(&self) -> PathBuf {
-        self.dir.path().join("swarm.key")
+        self.dir.path().join("fleet/swarm.key")
+    }
+
+    pub fn admin_key(&self) -> PathBuf {
+        self.dir.path().join("fleet/admin.key")
+    }
+
+    /// Enrols `member` with `role`, running `outpost fleet enroll` at `at`;
+    /// `extra` are more flags (`--grant …`, `--regional`). Returns the
+    /// command's outcome.
+    pub fn enroll_with(&self, at: &Post, member: &Post, role: &str, extra: &[&str]) -> Run {
+        let peer_id = member.peer_id();
+        let admin_key = self.admin_key();
+        let mut args = vec![
+            "--json",
+            "fleet",
+            "enroll",
+            peer_id.as_str(),
+            "--name",
+            member.name.as_str(),
+            "--role",
+            role,
+            "--authority",
+            member.authority.as_str(),
+            "--admin-key",
+            admin_key.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        at.outpost(&args)
+    }
+
+    /// Enrols `member` as a centre (writes its authority's watchlists) with
+    /// its own incident log too, asserting success.
+    pub fn enroll(&self, at: &Post, member: &Post) {
+        let run = self.enroll_with(at, member, "centre", &["--grant", "incident-log"]);
+        assert_eq!(run.code, 0, "enrolling {} failed: {run:?}\n{}", member.name, at.log());
+    }
+
+    /// Enrols every post at `at`.
+    pub fn enroll_all(&self, at: &Post, posts: &[&Post]) {
+        for post in posts {
+            self.enroll(at, post);
+        }
     }
 }
 
@@ -306,13 +357,24 @@ impl FleetKey {
 pub fn network_config(key: &FleetKey, port: u16, peers: &[u16]) -> String {
     let peers: Vec<String> = peers.iter().map(|p| format!("\"/ip4/127.0.0.1/tcp/{p}\"")).collect();
     format!(
-        "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/{port}\"]\npeers = [{}]\npsk_file = \"{}\"\nmdns = false\n",
+        "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/{port}\"]\npeers = [{}]\npsk_file = \"{}\"\nmdns = false\nfleet_admin = \"{}\"\n",
         peers.join(", "),
-        key.path().display()
+        key.path().display(),
+        key.admin
     )
 }
 
 impl Post {
+    /// This node's libp2p peer id, from `status`.
+    pub fn peer_id(&self) -> String {
+        self.json(&["status"])["peer_id"].as_str().expect("a peer id").to_string()
+    }
+
+    /// The roster version this post holds, from `status`.
+    pub fn roster_version(&self) -> u64 {
+        self.json(&["status"])["replication"]["roster_version"].as_u64().unwrap_or(0)
+    }
+
     /// Entries this post holds, from `status`.
     pub fn entry_count(&self) -> u64 {
         self.json(&["status"])["entries"].as_u64().unwrap_or(0)

@@ -40,6 +40,8 @@ fn a_change_hops_along_a_line_and_a_cut_off_post_catches_up() {
     let centre = post("centre", "KAZ-BS", &key, ports[0], &[]);
     let mut middle = post("post-a", "KAZ-BS", &key, ports[1], &[ports[0]]);
     let end = post("post-b", "UZB-DCS", &key, ports[2], &[ports[1]]);
+    // Enrolled at the centre; the roster reaches the others hop by hop.
+    key.enroll_all(&centre, &[&centre, &middle, &end]);
 
     // The end post never talks to the centre: the entry must hop.
     let first = add(&centre, "Мухаммад Алиев");
@@ -91,6 +93,7 @@ fn a_post_killed_mid_sync_loses_nothing_and_finishes_after_restart() {
     // A slow link, so that the kill lands while the list is on its way.
     let link = Link::start(ports[0], LinkProfile::rate(60_000), 1);
     let mut post = post("post-a", "KAZ-BS", &key, ports[1], &[link.port()]);
+    key.enroll_all(&centre, &[&centre, &post]);
     wait_for("the first entries to arrive", SYNC_DEADLINE, || post.entry_count() > 0);
     let before_kill = post.entry_count();
     post.kill();

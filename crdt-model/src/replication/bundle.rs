@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::frame::{BundleKind, MAX_FRAME_BYTES};
+use crate::trust::proof::Proof;
 
 /// Bytes of compressed payload per part, leaving room for the frame.
 pub const PART_BYTES: usize = MAX_FRAME_BYTES - 4096;
@@ -42,11 +43,13 @@ pub struct BundlePayload {
     pub heads: Vec<[u8; 32]>,
     /// Automerge chunks: changes, or one whole document.
     pub chunks: Vec<Vec<u8>>,
+    /// Proofs over the newest change of each actor the chunks hold.
+    pub proofs: Vec<Proof>,
 }
 
 impl BundlePayload {
-    pub fn new(heads: &[ChangeHash], chunks: Vec<Vec<u8>>) -> Self {
-        Self { heads: heads.iter().map(|h| h.0).collect(), chunks }
+    pub fn new(heads: &[ChangeHash], chunks: Vec<Vec<u8>>, proofs: Vec<Proof>) -> Self {
+        Self { heads: heads.iter().map(|h| h.0).collect(), chunks, proofs }
     }
 
     pub fn heads(&self) -> Vec<ChangeHash> {
@@ -132,7 +135,7 @@ mod tests {
     fn a_bundle_split_into_parts_comes_back_whole() {
         // Incompressible, so that it needs several parts.
         let noise = crate::replication::frame::tests::noise(3 * PART_BYTES);
-        let payload = BundlePayload { heads: vec![[7; 32]], chunks: vec![noise, vec![1, 2, 3]] };
+        let payload = BundlePayload { heads: vec![[7; 32]], chunks: vec![noise, vec![1, 2, 3]], proofs: vec![] };
         let parts = payload.clone().into_parts().unwrap();
         assert!(parts.len() >= 3, "{} parts", parts.len());
         let of = parts.len() as u16;
@@ -146,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_missing_part_is_named_and_a_new_start_is_followed() {
-        let payload = BundlePayload { heads: vec![], chunks: vec![vec![5; 10]] };
+        let payload = BundlePayload { heads: vec![], chunks: vec![vec![5; 10]], proofs: vec![] };
         let parts = payload.clone().into_parts().unwrap();
         let mut building = None;
         let err = Reassembly::add(&mut building, BundleKind::Snapshot, 1, 2, &parts[0]).unwrap_err();

@@ -14,8 +14,10 @@ use thiserror::Error;
 
 use super::digest::{Fingerprint, Part};
 use crate::ids::DocId;
+use crate::trust::proof::Proof;
 
-pub const PROTOCOL_VERSION: u8 = 1;
+/// 2: signed changes and the fleet roster (issue 9).
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Set in the version byte when the body that follows is zstd-compressed.
 const COMPRESSED: u8 = 0x80;
 /// Bodies shorter than this are sent as they are: compressing a small
@@ -34,7 +36,9 @@ pub const MAX_BODY_BYTES: usize = 8 << 20;
 pub const MAX_NAME_CHARS: usize = 64;
 /// Reasons are for logs, not essays.
 pub const MAX_REASON_CHARS: usize = 200;
-pub const SIGNATURE_BYTES: usize = 64;
+/// Proofs one sync message may carry: one per actor of its changes is
+/// what honest senders send.
+pub const MAX_PROOFS: usize = 4096;
 
 /// A per-session number standing for a document, so that ids cross the
 /// link once per session.
@@ -48,24 +52,22 @@ pub enum BundleKind {
     Changes,
 }
 
-/// A change's signature, room for the signed fleet roster: relayed changes
-/// keep their author's signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChangeSignature {
-    pub change: [u8; 32],
-    /// Which roster key signed it.
-    pub signer: [u8; 8],
-    pub signature: Vec<u8>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
     Hello {
+        /// The prefix of the node's actors, derived from its key.
         node: [u8; 16],
-        /// The node's configured name, for `outpost peers`.
+        /// The node's name; must match its roster entry.
         name: String,
         features: u32,
         max_frame: u32,
+        /// The version of the roster the node holds (0: none).
+        roster: u64,
+    },
+    /// The sender's signed roster, newer than the one the receiver
+    /// announced.
+    Roster {
+        roster: Vec<u8>,
     },
     Reconcile {
         parts: Vec<Part>,
@@ -84,14 +86,16 @@ pub enum Body {
     Sync {
         slot: Slot,
         message: Vec<u8>,
+        /// Proofs over the newest change of each actor the message carries.
+        proofs: Vec<Proof>,
     },
+    /// A part of a bundle; its proofs travel inside the payload.
     Bundle {
         slot: Slot,
         kind: BundleKind,
         part: u16,
         of: u16,
         data: Vec<u8>,
-        signatures: Vec<ChangeSignature>,
     },
     Done {
         slot: Slot,
@@ -188,22 +192,29 @@ impl Body {
                     });
                 }
             }
-            Self::Bundle { part, of, signatures, .. } => {
+            Self::Bundle { part, of, .. } => {
                 if *of == 0 || part >= of {
                     return Err(FrameError::Invalid { field: "bundle part", problem: format!("part {part} of {of}") });
                 }
-                if let Some(bad) = signatures.iter().find(|s| s.signature.len() != SIGNATURE_BYTES) {
+            }
+            Self::Sync { proofs, .. } => {
+                if proofs.len() > MAX_PROOFS {
                     return Err(FrameError::Invalid {
-                        field: "signature",
-                        problem: format!("{} bytes, expected {SIGNATURE_BYTES}", bad.signature.len()),
+                        field: "proofs",
+                        problem: format!("{} proofs, at most {MAX_PROOFS}", proofs.len()),
                     });
+                }
+            }
+            Self::Roster { roster } => {
+                if roster.len() > crate::trust::roster::MAX_ROSTER_BYTES {
+                    return Err(FrameError::Invalid { field: "roster", problem: format!("{} bytes", roster.len()) });
                 }
             }
             Self::Reconcile { parts } => check_reconcile(parts)?,
             Self::Open { doc, .. } => {
                 DocId::parse(doc).map_err(|e| FrameError::Invalid { field: "document id", problem: e.to_string() })?;
             }
-            Self::Sync { .. } | Self::Done { .. } => {}
+            Self::Done { .. } => {}
         }
         Ok(())
     }
@@ -276,7 +287,14 @@ pub(crate) mod tests {
     fn samples() -> Vec<Body> {
         let doc = DocId::parse("watchlist/KAZ-BS/0f").unwrap();
         vec![
-            Body::Hello { node: [7; 16], name: "kz-khorgos".into(), features: 1, max_frame: MAX_FRAME_BYTES as u32 },
+            Body::Hello {
+                node: [7; 16],
+                name: "kz-khorgos".into(),
+                features: 1,
+                max_frame: MAX_FRAME_BYTES as u32,
+                roster: 3,
+            },
+            Body::Roster { roster: vec![1, 2, 3] },
             Body::Reconcile {
                 parts: vec![
                     Part::Range(RangeSummary { first: 0, last: 4, count: 3, xor: 99 }),
@@ -285,15 +303,17 @@ pub(crate) mod tests {
             },
             Body::Open { slot: 3, doc: doc.to_string(), priority: 0 },
             Body::Refuse { slot: 3, reason: "not releasable to this post".into() },
-            Body::Sync { slot: 3, message: vec![1, 2, 3] },
-            Body::Bundle {
+            Body::Sync {
                 slot: 3,
-                kind: BundleKind::Snapshot,
-                part: 0,
-                of: 1,
-                data: vec![9; 100],
-                signatures: vec![ChangeSignature { change: [1; 32], signer: [2; 8], signature: vec![3; 64] }],
+                message: vec![1, 2, 3],
+                proofs: vec![Proof {
+                    actor: 1,
+                    seq: 2,
+                    attester: None,
+                    signature: crate::trust::Signature::from_bytes([3; 64]),
+                }],
             },
+            Body::Bundle { slot: 3, kind: BundleKind::Snapshot, part: 0, of: 1, data: vec![9; 100] },
             Body::Done { slot: 3, fingerprint: 42 },
             Body::Reset { slot: 3, reason: "no progress for 30 s".into() },
         ]
@@ -308,12 +328,13 @@ pub(crate) mod tests {
 
     #[test]
     fn large_frames_are_compressed_when_that_saves_bytes() {
-        let repetitive = Body::Sync { slot: 1, message: b"Mukhammad Aliev, warning, armed; ".repeat(200) };
+        let repetitive =
+            Body::Sync { slot: 1, message: b"Mukhammad Aliev, warning, armed; ".repeat(200), proofs: vec![] };
         let frame = repetitive.encode().unwrap();
         assert_eq!(frame[0], PROTOCOL_VERSION | COMPRESSED);
         assert!(frame.len() < 1_000, "{} B", frame.len());
         assert_eq!(Body::decode(&frame).unwrap(), repetitive);
-        let incompressible = Body::Sync { slot: 1, message: noise(4_000) };
+        let incompressible = Body::Sync { slot: 1, message: noise(4_000), proofs: vec![] };
         assert_eq!(incompressible.encode().unwrap()[0], PROTOCOL_VERSION);
         // A bomb: a small frame that would expand past the limit.
         let bomb = zstd::bulk::compress(&vec![0u8; MAX_BODY_BYTES + 1], 3).unwrap();
@@ -332,8 +353,7 @@ pub(crate) mod tests {
         let evil: Vec<u8> = open.iter().map(|b| if *b == b'/' { b' ' } else { *b }).collect();
         let err = Body::decode(&evil).unwrap_err().to_string();
         assert!(err.contains("document id"), "{err}");
-        let bundle =
-            Body::Bundle { slot: 1, kind: BundleKind::Changes, part: 2, of: 2, data: vec![], signatures: vec![] };
+        let bundle = Body::Bundle { slot: 1, kind: BundleKind::Changes, part: 2, of: 2, data: vec![] };
         assert!(Body::decode(&bundle.encode().unwrap()).unwrap_err().to_string().contains("part 2 of 2"));
         let greedy = Body::Reconcile {
             parts: vec![

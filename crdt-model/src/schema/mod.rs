@@ -16,6 +16,8 @@
 pub mod incidents;
 pub mod watchlist;
 
+use std::collections::BTreeMap;
+
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use sha2::{Digest, Sha256};
@@ -80,7 +82,7 @@ impl DocKind {
     }
 
     /// The root map that holds the records.
-    fn records_key(&self) -> &'static str {
+    pub fn records_key(&self) -> &'static str {
         match self {
             DocKind::Watchlist { .. } => "entries",
             DocKind::Incidents { .. } => "incidents",
@@ -143,16 +145,31 @@ pub struct Document {
     /// The deterministic genesis change's hash: a copy received from a
     /// peer must hold it, or its root objects are not ours.
     genesis: Vec<ChangeHash>,
+    /// The highest sequence number of each actor, as of the heads noted.
+    clock: Option<(Vec<ChangeHash>, BTreeMap<ActorId, u64>)>,
+}
+
+/// One step of a path from a document's root: a map key, or a list
+/// element.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Seg {
+    Key(String),
+    Elem,
+}
+
+/// The actor of a document's deterministic genesis change.
+fn genesis_actor(id: &DocId) -> ActorId {
+    let digest = Sha256::digest(format!("outpost genesis {id}").as_bytes());
+    ActorId::from(&digest[..16])
 }
 
 impl Document {
     /// Creates the document with its deterministic genesis change.
     pub fn genesis(kind: DocKind) -> Result<Self, ModelError> {
         let id = kind.doc_id();
-        let genesis_actor = Sha256::digest(format!("outpost genesis {id}").as_bytes());
         // automerge draws a throwaway random actor on construction; it is
         // replaced before any operation, so no output depends on it.
-        let mut doc = AutoCommit::new().with_actor(ActorId::from(&genesis_actor[..16]));
+        let mut doc = AutoCommit::new().with_actor(genesis_actor(&id));
         doc.put(ROOT, "schema", SCHEMA_VERSION)?;
         match &kind {
             DocKind::Watchlist { authority, shard } => {
@@ -169,7 +186,7 @@ impl Document {
         doc.put_object(ROOT, kind.records_key(), ObjType::Map)?;
         doc.commit_with(CommitOptions::default().with_time(0).with_message(format!("genesis {id}")));
         let genesis = doc.get_heads();
-        Ok(Self { id, kind, doc, genesis })
+        Ok(Self { id, kind, doc, genesis, clock: None })
     }
 
     /// Loads a stored document: an optional snapshot plus incremental changes.
@@ -183,7 +200,7 @@ impl Document {
         let mut document = match snapshot {
             Some(bytes) => {
                 let genesis = Self::genesis(kind.clone())?.genesis;
-                Self { id: id.clone(), kind, doc: AutoCommit::load(bytes)?, genesis }
+                Self { id: id.clone(), kind, doc: AutoCommit::load(bytes)?, genesis, clock: None }
             }
             None => Self::genesis(kind)?,
         };
@@ -239,6 +256,98 @@ impl Document {
         &self.genesis
     }
 
+    /// The actor only the genesis change is made with.
+    pub fn genesis_actor(&self) -> ActorId {
+        genesis_actor(&self.id)
+    }
+
+    pub fn kind(&self) -> &DocKind {
+        &self.kind
+    }
+
+    /// The highest sequence number `actor` has in this document (0: none).
+    pub fn seq_of(&mut self, actor: &ActorId) -> u64 {
+        let heads = self.doc.get_heads();
+        let clock = match self.clock.take() {
+            Some((at, clock)) if at == heads => clock,
+            Some((at, mut clock)) => {
+                for meta in self.doc.get_changes_meta(&at) {
+                    let seq = clock.entry(meta.actor.into_owned()).or_default();
+                    *seq = (*seq).max(meta.seq);
+                }
+                clock
+            }
+            None => {
+                let mut clock: BTreeMap<ActorId, u64> = BTreeMap::new();
+                for meta in self.doc.get_changes_meta(&[]) {
+                    let seq = clock.entry(meta.actor.into_owned()).or_default();
+                    *seq = (*seq).max(meta.seq);
+                }
+                clock
+            }
+        };
+        let seq = clock.get(actor).copied().unwrap_or(0);
+        self.clock = Some((heads, clock));
+        seq
+    }
+
+    /// Each actor's newest change, sorted by actor: `(actor, seq, hash)`.
+    /// Proofs over these cover the whole document.
+    pub fn actor_tips(&mut self) -> Vec<(ActorId, u64, ChangeHash)> {
+        let mut tips: BTreeMap<ActorId, (u64, ChangeHash)> = BTreeMap::new();
+        for meta in self.doc.get_changes_meta(&[]) {
+            let entry = tips.entry(meta.actor.into_owned()).or_insert((meta.seq, meta.hash));
+            if meta.seq > entry.0 {
+                *entry = (meta.seq, meta.hash);
+            }
+        }
+        tips.into_iter().map(|(actor, (seq, hash))| (actor, seq, hash)).collect()
+    }
+
+    /// A change this copy holds: its actor, sequence number and
+    /// dependencies.
+    pub fn change_meta(&mut self, hash: &ChangeHash) -> Option<(ActorId, u64, Vec<ChangeHash>)> {
+        self.doc.get_change_meta_by_hash(hash).map(|m| (m.actor.into_owned(), m.seq, m.deps))
+    }
+
+    /// Where the object made by operation `counter@actor` sits, from the
+    /// root; `None` if this copy holds no such object.
+    pub fn path_of(&self, counter: u64, actor: &ActorId) -> Option<Vec<Seg>> {
+        let (id, _) = self.doc.import(&format!("{counter}@{actor}")).ok()?;
+        let parents = self.doc.parents(&id).ok()?;
+        Some(
+            parents
+                .path()
+                .into_iter()
+                .map(|(_, prop)| match prop {
+                    automerge::Prop::Map(key) => Seg::Key(key),
+                    automerge::Prop::Seq(_) => Seg::Elem,
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the root is intact and each of `records` (record keys, as
+    /// the admission found them touched) still reads.
+    pub fn check_records<'a>(&self, records: impl IntoIterator<Item = &'a String>) -> Result<(), ModelError> {
+        self.check_root()?;
+        for key in records {
+            match &self.kind {
+                DocKind::Watchlist { .. } => {
+                    let id =
+                        EntryId::parse(key).map_err(|e| ModelError::schema(&self.id, key.as_str(), e.to_string()))?;
+                    watchlist::read_entry(self, id)?;
+                }
+                DocKind::Incidents { .. } => {
+                    let id = crate::ids::IncidentId::parse(key)
+                        .map_err(|e| ModelError::schema(&self.id, key.as_str(), e.to_string()))?;
+                    incidents::read_incident(self, id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn set_actor(&mut self, actor: ActorId) {
         self.doc.set_actor(actor);
     }
@@ -285,6 +394,11 @@ impl Document {
     /// them ([`stored_change`]): what a merge or a sync brought in.
     pub fn stored_changes_since(&mut self, heads: &[ChangeHash]) -> Vec<Vec<u8>> {
         self.doc.get_changes(heads).iter_mut().map(stored_change).collect()
+    }
+
+    /// The changes this copy holds beyond `heads`.
+    pub fn changes_since(&mut self, heads: &[ChangeHash]) -> Vec<automerge::Change> {
+        self.doc.get_changes(heads)
     }
 
     /// The number of changes this copy holds beyond `heads`: how far behind
@@ -334,6 +448,7 @@ impl Document {
             kind: self.kind.clone(),
             doc: self.doc.fork().with_actor(actor),
             genesis: self.genesis.clone(),
+            clock: None,
         }
     }
 

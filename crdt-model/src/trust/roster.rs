@@ -158,6 +158,21 @@ pub struct Member {
 }
 
 impl Member {
+    /// A member with its role's default rights, its country from its
+    /// authority (`None` for a regional body), no legacy actors.
+    pub fn new(key: PublicKey, name: &str, role: Role, authority: &str, country: Option<String>) -> Self {
+        Member {
+            key,
+            name: name.to_string(),
+            role,
+            authority: authority.to_string(),
+            rights: default_rights(role, authority, country.as_deref()),
+            country,
+            legacy_actors: Vec::new(),
+            revoked: None,
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         self.revoked.is_none()
     }
@@ -464,6 +479,11 @@ impl Fleet {
         self.by_prefix.get(&prefix).map(|i| &self.roster.members[*i])
     }
 
+    /// The member an actor prefix is bound to.
+    pub fn member_with_prefix(&self, prefix: &[u8; 16]) -> Option<&Member> {
+        self.by_prefix.get(prefix).map(|i| &self.roster.members[*i])
+    }
+
     pub fn member_named(&self, name: &str) -> Option<&Member> {
         self.by_name.get(name).map(|i| &self.roster.members[*i])
     }
@@ -480,17 +500,7 @@ mod tests {
 
     pub(crate) fn member(seed: u8, name: &str, role: Role, authority: &str) -> (Signer, Member) {
         let signer = Signer::from_secret([seed; 32]);
-        let country = Member::default_country(authority);
-        let member = Member {
-            key: signer.public(),
-            name: name.into(),
-            role,
-            authority: authority.into(),
-            rights: default_rights(role, authority, country.as_deref()),
-            country,
-            legacy_actors: Vec::new(),
-            revoked: None,
-        };
+        let member = Member::new(signer.public(), name, role, authority, Member::default_country(authority));
         (signer, member)
     }
 

@@ -19,6 +19,7 @@
 //! produced and its audit record, committed with fsync before the reply.
 
 mod read;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,12 +28,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use outpost_model::audit::{AuditEvent, AuditRecord, GENESIS_HASH, seal};
 use outpost_model::incident::Incident;
 use outpost_model::search::{INDEX_RECORD_VERSION, IndexRecord};
+use outpost_model::trust::proof::StoredProof;
 use outpost_model::watchlist::Entry;
 use outpost_model::{DocId, NodeId};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
 
 pub use read::{AuditView, Counts, EntryFilter, IncidentFilter, Lookup, StoredDoc};
+pub use trust::HeldRecord;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const TABLE_VERSIONS: TableDefinition<&str, u32> = TableDefinition::new("table_versions");
@@ -45,6 +48,10 @@ pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audi
 pub(crate) const SEARCH_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("search_keys");
 pub(crate) const DOC_HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("doc_heads");
 pub(crate) const SYNC_STATES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sync_states");
+/// (doc id, change hash) → the proofs kept beside that change (postcard).
+pub(crate) const CHANGE_PROOFS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("change_proofs");
+/// (doc id, change hash) → a change held back until a roster lets it in.
+pub(crate) const QUARANTINE: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("quarantine");
 
 /// The format version this build writes, per table. A table recorded with a
 /// higher version was written by a newer release: we refuse to touch it
@@ -58,6 +65,8 @@ const FORMAT: &[(&str, u32)] = &[
     ("audit", 1),
     ("doc_heads", 1),
     ("sync_states", 1),
+    ("change_proofs", 1),
+    ("quarantine", 1),
 ];
 
 pub const DB_FILE: &str = "outpost.redb";
@@ -110,6 +119,14 @@ pub struct Batch {
     pub heads: Vec<(DocId, Vec<automerge::ChangeHash>)>,
     /// Sync states to keep, per (peer id, document).
     pub sync_states: Vec<(String, DocId, Vec<u8>)>,
+    /// Proofs to keep beside changes (added to those kept before).
+    pub proofs: Vec<(DocId, automerge::ChangeHash, StoredProof)>,
+    /// Documents whose held changes are all released (before `hold`).
+    pub release: Vec<DocId>,
+    /// Changes to hold back until a roster lets them in.
+    pub hold: Vec<(DocId, automerge::ChangeHash, HeldRecord)>,
+    /// The signed roster this node now holds.
+    pub roster: Option<Vec<u8>>,
 }
 
 impl Batch {
@@ -119,6 +136,10 @@ impl Batch {
             && self.incidents.is_empty()
             && self.audit.is_empty()
             && self.sync_states.is_empty()
+            && self.proofs.is_empty()
+            && self.release.is_empty()
+            && self.hold.is_empty()
+            && self.roster.is_none()
     }
 }
 
@@ -228,6 +249,8 @@ impl Store {
             txn.open_table(SEARCH_KEYS).map_err(db)?;
             txn.open_table(DOC_HEADS).map_err(db)?;
             txn.open_table(SYNC_STATES).map_err(db)?;
+            txn.open_table(CHANGE_PROOFS).map_err(db)?;
+            txn.open_table(QUARANTINE).map_err(db)?;
         }
         txn.commit().map_err(db)?;
         Ok((node_id, search_keys_stale))
@@ -313,6 +336,7 @@ impl Store {
             for (peer, doc, state) in &batch.sync_states {
                 states.insert((peer.as_str(), doc.as_str()), state.as_slice()).map_err(db)?;
             }
+            trust::write(&txn, &batch)?;
             let mut audit = txn.open_table(AUDIT).map_err(db)?;
             let (mut seq, mut prev) =
                 match audit.last().map_err(db)? {

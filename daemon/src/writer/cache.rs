@@ -9,11 +9,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use automerge::ActorId;
+use automerge::{ActorId, ChangeHash};
 use outpost_model::DocId;
 use outpost_model::api::{ApiError, ErrorKind};
 use outpost_model::replication::engine::{DocHost, PeerKey};
 use outpost_model::schema::Document;
+use outpost_model::trust::proof::StoredProof;
 
 use super::internal;
 use crate::store::Store;
@@ -121,5 +122,19 @@ impl DocHost for DocCache {
                 None
             }
         }
+    }
+
+    fn proofs(&mut self, doc: &DocId, change: &ChangeHash) -> Vec<StoredProof> {
+        match self.store.proofs(doc, change) {
+            Ok(proofs) => proofs,
+            Err(err) => {
+                tracing::warn!(%doc, %change, error = %err, "cannot read a change's proofs; it is sent without them");
+                Vec::new()
+            }
+        }
+    }
+
+    fn discard(&mut self, doc: &DocId) {
+        self.docs.remove(doc);
     }
 }

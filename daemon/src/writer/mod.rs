@@ -26,6 +26,7 @@ mod commit;
 mod compaction;
 mod officer;
 mod replication;
+pub mod trust;
 
 use std::sync::{Arc, RwLock};
 
@@ -87,6 +88,12 @@ pub enum WriteOp {
     Replication(ReplicationInput),
     /// What the engine knows about peers and how stale documents are.
     SyncReport,
+    /// A roster an administrator signed, to install and spread.
+    PublishRoster(Vec<u8>),
+    /// The cut a revocation of this peer would record.
+    RevocationCut {
+        peer: String,
+    },
 }
 
 #[derive(Debug)]
@@ -115,6 +122,27 @@ pub struct SyncReport {
     /// The document longest since shown to agree with any peer, and when.
     pub stalest: Option<(DocId, Option<Timestamp>)>,
     pub documents: usize,
+    pub trust: TrustReport,
+}
+
+/// Where this node stands in the fleet, for `outpost status` and
+/// `outpost fleet roster`.
+#[derive(Debug, Clone, Default)]
+pub struct TrustReport {
+    /// `fleet`, `psk-only`, `nobody` (no admin key) or `off` (no network).
+    pub mode: &'static str,
+    /// The admin key this node is configured with.
+    pub anchor: Option<outpost_model::trust::PublicKey>,
+    /// The roster held, if any.
+    pub fleet: Option<outpost_model::trust::Fleet>,
+    /// This node's entry in it.
+    pub member: Option<outpost_model::trust::Member>,
+    /// Where config and roster disagree.
+    pub conflicts: Vec<String>,
+    /// Changes held until a roster lets them in.
+    pub held: u64,
+    /// Changes of revoked members admitted by attestation, by name.
+    pub attested: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug)]
@@ -123,7 +151,9 @@ pub enum Written {
     Incident(Box<Incident>),
     Audited,
     Replicated,
-    SyncReport(SyncReport),
+    SyncReport(Box<SyncReport>),
+    RosterPublished(u64),
+    Cut(Vec<outpost_model::trust::roster::CutEntry>),
 }
 
 #[derive(Debug)]
@@ -140,6 +170,8 @@ pub struct WriterSettings {
     pub authority: String,
     pub offset: UtcOffset,
     pub actor: ActorId,
+    /// The node key: every change this node makes is signed with it.
+    pub signer: outpost_model::trust::Signer,
     pub compact_after_changes: u64,
     pub max_loaded_docs: usize,
 }
@@ -217,6 +249,7 @@ pub fn spawn(
         let _signal = StopSignal(Some(stop_tx));
         let mut writer = writer;
         writer.prime_inventory();
+        writer.log_identity();
         writer.run(rx);
     })?;
     Ok((WriterHandle { tx }, WriterThread { join, stopped }))
@@ -274,7 +307,9 @@ impl Writer {
                 self.replicate(input);
                 Ok(Written::Replicated)
             }
-            WriteOp::SyncReport => Ok(Written::SyncReport(self.sync_report())),
+            WriteOp::SyncReport => Ok(Written::SyncReport(Box::new(self.sync_report()))),
+            WriteOp::PublishRoster(bytes) => self.publish_roster(&bytes).map(Written::RosterPublished),
+            WriteOp::RevocationCut { peer } => self.cut_for(&peer).map(Written::Cut),
             officer => self.officer_write(officer, caller),
         }
     }

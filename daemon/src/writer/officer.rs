@@ -34,16 +34,12 @@ fn change_event(ctx: &PostContext, caller: Caller, op: &str, detail: String, id:
 
 impl Writer {
     fn context(&self) -> PostContext {
-        PostContext {
-            now: now(),
-            offset: self.settings.offset,
-            authority: self.settings.authority.clone(),
-            post: self.settings.post.clone(),
-        }
+        let identity = self.identity();
+        PostContext { now: now(), offset: self.settings.offset, authority: identity.authority, post: identity.post }
     }
 
     fn meta(&self, ctx: &PostContext, caller: Caller, op: &'static str) -> ChangeMeta {
-        ChangeMeta { at: ctx.now, by: format!("{}@{}", caller.uid, self.settings.post), op }
+        ChangeMeta { at: ctx.now, by: format!("{}@{}", caller.uid, ctx.post), op }
     }
 
     pub(super) fn officer_write(&mut self, op: WriteOp, caller: Caller) -> Result<Written, ApiError> {
@@ -77,26 +73,29 @@ impl Writer {
                     note.as_deref().map_or(Ok(()), |n| r.append_note(&id, n))
                 })
             }
-            WriteOp::Audit(_) | WriteOp::Replication(_) | WriteOp::SyncReport => {
-                Err(internal("not an officer's write"))
-            }
+            WriteOp::Audit(_)
+            | WriteOp::Replication(_)
+            | WriteOp::SyncReport
+            | WriteOp::PublishRoster(_)
+            | WriteOp::RevocationCut { .. } => Err(internal("not an officer's write")),
         }
     }
 
     /// The entry, if this post's authority issued it: only the issuing
     /// authority may change or withdraw an entry.
     fn own_entry(&self, id: &EntryId) -> Result<Entry, ApiError> {
+        let authority = self.identity().authority;
         let entry = self
             .store
             .entry(id)
             .map_err(internal)?
             .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("entry {id} not found")))?;
-        if entry.authority != self.settings.authority {
+        if entry.authority != authority {
             return Err(ApiError::new(
                 ErrorKind::Forbidden,
                 format!(
-                    "entry {id} was issued by {}; only its issuing authority may change it (this post acts for {})",
-                    entry.authority, self.settings.authority
+                    "entry {id} was issued by {}; only its issuing authority may change it (this post acts for {authority})",
+                    entry.authority
                 ),
             ));
         }
@@ -198,7 +197,13 @@ impl Writer {
     }
 
     /// Commits an officer's write and pushes it to peers.
-    fn commit_officer(&mut self, batch: Batch, entries: Vec<Entry>) -> Result<(), ApiError> {
+    fn commit_officer(&mut self, mut batch: Batch, entries: Vec<Entry>) -> Result<(), ApiError> {
+        let docs: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
+        if let Err(err) = self.admit_and_sign(&mut batch) {
+            // The change is in memory but will not be stored.
+            self.cache.forget(&docs);
+            return Err(err);
+        }
         let touched = self.commit_and_index(batch, entries)?;
         for doc in touched {
             self.push_local(&doc);

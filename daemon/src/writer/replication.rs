@@ -87,7 +87,7 @@ impl Writer {
             ReplicationInput::Timer => engine.handle_timer(now, &mut self.cache),
             ReplicationInput::SyncNow(peer) => engine.handle_sync_now(now, peer.as_ref()),
         };
-        self.carry_out(effects);
+        self.carry_out(effects, Vec::new());
         self.cache.pinned = false;
         // Everything the engine applied is stored now.
         self.cache.evict_if_full();
@@ -98,21 +98,27 @@ impl Writer {
         let Some(replication) = self.replication.as_mut() else { return };
         self.cache.pinned = true;
         let effects = replication.engine.handle_local_change(now(), doc, &mut self.cache);
-        self.carry_out(effects);
+        self.carry_out(effects, Vec::new());
         self.cache.pinned = false;
         // Everything the engine applied is stored now.
         self.cache.evict_if_full();
     }
 
     /// Carries out the engine's effects: everything to store goes into one
-    /// transaction, committed before any frame is sent.
-    fn carry_out(&mut self, effects: Vec<Effect>) {
-        let mut batch = Batch::default();
+    /// transaction, committed before any frame is sent. `release`: the
+    /// documents whose held changes were handed back to the engine, which
+    /// holds again, in these effects, what still waits.
+    pub(super) fn carry_out(&mut self, effects: Vec<Effect>, release: Vec<DocId>) {
+        let mut batch = Batch { release, ..Batch::default() };
         let mut entries = Vec::new();
         let mut outgoing = Vec::new();
+        let mut roster = None;
         for effect in effects {
             match effect {
-                Effect::StoreChanges { doc, since } => self.stage_merge(&doc, &since, &mut batch, &mut entries),
+                Effect::StoreChanges { doc, since, proofs } => {
+                    self.stage_merge(&doc, &since, &mut batch, &mut entries);
+                    batch.proofs.extend(proofs.into_iter().map(|(hash, proof)| (doc.clone(), hash, proof)));
+                }
                 Effect::PersistSyncState { peer, doc, state } => batch.sync_states.push((peer.0, doc, state)),
                 Effect::Send { peer, lane, frame } => outgoing.push(NetCommand::Send { peer, lane, frame }),
                 Effect::Disconnect { peer, reason } => {
@@ -124,28 +130,44 @@ impl Writer {
                     let doc = doc.map(|d| d.to_string()).unwrap_or_default();
                     tracing::warn!(%peer, %doc, problem = %detail, "replication");
                 }
+                Effect::RosterInstalled { version, roster: bytes } => {
+                    tracing::info!(version, "fleet roster installed");
+                    batch.roster = Some(bytes);
+                    roster = Some(version);
+                }
+                Effect::Hold { doc, held } => self.hold_rows(&doc, held, &mut batch),
             }
         }
-        if !batch.is_empty() {
-            let merged: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
-            if let Err(err) = self.commit_and_index(batch, entries) {
-                // Nothing was stored and the documents were dropped from
-                // memory; what we were about to send may describe state
-                // that is gone, so it is not sent, and the sessions on
-                // those documents start over.
-                tracing::error!(error = %err.message, "storing replicated changes failed");
-                let mut retry = Vec::new();
-                if let Some(replication) = self.replication.as_mut() {
-                    for doc in merged {
-                        retry.extend(replication.engine.handle_store_failed(now(), &doc, &mut self.cache));
-                    }
+        let merged: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
+        if !batch.is_empty()
+            && let Err(err) = self.commit_and_index(batch, entries)
+        {
+            // Nothing was stored and the documents were dropped from
+            // memory; what we were about to send may describe state that
+            // is gone, so it is not sent, and the sessions on those
+            // documents start over.
+            tracing::error!(error = %err.message, "storing replicated changes failed");
+            let mut retry = Vec::new();
+            if let Some(replication) = self.replication.as_mut() {
+                for doc in merged {
+                    retry.extend(replication.engine.handle_store_failed(now(), &doc, &mut self.cache));
                 }
-                outgoing.retain(|c| matches!(c, NetCommand::Timer { .. }));
-                self.send_all(outgoing);
-                return self.carry_out(retry);
             }
+            outgoing.retain(|c| matches!(c, NetCommand::Timer { .. }));
+            self.send_all(outgoing);
+            return self.carry_out(retry, Vec::new());
         }
         self.send_all(outgoing);
+        if roster.is_some() {
+            self.log_identity();
+            // A newer roster may let in what waited.
+            self.requeue_held(None);
+        } else if !merged.is_empty() && self.store.held_count().unwrap_or(0) > 0 {
+            // The change a revocation's cut names may have arrived.
+            let mut merged = merged;
+            merged.dedup();
+            self.requeue_held(Some(&merged));
+        }
     }
 
     fn send_all(&mut self, commands: Vec<NetCommand>) {
@@ -189,10 +211,11 @@ impl Writer {
     }
 
     pub(super) fn sync_report(&mut self) -> SyncReport {
-        let Some(replication) = self.replication.as_ref() else { return SyncReport::default() };
+        let trust = self.trust_report();
+        let Some(replication) = self.replication.as_ref() else { return SyncReport { trust, ..SyncReport::default() } };
         let engine = &replication.engine;
         let mut report =
-            SyncReport { peers: Vec::new(), stalest: engine.stalest(), documents: engine.inventory().len() };
+            SyncReport { peers: Vec::new(), stalest: engine.stalest(), documents: engine.inventory().len(), trust };
         let summaries: Vec<(PeerKey, _)> =
             engine.connected_peers().filter_map(|p| engine.peer_summary(p).map(|s| (p.clone(), s))).collect();
         for (peer, summary) in summaries {

@@ -364,7 +364,9 @@ fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
     let a = fleet_post("vsat-a", &key, pa, &[]);
     let link = Link::start(pa, LinkProfile::vsat(), 1);
     let b = fleet_post("vsat-b", &key, pb, &[link.port()]);
+    key.enroll_all(&a, &[&a, &b]);
     until("first contact", Duration::from_secs(60), || !b.connected_peers().is_empty())?;
+    until("the roster to reach b", Duration::from_secs(60), || b.roster_version() == 2)?;
     let (mut after_handshake, mut after_up) = (Vec::new(), Vec::new());
     for run in 0..args.runs {
         link.set_up(false);
@@ -403,8 +405,10 @@ fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
             };
             posts.push(fleet_post(&format!("hop-{i}"), &key, ports[i], &[target]));
         }
+        let all: Vec<&Post> = posts.iter().collect();
+        key.enroll_all(&posts[0], &all);
         until("the line to connect", Duration::from_secs(120), || {
-            posts.iter().skip(1).all(|p| !p.connected_peers().is_empty())
+            posts.iter().skip(1).all(|p| !p.connected_peers().is_empty() && p.roster_version() == 6)
         })?;
         let mut times = Vec::new();
         for run in 0..args.runs {
@@ -441,6 +445,9 @@ fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
     let alone = rss_kib(pid);
     let peers: Vec<Post> =
         (0..args.peers).map(|i| fleet_post(&format!("peer-{i}"), &key, free_port(), &[hub_port])).collect();
+    let mut members: Vec<&Post> = vec![&hub];
+    members.extend(peers.iter());
+    key.enroll_all(&hub, &members);
     until("every peer to hold the list", Duration::from_secs(600), || {
         peers.iter().all(|p| p.entry_count() == args.entries as u64)
     })?;
@@ -531,7 +538,7 @@ fn settle(
 
 fn wire_len(slot: Option<u32>, message: &[u8]) -> anyhow::Result<usize> {
     Ok(match slot {
-        Some(slot) => Body::Sync { slot, message: message.to_vec() }.encode()?.len(),
+        Some(slot) => Body::Sync { slot, message: message.to_vec(), proofs: Vec::new() }.encode()?.len(),
         None => message.len(),
     })
 }

@@ -99,6 +99,52 @@ fn call(client: &mut Client, request: Request) -> anyhow::Result<Response> {
     client.call(request).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// The demo fleet's keys, made by the real `outpost fleet init`.
+struct DemoFleet {
+    psk: PathBuf,
+    admin_key: PathBuf,
+    /// The admin public key, hex.
+    admin: String,
+}
+
+impl DemoFleet {
+    fn init(outpost: &Path, dir: &Path) -> anyhow::Result<Self> {
+        let fleet = dir.join("fleet");
+        let out = Command::new(outpost).args(["--json", "fleet", "init", "--dir"]).arg(&fleet).output()?;
+        if !out.status.success() {
+            bail!("outpost fleet init failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let admin = json["fleet_admin"].as_str().context("fleet init printed no admin key")?.to_string();
+        Ok(Self { psk: fleet.join("swarm.key"), admin_key: fleet.join("admin.key"), admin })
+    }
+
+    /// Enrols `post` through the CLI at `at`, signing with the admin key.
+    fn enroll(&self, outpost: &Path, at: &DemoPost, post: &DemoPost, role: &str, grant: &str) -> anyhow::Result<()> {
+        let status = Command::new(outpost).args(["--json", "status"]).env("OUTPOST_SOCKET", post.socket()).output()?;
+        let status: serde_json::Value = serde_json::from_slice(&status.stdout)?;
+        let peer_id = status["peer_id"].as_str().context("no peer id in status")?;
+        let out = Command::new(outpost)
+            .args(["fleet", "enroll", peer_id, "--name", post.name, "--role", role, "--authority", post.authority])
+            .args(["--grant", grant, "--admin-key"])
+            .arg(&self.admin_key)
+            .env("OUTPOST_SOCKET", at.socket())
+            .output()?;
+        if !out.status.success() {
+            bail!("enrolling {} failed: {}", post.name, String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+}
+
+fn roster_version(post: &DemoPost) -> u64 {
+    let Ok(mut client) = Client::connect(&post.socket()) else { return 0 };
+    match client.call(Request::Status) {
+        Ok(Response::Status(s)) => s.replication.map_or(0, |r| r.roster_version),
+        _ => 0,
+    }
+}
+
 /// One demo post.
 struct DemoPost {
     name: &'static str,
@@ -118,7 +164,7 @@ impl DemoPost {
         self.dir.join("outpostd.sock")
     }
 
-    fn start(&mut self, outpostd: &Path, psk: &Path) -> anyhow::Result<Client> {
+    fn start(&mut self, outpostd: &Path, fleet: &DemoFleet) -> anyhow::Result<Client> {
         std::fs::create_dir_all(&self.dir)?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("outpostd.log"))?;
         let mut command = Command::new(outpostd);
@@ -129,7 +175,9 @@ impl DemoPost {
             .arg("--socket")
             .arg(self.socket())
             .arg("--psk-file")
-            .arg(psk)
+            .arg(&fleet.psk)
+            .arg("--fleet-admin")
+            .arg(&fleet.admin)
             .arg("--listen")
             .arg(format!("/ip4/127.0.0.1/tcp/{}", self.port))
             .arg("--no-mdns");
@@ -254,15 +302,23 @@ fn main() -> anyhow::Result<()> {
         std::fs::remove_dir_all(&args.dir).with_context(|| format!("cannot clear {}", args.dir.display()))?;
     }
     std::fs::create_dir_all(&args.dir)?;
-    let psk = args.dir.join("swarm.key");
-    let generated = Command::new(&outpost).args(["psk", "generate", "--out"]).arg(&psk).output()?;
-    if !generated.status.success() {
-        bail!("outpost psk generate failed: {}", String::from_utf8_lossy(&generated.stderr));
-    }
+    let fleet = DemoFleet::init(&outpost, &args.dir)?;
 
     let mut clients = Vec::new();
     for post in &mut posts {
-        clients.push(post.start(&outpostd, &psk)?);
+        clients.push(post.start(&outpostd, &fleet)?);
+    }
+    // The admin enrols the three posts at the centre; the roster reaches
+    // the others over their links, ahead of any document.
+    fleet.enroll(&outpost, &posts[0], &posts[0], "centre", "incident-log")?;
+    fleet.enroll(&outpost, &posts[0], &posts[1], "post", "watchlist")?;
+    fleet.enroll(&outpost, &posts[0], &posts[2], "post", "watchlist")?;
+    let started = Instant::now();
+    while !posts.iter().all(|p| roster_version(p) == 3) {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the roster did not reach every post within a minute; see the posts' outpostd.log");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
     let centre = &mut clients[0];
 
@@ -301,6 +357,10 @@ fn main() -> anyhow::Result<()> {
     }
     println!("Started a fleet of three posts on loopback, as a line: kz-centre <-> kz-nurzhol <-> kg-torugart.");
     println!(
+        "Enrolled them in the fleet roster (version 3), signed with the demo's admin key {}; every change is signed.",
+        fleet.admin_key.display()
+    );
+    println!(
         "kz-centre holds {imported} watchlist entries and 3 incidents; kg-torugart only ever talks to kz-nurzhol.\n"
     );
 
@@ -325,7 +385,7 @@ fn main() -> anyhow::Result<()> {
 
     // 3. Heal.
     clients.truncate(1);
-    posts[1].start(&outpostd, &psk)?;
+    posts[1].start(&outpostd, &fleet)?;
     let took = wait_until_held(
         "the fleet converging after kz-nurzhol came back",
         &[(&posts[2], &at_centre), (&posts[0], &at_end), (&posts[1], &at_centre), (&posts[1], &at_end)],
@@ -347,6 +407,7 @@ fn main() -> anyhow::Result<()> {
     println!("  {o} watchlist search \"777abc02\" --purpose \"vehicle check\"");
     println!("  {o} watchlist add person --name \"Азамат Бекмуратов\" --category warning --reason \"demo\"");
     println!("  {o} sync");
+    println!("  {o} fleet roster");
     println!("  {o} incident list");
     println!("  {o} audit --limit 10");
     let pids: Vec<String> = posts.iter().map(|p| p.pid.to_string()).collect();

@@ -40,12 +40,7 @@ impl Engine {
         let mut sent = 0;
         for (n, data) in parts.into_iter().enumerate() {
             let part = n as u16;
-            sent += self.send_doc(
-                peer,
-                doc,
-                |slot| Body::Bundle { slot, kind, part, of, data, signatures: Vec::new() },
-                out,
-            );
+            sent += self.send_doc(peer, doc, |slot| Body::Bundle { slot, kind, part, of, data }, out);
         }
         if let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) {
             session.bytes_out += sent as u64;
@@ -104,24 +99,30 @@ impl Engine {
                 return;
             }
         };
-        let before = document.heads();
         let mut budget = Budget::new(self.config.limits.receive);
-        let applied = changes_within(payload.chunks.iter().map(Vec::as_slice), document.genesis_heads(), &mut budget)
-            .map_err(|e| e.to_string())
-            .and_then(|changes| document.apply_changes(changes).map_err(|e| e.to_string()));
-        if let Err(err) = applied {
-            if sorted(document.heads()) != sorted(before.clone()) {
-                out.effects.push(Effect::StoreChanges { doc: doc.clone(), since: before });
-            }
-            out.problem(peer, Some(doc), format!("refused a bundle: {err}"));
-            self.refuse(peer, doc, &err, out);
-            return;
-        }
-        let after = document.heads();
-        if sorted(after.clone()) != sorted(before.clone()) {
-            out.effects.push(Effect::StoreChanges { doc: doc.clone(), since: before });
+        let changes =
+            match changes_within(payload.chunks.iter().map(Vec::as_slice), document.genesis_heads(), &mut budget) {
+                Ok(changes) => changes,
+                Err(err) => {
+                    out.problem(peer, Some(doc), format!("refused a bundle: {err}"));
+                    self.refuse(peer, doc, &err.to_string(), out);
+                    return;
+                }
+            };
+        let outcome = self.receive(now, Some(peer), doc, changes, &payload.proofs, None, host, out);
+        if outcome.changed {
             self.changed(now, doc, Some(peer), host, out);
         }
+        if !self.peers.contains_key(peer) {
+            return;
+        }
+        if let Some(reason) = outcome.error.or(outcome.refused) {
+            out.problem(peer, Some(doc), format!("refused a bundle: {reason}"));
+            self.refuse(peer, doc, &reason, out);
+            return;
+        }
+        let Ok(document) = host.doc(doc) else { return };
+        let after = document.heads();
         if kind == BundleKind::Snapshot {
             let theirs = payload.heads();
             if sorted(after.clone()) == sorted(theirs) {

@@ -41,6 +41,12 @@ pub struct Limits {
     pub max_bad_frames: u32,
     /// What one sync message or bundle may expand to.
     pub receive: ReceiveLimits,
+    /// Refused changes in one connection that no out-of-date roster
+    /// explains (bad signatures, forbidden fields, …) before the peer is
+    /// cut off.
+    pub max_refused_changes: u32,
+    /// How long a peer that was cut off is turned away.
+    pub cut_off_ms: i64,
 }
 
 impl Default for Limits {
@@ -61,6 +67,8 @@ impl Default for Limits {
             max_reconcile_frames: 512,
             max_bad_frames: 16,
             receive: ReceiveLimits::default(),
+            max_refused_changes: 32,
+            cut_off_ms: 30 * 60 * 1000,
         }
     }
 }

@@ -17,17 +17,28 @@
 //! [`Limits::recheck_every_ms`], so a lost frame costs at most one period,
 //! never a stall. The wire format is in `docs/replication.md`.
 //!
+//! Trust: every node is configured with the fleet admin's public key. The
+//! roster the admin signs says who the members are; it travels ahead of
+//! everything else (`Hello` carries its version, the newer side sends it),
+//! and documents are exchanged only between active members. Every change
+//! received passes the admission path ([`crate::admission`]) before it is
+//! applied.
+//!
 //! The parts, one file each:
 //! - [`limits`]: every bound, in a struct tests can shrink;
 //! - `peers`: connections, `Hello`, aliases, the digest exchange;
+//! - `fleet`: the roster, who may sync, refusals and cut-offs;
 //! - `sync`: per-document sessions, replies due, resets;
+//! - `receive`: admitting, applying and checking received changes;
 //! - `bundles`: snapshot and change bundles;
 //! - `fanout`: pushing changes to every peer, the per-peer queue.
 
 mod bundles;
 mod fanout;
+mod fleet;
 pub mod limits;
 mod peers;
+mod receive;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -38,12 +49,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::ChangeHash;
 
 pub use self::limits::Limits;
-use self::peers::Peer;
+use self::peers::{Greeting, Peer};
 use super::digest::Inventory;
 use super::frame::{Body, MAX_NAME_CHARS};
+use crate::admission::Held;
 use crate::date::Timestamp;
 use crate::ids::DocId;
 use crate::schema::{DocKind, Document};
+use crate::trust::proof::StoredProof;
+use crate::trust::{Fleet, PublicKey};
 
 /// How a peer is known to the host (the daemon uses the libp2p peer id).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,13 +69,20 @@ impl std::fmt::Display for PeerKey {
     }
 }
 
-/// Where the engine reaches documents and persisted sync states.
+/// Where the engine reaches documents, persisted sync states and the
+/// proofs stored beside changes.
 pub trait DocHost {
     /// The document, or a new copy of it (its genesis) when this node holds
     /// none yet. An error names why it cannot be had (a damaged record).
     fn doc(&mut self, id: &DocId) -> Result<&mut Document, String>;
     /// The sync state last persisted for (peer, doc).
     fn sync_state(&mut self, peer: &PeerKey, doc: &DocId) -> Option<Vec<u8>>;
+    /// The proofs stored beside one change of `doc`.
+    fn proofs(&mut self, doc: &DocId, change: &ChangeHash) -> Vec<StoredProof>;
+    /// Forgets what of `doc` is only in memory; the next [`DocHost::doc`]
+    /// loads what was stored. Used when changes that were applied must not
+    /// stay (they left a record unreadable).
+    fn discard(&mut self, doc: &DocId);
 }
 
 /// Which frames go first on a slow link. Frames of one document keep their
@@ -74,7 +95,7 @@ pub enum Lane {
     Incidents,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Send {
         peer: PeerKey,
@@ -82,11 +103,26 @@ pub enum Effect {
         frame: Vec<u8>,
     },
     /// Changes from a peer are in the document in memory: store the changes
-    /// it holds beyond `since` (and the records they touch) durably before
-    /// carrying out any later effect.
+    /// it holds beyond `since` (and the records they touch), and `proofs`
+    /// beside them, durably before carrying out any later effect.
     StoreChanges {
         doc: DocId,
         since: Vec<ChangeHash>,
+        proofs: Vec<(ChangeHash, StoredProof)>,
+    },
+    /// A newer roster was verified and is now the one this node holds:
+    /// store it.
+    RosterInstalled {
+        version: u64,
+        roster: Vec<u8>,
+    },
+    /// Changes of `doc` that wait for a newer roster (or for the change a
+    /// revocation's cut names): keep them, bounded, and hand them back with
+    /// [`Engine::handle_held`] when a roster is installed or the document
+    /// changes. They replace any kept before for this document.
+    Hold {
+        doc: DocId,
+        held: Vec<Held>,
     },
     PersistSyncState {
         peer: PeerKey,
@@ -109,22 +145,41 @@ pub enum Effect {
     },
 }
 
+/// Whom the node replicates with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// No fleet admin key is configured: the node replicates with nobody.
+    Closed,
+    /// `--psk-only`: every holder of the fleet key is a full member, and
+    /// changes carry no signatures (the behaviour before the roster).
+    PskOnly,
+    /// Members of the roster the admin key signs, and their signed changes.
+    Fleet { anchor: PublicKey },
+}
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// This node's id, sent in `Hello`.
-    pub node: [u8; 16],
+    /// This node's key; its actors' prefix, sent in `Hello`, derives from it.
+    pub key: PublicKey,
     /// This node's name, sent in `Hello`.
     pub name: String,
+    pub trust: Trust,
     pub limits: Limits,
 }
 
 impl EngineConfig {
-    pub fn new(node: [u8; 16], name: &str) -> Self {
+    pub fn new(key: PublicKey, name: &str, trust: Trust) -> Self {
         Self {
-            node,
+            key,
             name: name.chars().take(MAX_NAME_CHARS).filter(|c| !c.is_control()).collect(),
+            trust,
             limits: Limits::default(),
         }
+    }
+
+    /// The prefix of this node's actors.
+    pub fn node(&self) -> [u8; 16] {
+        self.key.actor_prefix()
     }
 }
 
@@ -140,6 +195,13 @@ pub struct PeerSummary {
     /// Documents known to differ that are queued or being synced.
     pub differing: Vec<DocId>,
     pub last_reconciled: Option<Timestamp>,
+    /// The roster version the peer announced.
+    pub roster: u64,
+    /// Both sides are active members (or the fleet is `--psk-only`), so
+    /// documents are exchanged.
+    pub syncing: bool,
+    /// Changes from this peer refused, by reason, in this connection.
+    pub refused: BTreeMap<String, u64>,
 }
 
 #[derive(Debug)]
@@ -149,6 +211,15 @@ pub struct Engine {
     peers: BTreeMap<PeerKey, Peer>,
     /// When each document was last shown to agree with some peer.
     agreed_at: BTreeMap<DocId, Timestamp>,
+    /// The roster this node holds (`Trust::Fleet` only).
+    fleet: Option<Fleet>,
+    /// Peers cut off for sending refused changes, until when.
+    cut_off: BTreeMap<PeerKey, Timestamp>,
+    /// Changes of revoked members admitted by attestation, by member name.
+    attested: BTreeMap<String, u64>,
+    /// Proofs admitted during the current input, until the host has
+    /// stored them: pushes made meanwhile carry them.
+    fresh_proofs: sync::FreshProofs,
 }
 
 fn lane_of(doc: &DocId) -> (Lane, Reverse<String>) {
@@ -187,7 +258,16 @@ impl Out {
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Self {
-        Self { config, inventory: Inventory::new(), peers: BTreeMap::new(), agreed_at: BTreeMap::new() }
+        Self {
+            config,
+            inventory: Inventory::new(),
+            peers: BTreeMap::new(),
+            agreed_at: BTreeMap::new(),
+            fleet: None,
+            cut_off: BTreeMap::new(),
+            attested: BTreeMap::new(),
+            fresh_proofs: BTreeMap::new(),
+        }
     }
 
     /// Records a document this node holds, at start; no effects.
@@ -213,6 +293,9 @@ impl Engine {
             node: state.node,
             differing: differing.into_iter().collect(),
             last_reconciled: state.last_reconciled,
+            roster: state.roster,
+            syncing: state.syncing,
+            refused: state.refused.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         })
     }
 
@@ -332,17 +415,20 @@ impl Engine {
             return self.finish(out);
         }
         match body {
-            Body::Hello { node, name, features, .. } => {
-                if let Some(state) = self.peers.get_mut(peer) {
-                    state.name = name;
-                }
-                self.on_hello(now, peer, node, features, &mut out);
+            Body::Hello { node, name, features, roster, .. } => {
+                self.on_hello(now, peer, Greeting { node, name, features, roster }, &mut out);
+            }
+            Body::Roster { roster } => self.on_roster(now, peer, &roster, host, &mut out),
+            // Between nodes that may not exchange documents, nothing else
+            // is taken.
+            _ if !self.peers.get(peer).is_some_and(|p| p.syncing) => {
+                out.problem(peer, None, "a document frame from a peer this node does not sync with".into());
             }
             Body::Reconcile { parts } => self.on_reconcile(now, peer, &parts, host, &mut out),
             Body::Open { slot, doc, .. } => self.on_open(peer, slot, &doc, &mut out),
-            Body::Sync { slot, message } => {
+            Body::Sync { slot, message, proofs } => {
                 if let Some(doc) = self.doc_of(peer, slot, &mut out) {
-                    self.on_sync(now, peer, &doc, &message, host, &mut out);
+                    self.on_sync(now, peer, &doc, &message, &proofs, host, &mut out);
                 }
             }
             Body::Bundle { slot, kind, part, of, data, .. } => {
@@ -388,12 +474,35 @@ impl Engine {
 
     /// Ends every input with the next timer the engine needs. Of several
     /// `StoreChanges` for one document only the first is kept: it names
-    /// the earliest heads, so it covers the others.
-    fn finish(&self, mut out: Out) -> Vec<Effect> {
-        let mut stored = BTreeSet::new();
-        out.effects.retain(|e| match e {
-            Effect::StoreChanges { doc, .. } => stored.insert(doc.clone()),
-            _ => true,
+    /// the earliest heads, so it covers the others; the proofs of all of
+    /// them go with it.
+    fn finish(&mut self, mut out: Out) -> Vec<Effect> {
+        self.fresh_proofs.clear();
+        let mut first: BTreeMap<DocId, usize> = BTreeMap::new();
+        let mut later: Vec<(usize, Vec<(ChangeHash, StoredProof)>)> = Vec::new();
+        for (i, effect) in out.effects.iter_mut().enumerate() {
+            if let Effect::StoreChanges { doc, proofs, .. } = effect {
+                match first.get(doc) {
+                    Some(at) => later.push((*at, std::mem::take(proofs))),
+                    None => {
+                        first.insert(doc.clone(), i);
+                    }
+                }
+            }
+        }
+        for (at, proofs) in later {
+            if let Some(Effect::StoreChanges { proofs: kept, .. }) = out.effects.get_mut(at) {
+                kept.extend(proofs);
+            }
+        }
+        let mut index = 0;
+        out.effects.retain(|e| {
+            let keep = match e {
+                Effect::StoreChanges { doc, .. } => first.get(doc) == Some(&index),
+                _ => true,
+            };
+            index += 1;
+            keep
         });
         let mut next: Option<i64> = None;
         for state in self.peers.values() {

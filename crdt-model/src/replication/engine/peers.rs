@@ -11,16 +11,35 @@ use crate::ids::DocId;
 use crate::replication::digest::{DocKey, Inventory, Part};
 use crate::replication::frame::{Body, MAX_FRAME_BYTES, Slot};
 use crate::schema::DocKind;
+use crate::trust::{Fleet, PublicKey};
 
 /// `Hello` feature bit: the sender has heard the receiver's `Hello`. A
 /// repeated `Hello` without it means ours was lost, so it is answered.
 const HEARD_YOU: u32 = 1;
 
+/// What a peer's `Hello` says.
+pub(super) struct Greeting {
+    pub(super) node: [u8; 16],
+    pub(super) name: String,
+    pub(super) features: u32,
+    pub(super) roster: u64,
+}
+
 #[derive(Debug)]
 pub(super) struct Peer {
+    /// The peer's key, from its transport identity.
+    pub(super) key: PublicKey,
     /// Set by the peer's `Hello`; nothing but `Hello` is accepted before.
     pub(super) node: Option<[u8; 16]>,
     pub(super) name: String,
+    /// The roster version the peer announced.
+    pub(super) roster: u64,
+    /// Documents are exchanged with it: both sides are active members.
+    pub(super) syncing: bool,
+    /// Refused changes, by reason.
+    pub(super) refused: BTreeMap<&'static str, u64>,
+    /// Refusals no out-of-date roster explains, in this connection.
+    pub(super) strikes: u32,
     pub(super) next_slot: Slot,
     /// Aliases this side gave documents in this connection.
     pub(super) my_slots: BTreeMap<DocId, Slot>,
@@ -42,11 +61,26 @@ pub(super) struct Peer {
 impl Engine {
     pub fn handle_connected(&mut self, now: Timestamp, peer: &PeerKey) -> Vec<Effect> {
         let mut out = Out { effects: Vec::new() };
+        if let Some(reason) = self.turned_away(now, peer) {
+            out.effects.push(Effect::Disconnect { peer: peer.clone(), reason });
+            return self.finish(out);
+        }
+        let Ok(key) = PublicKey::from_peer_id(&peer.0) else {
+            out.effects
+                .push(Effect::Disconnect { peer: peer.clone(), reason: "its peer id is not an ed25519 key".into() });
+            return self.finish(out);
+        };
+        let syncing = self.may_sync(&key);
         self.peers.insert(
             peer.clone(),
             Peer {
+                key,
                 node: None,
                 name: String::new(),
+                roster: 0,
+                syncing,
+                refused: BTreeMap::new(),
+                strikes: 0,
                 next_slot: 0,
                 my_slots: BTreeMap::new(),
                 their_slots: BTreeMap::new(),
@@ -60,10 +94,14 @@ impl Engine {
                 last_reconciled: None,
             },
         );
-        // The digest goes right behind the greeting, on both sides: it saves
-        // half a round trip on every connection, for some 20 bytes.
         out.send(peer, Lane::Control, &self.hello(false));
-        out.send(peer, Lane::Control, &Body::Reconcile { parts: self.inventory.opening() });
+        // The digest goes right behind the greeting, on both sides: it saves
+        // half a round trip on every connection, for some 20 bytes. A peer
+        // that is not (yet) a member gets the greeting only; a roster that
+        // enrols it starts the digest then.
+        if syncing {
+            out.send(peer, Lane::Control, &Body::Reconcile { parts: self.inventory.opening() });
+        }
         if let Some(state) = self.peers.get_mut(peer) {
             state.next_check = Timestamp::from_millis(now.as_millis() + self.config.limits.hello_retry_ms);
         }
@@ -73,10 +111,11 @@ impl Engine {
     pub(super) fn hello(&self, heard_you: bool) -> Body {
         let features = if heard_you { HEARD_YOU } else { 0 };
         Body::Hello {
-            node: self.config.node,
+            node: self.config.node(),
             name: self.config.name.clone(),
             features,
             max_frame: MAX_FRAME_BYTES as u32,
+            roster: self.fleet.as_ref().map_or(0, Fleet::version),
         }
     }
 
@@ -86,24 +125,37 @@ impl Engine {
         self.finish(Out { effects: Vec::new() })
     }
 
-    pub(super) fn on_hello(&mut self, now: Timestamp, peer: &PeerKey, node: [u8; 16], features: u32, out: &mut Out) {
-        if node == self.config.node {
+    pub(super) fn on_hello(&mut self, now: Timestamp, peer: &PeerKey, hello: Greeting, out: &mut Out) {
+        let Greeting { node, name, features, roster } = hello;
+        if node == self.config.node() {
             out.effects.push(Effect::Disconnect { peer: peer.clone(), reason: "connected to itself".into() });
             return;
         }
+        if let Some(reason) = self.false_identity(peer, node, &name) {
+            out.effects.push(Effect::Disconnect { peer: peer.clone(), reason });
+            return;
+        }
+        let ours = self.fleet.as_ref().map_or(0, Fleet::version);
         let Some(state) = self.peers.get_mut(peer) else { return };
+        state.name = name;
+        let newer_here = roster < ours && state.roster < ours;
+        state.roster = state.roster.max(roster);
+        let syncing = state.syncing;
         match state.node {
             Some(known) if known != node => {
                 out.effects.push(Effect::Disconnect {
                     peer: peer.clone(),
                     reason: "changed its node id within a connection".into(),
                 });
+                return;
             }
             // The peer greets again without having heard us: our `Hello`,
             // and the digest behind it, were lost.
             Some(_) if features & HEARD_YOU == 0 => {
                 out.send(peer, Lane::Control, &self.hello(true));
-                self.start_reconcile(now, peer, out);
+                if syncing {
+                    self.start_reconcile(now, peer, out);
+                }
             }
             Some(_) => {}
             None => {
@@ -112,11 +164,15 @@ impl Engine {
                 state.next_check = Timestamp::from_millis(now.as_millis() + self.config.limits.recheck_every_ms);
             }
         }
+        // The newer roster goes first, before any document byte.
+        if newer_here {
+            self.send_roster(peer, out);
+        }
     }
 
     pub(super) fn start_reconcile(&mut self, now: Timestamp, peer: &PeerKey, out: &mut Out) {
         let Some(state) = self.peers.get_mut(peer) else { return };
-        if state.node.is_none() {
+        if state.node.is_none() || !state.syncing {
             return;
         }
         state.next_check = Timestamp::from_millis(now.as_millis() + self.config.limits.recheck_every_ms);

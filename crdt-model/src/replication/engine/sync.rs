@@ -3,13 +3,15 @@
 
 use automerge::sync::ChunkList;
 
-use super::{DocHost, Effect, Engine, Out, PeerKey, sorted};
+use super::{DocHost, Effect, Engine, Out, PeerKey, Trust, sorted};
 use crate::date::Timestamp;
 use crate::ids::DocId;
 use crate::replication::bundle::{BundlePayload, Reassembly};
 use crate::replication::digest::{Fingerprint, fingerprint};
 use crate::replication::frame::{Body, BundleKind, MAX_REASON_CHARS};
+use crate::replication::received::{Budget, ReceiveLimits, changes_within};
 use crate::replication::session::{DocSession, STALL_AFTER_MS, SessionError};
+use crate::trust::proof::Proof;
 
 #[derive(Debug)]
 pub(super) struct Session {
@@ -99,11 +101,16 @@ impl Engine {
                 return;
             }
         };
+        let signed = self.signs();
         let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) else { return };
         if peer_lacks_it && session.sync.shared_heads().is_empty() {
             let heads = document.heads();
-            let payload = BundlePayload::new(&heads, vec![document.save()]);
-            session.awaiting_bundle_reply = Some(now);
+            let proofs = if signed { tip_proofs(&self.fresh_proofs, host, doc) } else { Vec::new() };
+            let Ok(document) = host.doc(doc) else { return };
+            let payload = BundlePayload::new(&heads, vec![document.save()], proofs);
+            if let Some(session) = self.session_mut(peer, doc) {
+                session.awaiting_bundle_reply = Some(now);
+            }
             self.send_bundle(peer, doc, BundleKind::Snapshot, payload, out);
             return;
         }
@@ -115,32 +122,50 @@ impl Engine {
             .then_some(genesis);
         session.sync.prime(floor.as_deref());
         let Some(mut message) = session.sync.next_sync(now, document) else { return };
-        let change_bytes: usize = message.changes.iter().map(<[u8]>::len).sum();
-        if change_bytes > self.config.limits.bundle_over_bytes {
+        let chunks: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
+        let change_bytes: usize = chunks.iter().map(Vec::len).sum();
+        let proofs = if signed && !chunks.is_empty() {
+            chunk_proofs(&self.fresh_proofs, &chunks, host, doc)
+        } else {
+            Vec::new()
+        };
+        let proofs = if change_bytes > self.config.limits.bundle_over_bytes {
             // A catch-up: the changes go compressed together, or as the whole
             // document when that is smaller (its columns compress far better
             // than changes one by one), and the sync message follows bare.
-            let chunks: Vec<Vec<u8>> = message.changes.iter().map(<[u8]>::to_vec).collect();
             message.changes = ChunkList::empty();
-            let changes = BundlePayload::new(&message.heads, chunks).into_parts();
-            let whole = BundlePayload::new(&message.heads, vec![document.save()]).into_parts();
+            let whole_proofs = if signed { tip_proofs(&self.fresh_proofs, host, doc) } else { Vec::new() };
+            let Ok(document) = host.doc(doc) else { return };
+            let changes = BundlePayload::new(&message.heads, chunks, proofs).into_parts();
+            let whole = BundlePayload::new(&message.heads, vec![document.save()], whole_proofs).into_parts();
             let size =
                 |parts: &Result<Vec<Vec<u8>>, _>| parts.as_ref().map_or(usize::MAX, |p| p.iter().map(Vec::len).sum());
             let smaller = if size(&whole) < size(&changes) { whole } else { changes };
             self.send_parts(peer, doc, BundleKind::Changes, smaller, out);
-        }
-        let sent = self.send_doc(peer, doc, |slot| Body::Sync { slot, message: message.encode() }, out);
+            Vec::new()
+        } else {
+            proofs
+        };
+        let sent = self.send_doc(peer, doc, |slot| Body::Sync { slot, message: message.encode(), proofs }, out);
         if let Some(session) = self.session_mut(peer, doc) {
             session.bytes_out += sent as u64;
         }
     }
 
+    /// Whether changes sent carry their proofs: only where the receiver
+    /// asks for them.
+    pub(super) fn signs(&self) -> bool {
+        matches!(self.config.trust, Trust::Fleet { .. })
+    }
+
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_sync(
         &mut self,
         now: Timestamp,
         peer: &PeerKey,
         doc: &DocId,
         message: &[u8],
+        proofs: &[Proof],
         host: &mut dyn DocHost,
         out: &mut Out,
     ) {
@@ -155,40 +180,54 @@ impl Engine {
                 return;
             }
         };
-        let before = document.heads();
+        let limits = self.config.limits.receive;
         let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) else { return };
         session.awaiting_bundle_reply = None;
-        let limits = self.config.limits.receive;
-        let received =
-            session.sync.decode(document, message, limits).and_then(|r| session.sync.apply(now, document, r, |_| true));
-        let after = document.heads();
-        let changed = sorted(after) != sorted(before.clone());
+        let received = match session.sync.decode(document, message, limits) {
+            Ok(received) => received,
+            Err(err) => {
+                out.problem(peer, Some(doc), format!("refused a sync message: {err}"));
+                if matches!(err, SessionError::TooManyRounds { .. }) {
+                    self.reset_session(now, peer, doc, &err.to_string(), host, out);
+                } else {
+                    // Saying so spares the sender a reset every 30 s; the
+                    // next digest exchange tries the document again.
+                    self.refuse(peer, doc, &err.to_string(), out);
+                }
+                return;
+            }
+        };
+        let changes = received.changes.clone();
+        let outcome = self.receive(now, Some(peer), doc, changes, proofs, Some(received), host, out);
         // Changes are stored before the sync state that claims them, and
         // also when a message was refused after some of it applied.
-        if changed {
-            out.effects.push(Effect::StoreChanges { doc: doc.clone(), since: before });
+        if outcome.changed {
+            self.changed(now, doc, Some(peer), host, out);
         }
-        if let Err(err) = received {
+        if let Some(err) = outcome.error {
             out.problem(peer, Some(doc), format!("refused a sync message: {err}"));
-            if matches!(err, SessionError::TooManyRounds { .. }) {
-                self.reset_session(now, peer, doc, &err.to_string(), host, out);
-            } else {
-                // Saying so spares the sender a reset every 30 s; the next
-                // digest exchange tries the document again.
-                self.refuse(peer, doc, &err.to_string(), out);
-            }
-            if changed {
-                self.changed(now, doc, Some(peer), host, out);
-            }
+            self.refuse(peer, doc, &err, out);
+            return;
+        }
+        if !self.peers.contains_key(peer) {
+            return;
+        }
+        if let Some(reason) = outcome.refused {
+            // The sender would only offer the same changes again; the next
+            // digest exchange tries the document again.
+            self.refuse(peer, doc, &reason, out);
+            return;
+        }
+        if outcome.waiting {
+            // A change came without one it depends on (a Bloom filter's
+            // false positive at the sender): a fresh exchange finds it.
+            self.reset_session(now, peer, doc, "a change came without its dependencies", host, out);
             return;
         }
         if let Some(session) = self.session_mut(peer, doc) {
             session.bytes_out = 0;
         }
         self.persist(peer, doc, out);
-        if changed {
-            self.changed(now, doc, Some(peer), host, out);
-        }
         self.drive(now, peer, doc, host, out);
         self.settle_check(now, peer, doc, host, out);
     }
@@ -307,4 +346,54 @@ impl Engine {
         let transfer_ms = bytes_out.saturating_mul(1000) / self.config.limits.slowest_link_bytes_per_s.max(1);
         since.as_millis().saturating_add(STALL_AFTER_MS).saturating_add(i64::try_from(transfer_ms).unwrap_or(i64::MAX))
     }
+}
+
+/// Proofs over the newest change of every actor of `doc`: what a whole
+/// copy of it needs.
+fn tip_proofs(fresh: &FreshProofs, host: &mut dyn DocHost, doc: &DocId) -> Vec<Proof> {
+    let tips = match host.doc(doc) {
+        Ok(document) => document.actor_tips(),
+        Err(_) => return Vec::new(),
+    };
+    let mut proofs = Vec::new();
+    for (index, (_, seq, hash)) in tips.iter().enumerate() {
+        let Ok(actor) = u16::try_from(index) else { break };
+        for proof in proofs_of(fresh, host, doc, hash) {
+            proofs.push(Proof { actor, seq: *seq, attester: proof.attester, signature: proof.signature });
+        }
+    }
+    proofs
+}
+
+/// Proofs received in this input and not stored yet, by (document, change).
+pub(super) type FreshProofs =
+    std::collections::BTreeMap<(DocId, automerge::ChangeHash), Vec<crate::trust::proof::StoredProof>>;
+
+/// The proofs over one change: those stored, and those just received.
+fn proofs_of(
+    fresh: &FreshProofs,
+    host: &mut dyn DocHost,
+    doc: &DocId,
+    hash: &automerge::ChangeHash,
+) -> Vec<crate::trust::proof::StoredProof> {
+    let mut proofs = host.proofs(doc, hash);
+    proofs.extend(fresh.get(&(doc.clone(), *hash)).into_iter().flatten().copied());
+    proofs
+}
+
+/// Proofs for the changes of a sync message this node made, over the
+/// changes exactly as the receiver will parse them (a chunk may hold
+/// several changes, or a whole document).
+fn chunk_proofs(fresh: &FreshProofs, chunks: &[Vec<u8>], host: &mut dyn DocHost, doc: &DocId) -> Vec<Proof> {
+    // Byte 8 is Automerge's chunk type; 0 is a whole document.
+    if chunks.iter().any(|c| c.get(8) == Some(&0)) {
+        return tip_proofs(fresh, host, doc);
+    }
+    let genesis = match host.doc(doc) {
+        Ok(document) => document.genesis_heads().to_vec(),
+        Err(_) => return Vec::new(),
+    };
+    let mut budget = Budget::new(ReceiveLimits::default());
+    let changes = changes_within(chunks.iter().map(Vec::as_slice), &genesis, &mut budget).unwrap_or_default();
+    crate::admission::wire_proofs(&changes, |h| proofs_of(fresh, host, doc, h))
 }

@@ -190,3 +190,191 @@ fn the_same_inputs_give_the_same_frames() {
     };
     assert_eq!(run(), run());
 }
+
+// With a roster: members only, signed changes, the roster ahead of all.
+
+use crate::replication::pair::{TestFleet, node_actor};
+use crate::trust::roster::Right;
+
+/// A watchlist shard with `entries` entries written by node `writer`.
+fn member_doc(shard_no: u8, entries: u128, writer: u8) -> Document {
+    let mut doc = Document::genesis(DocKind::Watchlist { authority: "KAZ-BS".into(), shard: shard_no }).unwrap();
+    doc.set_actor(node_actor(writer));
+    for n in 0..entries {
+        add_entry(&mut doc, u128::from(shard_no) << 64 | n);
+    }
+    doc
+}
+
+#[test]
+fn members_exchange_signed_changes_and_keep_the_proofs() {
+    let fleet = TestFleet::centres(2);
+    let mut pair =
+        Pair::new(Node::in_fleet(1, vec![member_doc(1, 3, 1)], &fleet), Node::in_fleet(2, Vec::new(), &fleet));
+    pair.connect();
+    assert!(pair.in_sync(), "{:?}", pair.problems);
+    write_at_a(&mut pair, &shard(1), 77);
+    pair.push_from_a(&shard(1));
+    assert!(pair.in_sync(), "{:?}", pair.problems);
+    assert!(pair.disconnects.is_empty());
+    let tips = pair.b.host.doc(&shard(1)).unwrap().actor_tips();
+    let a_tip = tips.iter().find(|(actor, _, _)| *actor == node_actor(1)).unwrap();
+    assert!(!pair.b.host.proofs(&shard(1), &a_tip.2).is_empty(), "B keeps A's proof to pass on");
+}
+
+#[test]
+fn a_peer_not_on_the_roster_gets_the_roster_and_nothing_else() {
+    let fleet = TestFleet::centres(1);
+    let mut outsider = TestFleet::centres(1);
+    // The outsider knows the same admin key but holds no roster yet.
+    outsider.roster = crate::trust::roster::Roster::default();
+    let mut pair =
+        Pair::new(Node::in_fleet(1, vec![member_doc(1, 3, 1)], &fleet), Node::build_unenrolled(2, fleet.anchor()));
+    let seen = sent_bodies(&mut pair, Side::A);
+    pair.connect();
+    let kinds: Vec<&'static str> = seen
+        .borrow()
+        .iter()
+        .map(|b| match b {
+            Body::Hello { .. } => "hello",
+            Body::Roster { .. } => "roster",
+            _ => "document",
+        })
+        .collect();
+    assert_eq!(kinds, ["hello", "roster"], "zero document bytes to a non-member");
+    assert!(!pair.b.host.docs.contains_key(&shard(1)));
+    assert_eq!(pair.b.engine.fleet().map(|f| f.version()), Some(1), "it holds the roster now");
+}
+
+#[test]
+fn enrolling_a_connected_peer_starts_the_sync_at_once() {
+    let mut fleet = TestFleet::centres(1);
+    let mut pair =
+        Pair::new(Node::in_fleet(1, vec![member_doc(1, 3, 1)], &fleet), Node::build_unenrolled(2, fleet.anchor()));
+    pair.connect();
+    assert!(!pair.in_sync());
+    // The admin enrols node 2 at node 1: the new roster reaches node 2 on
+    // the live connection, and both start syncing.
+    let grown = TestFleet::centres(2);
+    fleet.roster = grown.roster;
+    let now = pair.now;
+    let effects = pair.a.engine.handle_roster(now, &fleet.signed(), &mut pair.a.host).unwrap();
+    pair.carry(Side::A, effects);
+    pair.settle();
+    assert!(pair.in_sync(), "{:?}", pair.problems);
+}
+
+#[test]
+fn a_peer_calling_itself_by_another_members_name_is_cut_off() {
+    let fleet = TestFleet::centres(2);
+    let mut pair = Pair::new(Node::in_fleet(1, Vec::new(), &fleet), Node::in_fleet(2, Vec::new(), &fleet));
+    let kb = pair.b.key.clone();
+    pair.a.engine.handle_connected(pair.now, &kb);
+    let liar = Body::Hello {
+        node: crate::replication::pair::node_signer(2).public().actor_prefix(),
+        name: "node-1".into(),
+        features: 0,
+        max_frame: 1 << 20,
+        roster: 1,
+    };
+    pair.deliver(Side::B, &liar.encode().unwrap());
+    assert!(matches!(pair.disconnects.as_slice(), [(Side::A, r)] if r.contains("the roster names it")));
+    let wrong_node = Body::Hello { node: [9; 16], name: "node-2".into(), features: 0, max_frame: 1 << 20, roster: 1 };
+    pair.disconnects.clear();
+    pair.a.engine.handle_connected(pair.now, &kb);
+    pair.deliver(Side::B, &wrong_node.encode().unwrap());
+    assert!(matches!(pair.disconnects.as_slice(), [(Side::A, r)] if r.contains("not its key's")));
+}
+
+#[test]
+fn a_change_beyond_the_signers_rights_is_refused_counted_and_repeats_cut_the_peer_off() {
+    let fleet = TestFleet::centres(2);
+    let limits = Limits { max_refused_changes: 1, ..Limits::default() };
+    let mut b = Node::in_fleet(2, Vec::new(), &fleet);
+    b.engine = {
+        let mut config = EngineConfig::new(b.signer.public(), "node-2", Trust::Fleet { anchor: fleet.anchor() });
+        config.limits = limits;
+        let mut engine = Engine::new(config);
+        engine.set_roster(&fleet.signed()).unwrap();
+        engine
+    };
+    let mut pair = Pair::new(Node::in_fleet(1, vec![member_doc(1, 1, 1)], &fleet), b);
+    pair.connect();
+    assert!(pair.in_sync());
+    for (n, attack) in [(1, "schema"), (2, "entries")] {
+        let document = pair.a.host.doc(&shard(1)).unwrap();
+        let meta = crate::schema::ChangeMeta { at: Timestamp::from_millis(NOW), by: "1000@x".into(), op: "attack" };
+        document
+            .transact(&meta, |r| {
+                use automerge::transaction::Transactable;
+                Ok(r.doc.put(automerge::ROOT, attack, "x").map(|_| ())?)
+            })
+            .unwrap();
+        pair.push_from_a(&shard(1));
+        let refused = pair.b.engine.peer_summary(&pair.a.key.clone()).map(|s| s.refused);
+        if n == 1 {
+            assert_eq!(refused.and_then(|r| r.get("field").copied()), Some(1), "{:?}", pair.problems);
+            assert!(pair.disconnects.is_empty());
+        }
+    }
+    assert!(matches!(pair.disconnects.as_slice(), [(Side::B, r)] if r.contains("cut off")), "{:?}", pair.disconnects);
+    // Reconnecting within the cut-off is turned away.
+    pair.disconnects.clear();
+    pair.disconnect();
+    pair.connect();
+    assert!(pair.disconnects.iter().any(|(side, r)| *side == Side::B && r.contains("cut off")));
+}
+
+#[test]
+fn a_change_from_a_newly_granted_writer_waits_for_the_roster_that_grants_it() {
+    let old = TestFleet::centres(2);
+    let mut new = TestFleet::centres(2);
+    // Node 1, a KAZ-BS centre, is granted the UZB-DCS watchlists in a
+    // roster node 2 has not seen yet.
+    new.grant(1, Right::Watchlist { authority: "UZB-DCS".into() });
+    let uzb = DocKind::Watchlist { authority: "UZB-DCS".into(), shard: 2 };
+    let mut doc = Document::genesis(uzb.clone()).unwrap();
+    doc.set_actor(node_actor(1));
+    add_entry(&mut doc, 5);
+    let mut pair = Pair::new(Node::in_fleet(1, vec![doc], &new), Node::in_fleet(2, Vec::new(), &old));
+    // The roster frame is lost, so the change comes first.
+    pair.keep = Some(FrameFilter(Box::new(|_, _, frame| !matches!(Body::decode(frame), Ok(Body::Roster { .. })))));
+    pair.connect();
+    assert!(!pair.in_sync());
+    assert_eq!(pair.b.host.held.values().map(Vec::len).sum::<usize>(), 1, "{:?}", pair.problems);
+    assert!(pair.problems.iter().any(|p| p.contains("held back")), "{:?}", pair.problems);
+    // The roster arrives later: the held change is admitted.
+    pair.keep = None;
+    let now = pair.now;
+    let effects = pair.b.engine.handle_roster(now, &new.signed(), &mut pair.b.host).unwrap();
+    pair.carry(Side::B, effects);
+    pair.settle();
+    assert!(pair.in_sync(), "the change waited, then was admitted: {:?}", pair.problems);
+    assert!(pair.b.host.held.values().all(Vec::is_empty));
+}
+
+#[test]
+fn revoking_a_peer_closes_its_connection_and_turns_it_away() {
+    let mut fleet = TestFleet::centres(2);
+    let mut pair = Pair::new(Node::in_fleet(1, Vec::new(), &fleet), Node::in_fleet(2, Vec::new(), &fleet));
+    pair.connect();
+    fleet.roster = fleet.roster.revoke(&crate::replication::pair::node_signer(2).public(), Vec::new()).unwrap();
+    let now = pair.now;
+    let effects = pair.a.engine.handle_roster(now, &fleet.signed(), &mut pair.a.host).unwrap();
+    pair.carry(Side::A, effects);
+    assert!(pair.disconnects.iter().any(|(s, r)| *s == Side::A && r.contains("revoked")));
+    pair.disconnects.clear();
+    let kb = pair.b.key.clone();
+    let effects = pair.a.engine.handle_connected(pair.now, &kb);
+    pair.carry(Side::A, effects);
+    assert!(pair.disconnects.iter().any(|(s, r)| *s == Side::A && r.contains("revoked")));
+}
+
+#[test]
+fn a_node_with_no_fleet_admin_key_replicates_with_nobody() {
+    let mut a = Node::new(1, Vec::new());
+    a.engine = Engine::new(EngineConfig::new(a.signer.public(), "node-1", Trust::Closed));
+    let mut pair = Pair::new(a, Node::new(2, Vec::new()));
+    pair.connect();
+    assert!(pair.disconnects.iter().any(|(s, r)| *s == Side::A && r.contains("replicates with nobody")));
+}

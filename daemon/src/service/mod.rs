@@ -1,8 +1,11 @@
 //! Turns control-socket requests into reads, writes and audit records.
+//! `fleet` answers the fleet requests.
 //!
 //! Reads go straight to the projection (redb) or the search index, never to
 //! Automerge. Every read that shows personal data is audited durably before
 //! its answer leaves the daemon; writes are audited inside their own commit.
+
+mod fleet;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +43,8 @@ pub struct NodeInfo {
     pub started: Instant,
     /// What the network task reports; `None` when the post does not network.
     pub net: Option<SharedNetState>,
+    /// The libp2p peer id of this node's key, which an admin enrols.
+    pub peer_id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +176,9 @@ impl Service {
             Request::Status => self.status().await,
             Request::Peers => self.peers().await,
             Request::SyncNow { peer } => self.sync_now(peer).await,
+            Request::FleetRoster => self.fleet_roster().await,
+            Request::FleetPublish { roster } => self.fleet_publish(roster, caller).await,
+            Request::FleetCut { peer } => self.fleet_cut(peer, caller).await,
             Request::WatchlistAdd { entry } => {
                 match self.writer.submit(WriteOp::AddEntries { inputs: vec![*entry] }, caller).await? {
                     Written::Entries(entries) => {
@@ -322,7 +330,7 @@ impl Service {
 
     async fn sync_report(&self) -> Result<SyncReport, ApiError> {
         match self.writer.submit(WriteOp::SyncReport, Caller { uid: 0, pid: None }).await? {
-            Written::SyncReport(report) => Ok(report),
+            Written::SyncReport(report) => Ok(*report),
             _ => Err(internal("unexpected writer reply")),
         }
     }
@@ -372,6 +380,9 @@ impl Service {
                         0
                     },
                     differing,
+                    syncing: docs.is_some_and(|d| d.summary.syncing),
+                    roster_version: docs.map_or(0, |d| d.summary.roster),
+                    refused: docs.map(|d| d.summary.refused.clone()).unwrap_or_default(),
                 }
             })
             .collect();
@@ -412,20 +423,31 @@ impl Service {
     async fn status(&self) -> Result<Response, ApiError> {
         let counts = self.blocking(|s| s.counts()).await?;
         let today = self.today();
-        let (peer_id, listen_addrs, replication) = match &self.info.net {
+        let (listen_addrs, replication) = match &self.info.net {
             Some(net) => {
                 let report = self.sync_report().await?;
+                let trust = &report.trust;
                 let state = net.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let replication = ReplicationStatus {
                     psk_fingerprint: state.psk_fingerprint.clone(),
+                    membership: trust.mode.to_string(),
+                    roster_version: trust.fleet.as_ref().map_or(0, |f| f.version()),
+                    roster_role: trust
+                        .member
+                        .as_ref()
+                        .map(|m| format!("{} {} of {}", m.role.as_str(), m.name, m.authority)),
+                    roster_revoked: trust.member.as_ref().is_some_and(|m| !m.is_active()),
+                    conflicts: trust.conflicts.clone(),
+                    held_changes: trust.held,
                     connected_peers: state.peers.values().filter(|p| p.connected).count() as u64,
                     stalest_document: report.stalest.as_ref().map(|(doc, _)| doc.to_string()),
                     stalest_agreed_at: report.stalest.and_then(|(_, at)| at),
                 };
-                (Some(state.peer_id.clone()), state.listen_addrs.clone(), Some(replication))
+                (state.listen_addrs.clone(), Some(replication))
             }
-            None => (None, Vec::new(), None),
+            None => (Vec::new(), None),
         };
+        let peer_id = Some(self.info.peer_id.clone());
         let active_entries = {
             let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             index.alerts(today) as u64

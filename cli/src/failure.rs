@@ -1,0 +1,74 @@
+//! How a command fails, and the exit code the officer's scripts rely on.
+
+use outpost_model::api::ErrorKind;
+
+use crate::client::ClientError;
+use crate::keys::KeyFileError;
+
+/// Exit codes: 0 ok, 1 anything else, and these.
+pub mod exit {
+    pub const BAD_INPUT: u8 = 2;
+    pub const UNREACHABLE: u8 = 3;
+    pub const NOT_FOUND: u8 = 4;
+    /// The caller's role does not allow the request.
+    pub const NOT_PERMITTED: u8 = 5;
+}
+
+#[derive(Debug)]
+pub enum Failure {
+    Client(ClientError),
+    Local { code: u8, message: String },
+}
+
+impl From<ClientError> for Failure {
+    fn from(err: ClientError) -> Self {
+        Failure::Client(err)
+    }
+}
+
+impl From<KeyFileError> for Failure {
+    fn from(err: KeyFileError) -> Self {
+        let code = match err {
+            KeyFileError::Write { .. } => 1,
+            _ => exit::BAD_INPUT,
+        };
+        Failure::Local { code, message: err.to_string() }
+    }
+}
+
+impl Failure {
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Failure::Local { code: exit::BAD_INPUT, message: message.into() }
+    }
+
+    pub fn code(&self) -> u8 {
+        match self {
+            Failure::Client(ClientError::Unreachable { .. }) => exit::UNREACHABLE,
+            Failure::Client(ClientError::Api(err)) => match err.kind {
+                ErrorKind::BadInput | ErrorKind::TooLarge | ErrorKind::UnsupportedVersion => exit::BAD_INPUT,
+                ErrorKind::NotFound => exit::NOT_FOUND,
+                ErrorKind::Forbidden => exit::NOT_PERMITTED,
+                _ => 1,
+            },
+            Failure::Client(_) => 1,
+            Failure::Local { code, .. } => *code,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Client(err) => err.to_string(),
+            Failure::Local { message, .. } => message.clone(),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self.code() {
+            exit::BAD_INPUT => "bad_input",
+            exit::UNREACHABLE => "unreachable",
+            exit::NOT_FOUND => "not_found",
+            exit::NOT_PERMITTED => "not_permitted",
+            _ => "error",
+        }
+    }
+}

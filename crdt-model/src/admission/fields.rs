@@ -1,0 +1,164 @@
+//! Field-level rules: which operations a change may carry, given what its
+//! signer may write ([`Scope`]) in this document.
+//!
+//! Every operation names the object it acts on by the id of the operation
+//! that made it. Objects are located by their path from the root: objects
+//! this copy holds through the document, objects made earlier in the same
+//! batch (or the same change) through the batch's own record of them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::legacy::{Key, ObjectId, OpType};
+use automerge::{ActorId, Change, ScalarValue};
+
+use crate::ids::{EntryId, IncidentId};
+use crate::schema::{DocKind, Document, Seg};
+use crate::trust::policy::Scope;
+
+/// Objects made by the changes of a batch admitted so far, by the id of
+/// the operation that made them.
+#[derive(Debug, Default)]
+pub(super) struct Made {
+    paths: BTreeMap<(u64, ActorId), Vec<Seg>>,
+}
+
+impl Made {
+    fn path(&self, doc: &Document, obj: &ObjectId) -> Option<Vec<Seg>> {
+        match obj {
+            ObjectId::Root => Some(Vec::new()),
+            ObjectId::Id(op) => self
+                .paths
+                .get(&(op.counter(), op.actor().clone()))
+                .cloned()
+                .or_else(|| doc.path_of(op.counter(), op.actor())),
+        }
+    }
+}
+
+/// What one change does, once its operations pass.
+#[derive(Debug, Default)]
+pub(super) struct Effects {
+    /// Records it touches (their keys in the record map).
+    pub touched: BTreeSet<String>,
+    made: Vec<((u64, ActorId), Vec<Seg>)>,
+}
+
+impl Effects {
+    /// Keeps the objects this change made, for the changes after it.
+    pub(super) fn keep_objects(&mut self, made: &mut Made) {
+        made.paths.extend(self.made.drain(..));
+    }
+}
+
+fn seg_of(key: &Key) -> Seg {
+    match key {
+        Key::Map(k) => Seg::Key(k.to_string()),
+        Key::Seq(_) => Seg::Elem,
+    }
+}
+
+fn is_record_id(kind: &DocKind, key: &str) -> bool {
+    match kind {
+        DocKind::Watchlist { .. } => EntryId::parse(key).is_ok(),
+        DocKind::Incidents { .. } => IncidentId::parse(key).is_ok(),
+    }
+}
+
+/// Checks every operation of `change` against `scope`. On failure, says
+/// which operation and why, for the log.
+pub(super) fn check(doc: &Document, made: &Made, change: &Change, scope: Scope) -> Result<Effects, String> {
+    let expanded = change.decode();
+    let records = doc.kind().records_key();
+    let start = change.start_op().get();
+    let actor = change.actor_id().clone();
+    let mut effects = Effects::default();
+    // Objects made by this change are found before the batch keeps them.
+    let mut mine: BTreeMap<(u64, ActorId), Vec<Seg>> = BTreeMap::new();
+    for (i, op) in expanded.operations.iter().enumerate() {
+        let path = match &op.obj {
+            ObjectId::Id(id) => mine.get(&(id.counter(), id.actor().clone())).cloned(),
+            ObjectId::Root => None,
+        };
+        let Some(path) = path.or_else(|| made.path(doc, &op.obj)) else {
+            return Err(format!("operation {} acts on an object this node does not know", i + 1));
+        };
+        let at = || {
+            let mut shown: Vec<String> = path
+                .iter()
+                .map(|s| match s {
+                    Seg::Key(k) => k.clone(),
+                    Seg::Elem => "[]".into(),
+                })
+                .collect();
+            shown.push(match &op.key {
+                Key::Map(k) => k.to_string(),
+                Key::Seq(_) => "[]".into(),
+            });
+            format!("/{}", shown.join("/"))
+        };
+        // Notes are append-only: only the change that made a note may
+        // write its fields.
+        let made_here = matches!(&op.obj, ObjectId::Id(id) if mine.contains_key(&(id.counter(), id.actor().clone())));
+        let allowed = match scope {
+            Scope::Nothing => false,
+            Scope::Records => match path.as_slice() {
+                // The root holds the document's identity and its record map.
+                [] => false,
+                // A new record: a map under a record id, replacing nothing.
+                [Seg::Key(k)] if k == records => match &op.key {
+                    Key::Map(key) => {
+                        let fresh = matches!(op.action, OpType::Make(automerge::ObjType::Map)) && op.pred.is_empty();
+                        if fresh {
+                            effects.touched.insert(key.to_string());
+                        }
+                        fresh && is_record_id(doc.kind(), key)
+                    }
+                    Key::Seq(_) => false,
+                },
+                [Seg::Key(k), Seg::Key(record), ..] if k == records => {
+                    effects.touched.insert(record.clone());
+                    true
+                }
+                _ => false,
+            },
+            Scope::NotesAndReferrals => match path.as_slice() {
+                [Seg::Key(k), Seg::Key(record)] if k == records => {
+                    effects.touched.insert(record.clone());
+                    match (&op.key, &op.action) {
+                        (Key::Map(key), OpType::Put(ScalarValue::Str(value))) if key == "follow_up" => {
+                            value.as_str() == "referred"
+                        }
+                        (Key::Map(key), OpType::Put(ScalarValue::Timestamp(_))) => key == "updated_at",
+                        (Key::Map(key), OpType::Put(ScalarValue::Str(_))) => key == "updated_by",
+                        _ => false,
+                    }
+                }
+                // A new note at the end of the narrative.
+                [Seg::Key(k), Seg::Key(record), Seg::Key(list)] if k == records && list == "narrative" => {
+                    effects.touched.insert(record.clone());
+                    op.insert && matches!(op.action, OpType::Make(automerge::ObjType::Map))
+                }
+                // The new note's fields, written by the change that made it.
+                [Seg::Key(k), Seg::Key(record), Seg::Key(list), Seg::Elem]
+                    if k == records && list == "narrative" && made_here =>
+                {
+                    effects.touched.insert(record.clone());
+                    matches!(&op.key, Key::Map(key) if ["at", "by", "text"].contains(&key.as_str()))
+                        && matches!(op.action, OpType::Put(_))
+                }
+                _ => false,
+            },
+        };
+        if !allowed {
+            return Err(format!("may not change {}", at()));
+        }
+        if let OpType::Make(_) = op.action {
+            let mut made_path = path.clone();
+            made_path.push(seg_of(&op.key));
+            let id = (start + i as u64, actor.clone());
+            mine.insert(id.clone(), made_path.clone());
+            effects.made.push((id, made_path));
+        }
+    }
+    Ok(effects)
+}

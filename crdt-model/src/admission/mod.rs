@@ -1,0 +1,651 @@
+//! The one admission path: whether changes may be applied to a document.
+//!
+//! Changes received in a sync message, in a bundle, or held in quarantine
+//! all pass [`admit`]; an officer's own change passes [`check_local`],
+//! which applies the same rules to a change this node just made. The
+//! checks, per change, in causal order:
+//!
+//! - **size** was bounded before the changes were parsed
+//!   ([`crate::replication::received`]);
+//! - **equivocation**: one actor, one sequence number, one change;
+//! - **signer**: the change's actor is bound to a roster member (derived
+//!   from its key, or listed as a legacy actor); an unknown signer waits
+//!   in quarantine, since this node's roster may be the older one;
+//! - **signature**: a valid proof by that member covers the change: over
+//!   it, or over a later change of the same member in the same batch whose
+//!   hash commits to it;
+//! - **revocation**: a revoked member's change counts only inside the
+//!   revocation's cut, or when an active member attests it admitted it
+//!   before it learned of the revocation;
+//! - **rights**: the member may write this document ([`policy::scope`]),
+//!   and every operation stays inside what it may write ([`fields`]);
+//! - **dependencies**: a change that depends on a refused one is refused;
+//!   one whose dependencies are missing waits.
+//!
+//! The schema check (records still read after applying) needs the
+//! changes applied; the caller applies the admitted ones, checks the
+//! records each touched ([`Verdict::touched`]) and, if one no longer
+//! reads, calls [`admit`] again with the culprits excluded.
+
+mod fields;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use automerge::{ActorId, Change, ChangeHash};
+
+use crate::schema::Document;
+use crate::trust::policy::{self, Scope};
+use crate::trust::proof::{Proof, StoredProof, attest_message, change_message};
+use crate::trust::roster::{Fleet, Member};
+
+/// What changes are judged by.
+#[derive(Debug, Clone, Copy)]
+pub enum Authority<'a> {
+    /// No roster: every holder of the fleet key counts as a full member
+    /// (`--psk-only`). The rules that keep a document whole still apply: no
+    /// change to its root, no record replaced or deleted, every record
+    /// readable.
+    Open,
+    /// Judged by this roster. `newer_known`: a peer announced a newer
+    /// roster, so a change refused here only for its signer's rights waits
+    /// instead, as the newer roster may grant them.
+    Fleet { fleet: &'a Fleet, newer_known: bool },
+}
+
+/// Changes as they arrived, with the proofs that came with them.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    pub changes: Vec<Change>,
+    pub proofs: &'a [Proof],
+}
+
+/// Why a change was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// Its author signed two changes with one sequence number.
+    Equivocation,
+    /// It claims the actor of the document's deterministic genesis.
+    NotGenesis,
+    /// No roster member writes with its actor (it waits).
+    UnknownSigner,
+    /// No valid proof by its author covers it.
+    Unsigned,
+    /// A proof came with it, and does not verify.
+    BadSignature,
+    /// Its author may not write this document.
+    NotAllowed(String),
+    /// An operation reaches beyond what its author may write.
+    Field(String),
+    /// Its author was revoked, and it is outside the revocation's cut with
+    /// no attestation.
+    Revoked,
+    /// Its author was revoked and the change the cut names is not here yet
+    /// (it waits).
+    CutUnknown,
+    /// It depends on a change that was refused.
+    Dependency,
+    /// Applied, it left a record unreadable.
+    Schema(String),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Equivocation => f.write_str("its author signed two changes with one sequence number"),
+            Reason::NotGenesis => f.write_str("it claims the document's genesis actor"),
+            Reason::UnknownSigner => f.write_str("no roster member writes with its actor"),
+            Reason::Unsigned => f.write_str("no valid signature by its author covers it"),
+            Reason::BadSignature => f.write_str("its signature does not verify"),
+            Reason::NotAllowed(what) => write!(f, "its author may not write {what}"),
+            Reason::Field(what) => write!(f, "its author {what}"),
+            Reason::Revoked => f.write_str("its author was revoked and no member attests it"),
+            Reason::CutUnknown => f.write_str("its author was revoked and the change the cut names is not here yet"),
+            Reason::Dependency => f.write_str("it depends on a refused change"),
+            Reason::Schema(what) => write!(f, "it leaves a record unreadable: {what}"),
+        }
+    }
+}
+
+impl Reason {
+    /// The short name a counter is kept under.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::Equivocation => "equivocation",
+            Reason::NotGenesis => "not-genesis",
+            Reason::UnknownSigner => "unknown-signer",
+            Reason::Unsigned => "unsigned",
+            Reason::BadSignature => "bad-signature",
+            Reason::NotAllowed(_) => "not-allowed",
+            Reason::Field(_) => "field",
+            Reason::Revoked => "revoked",
+            Reason::CutUnknown => "cut-unknown",
+            Reason::Dependency => "dependency",
+            Reason::Schema(_) => "schema",
+        }
+    }
+
+    /// A refusal that an out-of-date roster on either side can explain,
+    /// so an honest peer may send it: it does not count against the peer.
+    pub fn may_be_honest(&self) -> bool {
+        matches!(
+            self,
+            Reason::UnknownSigner | Reason::NotAllowed(_) | Reason::CutUnknown | Reason::Revoked | Reason::Dependency
+        )
+    }
+}
+
+/// A change held back until a newer roster, or the change a cut names,
+/// may let it in: the change, the proofs over it, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    pub change: Change,
+    pub proofs: Vec<StoredProof>,
+    pub reason: Reason,
+}
+
+/// What [`admit`] decided.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// In causal order, ready to apply.
+    pub admitted: Vec<Change>,
+    /// Proofs over admitted changes, to store beside them.
+    pub proofs: Vec<(ChangeHash, StoredProof)>,
+    /// The records each admitted change touches.
+    pub touched: BTreeMap<ChangeHash, BTreeSet<String>>,
+    pub rejected: Vec<(ChangeHash, ActorId, Reason)>,
+    pub held: Vec<Held>,
+    /// Changes whose dependencies are missing: neither applied nor refused.
+    pub waiting: usize,
+    /// Admitted changes of revoked members, let in by an attestation.
+    pub attested: usize,
+}
+
+impl Verdict {
+    pub fn admitted_hashes(&self) -> BTreeSet<ChangeHash> {
+        self.admitted.iter().map(Change::hash).collect()
+    }
+}
+
+/// The proofs to send with `changes`: every stored proof over each
+/// actor's newest change among them, which covers that actor's earlier
+/// ones. `stored` gives the proofs kept beside a change.
+pub fn wire_proofs(changes: &[Change], mut stored: impl FnMut(&ChangeHash) -> Vec<StoredProof>) -> Vec<Proof> {
+    let actors = actor_list(changes);
+    let mut newest: BTreeMap<usize, (u64, ChangeHash)> = BTreeMap::new();
+    for change in changes {
+        let Ok(at) = actors.binary_search(change.actor_id()) else { continue };
+        let entry = newest.entry(at).or_insert((change.seq(), change.hash()));
+        if change.seq() > entry.0 {
+            *entry = (change.seq(), change.hash());
+        }
+    }
+    let mut proofs = Vec::new();
+    for (actor, (seq, hash)) in newest {
+        let Ok(actor) = u16::try_from(actor) else { continue };
+        for proof in stored(&hash) {
+            proofs.push(Proof { actor, seq, attester: proof.attester, signature: proof.signature });
+        }
+    }
+    proofs
+}
+
+/// The sorted distinct actors of `changes`: what a [`Proof`]'s actor
+/// indexes.
+fn actor_list(changes: &[Change]) -> Vec<ActorId> {
+    let set: BTreeSet<ActorId> = changes.iter().map(|c| c.actor_id().clone()).collect();
+    set.into_iter().collect()
+}
+
+/// Checks a change this node just made (already in `doc`) by the rules a
+/// received one meets, so that no node accepts from an officer what every
+/// other node would refuse. `author` is this node's own roster entry, if
+/// it is enrolled.
+pub fn check_local(
+    doc: &Document,
+    change: &Change,
+    authority: &Authority<'_>,
+    author: Option<&Member>,
+) -> Result<(), Reason> {
+    let scope = match (authority, author) {
+        (Authority::Open, _) | (Authority::Fleet { .. }, None) => Scope::Records,
+        (Authority::Fleet { .. }, Some(member)) if !member.is_active() => {
+            return Err(Reason::NotAllowed("anything: this node was revoked from the fleet".into()));
+        }
+        (Authority::Fleet { fleet, .. }, Some(member)) => policy::scope(fleet, member, &member.rights, doc.kind()),
+    };
+    if scope == Scope::Nothing {
+        return Err(Reason::NotAllowed(doc.id().to_string()));
+    }
+    fields::check(doc, &fields::Made::default(), change, scope).map(|_| ()).map_err(Reason::Field)
+}
+
+/// Decides which of `incoming` may be applied to `doc`. Changes `doc`
+/// already holds are skipped; `excluded` are refused for the reason given
+/// (the schema check's culprits, on a second pass).
+pub fn admit(
+    doc: &mut Document,
+    incoming: Incoming<'_>,
+    authority: &Authority<'_>,
+    excluded: &BTreeMap<ChangeHash, Reason>,
+) -> Verdict {
+    let batch = Batch::new(doc, incoming);
+    let proofs = batch.verify_proofs(authority);
+    let mut excluded = excluded.clone();
+    // A change let in only by a proof over a change that is itself refused
+    // could never be proven to another node: refuse it too, and judge
+    // again, until nothing changes.
+    loop {
+        let verdict = batch.judge(doc, authority, &proofs, &excluded);
+        let orphaned = batch.unproven(authority, &proofs, &verdict);
+        if orphaned.is_empty() {
+            return batch.finish(verdict, &proofs);
+        }
+        excluded.extend(orphaned.into_iter().map(|h| (h, Reason::Unsigned)));
+    }
+}
+
+/// The new changes of one admission, indexed.
+struct Batch {
+    doc_id: crate::ids::DocId,
+    /// New changes by hash.
+    changes: BTreeMap<ChangeHash, Change>,
+    /// Causal order of the new changes whose dependencies are all here.
+    order: Vec<ChangeHash>,
+    /// New changes with a dependency neither here nor in the document.
+    missing: BTreeSet<ChangeHash>,
+    /// Changes that share their actor and sequence number with another.
+    equivocating: BTreeSet<ChangeHash>,
+    proofs: Vec<(ChangeHash, StoredProof)>,
+}
+
+/// Which proofs verified, and what they cover.
+#[derive(Debug, Default)]
+struct Proven {
+    /// Valid author proofs: the change they sign, and the member's key.
+    author: Vec<(ChangeHash, crate::trust::PublicKey)>,
+    /// Valid attestations: the change they sign.
+    attested: Vec<ChangeHash>,
+    /// Changes a proof came with that did not verify.
+    bad: BTreeSet<ChangeHash>,
+}
+
+impl Batch {
+    fn new(doc: &mut Document, incoming: Incoming<'_>) -> Self {
+        let actors = actor_list(&incoming.changes);
+        let mut by_actor_seq: BTreeMap<(usize, u64), Vec<ChangeHash>> = BTreeMap::new();
+        let mut changes = BTreeMap::new();
+        for change in incoming.changes {
+            let hash = change.hash();
+            if let Ok(at) = actors.binary_search(change.actor_id()) {
+                let slot = by_actor_seq.entry((at, change.seq())).or_default();
+                if !slot.contains(&hash) {
+                    slot.push(hash);
+                }
+            }
+            if !doc.knows(&[hash]) {
+                changes.insert(hash, change);
+            }
+        }
+        let equivocating: BTreeSet<ChangeHash> =
+            by_actor_seq.values().filter(|hashes| hashes.len() > 1).flatten().copied().collect();
+        let proofs = incoming
+            .proofs
+            .iter()
+            .filter_map(|p| {
+                let hashes = by_actor_seq.get(&(usize::from(p.actor), p.seq))?;
+                let hash = *hashes.first()?;
+                changes
+                    .contains_key(&hash)
+                    .then_some((hash, StoredProof { attester: p.attester, signature: p.signature }))
+            })
+            .collect();
+        let (order, missing) = causal_order(doc, &changes);
+        Self { doc_id: doc.id().clone(), changes, order, missing, equivocating, proofs }
+    }
+
+    fn verify_proofs(&self, authority: &Authority<'_>) -> Proven {
+        let mut proven = Proven::default();
+        let Authority::Fleet { fleet, .. } = authority else { return proven };
+        for (hash, proof) in &self.proofs {
+            let Some(change) = self.changes.get(hash) else { continue };
+            match proof.attester {
+                None => {
+                    let Some(member) = fleet.member_of_actor(change.actor_id().to_bytes()) else { continue };
+                    if member.key.verifies(&change_message(&self.doc_id, hash), &proof.signature) {
+                        proven.author.push((*hash, member.key));
+                    } else {
+                        proven.bad.insert(*hash);
+                    }
+                }
+                Some(prefix) => {
+                    let attester = fleet.member_with_prefix(&prefix).filter(|m| m.is_active());
+                    match attester {
+                        Some(m) if m.key.verifies(&attest_message(&self.doc_id, hash), &proof.signature) => {
+                            proven.attested.push(*hash);
+                        }
+                        _ => {
+                            proven.bad.insert(*hash);
+                        }
+                    }
+                }
+            }
+        }
+        proven
+    }
+
+    /// The new changes reachable from `starts` through dependencies (the
+    /// starts included) that satisfy `keep`.
+    fn ancestors(
+        &self,
+        starts: impl IntoIterator<Item = ChangeHash>,
+        keep: impl Fn(&Change) -> bool,
+    ) -> BTreeSet<ChangeHash> {
+        let mut seen = BTreeSet::new();
+        let mut out = BTreeSet::new();
+        let mut queue: VecDeque<ChangeHash> = starts.into_iter().collect();
+        while let Some(hash) = queue.pop_front() {
+            if !seen.insert(hash) {
+                continue;
+            }
+            let Some(change) = self.changes.get(&hash) else { continue };
+            if keep(change) {
+                out.insert(hash);
+            }
+            queue.extend(change.deps().iter().copied());
+        }
+        out
+    }
+
+    /// Changes an author proof covers, by the member's key; and changes an
+    /// attestation covers. Only proofs over changes in `over` count.
+    fn coverage(
+        &self,
+        fleet: &Fleet,
+        proven: &Proven,
+        over: impl Fn(&ChangeHash) -> bool,
+    ) -> (BTreeSet<ChangeHash>, BTreeSet<ChangeHash>) {
+        let mut by_member: BTreeMap<crate::trust::PublicKey, Vec<ChangeHash>> = BTreeMap::new();
+        for (hash, key) in proven.author.iter().filter(|(h, _)| over(h)) {
+            by_member.entry(*key).or_default().push(*hash);
+        }
+        let mut authored = BTreeSet::new();
+        for (key, starts) in by_member {
+            let same_member = |c: &Change| fleet.member_of_actor(c.actor_id().to_bytes()).is_some_and(|m| m.key == key);
+            authored.extend(self.ancestors(starts, same_member));
+        }
+        let attested = self.ancestors(proven.attested.iter().copied().filter(|h| over(h)), |_| true);
+        (authored, attested)
+    }
+
+    fn judge(
+        &self,
+        doc: &mut Document,
+        authority: &Authority<'_>,
+        proven: &Proven,
+        excluded: &BTreeMap<ChangeHash, Reason>,
+    ) -> Verdict {
+        let mut verdict = Verdict::default();
+        let (authored, attested) = match authority {
+            Authority::Fleet { fleet, .. } => self.coverage(fleet, proven, |_| true),
+            Authority::Open => Default::default(),
+        };
+        let genesis_actor = doc.genesis_actor();
+        let genesis: BTreeSet<ChangeHash> = doc.genesis_heads().iter().copied().collect();
+        let mut made = fields::Made::default();
+        let mut cuts = Cuts::default();
+        // How each change fared, so that its dependents follow it.
+        let mut fate: BTreeMap<ChangeHash, Fate> = BTreeMap::new();
+        for hash in &self.order {
+            let change = &self.changes[hash];
+            let inherited = change.deps().iter().filter_map(|d| fate.get(d)).max().copied();
+            let judged = match (excluded.get(hash), inherited) {
+                (Some(reason), _) => Err((Fate::Rejected, reason.clone())),
+                (None, Some(Fate::Rejected)) => Err((Fate::Rejected, Reason::Dependency)),
+                (None, Some(Fate::Held)) => Err((Fate::Held, Reason::Dependency)),
+                _ if *change.actor_id() == genesis_actor => {
+                    if genesis.contains(hash) {
+                        Ok(Scope::Nothing)
+                    } else {
+                        Err((Fate::Rejected, Reason::NotGenesis))
+                    }
+                }
+                _ if self.equivocating.contains(hash) || doc.seq_of(change.actor_id()) >= change.seq() => {
+                    Err((Fate::Rejected, Reason::Equivocation))
+                }
+                _ => self.scope_of(doc, authority, proven, (&authored, &attested), &mut cuts, change, &mut verdict),
+            };
+            let outcome = judged.and_then(|scope| {
+                if *change.actor_id() == genesis_actor {
+                    return Ok(fields::Effects::default());
+                }
+                fields::check(doc, &made, change, scope).map_err(|e| (Fate::Rejected, Reason::Field(e)))
+            });
+            match outcome {
+                Ok(mut effects) => {
+                    effects.keep_objects(&mut made);
+                    verdict.touched.insert(*hash, std::mem::take(&mut effects.touched));
+                    verdict.admitted.push(change.clone());
+                    fate.insert(*hash, Fate::Admitted);
+                }
+                Err((Fate::Held, reason)) => {
+                    let proofs = self.proofs.iter().filter(|(h, _)| h == hash).map(|(_, p)| *p).collect();
+                    verdict.held.push(Held { change: change.clone(), proofs, reason });
+                    fate.insert(*hash, Fate::Held);
+                }
+                Err((_, reason)) => {
+                    verdict.rejected.push((*hash, change.actor_id().clone(), reason));
+                    fate.insert(*hash, Fate::Rejected);
+                }
+            }
+        }
+        verdict.waiting = self.missing.len();
+        verdict
+    }
+
+    /// The scope a change's author writes it with, or why it is not let in.
+    #[allow(clippy::too_many_arguments)]
+    fn scope_of(
+        &self,
+        doc: &mut Document,
+        authority: &Authority<'_>,
+        proven: &Proven,
+        (authored, attested): (&BTreeSet<ChangeHash>, &BTreeSet<ChangeHash>),
+        cuts: &mut Cuts,
+        change: &Change,
+        verdict: &mut Verdict,
+    ) -> Result<Scope, (Fate, Reason)> {
+        let Authority::Fleet { fleet, newer_known } = authority else { return Ok(Scope::Records) };
+        let hash = change.hash();
+        let Some(member) = fleet.member_of_actor(change.actor_id().to_bytes()) else {
+            return Err((Fate::Held, Reason::UnknownSigner));
+        };
+        let unsigned = || if proven.bad.contains(&hash) { Reason::BadSignature } else { Reason::Unsigned };
+        match &member.revoked {
+            None if !authored.contains(&hash) => return Err((Fate::Rejected, unsigned())),
+            None => {}
+            Some(revocation) => match cuts.inside(doc, self, &revocation.cut, change) {
+                None => return Err((Fate::Held, Reason::CutUnknown)),
+                Some(true) if authored.contains(&hash) || attested.contains(&hash) => {}
+                Some(false) if attested.contains(&hash) => verdict.attested += 1,
+                Some(_) => return Err((Fate::Rejected, Reason::Revoked)),
+            },
+        }
+        match policy::scope(fleet, member, &member.rights, doc.kind()) {
+            Scope::Nothing => {
+                let reason = Reason::NotAllowed(self.doc_id.to_string());
+                Err((if *newer_known { Fate::Held } else { Fate::Rejected }, reason))
+            }
+            scope => Ok(scope),
+        }
+    }
+
+    /// Admitted changes of active members that only a proof over a refused
+    /// change covered.
+    fn unproven(&self, authority: &Authority<'_>, proven: &Proven, verdict: &Verdict) -> Vec<ChangeHash> {
+        let Authority::Fleet { fleet, .. } = authority else { return Vec::new() };
+        let admitted = verdict.admitted_hashes();
+        let (authored, attested) = self.coverage(fleet, proven, |h| admitted.contains(h));
+        verdict
+            .admitted
+            .iter()
+            .filter(|c| {
+                let hash = c.hash();
+                match fleet.member_of_actor(c.actor_id().to_bytes()) {
+                    Some(m) if m.is_active() => !authored.contains(&hash),
+                    Some(_) => !authored.contains(&hash) && !attested.contains(&hash),
+                    None => false,
+                }
+            })
+            .map(Change::hash)
+            .collect()
+    }
+
+    fn finish(&self, mut verdict: Verdict, proven: &Proven) -> Verdict {
+        let admitted = verdict.admitted_hashes();
+        let good: BTreeSet<ChangeHash> =
+            proven.author.iter().map(|(h, _)| *h).chain(proven.attested.iter().copied()).collect();
+        verdict.proofs = self
+            .proofs
+            .iter()
+            .filter(|(hash, _)| admitted.contains(hash) && good.contains(hash) && !proven.bad.contains(hash))
+            .copied()
+            .collect();
+        verdict
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fate {
+    Admitted,
+    Held,
+    Rejected,
+}
+
+/// Causal order of `changes` (Kahn's algorithm over dependencies among
+/// them), and those with a dependency neither among them nor in `doc`,
+/// with everything that depends on those.
+fn causal_order(doc: &mut Document, changes: &BTreeMap<ChangeHash, Change>) -> (Vec<ChangeHash>, BTreeSet<ChangeHash>) {
+    let mut missing = BTreeSet::new();
+    let mut waiting_on: BTreeMap<ChangeHash, usize> = BTreeMap::new();
+    let mut dependents: BTreeMap<ChangeHash, Vec<ChangeHash>> = BTreeMap::new();
+    for (hash, change) in changes {
+        let mut count = 0;
+        for dep in change.deps() {
+            if changes.contains_key(dep) {
+                count += 1;
+                dependents.entry(*dep).or_default().push(*hash);
+            } else if !doc.knows(&[*dep]) {
+                missing.insert(*hash);
+            }
+        }
+        waiting_on.insert(*hash, count);
+    }
+    let mut ready: VecDeque<ChangeHash> = waiting_on.iter().filter(|(_, n)| **n == 0).map(|(h, _)| *h).collect();
+    let mut order = Vec::new();
+    while let Some(hash) = ready.pop_front() {
+        if missing.contains(&hash) {
+            // Its dependents cannot be applied either.
+            for next in dependents.get(&hash).into_iter().flatten() {
+                missing.insert(*next);
+            }
+        } else {
+            order.push(hash);
+        }
+        for next in dependents.get(&hash).into_iter().flatten() {
+            if let Some(n) = waiting_on.get_mut(next) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.push_back(*next);
+                }
+            }
+        }
+    }
+    // A cycle cannot be hashed into existence; anything left is missing.
+    for hash in changes.keys() {
+        if !order.contains(hash) {
+            missing.insert(*hash);
+        }
+    }
+    order.retain(|h| !missing.contains(h));
+    (order, missing)
+}
+
+/// For each revoked actor met in one admission, the changes inside the
+/// cut: found once by walking the actor's own chain down from the change
+/// the cut names.
+#[derive(Debug, Default)]
+struct Cuts {
+    chains: BTreeMap<ActorId, Chain>,
+}
+
+#[derive(Debug)]
+struct Chain {
+    /// Hashes inside the cut, by sequence number, as far as known.
+    inside: BTreeMap<u64, ChangeHash>,
+    /// The cut's highest sequence number for this actor (0: none).
+    top: u64,
+    /// The walk stopped at a change not here: below this, unknown.
+    known_down_to: u64,
+}
+
+impl Cuts {
+    /// Whether `change` lies inside the cut; `None` when that cannot be
+    /// told yet.
+    fn inside(
+        &mut self,
+        doc: &mut Document,
+        batch: &Batch,
+        cut: &[crate::trust::roster::CutEntry],
+        change: &Change,
+    ) -> Option<bool> {
+        let actor = change.actor_id().clone();
+        let chain = self.chains.entry(actor.clone()).or_insert_with(|| {
+            let entry = cut.iter().find(|e| e.doc == batch.doc_id && e.actor.as_slice() == actor.to_bytes());
+            let Some(entry) = entry else { return Chain { inside: BTreeMap::new(), top: 0, known_down_to: 0 } };
+            walk_chain(doc, batch, &actor, entry.seq, ChangeHash(entry.hash))
+        });
+        let seq = change.seq();
+        if seq > chain.top {
+            return Some(false);
+        }
+        if seq < chain.known_down_to {
+            return None;
+        }
+        Some(chain.inside.get(&seq) == Some(&change.hash()))
+    }
+}
+
+/// The hashes of `actor`'s chain from `top` (at `top_seq`) down,
+/// following each change's dependency on the same actor's previous change,
+/// through the batch and the document.
+fn walk_chain(doc: &mut Document, batch: &Batch, actor: &ActorId, top_seq: u64, top: ChangeHash) -> Chain {
+    let mut inside = BTreeMap::new();
+    let (mut seq, mut hash) = (top_seq, top);
+    loop {
+        let deps = match batch.changes.get(&hash) {
+            Some(change) => Some(change.deps().to_vec()),
+            None => doc.change_meta(&hash).map(|(_, _, deps)| deps),
+        };
+        // Not here yet: what lies below cannot be told.
+        let Some(deps) = deps else { return Chain { inside, top: top_seq, known_down_to: seq + 1 } };
+        inside.insert(seq, hash);
+        if seq <= 1 {
+            return Chain { inside, top: top_seq, known_down_to: 0 };
+        }
+        let previous = deps.iter().find(|dep| {
+            let meta = match batch.changes.get(dep) {
+                Some(change) => Some((change.actor_id().clone(), change.seq())),
+                None => doc.change_meta(dep).map(|(a, s, _)| (a, s)),
+            };
+            meta.is_some_and(|(a, s)| &a == actor && s == seq - 1)
+        });
+        match previous {
+            Some(previous) => (seq, hash) = (seq - 1, *previous),
+            // The chain is broken (a malformed or forked history): nothing
+            // below is inside.
+            None => return Chain { inside, top: top_seq, known_down_to: 0 },
+        }
+    }
+}

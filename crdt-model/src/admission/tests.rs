@@ -1,0 +1,510 @@
+//! The admission rules, one by one, on real changes between two copies of
+//! a document: one member writes, another node admits.
+
+use automerge::ROOT;
+use automerge::transaction::Transactable;
+
+use super::*;
+use crate::date::Timestamp;
+use crate::ids::{EntryId, IncidentId};
+use crate::schema::{ChangeMeta, DocKind};
+use crate::trust::proof::{attest, sign_change};
+use crate::trust::roster::{CutEntry, Right, Role, Roster, SignedRoster};
+use crate::trust::{PublicKey, Signer};
+
+const AT: i64 = 1_795_000_000_000;
+
+struct World {
+    fleet: Fleet,
+    signers: BTreeMap<&'static str, Signer>,
+}
+
+fn member(signer: &Signer, name: &str, role: Role, authority: &str) -> Member {
+    Member::new(signer.public(), name, role, authority, Member::default_country(authority))
+}
+
+/// A fleet of a KAZ-BS centre, a KAZ-BS post, a UZB-DCS centre and an
+/// observer, with `edit` applied to the roster before it is signed.
+fn world_with(edit: impl FnOnce(Roster, &BTreeMap<&'static str, Signer>) -> Roster) -> World {
+    let signers: BTreeMap<&'static str, Signer> = [
+        ("kz-centre", Signer::from_secret([1; 32])),
+        ("kz-post", Signer::from_secret([2; 32])),
+        ("uz-centre", Signer::from_secret([3; 32])),
+        ("observer", Signer::from_secret([4; 32])),
+        ("stranger", Signer::from_secret([5; 32])),
+    ]
+    .into_iter()
+    .collect();
+    let roles = [
+        ("kz-centre", Role::Centre, "KAZ-BS"),
+        ("kz-post", Role::Post, "KAZ-BS"),
+        ("uz-centre", Role::Centre, "UZB-DCS"),
+        ("observer", Role::Observer, "CARICC"),
+    ];
+    let mut roster = Roster::default();
+    for (name, role, authority) in roles {
+        roster = roster.enroll(member(&signers[name], name, role, authority)).unwrap();
+    }
+    let roster = edit(roster, &signers);
+    let admin = Signer::from_secret([100; 32]);
+    let bytes = SignedRoster::sign(&roster, &admin, Vec::new()).unwrap().encode().unwrap();
+    World { fleet: Fleet::verify(&bytes, &admin.public()).unwrap(), signers }
+}
+
+fn world() -> World {
+    world_with(|r, _| r)
+}
+
+fn actor(signer: &Signer, nonce: u8) -> automerge::ActorId {
+    let mut bytes = signer.public().actor_prefix().to_vec();
+    bytes.extend_from_slice(&[nonce; 4]);
+    automerge::ActorId::from(bytes)
+}
+
+fn kaz_shard() -> DocKind {
+    DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 0 }
+}
+
+/// A copy of the document written with `signer`'s actor.
+fn copy(kind: &DocKind, signer: &Signer) -> Document {
+    let mut doc = Document::genesis(kind.clone()).unwrap();
+    doc.set_actor(actor(signer, 1));
+    doc
+}
+
+fn meta(op: &'static str) -> ChangeMeta {
+    ChangeMeta { at: Timestamp::from_millis(AT), by: "1000@test".into(), op }
+}
+
+/// The changes `doc` made since `before`, each signed by `signer`.
+fn signed_since(doc: &mut Document, before: &[ChangeHash], signer: &Signer) -> (Vec<Change>, Vec<StoredProof>) {
+    let changes = doc.changes_since(before);
+    let proofs = changes.iter().map(|c| sign_change(signer, doc.id(), &c.hash())).collect();
+    (changes, proofs)
+}
+
+/// Wire proofs for `changes` from the proofs over them (by position).
+fn wire(changes: &[Change], proofs: &[StoredProof]) -> Vec<Proof> {
+    let by_hash: BTreeMap<ChangeHash, StoredProof> =
+        changes.iter().map(Change::hash).zip(proofs.iter().copied()).collect();
+    wire_proofs(changes, |h| by_hash.get(h).copied().into_iter().collect())
+}
+
+fn fleet(world: &World) -> Authority<'_> {
+    Authority::Fleet { fleet: &world.fleet, newer_known: false }
+}
+
+fn judge(receiver: &mut Document, changes: Vec<Change>, proofs: &[Proof], authority: &Authority<'_>) -> Verdict {
+    admit(receiver, Incoming { changes, proofs }, authority, &BTreeMap::new())
+}
+
+fn reasons(verdict: &Verdict) -> Vec<&'static str> {
+    verdict.rejected.iter().map(|(_, _, r)| r.kind()).collect()
+}
+
+fn add_entry(doc: &mut Document, n: u128) {
+    crate::test_support::add_person(doc, n, "Мухаммад Алиев", Timestamp::from_millis(AT));
+}
+
+#[test]
+fn a_members_signed_change_to_its_own_watchlist_is_admitted_with_its_proof() {
+    let w = world();
+    let centre = &w.signers["kz-centre"];
+    let mut writer = copy(&kaz_shard(), centre);
+    let before = writer.heads();
+    add_entry(&mut writer, 1);
+    let (changes, proofs) = signed_since(&mut writer, &before, centre);
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let verdict = judge(&mut receiver, changes, &wire(&writer.changes_since(&before), &proofs), &fleet(&w));
+    assert_eq!(verdict.admitted.len(), 1, "{:?}", verdict.rejected);
+    assert_eq!(verdict.proofs.len(), 1);
+    assert_eq!(verdict.touched.values().next().map(BTreeSet::len), Some(1));
+}
+
+#[test]
+fn forged_missing_and_borrowed_signatures_are_refused() {
+    let w = world();
+    let centre = &w.signers["kz-centre"];
+    let mut writer = copy(&kaz_shard(), centre);
+    let before = writer.heads();
+    add_entry(&mut writer, 1);
+    let changes = writer.changes_since(&before);
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    // Signed by another key than the author's.
+    let forged = [sign_change(&w.signers["uz-centre"], writer.id(), &changes[0].hash())];
+    let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &forged), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["bad-signature"]);
+    let verdict = judge(&mut receiver, changes.clone(), &[], &fleet(&w));
+    assert_eq!(reasons(&verdict), ["unsigned"]);
+    // A signature over another document's change of the same hash does
+    // not count: the document id is signed too.
+    let other = DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 1 }.doc_id();
+    let elsewhere = [sign_change(centre, &other, &changes[0].hash())];
+    let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &elsewhere), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["bad-signature"]);
+}
+
+#[test]
+fn a_change_made_with_another_members_actor_fails_that_members_key() {
+    let w = world();
+    // The post writes with the centre's actor, and signs with its own key.
+    let mut writer = copy(&kaz_shard(), &w.signers["kz-centre"]);
+    let before = writer.heads();
+    add_entry(&mut writer, 1);
+    let (changes, proofs) = signed_since(&mut writer, &before, &w.signers["kz-post"]);
+    let mut receiver = copy(&kaz_shard(), &w.signers["uz-centre"]);
+    let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["bad-signature"]);
+}
+
+#[test]
+fn a_post_writing_a_centres_watchlist_is_refused_unless_a_newer_roster_may_allow_it() {
+    let w = world();
+    let post = &w.signers["kz-post"];
+    let mut writer = copy(&kaz_shard(), post);
+    let before = writer.heads();
+    add_entry(&mut writer, 1);
+    let (changes, proofs) = signed_since(&mut writer, &before, post);
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-centre"]);
+    let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["not-allowed"]);
+    let newer = Authority::Fleet { fleet: &w.fleet, newer_known: true };
+    let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &newer);
+    assert!(verdict.rejected.is_empty());
+    assert_eq!(verdict.held.len(), 1);
+    assert_eq!(verdict.held[0].proofs.len(), 1, "the proof waits with the change");
+    // Granted the right, the same change is admitted.
+    let granted = world_with(|r, s| {
+        let mut post = member(&s["kz-post"], "kz-post", Role::Post, "KAZ-BS");
+        post.rights = vec![Right::Watchlist { authority: "KAZ-BS".into() }];
+        r.enroll(post).unwrap()
+    });
+    let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&granted));
+    assert_eq!(verdict.admitted.len(), 1, "{:?}", verdict.rejected);
+}
+
+#[test]
+fn changes_to_the_root_or_that_replace_or_delete_records_are_refused_for_any_writer() {
+    let w = world();
+    let centre = &w.signers["kz-centre"];
+    let mut writer = copy(&kaz_shard(), centre);
+    add_entry(&mut writer, 1);
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    receiver.merge(&mut writer).unwrap();
+    let records = writer.records_obj().unwrap();
+    let entry = EntryId::from_uuid(uuid::Uuid::from_u128(1)).to_string();
+    type Edit = Box<dyn Fn(&mut crate::schema::Records<'_>) -> Result<(), crate::ModelError>>;
+    let records2 = records.clone();
+    let entry2 = entry.clone();
+    let records3 = records.clone();
+    let attacks: Vec<(&str, Edit)> = vec![
+        ("/entries", Box::new(|r| Ok(r.doc.put(ROOT, "entries", "x").map(|_| ())?))),
+        ("/schema", Box::new(|r| Ok(r.doc.put(ROOT, "schema", 99).map(|_| ())?))),
+        ("/authority", Box::new(|r| Ok(r.doc.put(ROOT, "authority", "UZB-DCS").map(|_| ())?))),
+        ("delete", Box::new(move |r| Ok(r.doc.delete(&records2, entry2.as_str())?))),
+        (
+            "replace",
+            Box::new(move |r| {
+                r.doc.put_object(
+                    &records3,
+                    EntryId::from_uuid(uuid::Uuid::from_u128(1)).to_string(),
+                    automerge::ObjType::Map,
+                )?;
+                Ok(())
+            }),
+        ),
+        ("junk key", Box::new(move |r| Ok(r.doc.put(&records, "not-a-uuid", 1).map(|_| ())?))),
+    ];
+    for (what, attack) in attacks {
+        let before = writer.heads();
+        let mut fork = writer.fork(actor(centre, 2));
+        fork.transact(&meta("attack"), |r| attack(r)).unwrap();
+        let (changes, proofs) = signed_since(&mut fork, &before, centre);
+        let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+        assert_eq!(reasons(&verdict), ["field"], "{what}: {:?}", verdict.rejected);
+    }
+}
+
+#[test]
+fn a_centre_may_annotate_and_refer_its_countrys_incidents_and_do_nothing_else() {
+    let w = world();
+    let post = &w.signers["kz-post"];
+    let kind = DocKind::Incidents { post: "kz-post".into(), month: "2026-11".into() };
+    let mut post_copy = copy(&kind, post);
+    let id = IncidentId::from_uuid(uuid::Uuid::from_u128(42));
+    let ctx = crate::validate::PostContext {
+        now: Timestamp::from_millis(AT),
+        offset: time::UtcOffset::UTC,
+        authority: "KAZ-BS".into(),
+        post: "kz-post".into(),
+    };
+    let input = crate::api::NewIncidentInput {
+        incident_type: "seizure".into(),
+        narrative: "heroin in the spare tyre".into(),
+        ..Default::default()
+    };
+    let draft = crate::validate::new_incident(&input, id, &ctx).unwrap();
+    post_copy.transact(&meta("incident.log"), |r| r.add_incident(&draft)).unwrap();
+    let mut centre_copy = copy(&kind, &w.signers["kz-centre"]);
+    centre_copy.merge(&mut post_copy).unwrap();
+    let mut receiver = copy(&kind, &w.signers["observer"]);
+    receiver.merge(&mut post_copy).unwrap();
+
+    let centre = &w.signers["kz-centre"];
+    let before = centre_copy.heads();
+    centre_copy
+        .transact(&meta("incident.follow_up"), |r| {
+            r.set_follow_up(&id, crate::vocab::FollowUp::Referred)?;
+            r.append_note(&id, "case 4471 opened at the centre")
+        })
+        .unwrap();
+    let (changes, proofs) = signed_since(&mut centre_copy, &before, centre);
+    let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+    assert_eq!(verdict.admitted.len(), 1, "{:?}", verdict.rejected);
+    receiver.apply_changes(verdict.admitted).unwrap();
+
+    for (what, edit) in [
+        (
+            "closes it",
+            Box::new(|r: &mut crate::schema::Records<'_>| r.set_follow_up(&id, crate::vocab::FollowUp::Closed))
+                as Box<dyn Fn(&mut crate::schema::Records<'_>) -> Result<(), crate::ModelError>>,
+        ),
+        (
+            "rewrites its type",
+            Box::new(|r| {
+                let obj = r.record(&id.to_string())?.unwrap();
+                r.doc.put(&obj, "type", "arrest")?;
+                Ok(())
+            }),
+        ),
+    ] {
+        let before = centre_copy.heads();
+        let mut fork = centre_copy.fork(actor(centre, 3));
+        fork.transact(&meta("attack"), |r| edit(r)).unwrap();
+        let (changes, proofs) = signed_since(&mut fork, &before, centre);
+        let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+        assert_eq!(reasons(&verdict), ["field"], "a centre that {what}: {:?}", verdict.rejected);
+    }
+    // A UZB centre may not annotate a KAZ post's incident at all.
+    let uz = &w.signers["uz-centre"];
+    let mut uz_copy = centre_copy.fork(actor(uz, 1));
+    let before = uz_copy.heads();
+    uz_copy.transact(&meta("incident.note"), |r| r.append_note(&id, "not ours")).unwrap();
+    let (changes, proofs) = signed_since(&mut uz_copy, &before, uz);
+    let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["not-allowed"]);
+}
+
+#[test]
+fn one_signature_over_the_newest_change_covers_the_authors_earlier_ones() {
+    let w = world();
+    let centre = &w.signers["kz-centre"];
+    let mut writer = copy(&kaz_shard(), centre);
+    let before = writer.heads();
+    for n in 0..5 {
+        add_entry(&mut writer, n);
+    }
+    let changes = writer.changes_since(&before);
+    let tip = changes.iter().max_by_key(|c| c.seq()).unwrap().hash();
+    let proof = sign_change(centre, writer.id(), &tip);
+    let proofs = wire_proofs(&changes, |h| if *h == tip { vec![proof] } else { vec![] });
+    assert_eq!(proofs.len(), 1);
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let verdict = judge(&mut receiver, changes, &proofs, &fleet(&w));
+    assert_eq!(verdict.admitted.len(), 5, "{:?}", verdict.rejected);
+    assert_eq!(verdict.proofs.len(), 1, "the tip's proof is stored");
+}
+
+#[test]
+fn a_refused_tip_takes_the_changes_only_its_signature_covered_and_dependents_follow() {
+    let w = world();
+    let centre = &w.signers["kz-centre"];
+    let mut writer = copy(&kaz_shard(), centre);
+    let before = writer.heads();
+    add_entry(&mut writer, 1);
+    add_entry(&mut writer, 2);
+    writer.transact(&meta("attack"), |r| Ok(r.doc.put(ROOT, "schema", 99).map(|_| ())?)).unwrap();
+    let changes = writer.changes_since(&before);
+    let tip = changes.iter().max_by_key(|c| c.seq()).unwrap().hash();
+    let proof = sign_change(centre, writer.id(), &tip);
+    let proofs = wire_proofs(&changes, |h| if *h == tip { vec![proof] } else { vec![] });
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let verdict = judge(&mut receiver, changes.clone(), &proofs, &fleet(&w));
+    assert!(verdict.admitted.is_empty(), "nothing left can be proven to another node");
+    assert_eq!(verdict.rejected.len(), 3);
+    // Signed one by one, the honest two are admitted and the third is not.
+    let each: Vec<StoredProof> = changes.iter().map(|c| sign_change(centre, writer.id(), &c.hash())).collect();
+    let all: Vec<Proof> = changes
+        .iter()
+        .zip(&each)
+        .map(|(c, p)| {
+            let actors = actor_list(&changes);
+            let actor = actors.binary_search(c.actor_id()).unwrap() as u16;
+            Proof { actor, seq: c.seq(), attester: None, signature: p.signature }
+        })
+        .collect();
+    let verdict = judge(&mut receiver, changes, &all, &fleet(&w));
+    assert_eq!(verdict.admitted.len(), 2);
+    assert_eq!(reasons(&verdict), ["field"]);
+}
+
+#[test]
+fn a_change_depending_on_a_refused_one_is_refused_and_one_with_missing_dependencies_waits() {
+    let w = world();
+    let post = &w.signers["kz-post"];
+    let centre = &w.signers["kz-centre"];
+    let mut writer = copy(&kaz_shard(), post);
+    let before = writer.heads();
+    add_entry(&mut writer, 1);
+    let mut centre_copy = writer.fork(actor(centre, 1));
+    let mid = centre_copy.heads();
+    add_entry(&mut centre_copy, 2);
+    let mut changes = writer.changes_since(&before);
+    let mut proofs = vec![sign_change(post, writer.id(), &changes[0].hash())];
+    let later = centre_copy.changes_since(&mid);
+    proofs.push(sign_change(centre, writer.id(), &later[0].hash()));
+    changes.extend(later.clone());
+    let mut receiver = copy(&kaz_shard(), &w.signers["uz-centre"]);
+    let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["not-allowed", "dependency"]);
+    let verdict = judge(&mut receiver, later.clone(), &wire(&later, &proofs[1..]), &fleet(&w));
+    assert!(verdict.admitted.is_empty() && verdict.rejected.is_empty());
+    assert_eq!(verdict.waiting, 1);
+}
+
+#[test]
+fn two_changes_with_one_sequence_number_are_both_refused() {
+    let w = world();
+    let centre = &w.signers["kz-centre"];
+    let mut writer = copy(&kaz_shard(), centre);
+    let base = writer.heads();
+    let mut a = writer.fork(actor(centre, 1));
+    let mut b = writer.fork(actor(centre, 1));
+    add_entry(&mut a, 1);
+    add_entry(&mut b, 2);
+    let mut changes = a.changes_since(&base);
+    changes.extend(b.changes_since(&base));
+    let proofs: Vec<StoredProof> = changes.iter().map(|c| sign_change(centre, writer.id(), &c.hash())).collect();
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["equivocation", "equivocation"]);
+    // One of them already here: the other is refused.
+    let mut holder = copy(&kaz_shard(), &w.signers["kz-post"]);
+    holder.apply_changes(vec![changes[0].clone()]).unwrap();
+    let verdict = judge(&mut holder, vec![changes[1].clone()], &wire(&changes[1..], &proofs[1..]), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["equivocation"]);
+}
+
+#[test]
+fn an_unknown_signer_waits_for_a_newer_roster() {
+    let w = world();
+    let stranger = &w.signers["stranger"];
+    let mut writer = copy(&kaz_shard(), stranger);
+    let before = writer.heads();
+    add_entry(&mut writer, 1);
+    let (changes, proofs) = signed_since(&mut writer, &before, stranger);
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+    assert_eq!(verdict.held.len(), 1);
+    assert_eq!(verdict.held[0].reason, Reason::UnknownSigner);
+    assert_eq!(verdict.held[0].proofs.len(), 1);
+}
+
+#[test]
+fn a_revoked_members_changes_count_inside_the_cut_or_when_attested() {
+    let centre_signer = Signer::from_secret([1; 32]);
+    let mut writer = copy(&kaz_shard(), &centre_signer);
+    let base = writer.heads();
+    add_entry(&mut writer, 1);
+    add_entry(&mut writer, 2);
+    let inside = writer.changes_since(&base);
+    let cut_tip = inside.iter().max_by_key(|c| c.seq()).unwrap().clone();
+    let mid = writer.heads();
+    add_entry(&mut writer, 3);
+    let after = writer.changes_since(&mid);
+    let cut = vec![CutEntry {
+        doc: writer.id().clone(),
+        actor: cut_tip.actor_id().to_bytes().to_vec(),
+        seq: cut_tip.seq(),
+        hash: cut_tip.hash().0,
+    }];
+    let w = world_with(move |r, s| r.revoke(&s["kz-centre"].public(), cut).unwrap());
+    let all = writer.changes_since(&base);
+    let proofs: Vec<StoredProof> = all.iter().map(|c| sign_change(&centre_signer, writer.id(), &c.hash())).collect();
+    let by_hash: BTreeMap<ChangeHash, StoredProof> = all.iter().map(Change::hash).zip(proofs.iter().copied()).collect();
+    let stored = |h: &ChangeHash| by_hash.get(h).copied().into_iter().collect::<Vec<_>>();
+
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let verdict = judge(&mut receiver, all.clone(), &wire_proofs(&all, stored), &fleet(&w));
+    assert_eq!(verdict.admitted.len(), 0, "the tip is outside the cut, so nothing is proven");
+    let verdict = judge(&mut receiver, inside.clone(), &wire_proofs(&inside, stored), &fleet(&w));
+    assert_eq!(verdict.admitted.len(), 2, "inside the cut: {:?}", verdict.rejected);
+    receiver.apply_changes(verdict.admitted).unwrap();
+    let verdict = judge(&mut receiver, after.clone(), &wire_proofs(&after, stored), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["revoked"]);
+    // An active member attests it admitted the later change.
+    let attestation = attest(&w.signers["kz-post"], writer.id(), &after[0].hash());
+    let mut with = wire_proofs(&after, stored);
+    with.extend(wire_proofs(&after, |_| vec![attestation]));
+    let verdict = judge(&mut receiver, after.clone(), &with, &fleet(&w));
+    assert_eq!(verdict.admitted.len(), 1, "{:?}", verdict.rejected);
+    assert_eq!(verdict.attested, 1);
+    // An attestation by a stranger counts for nothing.
+    let forged = attest(&w.signers["stranger"], writer.id(), &after[0].hash());
+    let verdict = judge(&mut receiver, after.clone(), &wire_proofs(&after, |_| vec![forged]), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["revoked"]);
+}
+
+#[test]
+fn the_cut_waits_while_the_change_it_names_is_not_here() {
+    let centre_signer = Signer::from_secret([1; 32]);
+    let mut writer = copy(&kaz_shard(), &centre_signer);
+    let base = writer.heads();
+    add_entry(&mut writer, 1);
+    add_entry(&mut writer, 2);
+    let changes = writer.changes_since(&base);
+    let tip = changes.iter().max_by_key(|c| c.seq()).unwrap().clone();
+    let first: Vec<Change> = changes.iter().filter(|c| c.seq() < tip.seq()).cloned().collect();
+    let cut = vec![CutEntry {
+        doc: writer.id().clone(),
+        actor: tip.actor_id().to_bytes().to_vec(),
+        seq: tip.seq(),
+        hash: tip.hash().0,
+    }];
+    let w = world_with(move |r, s| r.revoke(&s["kz-centre"].public(), cut).unwrap());
+    let proof = sign_change(&centre_signer, writer.id(), &first[0].hash());
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let verdict = judge(&mut receiver, first.clone(), &wire(&first, &[proof]), &fleet(&w));
+    assert_eq!(verdict.held.first().map(|h| h.reason.clone()), Some(Reason::CutUnknown));
+}
+
+#[test]
+fn with_no_roster_signatures_are_not_asked_for_but_documents_stay_whole() {
+    let signer = Signer::from_secret([9; 32]);
+    let mut writer = copy(&kaz_shard(), &signer);
+    let before = writer.heads();
+    add_entry(&mut writer, 1);
+    writer.transact(&meta("attack"), |r| Ok(r.doc.put(ROOT, "entries", "x").map(|_| ())?)).unwrap();
+    let changes = writer.changes_since(&before);
+    let mut receiver = copy(&kaz_shard(), &Signer::from_secret([8; 32]));
+    let verdict = judge(&mut receiver, changes, &[], &Authority::Open);
+    assert_eq!(verdict.admitted.len(), 1);
+    assert_eq!(reasons(&verdict), ["field"]);
+}
+
+#[test]
+fn an_officers_change_meets_the_same_rules_before_it_is_stored() {
+    let w = world();
+    let post_signer = &w.signers["kz-post"];
+    let post = w.fleet.member(&post_signer.public()).unwrap().clone();
+    let mut at_post = copy(&kaz_shard(), post_signer);
+    add_entry(&mut at_post, 1);
+    let change = at_post.changes_since(at_post.genesis_heads().to_vec().as_slice()).pop().unwrap();
+    let err = check_local(&at_post, &change, &fleet(&w), Some(&post)).unwrap_err();
+    assert_eq!(err.kind(), "not-allowed");
+    assert!(check_local(&at_post, &change, &fleet(&w), None).is_ok(), "not enrolled yet: local rules");
+    let centre = w.fleet.member(&w.signers["kz-centre"].public()).unwrap().clone();
+    assert!(check_local(&at_post, &change, &fleet(&w), Some(&centre)).is_ok());
+    let stranger_key: PublicKey = w.signers["stranger"].public();
+    assert!(w.fleet.member(&stranger_key).is_none());
+}

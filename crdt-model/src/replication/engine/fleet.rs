@@ -1,0 +1,228 @@
+//! The roster in the engine: which peers documents are exchanged with,
+//! how a newer roster spreads (ahead of everything else, on every live
+//! connection), and what a peer that keeps sending refused changes costs
+//! it.
+
+use super::{DocHost, Effect, Engine, Lane, Out, PeerKey, Trust};
+use crate::admission::{Authority, Reason};
+use crate::date::Timestamp;
+use crate::ids::DocId;
+use crate::replication::frame::Body;
+use crate::trust::{Fleet, PublicKey, TrustError};
+
+impl Engine {
+    /// The roster this node holds, if any.
+    pub fn fleet(&self) -> Option<&Fleet> {
+        self.fleet.as_ref()
+    }
+
+    pub fn trust(&self) -> Trust {
+        self.config.trust
+    }
+
+    /// Changes of revoked members admitted by attestation since this
+    /// start, by member name.
+    pub fn attested(&self) -> &std::collections::BTreeMap<String, u64> {
+        &self.attested
+    }
+
+    /// Takes the roster this node stored, at start; no effects.
+    pub fn set_roster(&mut self, bytes: &[u8]) -> Result<u64, TrustError> {
+        let fleet = self.verify(bytes)?;
+        let version = fleet.version();
+        self.fleet = Some(fleet);
+        Ok(version)
+    }
+
+    /// A roster handed in by an administrator (signed by the CLI with the
+    /// admin key): installed and spread if it is valid and newer.
+    pub fn handle_roster(
+        &mut self,
+        now: Timestamp,
+        bytes: &[u8],
+        host: &mut dyn DocHost,
+    ) -> Result<Vec<Effect>, TrustError> {
+        let fleet = self.verify(bytes)?;
+        if let Some(held) = &self.fleet {
+            fleet.roster.may_replace(&held.roster)?;
+        }
+        let mut out = Out { effects: Vec::new() };
+        self.install(now, fleet, host, &mut out);
+        Ok(self.finish(out))
+    }
+
+    fn verify(&self, bytes: &[u8]) -> Result<Fleet, TrustError> {
+        match self.config.trust {
+            Trust::Fleet { anchor } => Fleet::verify(bytes, &anchor),
+            Trust::Closed | Trust::PskOnly => {
+                Err(TrustError::Invalid("this node is not configured with a fleet admin key".into()))
+            }
+        }
+    }
+
+    /// A peer's roster: installed if it is valid and newer than ours.
+    pub(super) fn on_roster(
+        &mut self,
+        now: Timestamp,
+        peer: &PeerKey,
+        bytes: &[u8],
+        host: &mut dyn DocHost,
+        out: &mut Out,
+    ) {
+        let fleet = match self.verify(bytes) {
+            Ok(fleet) => fleet,
+            Err(err) => {
+                out.problem(peer, None, format!("refused the peer's roster: {err}"));
+                return;
+            }
+        };
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.roster = state.roster.max(fleet.version());
+        }
+        if let Some(held) = &self.fleet {
+            if fleet.version() <= held.version() {
+                return;
+            }
+            if let Err(err) = fleet.roster.may_replace(&held.roster) {
+                out.problem(peer, None, format!("refused the peer's roster: {err}"));
+                return;
+            }
+        }
+        self.install(now, fleet, host, out);
+    }
+
+    /// Makes `fleet` this node's roster: stores it, sends it on to every
+    /// peer that holds an older one, starts syncing with peers it enrols and
+    /// cuts off those it revokes.
+    fn install(&mut self, now: Timestamp, fleet: Fleet, host: &mut dyn DocHost, out: &mut Out) {
+        let version = fleet.version();
+        out.effects.push(Effect::RosterInstalled { version, roster: fleet.encoded() });
+        self.fleet = Some(fleet);
+        let peers: Vec<PeerKey> = self.peers.keys().cloned().collect();
+        for peer in peers {
+            let Some(state) = self.peers.get(&peer) else { continue };
+            let (key, was_syncing, greeted) = (state.key, state.syncing, state.node.is_some());
+            if greeted && state.roster < version {
+                self.send_roster(&peer, out);
+            }
+            let revoked = self.fleet.as_ref().and_then(|f| f.member(&key)).is_some_and(|m| !m.is_active());
+            if revoked {
+                out.effects.push(Effect::Disconnect { peer: peer.clone(), reason: "revoked from the fleet".into() });
+                self.peers.remove(&peer);
+                continue;
+            }
+            let syncing = self.may_sync(&key);
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.syncing = syncing;
+            }
+            if syncing && !was_syncing && greeted {
+                // Enrolled, or this node was: the digest starts now.
+                self.start_reconcile(now, &peer, out);
+                self.pump(now, &peer, host, out);
+            }
+        }
+        if self.fleet.as_ref().is_some_and(|f| !f.is_active(&self.config.key)) {
+            out.problem(
+                &PeerKey(self.config.name.clone()),
+                None,
+                format!("this node is not an active member in roster {version}"),
+            );
+        }
+    }
+
+    pub(super) fn send_roster(&mut self, peer: &PeerKey, out: &mut Out) {
+        let Some(fleet) = &self.fleet else { return };
+        let (version, roster) = (fleet.version(), fleet.encoded());
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.roster = state.roster.max(version);
+        }
+        out.send(peer, Lane::Control, &Body::Roster { roster });
+    }
+
+    /// Whether documents are exchanged with the node of `key`.
+    pub(super) fn may_sync(&self, key: &PublicKey) -> bool {
+        match self.config.trust {
+            Trust::Closed => false,
+            Trust::PskOnly => true,
+            Trust::Fleet { .. } => {
+                self.fleet.as_ref().is_some_and(|f| f.is_active(&self.config.key) && f.is_active(key))
+            }
+        }
+    }
+
+    /// Why a connection from `peer` is closed at once, if it is.
+    pub(super) fn turned_away(&mut self, now: Timestamp, peer: &PeerKey) -> Option<String> {
+        if self.config.trust == Trust::Closed {
+            return Some(
+                "no fleet admin key is configured, so this node replicates with nobody (set --fleet-admin, or --psk-only)"
+                    .into(),
+            );
+        }
+        match self.cut_off.get(peer) {
+            Some(until) if *until > now => Some(format!("cut off until {until} for sending refused changes")),
+            Some(_) => {
+                self.cut_off.remove(peer);
+                None
+            }
+            None => {
+                let revoked = PublicKey::from_peer_id(&peer.0)
+                    .ok()
+                    .and_then(|key| self.fleet.as_ref()?.member(&key).map(|m| !m.is_active()))
+                    .unwrap_or(false);
+                revoked.then(|| "revoked from the fleet".into())
+            }
+        }
+    }
+
+    /// Whether the node id and name a peer states in `Hello` are not those
+    /// its key and its roster entry give.
+    pub(super) fn false_identity(&self, peer: &PeerKey, node: [u8; 16], name: &str) -> Option<String> {
+        let state = self.peers.get(peer)?;
+        if node != state.key.actor_prefix() {
+            return Some(format!("states node id {}, which is not its key's", crate::ids::NodeId::from_bytes(node)));
+        }
+        let member = self.fleet.as_ref().and_then(|f| f.member(&state.key))?;
+        (member.name != name).then(|| format!("calls itself {name:?}; the roster names it {:?}", member.name))
+    }
+
+    /// What changes from `peer` are judged by.
+    pub(super) fn authority_for(&self, peer: Option<&PeerKey>) -> Authority<'_> {
+        match (&self.config.trust, &self.fleet) {
+            (Trust::Fleet { .. }, Some(fleet)) => {
+                let announced = peer.and_then(|p| self.peers.get(p)).map_or(0, |p| p.roster);
+                Authority::Fleet { fleet, newer_known: announced > fleet.version() }
+            }
+            _ => Authority::Open,
+        }
+    }
+
+    /// Counts refused changes from `peer`; one that keeps sending changes
+    /// no out-of-date roster explains is cut off for a while.
+    pub(super) fn count_refusals(
+        &mut self,
+        now: Timestamp,
+        peer: &PeerKey,
+        doc: &DocId,
+        refused: &[(automerge::ChangeHash, Reason)],
+        out: &mut Out,
+    ) {
+        let Some(state) = self.peers.get_mut(peer) else { return };
+        for (hash, reason) in refused {
+            *state.refused.entry(reason.kind()).or_default() += 1;
+            if !reason.may_be_honest() {
+                state.strikes += 1;
+            }
+            out.problem(peer, Some(doc), format!("refused change {hash}: {reason}"));
+        }
+        let limit = self.config.limits.max_refused_changes;
+        if state.strikes > limit {
+            let until = Timestamp::from_millis(now.as_millis() + self.config.limits.cut_off_ms);
+            out.effects.push(Effect::Disconnect {
+                peer: peer.clone(),
+                reason: format!("sent more than {limit} changes that no honest node sends; cut off until {until}"),
+            });
+            self.cut_off.insert(peer.clone(), until);
+            self.peers.remove(peer);
+        }
+    }
+}

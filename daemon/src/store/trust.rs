@@ -1,0 +1,106 @@
+//! What trust keeps on disk: the proofs beside changes, the quarantine of
+//! changes waiting for a roster, and the roster itself.
+
+use automerge::ChangeHash;
+use outpost_model::DocId;
+use outpost_model::date::Timestamp;
+use outpost_model::trust::proof::StoredProof;
+use redb::{ReadableTable, ReadableTableMetadata};
+use serde::{Deserialize, Serialize};
+
+use super::{Batch, CHANGE_PROOFS, META, QUARANTINE, Store, StoreError, db};
+
+const ROSTER_KEY: &str = "roster";
+
+/// A change held back, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldRecord {
+    /// The change's bytes, as Automerge encodes it.
+    pub change: Vec<u8>,
+    pub proofs: Vec<StoredProof>,
+    /// Why it waits, for `outpost status` and the log.
+    pub reason: String,
+    pub since: Timestamp,
+}
+
+/// The held changes that read, and the rows that did not.
+pub type Held = (Vec<(DocId, HeldRecord)>, Vec<StoreError>);
+
+fn damaged(table: &'static str, key: String, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Damaged { table, key, detail: err.to_string() }
+}
+
+/// Writes the trust parts of a batch, inside its transaction.
+pub(super) fn write(txn: &redb::WriteTransaction, batch: &Batch) -> Result<(), StoreError> {
+    let mut proofs = txn.open_table(CHANGE_PROOFS).map_err(db)?;
+    for (doc, hash, proof) in &batch.proofs {
+        let key = (doc.as_str(), hash.0.as_slice());
+        let mut kept: Vec<StoredProof> = match proofs.get(key).map_err(db)? {
+            Some(row) => postcard::from_bytes(row.value()).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if !kept.contains(proof) {
+            kept.push(*proof);
+            proofs.insert(key, postcard::to_stdvec(&kept)?.as_slice()).map_err(db)?;
+        }
+    }
+    let mut held = txn.open_table(QUARANTINE).map_err(db)?;
+    for doc in &batch.release {
+        let low: &[u8] = &[];
+        let high: &[u8] = &[0xff; 33];
+        held.retain_in((doc.as_str(), low)..=(doc.as_str(), high), |_, _| false).map_err(db)?;
+    }
+    for (doc, hash, record) in &batch.hold {
+        held.insert((doc.as_str(), hash.0.as_slice()), postcard::to_stdvec(record)?.as_slice()).map_err(db)?;
+    }
+    if let Some(roster) = &batch.roster {
+        txn.open_table(META).map_err(db)?.insert(ROSTER_KEY, roster.as_slice()).map_err(db)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The proofs kept beside one change.
+    pub fn proofs(&self, doc: &DocId, hash: &ChangeHash) -> Result<Vec<StoredProof>, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(CHANGE_PROOFS).map_err(db)?;
+        match table.get((doc.as_str(), hash.0.as_slice())).map_err(db)? {
+            Some(row) => {
+                postcard::from_bytes(row.value()).map_err(|e| damaged("change_proofs", format!("{doc} {hash}"), e))
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The signed roster this node holds, if any.
+    pub fn roster(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(META).map_err(db)?;
+        Ok(table.get(ROSTER_KEY).map_err(db)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Every held change, by document. A damaged row is named and skipped.
+    pub fn held(&self) -> Result<Held, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(QUARANTINE).map_err(db)?;
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        for row in table.iter().map_err(db)? {
+            let (key, value) = row.map_err(db)?;
+            let (doc, hash) = key.value();
+            let decoded = DocId::parse(doc)
+                .map_err(|e| damaged("quarantine", doc.to_string(), e))
+                .and_then(|d| Ok((d, postcard::from_bytes(value.value())?)));
+            match decoded {
+                Ok(found) => out.push(found),
+                Err(err) => bad.push(damaged("quarantine", format!("{doc} {}", hex::encode(hash)), err)),
+            }
+        }
+        Ok((out, bad))
+    }
+
+    pub fn held_count(&self) -> Result<u64, StoreError> {
+        let txn = self.read_txn()?;
+        txn.open_table(QUARANTINE).map_err(db)?.len().map_err(db)
+    }
+}

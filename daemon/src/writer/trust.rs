@@ -1,0 +1,235 @@
+//! Fleet trust on the writer: which identity this node writes with (its
+//! roster entry wins over its config), the same admission an officer's
+//! change meets as a peer's, signing, rosters an administrator publishes,
+//! the quarantine of changes that wait for a roster, and the cut a
+//! revocation records.
+
+use std::collections::BTreeMap;
+
+use automerge::Change;
+use outpost_model::DocId;
+use outpost_model::admission::{self, Authority, Held, Reason};
+use outpost_model::api::{ApiError, ErrorKind};
+use outpost_model::replication::engine::Effect;
+use outpost_model::trust::proof::sign_change;
+use outpost_model::trust::roster::{CutEntry, Member};
+use outpost_model::trust::{PublicKey, TrustError};
+
+use super::{Writer, internal};
+use crate::now;
+use crate::store::{Batch, HeldRecord};
+
+/// Changes a post keeps in quarantine at most; beyond, the oldest are
+/// dropped with an error in the log (a peer offers them again later).
+pub const MAX_HELD_CHANGES: u64 = 10_000;
+
+/// Who this node writes as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub post: String,
+    pub authority: String,
+}
+
+impl Writer {
+    /// This node's own roster entry, if the roster it holds lists it.
+    pub(super) fn own_member(&self) -> Option<&Member> {
+        let key = self.settings.signer.public();
+        self.replication.as_ref()?.engine.fleet()?.member(&key)
+    }
+
+    /// The name and authority this node writes with: its roster entry's,
+    /// when it has one, else its config's.
+    pub(super) fn identity(&self) -> Identity {
+        match self.own_member() {
+            Some(member) => Identity { post: member.name.clone(), authority: member.authority.clone() },
+            None => Identity { post: self.settings.post.clone(), authority: self.settings.authority.clone() },
+        }
+    }
+
+    /// Where the config and the roster entry disagree, in words.
+    pub(super) fn identity_conflicts(&self) -> Vec<String> {
+        let Some(member) = self.own_member() else { return Vec::new() };
+        let mut out = Vec::new();
+        if member.name != self.settings.post {
+            out.push(format!(
+                "the roster names this node {:?}; its config says {:?}; the roster's name is used",
+                member.name, self.settings.post
+            ));
+        }
+        if member.authority != self.settings.authority {
+            out.push(format!(
+                "the roster gives this node authority {}; its config says {}; the roster's is used",
+                member.authority, self.settings.authority
+            ));
+        }
+        out
+    }
+
+    pub(super) fn log_identity(&self) {
+        for conflict in self.identity_conflicts() {
+            tracing::warn!(conflict = %conflict, "configuration disagrees with the fleet roster");
+        }
+    }
+
+    /// Checks the changes of an officer's write against the rules every
+    /// other node will apply to them, and signs them into the batch.
+    pub(super) fn admit_and_sign(&mut self, batch: &mut Batch) -> Result<(), ApiError> {
+        let fleet = self.replication.as_ref().and_then(|r| r.engine.fleet());
+        let authority = match fleet {
+            Some(fleet) => Authority::Fleet { fleet, newer_known: false },
+            None => Authority::Open,
+        };
+        let member = fleet.and_then(|f| f.member(&self.settings.signer.public())).cloned();
+        let mut proofs = Vec::new();
+        for (doc, stored) in &batch.changes {
+            let change = Change::from_bytes(stored.get(32..).unwrap_or_default().to_vec()).map_err(internal)?;
+            let document = self.cache.loaded(doc)?;
+            if let Err(reason) = admission::check_local(document, &change, &authority, member.as_ref()) {
+                return Err(refused_locally(doc, &reason));
+            }
+            proofs.push((doc.clone(), change.hash(), sign_change(&self.settings.signer, doc, &change.hash())));
+        }
+        batch.proofs.extend(proofs);
+        Ok(())
+    }
+
+    /// A roster an administrator signed: installed and spread if valid.
+    pub(super) fn publish_roster(&mut self, bytes: &[u8]) -> Result<u64, ApiError> {
+        let Some(replication) = self.replication.as_mut() else {
+            return Err(ApiError::new(ErrorKind::BadInput, "this post does not network, so it holds no roster"));
+        };
+        self.cache.pinned = true;
+        let effects = replication.engine.handle_roster(now(), bytes, &mut self.cache).map_err(trust_error);
+        self.cache.pinned = false;
+        let effects = effects?;
+        let version = replication_version(&effects);
+        self.carry_out(effects, Vec::new());
+        Ok(version.unwrap_or_default())
+    }
+
+    /// The held changes kept for `docs` (all documents when `None`), handed
+    /// back to the engine: what passes now is applied, what still waits is
+    /// kept again.
+    pub(super) fn requeue_held(&mut self, docs: Option<&[DocId]>) {
+        if self.replication.is_none() {
+            return;
+        }
+        let (records, damaged) = match self.store.held() {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the quarantine");
+                return;
+            }
+        };
+        for err in damaged {
+            tracing::error!(error = %err, "a damaged quarantine row is skipped");
+        }
+        let mut by_doc: BTreeMap<DocId, Vec<Held>> = BTreeMap::new();
+        for (doc, record) in records {
+            if docs.is_some_and(|wanted| !wanted.contains(&doc)) {
+                continue;
+            }
+            let Ok(change) = Change::from_bytes(record.change.clone()) else {
+                tracing::error!(%doc, "a held change does not parse; it is dropped");
+                continue;
+            };
+            by_doc.entry(doc).or_default().push(Held { change, proofs: record.proofs, reason: Reason::UnknownSigner });
+        }
+        for (doc, held) in by_doc {
+            let Some(replication) = self.replication.as_mut() else { return };
+            self.cache.pinned = true;
+            let effects = replication.engine.handle_held(now(), &doc, held, &mut self.cache);
+            self.cache.pinned = false;
+            self.carry_out(effects, vec![doc]);
+        }
+    }
+
+    /// Held changes from an `Effect::Hold`, as rows, within the bound.
+    pub(super) fn hold_rows(&self, doc: &DocId, held: Vec<Held>, batch: &mut Batch) {
+        let kept = self.store.held_count().unwrap_or(0) + batch.hold.len() as u64;
+        let room = MAX_HELD_CHANGES.saturating_sub(kept);
+        let total = held.len();
+        for item in held.into_iter().take(room as usize) {
+            tracing::info!(%doc, change = %item.change.hash(), reason = %item.reason, "change held until a roster lets it in");
+            let record = HeldRecord {
+                change: item.change.raw_bytes().to_vec(),
+                proofs: item.proofs,
+                reason: item.reason.to_string(),
+                since: now(),
+            };
+            batch.hold.push((doc.clone(), item.change.hash(), record));
+        }
+        if total as u64 > room {
+            tracing::error!(%doc, dropped = total as u64 - room, limit = MAX_HELD_CHANGES,
+                "the quarantine is full; held changes were dropped (a peer offers them again)");
+        }
+    }
+
+    /// For each actor of `peer` in each stored document, its newest change
+    /// here: the cut a revocation records, computed from what this node
+    /// holds.
+    pub(super) fn cut_for(&mut self, peer: &str) -> Result<Vec<CutEntry>, ApiError> {
+        let key = PublicKey::from_peer_id(peer).map_err(trust_error)?;
+        let member = self.replication.as_ref().and_then(|r| r.engine.fleet()).and_then(|f| f.member(&key).cloned());
+        let mut prefixes = vec![key.actor_prefix()];
+        prefixes.extend(member.iter().flat_map(|m| m.legacy_actors.iter().copied()));
+        let docs = self.store.doc_ids().map_err(internal)?;
+        let mut cut = Vec::new();
+        for doc in docs {
+            let Ok(loaded) = self.cache.get_mut(&doc) else { continue };
+            for (actor, seq, hash) in loaded.doc.actor_tips() {
+                let bytes = actor.to_bytes();
+                if bytes.len() == 20 && prefixes.iter().any(|p| bytes[..16] == p[..]) {
+                    cut.push(CutEntry { doc: doc.clone(), actor: bytes.to_vec(), seq, hash: hash.0 });
+                }
+            }
+        }
+        self.cache.evict_if_full();
+        Ok(cut)
+    }
+}
+
+impl Writer {
+    pub(super) fn trust_report(&self) -> super::TrustReport {
+        use outpost_model::replication::engine::Trust;
+        let held = self.store.held_count().unwrap_or(0);
+        let conflicts = self.identity_conflicts();
+        let Some(replication) = self.replication.as_ref() else {
+            return super::TrustReport { mode: "off", held, conflicts, ..Default::default() };
+        };
+        let engine = &replication.engine;
+        let mode = match engine.trust() {
+            Trust::Fleet { .. } => "fleet",
+            Trust::PskOnly => "psk-only",
+            Trust::Closed => "nobody",
+        };
+        let anchor = match engine.trust() {
+            Trust::Fleet { anchor } => Some(anchor),
+            _ => None,
+        };
+        super::TrustReport {
+            mode,
+            anchor,
+            fleet: engine.fleet().cloned(),
+            member: self.own_member().cloned(),
+            conflicts,
+            held,
+            attested: engine.attested().clone(),
+        }
+    }
+}
+
+fn replication_version(effects: &[Effect]) -> Option<u64> {
+    effects.iter().find_map(|e| if let Effect::RosterInstalled { version, .. } = e { Some(*version) } else { None })
+}
+
+fn trust_error(err: TrustError) -> ApiError {
+    ApiError::new(ErrorKind::BadInput, err.to_string())
+}
+
+fn refused_locally(doc: &DocId, reason: &Reason) -> ApiError {
+    ApiError::new(
+        ErrorKind::Forbidden,
+        format!("this node may not make this change to {doc}: {reason}; every other member would refuse it"),
+    )
+}
