@@ -399,12 +399,17 @@ pub fn incidents(list: &IncidentList) -> String {
 }
 
 pub fn audit(page: &AuditPage) -> String {
-    let mut t = table(&["SEQ", "TIME", "UID", "ACTION", "PURPOSE", "DETAIL", "RESULTS"]);
+    let mut t = table(&["SEQ", "TIME", "OFFICER", "ACTION", "PURPOSE", "DETAIL", "RESULTS"]);
     for r in &page.records {
+        let officer = match (r.user.is_empty(), r.role.is_empty()) {
+            (true, _) => format!("uid {}", r.uid),
+            (false, true) => r.user.clone(),
+            (false, false) => format!("{} ({})", r.user, r.role),
+        };
         t.add_row(vec![
             r.seq.to_string(),
             r.at.to_string(),
-            r.uid.to_string(),
+            officer,
             r.action.clone(),
             r.purpose.clone().unwrap_or_default(),
             r.detail.clone(),

@@ -133,6 +133,61 @@ pub enum Request {
     },
 }
 
+/// What a caller of the control socket may do, from the Unix groups it
+/// is in (`[roles]` in the daemon's config names them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Searches, shows and lists; records and follows up incidents; sees
+    /// status and peers.
+    Officer,
+    /// Adds, imports, amends, suspends, reactivates and closes entries.
+    Supervisor,
+    /// Reads the audit log.
+    Auditor,
+    /// The daemon's own user and root: everything.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Officer => "officer",
+            Role::Supervisor => "supervisor",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl Request {
+    /// The role a caller needs for this request. The fleet requests need
+    /// none beyond reaching the socket: what authorises a roster is the
+    /// admin key's signature, checked by the daemon.
+    pub fn needs(&self) -> Option<Role> {
+        match self {
+            Request::Status
+            | Request::Peers
+            | Request::SyncNow { .. }
+            | Request::WatchlistSearch(_)
+            | Request::WatchlistShow { .. }
+            | Request::WatchlistList { .. }
+            | Request::IncidentLog { .. }
+            | Request::IncidentList { .. }
+            | Request::IncidentShow { .. }
+            | Request::IncidentNote { .. }
+            | Request::IncidentSetFollowUp { .. }
+            | Request::FleetRoster => Some(Role::Officer),
+            Request::WatchlistAdd { .. }
+            | Request::WatchlistImport { .. }
+            | Request::WatchlistAmend { .. }
+            | Request::WatchlistSetStatus { .. } => Some(Role::Supervisor),
+            Request::Audit { .. } => Some(Role::Auditor),
+            Request::FleetPublish { .. } | Request::FleetCut { .. } => None,
+        }
+    }
+}
+
 /// A new watchlist entry as typed by an officer. Fields that do not apply to
 /// the entry's kind must be left empty; validation says which one was not.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -13,6 +13,10 @@ pub struct AuditEvent {
     pub at: Timestamp,
     pub uid: u32,
     pub pid: Option<i32>,
+    /// The caller's login name.
+    pub user: String,
+    /// The role the request was allowed under.
+    pub role: String,
     /// e.g. `watchlist.search`, `watchlist.add`.
     pub action: String,
     pub purpose: Option<String>,
@@ -30,6 +34,12 @@ pub struct AuditRecord {
     pub uid: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
+    /// The officer's login name; absent in records written before roles.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// The role the request was allowed under.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub role: String,
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
@@ -58,6 +68,8 @@ pub fn seal(event: AuditEvent, seq: u64, node: &str, prev_hash: &str) -> AuditRe
         node: node.to_string(),
         uid: event.uid,
         pid: event.pid,
+        user: event.user,
+        role: event.role,
         action: event.action,
         purpose: event.purpose,
         detail: event.detail,
@@ -121,6 +133,8 @@ mod tests {
             at: Timestamp::from_millis(n),
             uid: 1000,
             pid: Some(42),
+            user: "aigerim".into(),
+            role: "officer".into(),
             action: "watchlist.search".into(),
             purpose: Some("routine check".into()),
             detail: format!("query {n}"),
@@ -155,6 +169,16 @@ mod tests {
         let mut v = ChainVerifier::default();
         let err = records.iter().try_for_each(|r| v.check(r)).unwrap_err();
         assert_eq!(err.seq, 3);
+    }
+
+    #[test]
+    fn a_record_from_before_roles_still_verifies() {
+        let mut old =
+            seal(AuditEvent { user: String::new(), role: String::new(), ..event(1) }, 1, "post", GENESIS_HASH);
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(!text.contains("\"user\""), "{text}");
+        old = serde_json::from_str(&text).unwrap();
+        ChainVerifier::default().check(&old).unwrap();
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use outpost_model::api::{PROJECT_DIRS, SOCKET_FILE};
 use outpost_model::date::parse_utc_offset;
 use outpost_model::trust::PublicKey;
+
+use crate::roles::RoleGroups;
 use serde::Deserialize;
 use thiserror::Error;
 use time::UtcOffset;
@@ -43,6 +45,20 @@ pub struct RawConfig {
     /// Compact a document into a snapshot after this many stored changes.
     pub compact_after_changes: Option<u64>,
     pub network: Option<RawNetwork>,
+    pub roles: Option<RawRoles>,
+}
+
+/// `[roles]`: which Unix group grants which role on the control socket.
+/// The daemon's own user and root are administrators.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoles {
+    /// Search, show, list, incidents, status, peers (default `outpost`).
+    pub officer: Option<String>,
+    /// Add, import, amend, suspend, reactivate, close (default `outpost-supervisor`).
+    pub supervisor: Option<String>,
+    /// Read the audit log (default `outpost-audit`).
+    pub auditor: Option<String>,
 }
 
 /// `[network]`: replication with other posts. Without `psk_file` the post
@@ -120,6 +136,7 @@ pub struct Config {
     pub compact_after_changes: u64,
     /// `None`: no pre-shared key, so no networking.
     pub network: Option<NetworkConfig>,
+    pub roles: RoleGroups,
 }
 
 /// The process environment, injectable for tests.
@@ -232,7 +249,34 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
         return Err(invalid("compact_after_changes", "0", "must be at least 1"));
     }
     let network = network(overrides, raw.network.unwrap_or_default())?;
-    Ok(Config { node_name, authority, utc_offset, data_dir, socket, socket_mode, compact_after_changes, network })
+    let roles = role_groups(raw.roles.unwrap_or_default())?;
+    Ok(Config {
+        node_name,
+        authority,
+        utc_offset,
+        data_dir,
+        socket,
+        socket_mode,
+        compact_after_changes,
+        network,
+        roles,
+    })
+}
+
+fn role_groups(raw: RawRoles) -> Result<RoleGroups, ConfigError> {
+    let defaults = RoleGroups::default();
+    let check = |field: &'static str, value: Option<String>, default: String| match value {
+        None => Ok(default),
+        Some(name) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) => {
+            Ok(name)
+        }
+        Some(name) => Err(invalid(field, &name, "write a Unix group name")),
+    };
+    Ok(RoleGroups {
+        officer: check("roles.officer", raw.officer, defaults.officer)?,
+        supervisor: check("roles.supervisor", raw.supervisor, defaults.supervisor)?,
+        auditor: check("roles.auditor", raw.auditor, defaults.auditor)?,
+    })
 }
 
 fn multiaddrs(field: &'static str, list: &[String]) -> Result<Vec<libp2p::Multiaddr>, ConfigError> {

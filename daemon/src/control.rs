@@ -20,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, watch};
 
+use crate::roles;
 use crate::service::Service;
 use crate::writer::Caller;
 
@@ -93,7 +94,7 @@ async fn connection(
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let cred = stream.peer_cred()?;
-    let caller = Caller { uid: cred.uid(), pid: cred.pid() };
+    let caller = roles::caller(cred.uid(), cred.gid(), cred.pid(), service.role_groups());
     loop {
         let mut header = [0u8; 4];
         let read = tokio::select! {
@@ -118,12 +119,12 @@ async fn connection(
             Ok(result) => result?,
             Err(_) => return Ok(()),
         };
-        let reply = answer(&service, caller, &body).await;
+        let reply = answer(&service, &caller, &body).await;
         send(&mut stream, &reply).await?;
     }
 }
 
-async fn answer(service: &Service, caller: Caller, body: &[u8]) -> ResponseEnvelope {
+async fn answer(service: &Service, caller: &Caller, body: &[u8]) -> ResponseEnvelope {
     let value: serde_json::Value = match serde_json::from_slice(body) {
         Ok(value) => value,
         Err(err) => {

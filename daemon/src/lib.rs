@@ -7,6 +7,7 @@
 pub mod config;
 pub mod control;
 pub mod net;
+pub mod roles;
 pub mod service;
 pub mod store;
 pub mod writer;
@@ -204,6 +205,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         started,
         net: net_state,
         peer_id: public.peer_id(),
+        roles: config.roles.clone(),
     };
     let service = Service::new(store.clone(), index, writer, info);
     let (stop, stopped) = watch::channel(false);

@@ -12,8 +12,6 @@ use outpost_model::schema::actor_for;
 use outpost_model::search::{NameIndex, WatchlistIndex};
 use outpost_model::watchlist::Entry;
 
-const CALLER: Caller = Caller { uid: 1000, pid: None };
-
 fn start(store: Arc<Store>) -> (WriterHandle, std::thread::JoinHandle<()>) {
     let index: SharedIndex = Arc::new(RwLock::new(Box::new(NameIndex::new()) as Box<dyn WatchlistIndex>));
     let settings = WriterSettings {
@@ -41,7 +39,7 @@ fn person(name: &str) -> NewEntryInput {
 
 async fn add(writer: &WriterHandle, names: &[&str]) -> Vec<Entry> {
     let inputs = names.iter().map(|n| person(n)).collect();
-    match writer.submit(WriteOp::AddEntries { inputs }, CALLER).await.unwrap() {
+    match writer.submit(WriteOp::AddEntries { inputs }, &Caller::daemon()).await.unwrap() {
         Written::Entries(entries) => entries,
         other => panic!("unexpected {other:?}"),
     }
@@ -70,11 +68,11 @@ async fn a_garbage_change_on_disk_refuses_writes_to_its_document_only() {
         .unwrap();
 
     let (writer, thread) = start(store.clone());
-    let err = writer.submit(WriteOp::Amend { id: victim.id, input: amend("x") }, CALLER).await.unwrap_err();
+    let err = writer.submit(WriteOp::Amend { id: victim.id, input: amend("x") }, &Caller::daemon()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Internal);
     assert!(err.message.contains(&format!("document {} cannot be loaded", victim.doc)), "{}", err.message);
 
-    writer.submit(WriteOp::Amend { id: healthy.id, input: amend("still writable") }, CALLER).await.unwrap();
+    writer.submit(WriteOp::Amend { id: healthy.id, input: amend("still writable") }, &Caller::daemon()).await.unwrap();
     assert_eq!(store.entry(&healthy.id).unwrap().unwrap().reason, "still writable");
     assert_eq!(
         store.entry(&victim.id).unwrap().unwrap().reason,

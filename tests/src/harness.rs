@@ -71,6 +71,10 @@ pub struct Run {
 }
 
 impl Run {
+    pub fn from_output(output: Output) -> Self {
+        Self::from(output)
+    }
+
     fn from(output: Output) -> Self {
         Self {
             code: output.status.code().unwrap_or(-1),
@@ -145,6 +149,14 @@ impl Post {
 
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("outpostd.sock")
+    }
+
+    /// Lets other users reach the socket (its directory is private), for
+    /// tests that call the daemon as other users.
+    pub fn open_socket_dir(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod the post's dir");
     }
 
     pub fn data_dir(&self) -> PathBuf {

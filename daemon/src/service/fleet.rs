@@ -49,7 +49,7 @@ impl Service {
         Ok(Response::Fleet(Box::new(fleet_view(&report.trust, &self.info.peer_id))))
     }
 
-    pub(super) async fn fleet_publish(&self, roster: String, caller: Caller) -> Result<Response, ApiError> {
+    pub(super) async fn fleet_publish(&self, roster: String, caller: &Caller) -> Result<Response, ApiError> {
         let bytes = hex::decode(roster.trim()).map_err(|_| {
             ApiError::new(ErrorKind::BadInput, "the roster is not hex; publish it with `outpost fleet`")
         })?;
@@ -59,7 +59,7 @@ impl Service {
         }
     }
 
-    pub(super) async fn fleet_cut(&self, peer: String, caller: Caller) -> Result<Response, ApiError> {
+    pub(super) async fn fleet_cut(&self, peer: String, caller: &Caller) -> Result<Response, ApiError> {
         match self.writer.submit(WriteOp::RevocationCut { peer }, caller).await? {
             Written::Cut(cut) => {
                 let bytes = postcard::to_stdvec(&cut).map_err(internal)?;

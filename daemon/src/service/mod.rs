@@ -27,6 +27,7 @@ use time::UtcOffset;
 
 use crate::net::SharedNetState;
 use crate::now;
+use crate::roles::{RoleGroups, authorise};
 use crate::store::{EntryFilter, IncidentFilter, Lookup, Store, StoreError};
 use crate::writer::{Caller, PeerDocs, ReplicationInput, SharedIndex, SyncReport, WriteOp, WriterHandle, Written};
 
@@ -45,6 +46,8 @@ pub struct NodeInfo {
     pub net: Option<SharedNetState>,
     /// The libp2p peer id of this node's key, which an admin enrols.
     pub peer_id: String,
+    /// Which Unix groups grant which role on the control socket.
+    pub roles: RoleGroups,
 }
 
 #[derive(Debug, Clone)]
@@ -129,7 +132,7 @@ impl Service {
 
     async fn audit(
         &self,
-        caller: Caller,
+        caller: &Caller,
         action: &str,
         purpose: Option<String>,
         detail: String,
@@ -139,6 +142,8 @@ impl Service {
             at: now(),
             uid: caller.uid,
             pid: caller.pid,
+            user: caller.user.clone(),
+            role: caller.role_name(),
             action: action.into(),
             purpose,
             detail,
@@ -171,7 +176,13 @@ impl Service {
         self.resolve_id(text, ("incident", "incidents"), IncidentId::parse, Store::resolve_incident).await
     }
 
-    pub async fn handle(&self, request: Request, caller: Caller) -> Result<Response, ApiError> {
+    /// The role groups callers are judged by.
+    pub fn role_groups(&self) -> &RoleGroups {
+        &self.info.roles
+    }
+
+    pub async fn handle(&self, request: Request, caller: &Caller) -> Result<Response, ApiError> {
+        let caller = &authorise(caller, &request, &self.info.roles)?;
         match request {
             Request::Status => self.status().await,
             Request::Peers => self.peers().await,
@@ -329,7 +340,7 @@ impl Service {
     }
 
     async fn sync_report(&self) -> Result<SyncReport, ApiError> {
-        match self.writer.submit(WriteOp::SyncReport, Caller { uid: 0, pid: None }).await? {
+        match self.writer.submit(WriteOp::SyncReport, &Caller::daemon()).await? {
             Written::SyncReport(report) => Ok(*report),
             _ => Err(internal("unexpected writer reply")),
         }

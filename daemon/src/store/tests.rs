@@ -12,6 +12,8 @@ fn event(n: i64) -> AuditEvent {
         at: Timestamp::from_millis(n),
         uid: 1000,
         pid: None,
+        user: "aigerim".into(),
+        role: "officer".into(),
         action: "watchlist.search".into(),
         purpose: Some("check".into()),
         detail: format!("query {n}"),

@@ -49,11 +49,34 @@ use crate::store::{Batch, Store, StoreError};
 
 pub type SharedIndex = Arc<RwLock<Box<dyn WatchlistIndex>>>;
 
-/// The Unix user and process behind a request, from SO_PEERCRED.
-#[derive(Debug, Clone, Copy)]
+/// The Unix user and process behind a request, from SO_PEERCRED, with
+/// its login name and roles (see `roles`).
+#[derive(Debug, Clone)]
 pub struct Caller {
     pub uid: u32,
     pub pid: Option<i32>,
+    pub user: String,
+    pub roles: std::collections::BTreeSet<outpost_model::api::Role>,
+    /// The role the current request is allowed under.
+    pub acting: Option<outpost_model::api::Role>,
+}
+
+impl Caller {
+    /// The daemon itself, for its own requests to the writer.
+    pub fn daemon() -> Self {
+        Caller {
+            uid: nix::unistd::geteuid().as_raw(),
+            pid: None,
+            user: "outpostd".into(),
+            roles: std::collections::BTreeSet::from([outpost_model::api::Role::Admin]),
+            acting: Some(outpost_model::api::Role::Admin),
+        }
+    }
+
+    /// The role name written to the audit log.
+    pub fn role_name(&self) -> String {
+        self.acting.map(|r| r.as_str().to_string()).unwrap_or_default()
+    }
 }
 
 #[derive(Debug)]
@@ -193,13 +216,13 @@ impl WriterHandle {
     /// Hands the writer an input without waiting for it to be handled.
     pub async fn notify(&self, op: WriteOp) -> bool {
         let (reply, _) = oneshot::channel();
-        self.tx.send(Job { op, caller: Caller { uid: 0, pid: None }, reply }).await.is_ok()
+        self.tx.send(Job { op, caller: Caller::daemon(), reply }).await.is_ok()
     }
 
-    pub async fn submit(&self, op: WriteOp, caller: Caller) -> Result<Written, ApiError> {
+    pub async fn submit(&self, op: WriteOp, caller: &Caller) -> Result<Written, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Job { op, caller, reply })
+            .send(Job { op, caller: caller.clone(), reply })
             .await
             .map_err(|_| ApiError::new(ErrorKind::Internal, "outpostd is shutting down"))?;
         answer.await.map_err(|_| ApiError::new(ErrorKind::Internal, "the writer stopped before answering"))?
@@ -290,14 +313,14 @@ impl Writer {
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             };
-            let result = self.handle(job.op, job.caller);
+            let result = self.handle(job.op, &job.caller);
             // The caller may have gone; the write stands either way.
             let _ = job.reply.send(result);
         }
         tracing::info!("writer stopped");
     }
 
-    fn handle(&mut self, op: WriteOp, caller: Caller) -> Result<Written, ApiError> {
+    fn handle(&mut self, op: WriteOp, caller: &Caller) -> Result<Written, ApiError> {
         match op {
             WriteOp::Audit(event) => {
                 self.commit_and_index(Batch { audit: vec![event], ..Default::default() }, Vec::new())?;

@@ -20,11 +20,19 @@ use crate::now;
 use crate::store::Batch;
 
 /// The audit record of a change to one record.
-fn change_event(ctx: &PostContext, caller: Caller, op: &str, detail: String, id: impl std::fmt::Display) -> AuditEvent {
+fn change_event(
+    ctx: &PostContext,
+    caller: &Caller,
+    op: &str,
+    detail: String,
+    id: impl std::fmt::Display,
+) -> AuditEvent {
     AuditEvent {
         at: ctx.now,
         uid: caller.uid,
         pid: caller.pid,
+        user: caller.user.clone(),
+        role: caller.role_name(),
         action: op.into(),
         purpose: None,
         detail,
@@ -38,11 +46,11 @@ impl Writer {
         PostContext { now: now(), offset: self.settings.offset, authority: identity.authority, post: identity.post }
     }
 
-    fn meta(&self, ctx: &PostContext, caller: Caller, op: &'static str) -> ChangeMeta {
+    fn meta(&self, ctx: &PostContext, caller: &Caller, op: &'static str) -> ChangeMeta {
         ChangeMeta { at: ctx.now, by: format!("{}@{}", caller.uid, ctx.post), op }
     }
 
-    pub(super) fn officer_write(&mut self, op: WriteOp, caller: Caller) -> Result<Written, ApiError> {
+    pub(super) fn officer_write(&mut self, op: WriteOp, caller: &Caller) -> Result<Written, ApiError> {
         let ctx = self.context();
         match op {
             WriteOp::AddEntries { inputs } => self.add_entries(&ctx, caller, &inputs),
@@ -147,7 +155,7 @@ impl Writer {
     fn add_entries(
         &mut self,
         ctx: &PostContext,
-        caller: Caller,
+        caller: &Caller,
         inputs: &[NewEntryInput],
     ) -> Result<Written, ApiError> {
         let mut by_doc: BTreeMap<DocId, Vec<_>> = BTreeMap::new();
@@ -184,6 +192,8 @@ impl Writer {
             at: ctx.now,
             uid: caller.uid,
             pid: caller.pid,
+            user: caller.user.clone(),
+            role: caller.role_name(),
             action: op.into(),
             purpose: None,
             detail: match entries.as_slice() {
@@ -214,7 +224,7 @@ impl Writer {
     fn edit_entry(
         &mut self,
         ctx: &PostContext,
-        caller: Caller,
+        caller: &Caller,
         entry: Entry,
         op: &'static str,
         edit: impl FnOnce(&mut Records<'_>) -> Result<(), ModelError>,
@@ -235,7 +245,7 @@ impl Writer {
     fn log_incident(
         &mut self,
         ctx: &PostContext,
-        caller: Caller,
+        caller: &Caller,
         input: &NewIncidentInput,
     ) -> Result<Written, ApiError> {
         let id = IncidentId::from_uuid(uuid::Uuid::now_v7());
@@ -257,7 +267,7 @@ impl Writer {
     fn edit_incident(
         &mut self,
         ctx: &PostContext,
-        caller: Caller,
+        caller: &Caller,
         id: IncidentId,
         op: &'static str,
         edit: impl FnOnce(&mut Records<'_>) -> Result<(), ModelError>,
@@ -275,7 +285,7 @@ impl Writer {
     fn finish_incident(
         &mut self,
         ctx: &PostContext,
-        caller: Caller,
+        caller: &Caller,
         doc_id: &DocId,
         id: IncidentId,
         bytes: Option<Vec<u8>>,
