@@ -198,6 +198,24 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Attests what this node holds of newly revoked members beyond their
+    /// cuts, as the daemon's writer does.
+    pub fn attest(&mut self, revoked: &[PublicKey]) {
+        let members: Vec<Member> =
+            revoked.iter().filter_map(|k| self.engine.fleet().and_then(|f| f.member(k).cloned())).collect();
+        let ids: Vec<DocId> = self.host.stored.keys().cloned().collect();
+        for id in ids {
+            let Ok(doc) = self.host.doc(&id) else { continue };
+            let found: Vec<_> =
+                members.iter().flat_map(|m| crate::trust::attest::attestations(doc, m, &self.signer)).collect();
+            for (hash, proof) in found {
+                self.host.proofs.entry((id.clone(), hash)).or_default().push(proof);
+            }
+        }
+    }
+}
+
 /// Bytes and frames that crossed the wire.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Traffic {
@@ -283,8 +301,9 @@ impl Pair {
                     self.node(side).host.states.insert((peer, doc), state);
                 }
                 Effect::StoreChanges { doc, since, proofs } => self.node(side).host.store(&doc, &since, proofs),
-                Effect::RosterInstalled { roster, .. } => {
+                Effect::RosterInstalled { roster, revoked, .. } => {
                     self.node(side).host.roster = Some(roster);
+                    self.node(side).attest(&revoked);
                     let held = std::mem::take(&mut self.node(side).host.held);
                     for (doc, held) in held {
                         let now = self.now;

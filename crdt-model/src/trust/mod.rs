@@ -7,10 +7,13 @@
 //! - [`policy`]: which part of which document a member may write.
 //! - [`proof`]: what a change's signature or attestation signs, as stored
 //!   and as it travels.
+//! - [`attest`]: a node's attestations of a revoked member's changes it
+//!   admitted before it knew of the revocation.
 //!
 //! Pure: the model reads no key file and draws no key; callers pass the
 //! secret bytes in.
 
+pub mod attest;
 pub mod keys;
 pub mod policy;
 pub mod proof;

@@ -113,6 +113,7 @@ impl Writer {
         let mut entries = Vec::new();
         let mut outgoing = Vec::new();
         let mut roster = None;
+        let mut revoked = Vec::new();
         for effect in effects {
             match effect {
                 Effect::StoreChanges { doc, since, proofs } => {
@@ -130,10 +131,11 @@ impl Writer {
                     let doc = doc.map(|d| d.to_string()).unwrap_or_default();
                     tracing::warn!(%peer, %doc, problem = %detail, "replication");
                 }
-                Effect::RosterInstalled { version, roster: bytes } => {
-                    tracing::info!(version, "fleet roster installed");
+                Effect::RosterInstalled { version, roster: bytes, revoked: newly } => {
+                    tracing::info!(version, revoked = newly.len(), "fleet roster installed");
                     batch.roster = Some(bytes);
                     roster = Some(version);
+                    revoked.extend(newly);
                 }
                 Effect::Hold { doc, held } => self.hold_rows(&doc, held, &mut batch),
             }
@@ -160,6 +162,9 @@ impl Writer {
         self.send_all(outgoing);
         if roster.is_some() {
             self.log_identity();
+            if !revoked.is_empty() {
+                self.attest_revoked(&revoked);
+            }
             // A newer roster may let in what waited.
             self.requeue_held(None);
         } else if !merged.is_empty() && self.store.held_count().unwrap_or(0) > 0 {

@@ -165,6 +165,38 @@ impl Writer {
         }
     }
 
+    /// Attests the changes of newly revoked members this node holds beyond
+    /// their cuts: it admitted them before it knew of the revocation.
+    pub(super) fn attest_revoked(&mut self, revoked: &[PublicKey]) {
+        let members: Vec<Member> =
+            revoked.iter().filter_map(|key| self.replication.as_ref()?.engine.fleet()?.member(key).cloned()).collect();
+        let docs = match self.store.doc_ids() {
+            Ok(docs) => docs,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot list documents to attest a revoked member's changes");
+                return;
+            }
+        };
+        let mut batch = Batch::default();
+        for doc in docs {
+            let Ok(loaded) = self.cache.get_mut(&doc) else { continue };
+            for member in &members {
+                for (hash, proof) in
+                    outpost_model::trust::attest::attestations(&mut loaded.doc, member, &self.settings.signer)
+                {
+                    tracing::info!(%doc, change = %hash, member = %member.name, "attested a revoked member's change admitted before the revocation");
+                    batch.proofs.push((doc.clone(), hash, proof));
+                }
+            }
+        }
+        self.cache.evict_if_full();
+        if !batch.proofs.is_empty()
+            && let Err(err) = self.commit_and_index(batch, Vec::new())
+        {
+            tracing::error!(error = %err.message, "cannot store attestations; the revoked member's changes may not reach every node");
+        }
+    }
+
     /// For each actor of `peer` in each stored document, its newest change
     /// here: the cut a revocation records, computed from what this node
     /// holds.

@@ -96,7 +96,11 @@ impl Engine {
     /// cuts off those it revokes.
     fn install(&mut self, now: Timestamp, fleet: Fleet, host: &mut dyn DocHost, out: &mut Out) {
         let version = fleet.version();
-        out.effects.push(Effect::RosterInstalled { version, roster: fleet.encoded() });
+        let was_active =
+            |key: &PublicKey| self.fleet.as_ref().is_none_or(|f| f.member(key).is_none_or(|m| m.is_active()));
+        let revoked: Vec<PublicKey> =
+            fleet.roster.members.iter().filter(|m| !m.is_active() && was_active(&m.key)).map(|m| m.key).collect();
+        out.effects.push(Effect::RosterInstalled { version, roster: fleet.encoded(), revoked });
         self.fleet = Some(fleet);
         let peers: Vec<PeerKey> = self.peers.keys().cloned().collect();
         for peer in peers {

@@ -111,10 +111,14 @@ pub enum Effect {
         proofs: Vec<(ChangeHash, StoredProof)>,
     },
     /// A newer roster was verified and is now the one this node holds:
-    /// store it.
+    /// store it. `revoked`: members it revokes that the roster before did
+    /// not; the changes of theirs this node holds beyond the cut are to be
+    /// attested ([`crate::trust::attest::attestations`]), since this node
+    /// admitted them before it knew.
     RosterInstalled {
         version: u64,
         roster: Vec<u8>,
+        revoked: Vec<PublicKey>,
     },
     /// Changes of `doc` that wait for a newer roster (or for the change a
     /// revocation's cut names): keep them, bounded, and hand them back with

@@ -378,3 +378,53 @@ fn a_node_with_no_fleet_admin_key_replicates_with_nobody() {
     pair.connect();
     assert!(pair.disconnects.iter().any(|(s, r)| *s == Side::A && r.contains("replicates with nobody")));
 }
+
+/// M (node 1) is revoked at B (node 2) with the cut of what B holds. C
+/// (node 3) had taken a later change from M before it knew: once C learns
+/// of the revocation it attests that change, and B admits it on C's word;
+/// M's own word no longer counts.
+#[test]
+fn a_revoked_members_change_that_slipped_in_first_is_attested_and_admitted() {
+    let mut fleet = TestFleet::centres(3);
+    let mut mb = Pair::new(Node::in_fleet(1, vec![member_doc(1, 1, 1)], &fleet), Node::in_fleet(2, Vec::new(), &fleet));
+    mb.connect();
+    assert!(mb.in_sync());
+    mb.disconnect();
+    let Pair { a: mut m, b, .. } = mb;
+    // M writes again, and only C gets it.
+    add_entry(m.host.doc(&shard(1)).unwrap(), 99);
+    let mut mc = Pair::new(m, Node::in_fleet(3, Vec::new(), &fleet));
+    mc.connect();
+    mc.push_from_a(&shard(1));
+    assert!(mc.in_sync());
+    mc.disconnect();
+    let Pair { a: m, b: c, .. } = mc;
+
+    // B revokes M, keeping what B holds of it.
+    let m_actor = node_actor(1);
+    let mut bc = Pair::new(b, c);
+    let tip = bc.a.host.doc(&shard(1)).unwrap().actor_tips().into_iter().find(|t| t.0 == m_actor).unwrap();
+    let cut = vec![crate::trust::roster::CutEntry {
+        doc: shard(1),
+        actor: m_actor.to_bytes().to_vec(),
+        seq: tip.1,
+        hash: tip.2.0,
+    }];
+    fleet.roster = fleet.roster.revoke(&crate::replication::pair::node_signer(1).public(), cut).unwrap();
+    let now = bc.now;
+    let effects = bc.a.engine.handle_roster(now, &fleet.signed(), &mut bc.a.host).unwrap();
+    bc.carry(Side::A, effects);
+    bc.connect();
+    // The next digest exchange carries C's attestation.
+    bc.advance(11 * 60 * 1000);
+    assert!(bc.in_sync(), "{:?}", bc.problems);
+    assert_eq!(bc.a.engine.attested().get("node-1"), Some(&1));
+
+    // M's own later change is refused everywhere now.
+    let Pair { b: c, .. } = bc;
+    let mut m = m;
+    add_entry(m.host.doc(&shard(1)).unwrap(), 100);
+    let mut mc = Pair::new(m, c);
+    mc.connect();
+    assert!(mc.disconnects.iter().any(|(s, r)| *s == Side::B && r.contains("revoked")), "{:?}", mc.disconnects);
+}
