@@ -176,13 +176,17 @@ pub fn signer_of(key: &Keypair) -> Result<outpost_model::trust::Signer, NetError
     Ok(outpost_model::trust::Signer::from_secret(bytes))
 }
 
+/// The swarm's behaviour: the sync streams, and mDNS when enabled.
 #[derive(NetworkBehaviour)]
-struct Behaviour {
-    stream: libp2p_stream::Behaviour,
-    mdns: Toggle<mdns::tokio::Behaviour>,
+#[allow(missing_debug_implementations)]
+pub struct Behaviour {
+    pub stream: libp2p_stream::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
-fn build_swarm(key: Keypair, psk: PreSharedKey, use_mdns: bool) -> Result<Swarm<Behaviour>, NetError> {
+/// The transport every node speaks: TCP, the fleet key (pnet), noise,
+/// yamux. Public so that test peers speak exactly the daemon's stack.
+pub fn build_swarm(key: Keypair, psk: PreSharedKey, use_mdns: bool) -> Result<Swarm<Behaviour>, NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()

@@ -9,4 +9,5 @@ pub mod fleet_sim;
 pub mod harness;
 pub mod link_emulator;
 pub mod names_eval;
+pub mod rogue;
 pub mod sample;
