@@ -168,12 +168,16 @@ async fn run(
     let mut outgoing: Option<libp2p::Stream> = None;
     let (frames_tx, mut frames_rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let mut pending: Vec<Vec<u8>> = Vec::new();
-    let mut redial = tokio::time::interval(Duration::from_secs(1));
+    let mut redial =
+        tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
     let mut sessions: BTreeMap<PeerId, ()> = BTreeMap::new();
     loop {
         tokio::select! {
             event = swarm.select_next_some() => match event {
-                SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                // A second connection to the same peer (the first redial can
+                // race the first dial) must not restart the engine's session:
+                // the peer greets once per peer, not per connection.
+                SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } if num_established.get() == 1 => {
                     peer = Some(peer_id);
                     if let Ok(stream) = control.open_stream(peer_id, PROTOCOL).await {
                         outgoing = Some(stream);

@@ -8,26 +8,11 @@
 use std::io::Write;
 use std::time::Duration;
 
-use outpost_tests::harness::{FleetKey, Post, PostOptions, free_port, network_config, wait_for};
+use outpost_tests::harness::{FleetKey, Post, free_port, networked_post, wait_for};
 use outpost_tests::link_emulator::{Link, LinkProfile};
 use outpost_tests::sample::Generator;
 
 const SYNC_DEADLINE: Duration = Duration::from_secs(60);
-
-fn post(name: &str, authority: &str, key: &FleetKey, port: u16, peers: &[u16]) -> Post {
-    Post::start_with(PostOptions {
-        node_name: name.into(),
-        authority: authority.into(),
-        extra_config: network_config(key, port, peers),
-        ..Default::default()
-    })
-}
-
-fn add(post: &Post, name: &str) -> String {
-    let added =
-        post.json(&["watchlist", "add", "person", "--name", name, "--category", "warning", "--reason", "fleet test"]);
-    added["id"].as_str().unwrap().to_string()
-}
 
 fn holds(post: &Post, id: &str) -> bool {
     post.outpost(&["--json", "watchlist", "show", id, "--purpose", "fleet test"]).code == 0
@@ -37,22 +22,22 @@ fn holds(post: &Post, id: &str) -> bool {
 fn a_change_hops_along_a_line_and_a_cut_off_post_catches_up() {
     let key = FleetKey::generate();
     let ports = [free_port(), free_port(), free_port()];
-    let centre = post("centre", "KAZ-BS", &key, ports[0], &[]);
-    let mut middle = post("post-a", "KAZ-BS", &key, ports[1], &[ports[0]]);
-    let end = post("post-b", "UZB-DCS", &key, ports[2], &[ports[1]]);
+    let centre = networked_post("centre", "KAZ-BS", &key, ports[0], &[]);
+    let mut middle = networked_post("post-a", "KAZ-BS", &key, ports[1], &[ports[0]]);
+    let end = networked_post("post-b", "UZB-DCS", &key, ports[2], &[ports[1]]);
     // Enrolled at the centre; the roster reaches the others hop by hop.
     key.enroll_all(&centre, &[&centre, &middle, &end]);
 
     // The end post never talks to the centre: the entry must hop.
-    let first = add(&centre, "Мухаммад Алиев");
+    let first = centre.add_person("Мухаммад Алиев");
     wait_for("the entry to reach post-b through post-a", SYNC_DEADLINE, || holds(&end, &first));
     let names = end.connected_peers();
     assert_eq!(names, vec!["post-a".to_string()], "post-b talks only to post-a");
 
     // Cut the middle post off; both ends keep recording.
     assert!(middle.stop().success());
-    let at_centre = add(&centre, "Ерлан Сейткали");
-    let at_end = add(&end, "Шерзод Рахимов");
+    let at_centre = centre.add_person("Ерлан Сейткали");
+    let at_end = end.add_person("Шерзод Рахимов");
     assert!(!holds(&end, &at_centre) && !holds(&centre, &at_end));
 
     middle.spawn();
@@ -77,7 +62,9 @@ fn a_change_hops_along_a_line_and_a_cut_off_post_catches_up() {
 fn a_post_killed_mid_sync_loses_nothing_and_finishes_after_restart() {
     let key = FleetKey::generate();
     let ports = [free_port(), free_port()];
-    let centre = post("centre", "KAZ-BS", &key, ports[0], &[]);
+    let centre = networked_post("centre", "KAZ-BS", &key, ports[0], &[]);
+    // Until it is enrolled, a node writes only its own incident log.
+    key.enroll(&centre, &centre);
     let file = tempfile::NamedTempFile::new().unwrap();
     let mut generator = Generator::new(7);
     {
@@ -92,8 +79,8 @@ fn a_post_killed_mid_sync_loses_nothing_and_finishes_after_restart() {
 
     // A slow link, so that the kill lands while the list is on its way.
     let link = Link::start(ports[0], LinkProfile::rate(60_000), 1);
-    let mut post = post("post-a", "KAZ-BS", &key, ports[1], &[link.port()]);
-    key.enroll_all(&centre, &[&centre, &post]);
+    let mut post = networked_post("post-a", "KAZ-BS", &key, ports[1], &[link.port()]);
+    key.enroll(&centre, &post);
     wait_for("the first entries to arrive", SYNC_DEADLINE, || post.entry_count() > 0);
     let before_kill = post.entry_count();
     post.kill();
@@ -105,7 +92,7 @@ fn a_post_killed_mid_sync_loses_nothing_and_finishes_after_restart() {
     let status = post.json(&["status"]);
     assert_eq!(status["storage"]["repaired_on_open"], false, "{status}");
     // Written at the post after the restart, it reaches the centre too.
-    let back = add(&post, "Гульнара Каримова");
+    let back = post.add_person("Гульнара Каримова");
     wait_for("the post's entry at the centre", SYNC_DEADLINE, || holds(&centre, &back));
 }
 
@@ -114,9 +101,10 @@ fn a_post_with_another_key_is_refused() {
     let fleet = FleetKey::generate();
     let stranger_key = FleetKey::generate();
     let ports = [free_port(), free_port()];
-    let centre = post("centre", "KAZ-BS", &fleet, ports[0], &[]);
-    let stranger = post("stranger", "KAZ-BS", &stranger_key, ports[1], &[ports[0]]);
-    let secret = add(&centre, "Алишер Назаров");
+    let centre = networked_post("centre", "KAZ-BS", &fleet, ports[0], &[]);
+    let stranger = networked_post("stranger", "KAZ-BS", &stranger_key, ports[1], &[ports[0]]);
+    fleet.enroll(&centre, &centre);
+    let secret = centre.add_person("Алишер Назаров");
     wait_for("the centre to refuse the stranger", SYNC_DEADLINE, || {
         centre.log().contains("refused an incoming connection")
     });

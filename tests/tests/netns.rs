@@ -87,12 +87,6 @@ fn can_run() -> Result<(), String> {
     }
 }
 
-fn add(post: &Post, name: &str) -> String {
-    let added =
-        post.json(&["watchlist", "add", "person", "--name", name, "--category", "warning", "--reason", "netns test"]);
-    added["id"].as_str().unwrap().to_string()
-}
-
 fn holds_all(posts: &[Post], ids: &[String]) -> bool {
     posts.iter().all(|p| {
         ids.iter().all(|id| p.outpost(&["--json", "watchlist", "show", id, "--purpose", "netns test"]).code == 0)
@@ -130,14 +124,14 @@ fn five_hosts_in_namespaces_converge_through_scheduled_link_failures() {
         .collect();
     let all: Vec<&Post> = posts.iter().collect();
     key.enroll_all(&posts[0], &all);
-    let mut ids = vec![add(&posts[0], "Мухаммад Алиев")];
+    let mut ids = vec![posts[0].add_person("Мухаммад Алиев")];
     wait_for("the first entry to cross four hops", DEADLINE, || holds_all(&posts, &ids));
 
     // The schedule: the middle link fails, both halves record, it heals;
     // then two links fail at once, every post records, they heal.
     net.set_link(2, false);
-    ids.push(add(&posts[0], "Ерлан Сейткали"));
-    ids.push(add(&posts[4], "Шерзод Рахимов"));
+    ids.push(posts[0].add_person("Ерлан Сейткали"));
+    ids.push(posts[4].add_person("Шерзод Рахимов"));
     wait_for("each half to converge on its own", DEADLINE, || {
         holds_all(&posts[..3], &ids[1..2]) && holds_all(&posts[3..], &ids[2..3])
     });
@@ -148,7 +142,7 @@ fn five_hosts_in_namespaces_converge_through_scheduled_link_failures() {
     net.set_link(0, false);
     net.set_link(3, false);
     for (i, post) in posts.iter().enumerate() {
-        ids.push(add(post, &format!("Тимур Назаров {i}")));
+        ids.push(post.add_person(&format!("Тимур Назаров {i}")));
     }
     net.set_link(0, true);
     net.set_link(3, true);

@@ -24,26 +24,12 @@ use outpost_model::schema::{ChangeMeta, DocKind, Document};
 use outpost_model::trust::proof::{StoredProof, sign_change};
 use outpost_model::trust::{PublicKey, Signer};
 use outpost_model::validate::{PostContext, new_entry, new_incident};
-use outpost_tests::harness::{FleetKey, Post, PostOptions, free_port, network_config, wait_for};
+use outpost_tests::harness::{FleetKey, Post, free_port, networked_post, wait_for};
 use outpost_tests::rogue::{Mind, Rogue, forged_proof};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const SECRET: [u8; 32] = [42; 32];
-
-fn post(name: &str, key: &FleetKey, port: u16, peers: &[u16]) -> Post {
-    Post::start_with(PostOptions {
-        node_name: name.into(),
-        authority: "KAZ-BS".into(),
-        extra_config: network_config(key, port, peers),
-        ..Default::default()
-    })
-}
-
-fn add(post: &Post, name: &str) -> String {
-    let added = post.json(&["watchlist", "add", "person", "--name", name, "--category", "warning", "--reason", "r"]);
-    added["id"].as_str().unwrap().to_string()
-}
 
 fn holds_entry(post: &Post, id: &str) -> bool {
     post.outpost(&["--json", "watchlist", "show", id, "--purpose", "rogue test"]).code == 0
@@ -217,8 +203,8 @@ fn roster_hex(post: &Post) -> Vec<u8> {
 fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     let key = FleetKey::generate();
     let ports = [free_port(), free_port()];
-    let centre = post("kz-centre", &key, ports[0], &[]);
-    let east = post("kz-east", &key, ports[1], &[ports[0]]);
+    let centre = networked_post("kz-centre", "KAZ-BS", &key, ports[0], &[]);
+    let east = networked_post("kz-east", "KAZ-BS", &key, ports[1], &[ports[0]]);
     key.enroll_all(&centre, &[&centre, &east]);
     let rogue_key = Signer::from_secret(SECRET).public();
     let rogue_peer = rogue_key.peer_id();
@@ -238,7 +224,7 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     ]);
     assert_eq!(enrolled.code, 0, "{enrolled:?}");
     wait_for("the roster to reach kz-east", DEADLINE, || east.roster_version() == 3);
-    let first = add(&centre, "Мухаммад Алиев");
+    let first = centre.add_person("Мухаммад Алиев");
     wait_for("an honest entry to reach kz-east", DEADLINE, || holds_entry(&east, &first));
 
     let anchor = PublicKey::parse_hex(&key.admin).unwrap();
@@ -336,8 +322,8 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     );
 
     // Honest data still flows both ways.
-    let at_centre = add(&centre, "Ерлан Сейткали");
-    let at_east = add(&east, "Шерзод Рахимов");
+    let at_centre = centre.add_person("Ерлан Сейткали");
+    let at_east = east.add_person("Шерзод Рахимов");
     wait_for("honest data to converge", DEADLINE, || holds_entry(&east, &at_centre) && holds_entry(&centre, &at_east));
 
     // 6. Revoked, the rogue is closed and turned away; what it writes now

@@ -126,12 +126,20 @@ impl Reason {
         }
     }
 
-    /// A refusal that an out-of-date roster on either side can explain,
-    /// so an honest peer may send it: it does not count against the peer.
+    /// A refusal that an honest peer may cause, so it does not count
+    /// against the peer: an out-of-date roster on either side explains
+    /// most; a missing proof happens when a sync round resends a change
+    /// without the later change whose proof covers it. A proof that does
+    /// not verify, or a change no roster lets through, is never honest.
     pub fn may_be_honest(&self) -> bool {
         matches!(
             self,
-            Reason::UnknownSigner | Reason::NotAllowed(_) | Reason::CutUnknown | Reason::Revoked | Reason::Dependency
+            Reason::UnknownSigner
+                | Reason::Unsigned
+                | Reason::NotAllowed(_)
+                | Reason::CutUnknown
+                | Reason::Revoked
+                | Reason::Dependency
         )
     }
 }
@@ -170,22 +178,27 @@ impl Verdict {
 
 /// The proofs to send with `changes`: every stored proof over each
 /// actor's newest change among them, which covers that actor's earlier
-/// ones. `stored` gives the proofs kept beside a change.
+/// ones, and every attestation over the others (an attestation made when
+/// a node learned of a revocation names the newest change it held then,
+/// which need not be the newest sent). `stored` gives the proofs kept
+/// beside a change.
 pub fn wire_proofs(changes: &[Change], mut stored: impl FnMut(&ChangeHash) -> Vec<StoredProof>) -> Vec<Proof> {
     let actors = actor_list(changes);
-    let mut newest: BTreeMap<usize, (u64, ChangeHash)> = BTreeMap::new();
+    let mut newest: BTreeMap<usize, u64> = BTreeMap::new();
     for change in changes {
         let Ok(at) = actors.binary_search(change.actor_id()) else { continue };
-        let entry = newest.entry(at).or_insert((change.seq(), change.hash()));
-        if change.seq() > entry.0 {
-            *entry = (change.seq(), change.hash());
-        }
+        let top = newest.entry(at).or_insert(change.seq());
+        *top = (*top).max(change.seq());
     }
     let mut proofs = Vec::new();
-    for (actor, (seq, hash)) in newest {
-        let Ok(actor) = u16::try_from(actor) else { continue };
-        for proof in stored(&hash) {
-            proofs.push(Proof { actor, seq, attester: proof.attester, signature: proof.signature });
+    for change in changes {
+        let Ok(at) = actors.binary_search(change.actor_id()) else { continue };
+        let Ok(actor) = u16::try_from(at) else { continue };
+        let is_newest = newest.get(&at) == Some(&change.seq());
+        for proof in stored(&change.hash()) {
+            if is_newest || proof.attester.is_some() {
+                proofs.push(Proof { actor, seq: change.seq(), attester: proof.attester, signature: proof.signature });
+            }
         }
     }
     proofs
@@ -198,22 +211,40 @@ fn actor_list(changes: &[Change]) -> Vec<ActorId> {
     set.into_iter().collect()
 }
 
+/// Who makes a local change, as far as this node knows.
+#[derive(Debug, Clone, Copy)]
+pub enum Standing<'a> {
+    /// No roster is asked for (`--psk-only`, or no admin key): the rules
+    /// that keep a document whole, nothing more.
+    Open,
+    /// This node's entry in the roster it holds (perhaps revoked).
+    Member { fleet: &'a Fleet, member: &'a Member },
+    /// Configured with an admin key, but not on the roster it holds (or it
+    /// holds none yet): it writes what any post may, its own incident log
+    /// under the name `name`, since whatever else it wrote would be refused
+    /// by the fleet once it is enrolled with a post's rights.
+    Unenrolled { name: &'a str },
+}
+
 /// Checks a change this node just made (already in `doc`) by the rules a
 /// received one meets, so that no node accepts from an officer what every
-/// other node would refuse. `author` is this node's own roster entry, if
-/// it is enrolled.
-pub fn check_local(
-    doc: &Document,
-    change: &Change,
-    authority: &Authority<'_>,
-    author: Option<&Member>,
-) -> Result<(), Reason> {
-    let scope = match (authority, author) {
-        (Authority::Open, _) | (Authority::Fleet { .. }, None) => Scope::Records,
-        (Authority::Fleet { .. }, Some(member)) if !member.is_active() => {
+/// other node would refuse.
+pub fn check_local(doc: &Document, change: &Change, standing: Standing<'_>) -> Result<(), Reason> {
+    let scope = match standing {
+        Standing::Open => Scope::Records,
+        Standing::Member { member, .. } if !member.is_active() => {
             return Err(Reason::NotAllowed("anything: this node was revoked from the fleet".into()));
         }
-        (Authority::Fleet { fleet, .. }, Some(member)) => policy::scope(fleet, member, &member.rights, doc.kind()),
+        Standing::Member { fleet, member } => policy::scope(fleet, member, &member.rights, doc.kind()),
+        Standing::Unenrolled { name } => match doc.kind() {
+            crate::schema::DocKind::Incidents { post, .. } if post == name => Scope::Records,
+            _ => {
+                return Err(Reason::NotAllowed(format!(
+                    "{}: this node is not on the fleet roster yet, and until it is enrolled it writes only its own incident log",
+                    doc.id()
+                )));
+            }
+        },
     };
     if scope == Scope::Nothing {
         return Err(Reason::NotAllowed(doc.id().to_string()));

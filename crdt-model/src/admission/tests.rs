@@ -232,18 +232,7 @@ fn a_centre_may_annotate_and_refer_its_countrys_incidents_and_do_nothing_else() 
     let kind = DocKind::Incidents { post: "kz-post".into(), month: "2026-11".into() };
     let mut post_copy = copy(&kind, post);
     let id = IncidentId::from_uuid(uuid::Uuid::from_u128(42));
-    let ctx = crate::validate::PostContext {
-        now: Timestamp::from_millis(AT),
-        offset: time::UtcOffset::UTC,
-        authority: "KAZ-BS".into(),
-        post: "kz-post".into(),
-    };
-    let input = crate::api::NewIncidentInput {
-        incident_type: "seizure".into(),
-        narrative: "heroin in the spare tyre".into(),
-        ..Default::default()
-    };
-    let draft = crate::validate::new_incident(&input, id, &ctx).unwrap();
+    let draft = incident_draft("kz-post", id, "heroin in the spare tyre");
     post_copy.transact(&meta("incident.log"), |r| r.add_incident(&draft)).unwrap();
     let mut centre_copy = copy(&kind, &w.signers["kz-centre"]);
     centre_copy.merge(&mut post_copy).unwrap();
@@ -500,11 +489,38 @@ fn an_officers_change_meets_the_same_rules_before_it_is_stored() {
     let mut at_post = copy(&kaz_shard(), post_signer);
     add_entry(&mut at_post, 1);
     let change = at_post.changes_since(at_post.genesis_heads().to_vec().as_slice()).pop().unwrap();
-    let err = check_local(&at_post, &change, &fleet(&w), Some(&post)).unwrap_err();
+    let err = check_local(&at_post, &change, Standing::Member { fleet: &w.fleet, member: &post }).unwrap_err();
     assert_eq!(err.kind(), "not-allowed");
-    assert!(check_local(&at_post, &change, &fleet(&w), None).is_ok(), "not enrolled yet: local rules");
+    let unenrolled = check_local(&at_post, &change, Standing::Unenrolled { name: "kz-post" }).unwrap_err();
+    assert!(unenrolled.to_string().contains("not on the fleet roster yet"), "{unenrolled}");
+    assert!(check_local(&at_post, &change, Standing::Open).is_ok(), "no roster asked for: local rules");
     let centre = w.fleet.member(&w.signers["kz-centre"].public()).unwrap().clone();
-    assert!(check_local(&at_post, &change, &fleet(&w), Some(&centre)).is_ok());
+    assert!(check_local(&at_post, &change, Standing::Member { fleet: &w.fleet, member: &centre }).is_ok());
     let stranger_key: PublicKey = w.signers["stranger"].public();
     assert!(w.fleet.member(&stranger_key).is_none());
+
+    let log = DocKind::Incidents { post: "kz-post".into(), month: "2026-11".into() };
+    let mut own_log = copy(&log, post_signer);
+    let id = IncidentId::from_uuid(uuid::Uuid::from_u128(7));
+    let draft = incident_draft("kz-post", id, "logged before enrolment");
+    own_log.transact(&meta("incident.log"), |r| r.add_incident(&draft)).unwrap();
+    let change = own_log.changes_since(own_log.genesis_heads().to_vec().as_slice()).pop().unwrap();
+    assert!(check_local(&own_log, &change, Standing::Unenrolled { name: "kz-post" }).is_ok(), "its own log");
+    assert!(check_local(&own_log, &change, Standing::Unenrolled { name: "kz-east" }).is_err(), "another's log");
+}
+
+/// A seizure logged at `post` of KAZ-BS.
+fn incident_draft(post: &str, id: IncidentId, narrative: &str) -> crate::incident::IncidentDraft {
+    let ctx = crate::validate::PostContext {
+        now: Timestamp::from_millis(AT),
+        offset: time::UtcOffset::UTC,
+        authority: "KAZ-BS".into(),
+        post: post.into(),
+    };
+    let input = crate::api::NewIncidentInput {
+        incident_type: "seizure".into(),
+        narrative: narrative.into(),
+        ..Default::default()
+    };
+    crate::validate::new_incident(&input, id, &ctx).unwrap()
 }

@@ -69,7 +69,12 @@ pub enum Body {
     Roster {
         roster: Vec<u8>,
     },
+    /// The digest exchange; between nodes that do not exchange documents,
+    /// only the roster version, with no parts.
     Reconcile {
+        /// The version of the roster the sender holds: a peer that lost
+        /// the newer one is sent it again.
+        roster: u64,
         parts: Vec<Part>,
     },
     /// `doc` is checked as a [`DocId`] on decode; it travels as text so
@@ -210,7 +215,7 @@ impl Body {
                     return Err(FrameError::Invalid { field: "roster", problem: format!("{} bytes", roster.len()) });
                 }
             }
-            Self::Reconcile { parts } => check_reconcile(parts)?,
+            Self::Reconcile { parts, .. } => check_reconcile(parts)?,
             Self::Open { doc, .. } => {
                 DocId::parse(doc).map_err(|e| FrameError::Invalid { field: "document id", problem: e.to_string() })?;
             }
@@ -296,6 +301,7 @@ pub(crate) mod tests {
             },
             Body::Roster { roster: vec![1, 2, 3] },
             Body::Reconcile {
+                roster: 7,
                 parts: vec![
                     Part::Range(RangeSummary { first: 0, last: 4, count: 3, xor: 99 }),
                     Part::Items { first: 5, last: 9, items: vec![(6, 1), (8, 2)], answer: true },
@@ -356,13 +362,15 @@ pub(crate) mod tests {
         let bundle = Body::Bundle { slot: 1, kind: BundleKind::Changes, part: 2, of: 2, data: vec![] };
         assert!(Body::decode(&bundle.encode().unwrap()).unwrap_err().to_string().contains("part 2 of 2"));
         let greedy = Body::Reconcile {
+            roster: 0,
             parts: vec![
                 Part::Items { first: 0, last: u64::MAX, items: vec![], answer: false },
                 Part::Items { first: 0, last: u64::MAX, items: vec![], answer: false },
             ],
         };
         assert!(Body::decode(&greedy.encode().unwrap()).unwrap_err().to_string().contains("overlaps"));
-        let lopsided = Body::Reconcile { parts: vec![Part::Split { first: 0, last: 99, summaries: vec![(0, 0); 3] }] };
+        let lopsided =
+            Body::Reconcile { roster: 0, parts: vec![Part::Split { first: 0, last: 99, summaries: vec![(0, 0); 3] }] };
         assert!(Body::decode(&lopsided.encode().unwrap()).unwrap_err().to_string().contains("expected 16"));
         let too_big = vec![PROTOCOL_VERSION; MAX_FRAME_BYTES + 1];
         assert!(matches!(Body::decode(&too_big), Err(FrameError::TooLarge { .. })));

@@ -140,6 +140,9 @@ impl Writer {
                 Effect::Hold { doc, held } => self.hold_rows(&doc, held, &mut batch),
             }
         }
+        if !revoked.is_empty() {
+            self.stage_attestations(&revoked, &mut batch);
+        }
         let merged: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
         if !batch.is_empty()
             && let Err(err) = self.commit_and_index(batch, entries)
@@ -162,9 +165,6 @@ impl Writer {
         self.send_all(outgoing);
         if roster.is_some() {
             self.log_identity();
-            if !revoked.is_empty() {
-                self.attest_revoked(&revoked);
-            }
             // A newer roster may let in what waited.
             self.requeue_held(None);
         } else if !merged.is_empty() && self.store.held_count().unwrap_or(0) > 0 {

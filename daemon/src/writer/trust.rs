@@ -4,13 +4,14 @@
 //! the quarantine of changes that wait for a roster, and the cut a
 //! revocation records.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::Change;
 use outpost_model::DocId;
-use outpost_model::admission::{self, Authority, Held, Reason};
+use outpost_model::admission::{self, Held, Reason, Standing};
 use outpost_model::api::{ApiError, ErrorKind};
 use outpost_model::replication::engine::Effect;
+use outpost_model::replication::engine::Trust;
 use outpost_model::trust::proof::sign_change;
 use outpost_model::trust::roster::{CutEntry, Member};
 use outpost_model::trust::{PublicKey, TrustError};
@@ -74,17 +75,20 @@ impl Writer {
     /// Checks the changes of an officer's write against the rules every
     /// other node will apply to them, and signs them into the batch.
     pub(super) fn admit_and_sign(&mut self, batch: &mut Batch) -> Result<(), ApiError> {
-        let fleet = self.replication.as_ref().and_then(|r| r.engine.fleet());
-        let authority = match fleet {
-            Some(fleet) => Authority::Fleet { fleet, newer_known: false },
-            None => Authority::Open,
+        let key = self.settings.signer.public();
+        let engine = self.replication.as_ref().map(|r| &r.engine);
+        let standing = match engine.filter(|e| matches!(e.trust(), Trust::Fleet { .. })) {
+            None => Standing::Open,
+            Some(engine) => match engine.fleet().and_then(|f| Some((f, f.member(&key)?))) {
+                Some((fleet, member)) => Standing::Member { fleet, member },
+                None => Standing::Unenrolled { name: &self.settings.post },
+            },
         };
-        let member = fleet.and_then(|f| f.member(&self.settings.signer.public())).cloned();
         let mut proofs = Vec::new();
         for (doc, stored) in &batch.changes {
             let change = Change::from_bytes(stored.get(32..).unwrap_or_default().to_vec()).map_err(internal)?;
             let document = self.cache.loaded(doc)?;
-            if let Err(reason) = admission::check_local(document, &change, &authority, member.as_ref()) {
+            if let Err(reason) = admission::check_local(document, &change, standing) {
                 return Err(refused_locally(doc, &reason));
             }
             proofs.push((doc.clone(), change.hash(), sign_change(&self.settings.signer, doc, &change.hash())));
@@ -165,9 +169,12 @@ impl Writer {
         }
     }
 
-    /// Attests the changes of newly revoked members this node holds beyond
-    /// their cuts: it admitted them before it knew of the revocation.
-    pub(super) fn attest_revoked(&mut self, revoked: &[PublicKey]) {
+    /// Attests, into `batch`, the changes of newly revoked members this
+    /// node holds beyond their cuts: it admitted them before it knew of the
+    /// revocation. They go into the batch that stores the roster, so that
+    /// no crash can leave this node holding the roster and such a change
+    /// without the attestation every other node needs to take it.
+    pub(super) fn stage_attestations(&mut self, revoked: &[PublicKey], batch: &mut Batch) {
         let members: Vec<Member> =
             revoked.iter().filter_map(|key| self.replication.as_ref()?.engine.fleet()?.member(key).cloned()).collect();
         let docs = match self.store.doc_ids() {
@@ -177,7 +184,9 @@ impl Writer {
                 return;
             }
         };
-        let mut batch = Batch::default();
+        // Documents first met in this batch are not in the store yet.
+        let mut docs: BTreeSet<DocId> = docs.into_iter().collect();
+        docs.extend(batch.changes.iter().map(|(doc, _)| doc.clone()));
         for doc in docs {
             let Ok(loaded) = self.cache.get_mut(&doc) else { continue };
             for member in &members {
@@ -188,12 +197,6 @@ impl Writer {
                     batch.proofs.push((doc.clone(), hash, proof));
                 }
             }
-        }
-        self.cache.evict_if_full();
-        if !batch.proofs.is_empty()
-            && let Err(err) = self.commit_and_index(batch, Vec::new())
-        {
-            tracing::error!(error = %err.message, "cannot store attestations; the revoked member's changes may not reach every node");
         }
     }
 

@@ -17,6 +17,7 @@ use outpost_model::schema::DocKind;
 use outpost_model::search::{NameIndex, SearchQuery, WatchlistIndex, upsert};
 use outpost_model::validate::{PostContext, new_entry};
 use outpost_model::{DocId, EntryId};
+use outpost_tests::fleet_sim::Mode;
 use outpost_tests::harness::{FleetKey, Post, PostOptions, free_port, network_config};
 use outpost_tests::sample::{Generator, entry_from, icao_latin};
 use rand::seq::IndexedRandom;
@@ -474,15 +475,23 @@ struct SimArgs {
     /// Print every seed's figures.
     #[arg(long)]
     verbose: bool,
+    /// Add a byzantine member, a late enrolment, revocation and stale
+    /// rosters to every seed.
+    #[arg(long)]
+    byzantine: bool,
 }
 
 fn sim(args: &SimArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let mode = if args.byzantine { Mode::Byzantine } else { Mode::Honest };
     let (mut failed, mut frames, mut bytes, mut worst_ms) = (0u64, 0u64, 0u64, 0i64);
+    let (mut attacks, mut bad) = (0usize, 0usize);
     for seed in args.from..args.from + args.seeds {
         let one = Instant::now();
-        match outpost_tests::fleet_sim::run(seed) {
+        match outpost_tests::fleet_sim::run_mode(seed, mode) {
             Ok(report) => {
+                attacks += report.attacks;
+                bad += report.bad_changes;
                 frames += report.frames;
                 bytes += report.bytes;
                 worst_ms = worst_ms.max(report.converged_after_ms);
@@ -497,7 +506,7 @@ fn sim(args: &SimArgs) -> anyhow::Result<()> {
         }
     }
     println!(
-        "{} seeds, {failed} failed, {frames} frames, {bytes} B, slowest convergence {:.1} simulated min after healing, {:.1} s",
+        "{} {mode:?} seeds, {failed} failed, {frames} frames, {bytes} B, {attacks} attacks ({bad} bad changes) refused, slowest convergence {:.1} simulated min after healing, {:.1} s",
         args.seeds,
         worst_ms as f64 / 60_000.0,
         started.elapsed().as_secs_f64()

@@ -22,7 +22,7 @@ impl Engine {
         let others: Vec<PeerKey> = self
             .peers
             .iter()
-            .filter(|(key, state)| state.node.is_some() && Some(*key) != from)
+            .filter(|(key, state)| state.node.is_some() && state.syncing && Some(*key) != from)
             .map(|(key, _)| key.clone())
             .collect();
         for peer in others {

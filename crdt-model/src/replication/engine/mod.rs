@@ -423,12 +423,12 @@ impl Engine {
                 self.on_hello(now, peer, Greeting { node, name, features, roster }, &mut out);
             }
             Body::Roster { roster } => self.on_roster(now, peer, &roster, host, &mut out),
+            Body::Reconcile { roster, parts } => self.on_reconcile(now, peer, (roster, &parts), host, &mut out),
             // Between nodes that may not exchange documents, nothing else
             // is taken.
             _ if !self.peers.get(peer).is_some_and(|p| p.syncing) => {
                 out.problem(peer, None, "a document frame from a peer this node does not sync with".into());
             }
-            Body::Reconcile { parts } => self.on_reconcile(now, peer, &parts, host, &mut out),
             Body::Open { slot, doc, .. } => self.on_open(peer, slot, &doc, &mut out),
             Body::Sync { slot, message, proofs } => {
                 if let Some(doc) = self.doc_of(peer, slot, &mut out) {

@@ -100,7 +100,11 @@ impl Engine {
         // that is not (yet) a member gets the greeting only; a roster that
         // enrols it starts the digest then.
         if syncing {
-            out.send(peer, Lane::Control, &Body::Reconcile { parts: self.inventory.opening() });
+            out.send(
+                peer,
+                Lane::Control,
+                &Body::Reconcile { roster: self.roster_version(), parts: self.inventory.opening() },
+            );
         }
         if let Some(state) = self.peers.get_mut(peer) {
             state.next_check = Timestamp::from_millis(now.as_millis() + self.config.limits.hello_retry_ms);
@@ -115,8 +119,12 @@ impl Engine {
             name: self.config.name.clone(),
             features,
             max_frame: MAX_FRAME_BYTES as u32,
-            roster: self.fleet.as_ref().map_or(0, Fleet::version),
+            roster: self.roster_version(),
         }
+    }
+
+    pub(super) fn roster_version(&self) -> u64 {
+        self.fleet.as_ref().map_or(0, Fleet::version)
     }
 
     /// What was in flight is forgotten; persisted sync states stay.
@@ -172,18 +180,28 @@ impl Engine {
 
     pub(super) fn start_reconcile(&mut self, now: Timestamp, peer: &PeerKey, out: &mut Out) {
         let Some(state) = self.peers.get_mut(peer) else { return };
-        if state.node.is_none() || !state.syncing {
+        if state.node.is_none() {
             return;
         }
+        // With a peer it does not sync with too: the check keeps the roster
+        // versions known on both sides, and one left in the past would fire
+        // the timer again at once, for ever.
         state.next_check = Timestamp::from_millis(now.as_millis() + self.config.limits.recheck_every_ms);
-        out.send(peer, Lane::Control, &Body::Reconcile { parts: self.inventory.opening() });
+        let syncing = state.syncing;
+        // The peer said it holds an older roster than ours: the one we sent
+        // was lost (or never sent), so it goes again, ahead of the digest.
+        if state.roster < self.roster_version() {
+            self.send_roster(peer, out);
+        }
+        let parts = if syncing { self.inventory.opening() } else { Vec::new() };
+        out.send(peer, Lane::Control, &Body::Reconcile { roster: self.roster_version(), parts });
     }
 
     pub(super) fn on_reconcile(
         &mut self,
         now: Timestamp,
         peer: &PeerKey,
-        parts: &[Part],
+        (roster, parts): (u64, &[Part]),
         host: &mut dyn DocHost,
         out: &mut Out,
     ) {
@@ -196,6 +214,18 @@ impl Engine {
             });
             return;
         }
+        // What the peer holds now, not the most it ever held: a roster we
+        // sent that it does not report was lost, and the next check sends
+        // it again. Rosters only grow, so an honest peer's number never
+        // falls below what it announced.
+        state.roster = roster;
+        if !state.syncing {
+            if !parts.is_empty() {
+                out.problem(peer, None, "a digest from a peer this node does not sync with".into());
+            }
+            return;
+        }
+        let ours = self.roster_version();
         let step = self.inventory.step(parts);
         for (first, last) in &step.agreed {
             mark_agreed(&self.inventory, &mut self.agreed_at, *first, *last, now);
@@ -204,7 +234,7 @@ impl Engine {
         state.last_reconciled = Some(now);
         state.absent.extend(step.absent.iter().cloned());
         if !step.reply.is_empty() {
-            out.send(peer, Lane::Control, &Body::Reconcile { parts: step.reply });
+            out.send(peer, Lane::Control, &Body::Reconcile { roster: ours, parts: step.reply });
         }
         let mut restart = Vec::new();
         for doc in step.differing {

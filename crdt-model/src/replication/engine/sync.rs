@@ -48,6 +48,11 @@ impl Engine {
     ) -> bool {
         self.evict_idle(peer);
         let Some(state) = self.peers.get_mut(peer) else { return false };
+        // Every document byte goes through a session: none for a peer that
+        // is not an active member, whatever path asked for one.
+        if !state.syncing {
+            return false;
+        }
         if !state.sessions.contains_key(doc) && state.sessions.len() >= self.config.limits.max_peer_sessions {
             out.effects.push(Effect::Disconnect {
                 peer: peer.clone(),

@@ -140,7 +140,7 @@ fn reconcile_frames_beyond_the_period_cap_cut_the_peer_off() {
     let limits = Limits { max_reconcile_frames: 3, ..Limits::default() };
     let mut pair = Pair::new(Node::with_limits(1, Vec::new(), limits), Node::new(2, Vec::new()));
     pair.connect();
-    let digest = Body::Reconcile { parts: Inventory::new().opening() }.encode().unwrap();
+    let digest = Body::Reconcile { roster: 0, parts: Inventory::new().opening() }.encode().unwrap();
     // The connection's own digest counted once already.
     for _ in 0..3 {
         pair.deliver(Side::B, &digest);
@@ -232,16 +232,25 @@ fn a_peer_not_on_the_roster_gets_the_roster_and_nothing_else() {
         Pair::new(Node::in_fleet(1, vec![member_doc(1, 3, 1)], &fleet), Node::build_unenrolled(2, fleet.anchor()));
     let seen = sent_bodies(&mut pair, Side::A);
     pair.connect();
+    // An officer's change at A is pushed to members only.
+    write_at_a(&mut pair, &shard(1), 100);
+    pair.push_from_a(&shard(1));
+    // The periodic check says which roster A holds and no more, and is not
+    // due again at once: a connected non-member must not spin the timer.
+    pair.advance(Limits::default().recheck_every_ms + 1);
+    let due = pair.timers[Side::A as usize].expect("a timer for the next check");
+    assert!(due > pair.now, "the next check is due at {due}, now is {}", pair.now);
     let kinds: Vec<&'static str> = seen
         .borrow()
         .iter()
         .map(|b| match b {
             Body::Hello { .. } => "hello",
             Body::Roster { .. } => "roster",
+            Body::Reconcile { parts, .. } if parts.is_empty() => "roster version",
             _ => "document",
         })
         .collect();
-    assert_eq!(kinds, ["hello", "roster"], "zero document bytes to a non-member");
+    assert_eq!(kinds, ["hello", "roster", "roster version"], "zero document bytes to a non-member");
     assert!(!pair.b.host.docs.contains_key(&shard(1)));
     assert_eq!(pair.b.engine.fleet().map(|f| f.version()), Some(1), "it holds the roster now");
 }
