@@ -121,8 +121,8 @@ pub fn run(client: &mut Client, command: Fleet, json: bool) -> Result<(), Failur
             } else {
                 println!("{}", successor.public().to_hex());
                 eprintln!(
-                    "roster version {version} is signed by the new admin key in {}; the old key signs nothing more. \
-                     Daemons configured with the old public key follow the handover.",
+                    "roster version {version} is signed by the new admin key in {}. Every node that holds it refuses \
+                     rosters signed by the old key; daemons configured with the old public key follow the handover.",
                     out.display()
                 );
             }

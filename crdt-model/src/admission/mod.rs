@@ -166,8 +166,9 @@ pub struct Verdict {
     pub held: Vec<Held>,
     /// Changes whose dependencies are missing: neither applied nor refused.
     pub waiting: usize,
-    /// Admitted changes of revoked members, let in by an attestation.
-    pub attested: usize,
+    /// Admitted changes of revoked members beyond their cuts, let in by
+    /// an attestation.
+    pub attested: BTreeSet<ChangeHash>,
 }
 
 impl Verdict {
@@ -493,15 +494,22 @@ impl Batch {
             return Err((Fate::Held, Reason::UnknownSigner));
         };
         let unsigned = || if proven.bad.contains(&hash) { Reason::BadSignature } else { Reason::Unsigned };
-        match &member.revoked {
-            None if !authored.contains(&hash) => return Err((Fate::Rejected, unsigned())),
-            None => {}
-            Some(revocation) => match cuts.inside(doc, self, &revocation.cut, change) {
+        // The author's own signature is needed in every case: an
+        // attestation vouches that a change was admitted before a
+        // revocation was known, never for who wrote it, so that no member
+        // can pass off changes of its own making as a revoked member's.
+        if !authored.contains(&hash) {
+            return Err((Fate::Rejected, unsigned()));
+        }
+        if let Some(revocation) = &member.revoked {
+            match cuts.inside(doc, self, &revocation.cut, change) {
                 None => return Err((Fate::Held, Reason::CutUnknown)),
-                Some(true) if authored.contains(&hash) || attested.contains(&hash) => {}
-                Some(false) if attested.contains(&hash) => verdict.attested += 1,
-                Some(_) => return Err((Fate::Rejected, Reason::Revoked)),
-            },
+                Some(true) => {}
+                Some(false) if attested.contains(&hash) => {
+                    verdict.attested.insert(hash);
+                }
+                Some(false) => return Err((Fate::Rejected, Reason::Revoked)),
+            }
         }
         match policy::scope(fleet, member, &member.rights, doc.kind()) {
             Scope::Nothing => {
@@ -512,8 +520,9 @@ impl Batch {
         }
     }
 
-    /// Admitted changes of active members that only a proof over a refused
-    /// change covered.
+    /// Admitted changes that only a proof over a refused change covered:
+    /// the author's signature, or, beyond a revocation's cut, the
+    /// attestation.
     fn unproven(&self, authority: &Authority<'_>, proven: &Proven, verdict: &Verdict) -> Vec<ChangeHash> {
         let Authority::Fleet { fleet, .. } = authority else { return Vec::new() };
         let admitted = verdict.admitted_hashes();
@@ -524,8 +533,9 @@ impl Batch {
             .filter(|c| {
                 let hash = c.hash();
                 match fleet.member_of_actor(c.actor_id().to_bytes()) {
-                    Some(m) if m.is_active() => !authored.contains(&hash),
-                    Some(_) => !authored.contains(&hash) && !attested.contains(&hash),
+                    Some(_) => {
+                        !authored.contains(&hash) || (verdict.attested.contains(&hash) && !attested.contains(&hash))
+                    }
                     None => false,
                 }
             })

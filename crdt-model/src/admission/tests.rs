@@ -437,11 +437,53 @@ fn a_revoked_members_changes_count_inside_the_cut_or_when_attested() {
     with.extend(wire_proofs(&after, |_| vec![attestation]));
     let verdict = judge(&mut receiver, after.clone(), &with, &fleet(&w));
     assert_eq!(verdict.admitted.len(), 1, "{:?}", verdict.rejected);
-    assert_eq!(verdict.attested, 1);
+    assert_eq!(verdict.attested, [after[0].hash()].into());
     // An attestation by a stranger counts for nothing.
     let forged = attest(&w.signers["stranger"], writer.id(), &after[0].hash());
-    let verdict = judge(&mut receiver, after.clone(), &wire_proofs(&after, |_| vec![forged]), &fleet(&w));
+    let mut with_forged = wire_proofs(&after, stored);
+    with_forged.extend(wire_proofs(&after, |_| vec![forged]));
+    let verdict = judge(&mut receiver, after.clone(), &with_forged, &fleet(&w));
     assert_eq!(reasons(&verdict), ["revoked"]);
+}
+
+/// An attestation says a change was admitted before a revocation was
+/// known; it never says who wrote it. A member attesting a change of its
+/// own making under a revoked member's actor proves nothing.
+#[test]
+fn an_attestation_without_the_authors_signature_admits_nothing() {
+    let centre_signer = Signer::from_secret([1; 32]);
+    let mut writer = copy(&kaz_shard(), &centre_signer);
+    let base = writer.heads();
+    add_entry(&mut writer, 1);
+    let tip = writer.changes_since(&base).pop().unwrap();
+    let cut = vec![CutEntry {
+        doc: writer.id().clone(),
+        actor: tip.actor_id().to_bytes().to_vec(),
+        seq: tip.seq(),
+        hash: tip.hash().0,
+    }];
+    let w = world_with(move |r, s| r.revoke(&s["kz-centre"].public(), cut).unwrap());
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let inside = writer.changes_since(&base);
+    let signed = sign_change(&centre_signer, writer.id(), &tip.hash());
+    let verdict = judge(&mut receiver, inside.clone(), &wire(&inside, &[signed]), &fleet(&w));
+    assert_eq!(verdict.admitted.len(), 1, "{:?}", verdict.rejected);
+    receiver.apply_changes(verdict.admitted).unwrap();
+
+    // kz-post, active, fabricates an entry as the revoked centre and
+    // attests it.
+    let mid = writer.heads();
+    add_entry(&mut writer, 2);
+    let fabricated = writer.changes_since(&mid);
+    let attestation = attest(&w.signers["kz-post"], writer.id(), &fabricated[0].hash());
+    let verdict = judge(&mut receiver, fabricated.clone(), &wire(&fabricated, &[attestation]), &fleet(&w));
+    assert!(verdict.admitted.is_empty());
+    assert_eq!(reasons(&verdict), ["unsigned"]);
+    // Inside the cut too: an attestation does not stand in for the author.
+    let mut fresh = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let attestation = attest(&w.signers["kz-post"], writer.id(), &tip.hash());
+    let verdict = judge(&mut fresh, inside.clone(), &wire(&inside, &[attestation]), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["unsigned"]);
 }
 
 #[test]

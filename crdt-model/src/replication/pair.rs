@@ -32,6 +32,8 @@ pub struct MemoryHost {
     pub proofs: BTreeMap<(DocId, ChangeHash), Vec<StoredProof>>,
     pub held: BTreeMap<DocId, Vec<Held>>,
     pub roster: Option<Vec<u8>>,
+    /// Changes of revoked members admitted on an attestation, by name.
+    pub attested: BTreeMap<String, u64>,
 }
 
 impl DocHost for MemoryHost {
@@ -313,6 +315,9 @@ impl Pair {
                     }
                 }
                 Effect::Hold { doc, held } => self.node(side).host.held.entry(doc).or_default().extend(held),
+                Effect::Attested { member, changes } => {
+                    *self.node(side).host.attested.entry(member).or_default() += changes;
+                }
                 Effect::Problem { detail, doc, .. } => self.problems.push(format!("{doc:?}: {detail}")),
                 Effect::SetTimer { at } => {
                     self.timers[side as usize] = Some(at);

@@ -6,7 +6,9 @@
 //! everywhere. The admin key can be rotated: a roster may carry handovers,
 //! each naming the next admin key and signed by the one before, so a
 //! daemon configured with the first key still verifies rosters signed by
-//! the latest.
+//! the latest. A newer roster must carry the handovers of the one it
+//! replaces, so once a node has seen a handover, the retired key signs
+//! nothing it will take: a stolen old key cannot outrank its successor.
 //!
 //! A member's entry only ever grows between versions (rights and legacy
 //! actors are added) until it is revoked, and a revocation is permanent.
@@ -29,6 +31,9 @@ pub const MAX_ROSTER_BYTES: usize = 512 * 1024;
 pub const MAX_MEMBERS: usize = 4096;
 /// Cut entries one revocation may carry.
 pub const MAX_CUT_ENTRIES: usize = 16 * 1024;
+/// Admin key handovers one roster may carry: each costs a signature check
+/// whenever the roster is verified.
+pub const MAX_HANDOVERS: usize = 64;
 
 const ROSTER_DOMAIN: &[u8] = b"outpost/roster/1\0";
 const HANDOVER_DOMAIN: &[u8] = b"outpost/admin-handover/1\0";
@@ -250,6 +255,12 @@ impl SignedRoster {
     /// The admin key that signed this roster, if the chain from `anchor`
     /// holds.
     pub fn signing_key(&self, anchor: &PublicKey) -> Result<PublicKey, TrustError> {
+        if self.handovers.len() > MAX_HANDOVERS {
+            return Err(TrustError::Invalid(format!(
+                "{} admin key handovers, at most {MAX_HANDOVERS}",
+                self.handovers.len()
+            )));
+        }
         let mut key = *anchor;
         for (n, handover) in self.handovers.iter().enumerate() {
             if !key.verifies(&handover_message(&key, &handover.next), &handover.signature) {
@@ -461,6 +472,21 @@ impl Fleet {
         self.roster.version
     }
 
+    /// Whether this roster may replace `older`: its content may
+    /// ([`Roster::may_replace`]), and its admin key chain extends the older
+    /// one's, so that a key handed over never signs a roster again.
+    pub fn may_replace(&self, older: &Fleet) -> Result<(), TrustError> {
+        self.roster.may_replace(&older.roster)?;
+        if !self.signed.handovers.starts_with(&older.signed.handovers) {
+            return Err(TrustError::Invalid(format!(
+                "roster {} is not signed down the admin key chain of roster {}: it was signed by a retired admin key",
+                self.version(),
+                older.version()
+            )));
+        }
+        Ok(())
+    }
+
     pub fn encoded(&self) -> Vec<u8> {
         self.signed.encode().unwrap_or_default()
     }
@@ -536,6 +562,32 @@ mod tests {
         let forged = vec![Handover::new(&next, next.public())];
         let signed = SignedRoster::sign(&roster, &next, forged).unwrap();
         assert!(Fleet::verify(&signed.encode().unwrap(), &admin().public()).is_err());
+    }
+
+    #[test]
+    fn once_the_admin_key_is_handed_over_the_retired_key_signs_nothing_newer() {
+        let (_, post) = member(2, "kz-nurzhol", Role::Post, "KAZ-BS");
+        let (_, other) = member(3, "kz-east", Role::Post, "KAZ-BS");
+        let anchor = admin().public();
+        let next = Signer::from_secret([202; 32]);
+        let v1 = Roster::default().enroll(post).unwrap();
+        let handovers = vec![Handover::new(&admin(), next.public())];
+        let rotated = SignedRoster::sign(&v1, &next, handovers.clone()).unwrap();
+        let rotated = Fleet::verify(&rotated.encode().unwrap(), &anchor).unwrap();
+        // The retired key, stolen, signs a newer roster with no handover.
+        let v2 = v1.enroll(other).unwrap();
+        let by_thief = SignedRoster::sign(&v2, &admin(), Vec::new()).unwrap();
+        let by_thief = Fleet::verify(&by_thief.encode().unwrap(), &anchor).unwrap();
+        let err = by_thief.may_replace(&rotated).unwrap_err();
+        assert!(err.to_string().contains("retired admin key"), "{err}");
+        // The successor's next roster carries the chain and replaces it.
+        let by_successor = SignedRoster::sign(&v2, &next, handovers).unwrap();
+        let by_successor = Fleet::verify(&by_successor.encode().unwrap(), &anchor).unwrap();
+        assert!(by_successor.may_replace(&rotated).is_ok());
+        // A chain longer than the bound is refused before any check.
+        let long: Vec<Handover> = (0..=MAX_HANDOVERS).map(|_| Handover::new(&admin(), admin().public())).collect();
+        let signed = SignedRoster::sign(&v1, &admin(), long).unwrap();
+        assert!(signed.signing_key(&anchor).unwrap_err().to_string().contains("handovers"));
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub(crate) const SYNC_STATES: TableDefinition<(&str, &str), &[u8]> = TableDefini
 pub(crate) const CHANGE_PROOFS: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("change_proofs");
 /// (doc id, change hash) → a change held back until a roster lets it in.
 pub(crate) const QUARANTINE: TableDefinition<(&str, &[u8]), &[u8]> = TableDefinition::new("quarantine");
+/// Revoked member's name → its changes beyond the cut this node admitted
+/// on an attestation.
+pub(crate) const ATTESTED: TableDefinition<&str, u64> = TableDefinition::new("attested");
 
 /// The format version this build writes, per table. A table recorded with a
 /// higher version was written by a newer release: we refuse to touch it
@@ -67,6 +70,7 @@ const FORMAT: &[(&str, u32)] = &[
     ("sync_states", 1),
     ("change_proofs", 1),
     ("quarantine", 1),
+    ("attested", 1),
 ];
 
 pub const DB_FILE: &str = "outpost.redb";
@@ -127,6 +131,9 @@ pub struct Batch {
     pub hold: Vec<(DocId, automerge::ChangeHash, HeldRecord)>,
     /// The signed roster this node now holds.
     pub roster: Option<Vec<u8>>,
+    /// Changes of revoked members admitted on an attestation, to add to
+    /// their counts.
+    pub attested: Vec<(String, u64)>,
 }
 
 impl Batch {
@@ -140,6 +147,7 @@ impl Batch {
             && self.release.is_empty()
             && self.hold.is_empty()
             && self.roster.is_none()
+            && self.attested.is_empty()
     }
 }
 
@@ -251,6 +259,7 @@ impl Store {
             txn.open_table(SYNC_STATES).map_err(db)?;
             txn.open_table(CHANGE_PROOFS).map_err(db)?;
             txn.open_table(QUARANTINE).map_err(db)?;
+            txn.open_table(ATTESTED).map_err(db)?;
         }
         txn.commit().map_err(db)?;
         Ok((node_id, search_keys_stale))

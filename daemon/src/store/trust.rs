@@ -8,7 +8,7 @@ use outpost_model::trust::proof::StoredProof;
 use redb::{ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
-use super::{Batch, CHANGE_PROOFS, META, QUARANTINE, Store, StoreError, db};
+use super::{ATTESTED, Batch, CHANGE_PROOFS, META, QUARANTINE, Store, StoreError, db};
 
 const ROSTER_KEY: &str = "roster";
 
@@ -56,6 +56,11 @@ pub(super) fn write(txn: &redb::WriteTransaction, batch: &Batch) -> Result<(), S
     if let Some(roster) = &batch.roster {
         txn.open_table(META).map_err(db)?.insert(ROSTER_KEY, roster.as_slice()).map_err(db)?;
     }
+    let mut attested = txn.open_table(ATTESTED).map_err(db)?;
+    for (member, changes) in &batch.attested {
+        let count = attested.get(member.as_str()).map_err(db)?.map_or(0, |v| v.value());
+        attested.insert(member.as_str(), count.saturating_add(*changes)).map_err(db)?;
+    }
     Ok(())
 }
 
@@ -97,6 +102,18 @@ impl Store {
             }
         }
         Ok((out, bad))
+    }
+
+    /// Changes of each revoked member admitted here on an attestation.
+    pub fn attested_counts(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(ATTESTED).map_err(db)?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in table.iter().map_err(db)? {
+            let (member, count) = row.map_err(db)?;
+            out.insert(member.value().to_string(), count.value());
+        }
+        Ok(out)
     }
 
     pub fn held_count(&self) -> Result<u64, StoreError> {

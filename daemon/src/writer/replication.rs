@@ -138,6 +138,10 @@ impl Writer {
                     revoked.extend(newly);
                 }
                 Effect::Hold { doc, held } => self.hold_rows(&doc, held, &mut batch),
+                Effect::Attested { member, changes } => {
+                    tracing::info!(%member, changes, "admitted a revoked member's changes on an attestation");
+                    batch.attested.push((member, changes));
+                }
             }
         }
         if !revoked.is_empty() {

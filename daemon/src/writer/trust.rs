@@ -249,7 +249,10 @@ impl Writer {
             member: self.own_member().cloned(),
             conflicts,
             held,
-            attested: engine.attested().clone(),
+            attested: self.store.attested_counts().unwrap_or_else(|err| {
+                tracing::error!(error = %err, "cannot read the counts of attested changes");
+                Default::default()
+            }),
         }
     }
 }

@@ -431,6 +431,11 @@ impl Fleet {
                     self.report.held += held.len();
                     self.nodes[node].host.stored.held.entry(doc).or_default().extend(held);
                 }
+                Effect::Attested { changes, .. } => {
+                    if self.nodes[node].kind != Kind::Byzantine {
+                        self.report.attested += changes;
+                    }
+                }
                 Effect::PersistSyncState { peer, doc, state } => {
                     self.nodes[node].host.stored.sync_states.insert((peer, doc), state);
                 }
@@ -919,13 +924,6 @@ pub fn run_mode(seed: u64, mode: Mode) -> Result<SimReport, String> {
             last_check = fleet.converged();
             if last_check.is_ok() {
                 fleet.report.converged_after_ms = fleet.now - FAULT_MS;
-                fleet.report.attested = fleet
-                    .nodes
-                    .iter()
-                    .filter(|n| n.kind != Kind::Byzantine)
-                    .filter_map(|n| n.engine.as_ref())
-                    .flat_map(|e| e.attested().values())
-                    .sum();
                 return Ok(fleet.report);
             }
         }

@@ -20,12 +20,6 @@ impl Engine {
         self.config.trust
     }
 
-    /// Changes of revoked members admitted by attestation since this
-    /// start, by member name.
-    pub fn attested(&self) -> &std::collections::BTreeMap<String, u64> {
-        &self.attested
-    }
-
     /// Takes the roster this node stored, at start; no effects.
     pub fn set_roster(&mut self, bytes: &[u8]) -> Result<u64, TrustError> {
         let fleet = self.verify(bytes)?;
@@ -44,7 +38,7 @@ impl Engine {
     ) -> Result<Vec<Effect>, TrustError> {
         let fleet = self.verify(bytes)?;
         if let Some(held) = &self.fleet {
-            fleet.roster.may_replace(&held.roster)?;
+            fleet.may_replace(held)?;
         }
         let mut out = Out { effects: Vec::new() };
         self.install(now, fleet, host, &mut out);
@@ -83,7 +77,7 @@ impl Engine {
             if fleet.version() <= held.version() {
                 return;
             }
-            if let Err(err) = fleet.roster.may_replace(&held.roster) {
+            if let Err(err) = fleet.may_replace(held) {
                 out.problem(peer, None, format!("refused the peer's roster: {err}"));
                 return;
             }
@@ -211,15 +205,31 @@ impl Engine {
         out: &mut Out,
     ) {
         let Some(state) = self.peers.get_mut(peer) else { return };
+        let mut strikes = 0;
         for (hash, reason) in refused {
             *state.refused.entry(reason.kind()).or_default() += 1;
             if !reason.may_be_honest() {
-                state.strikes += 1;
+                strikes += 1;
             }
             out.problem(peer, Some(doc), format!("refused change {hash}: {reason}"));
         }
+        if strikes == 0 {
+            return;
+        }
+        // Only peers that connected (so hold the fleet key) are counted, but
+        // a key holder can make up peer ids: the map stays bounded by
+        // forgetting the peer with the fewest strikes.
+        if !self.strikes.contains_key(peer) && self.strikes.len() >= self.config.limits.max_struck_peers {
+            let least = self.strikes.iter().min_by_key(|(_, n)| **n).map(|(p, _)| p.clone());
+            if let Some(least) = least {
+                self.strikes.remove(&least);
+            }
+        }
+        let total = self.strikes.entry(peer.clone()).or_default();
+        *total = total.saturating_add(strikes);
         let limit = self.config.limits.max_refused_changes;
-        if state.strikes > limit {
+        if *total > limit {
+            self.strikes.remove(peer);
             let until = Timestamp::from_millis(now.as_millis() + self.config.limits.cut_off_ms);
             out.effects.push(Effect::Disconnect {
                 peer: peer.clone(),

@@ -41,12 +41,14 @@ pub struct Limits {
     pub max_bad_frames: u32,
     /// What one sync message or bundle may expand to.
     pub receive: ReceiveLimits,
-    /// Refused changes in one connection that no out-of-date roster
-    /// explains (bad signatures, forbidden fields, …) before the peer is
-    /// cut off.
+    /// Refused changes that no out-of-date roster explains (bad
+    /// signatures, forbidden fields, …), over any number of connections,
+    /// before the peer is cut off.
     pub max_refused_changes: u32,
     /// How long a peer that was cut off is turned away.
     pub cut_off_ms: i64,
+    /// Peers whose strikes are remembered at once.
+    pub max_struck_peers: usize,
 }
 
 impl Default for Limits {
@@ -69,6 +71,7 @@ impl Default for Limits {
             receive: ReceiveLimits::default(),
             max_refused_changes: 32,
             cut_off_ms: 30 * 60 * 1000,
+            max_struck_peers: 1024,
         }
     }
 }

@@ -128,6 +128,13 @@ pub enum Effect {
         doc: DocId,
         held: Vec<Held>,
     },
+    /// `changes` of the revoked member `member`, beyond its revocation's
+    /// cut, were admitted on an honest member's attestation: counted, for
+    /// `outpost fleet roster`.
+    Attested {
+        member: String,
+        changes: u64,
+    },
     PersistSyncState {
         peer: PeerKey,
         doc: DocId,
@@ -219,8 +226,10 @@ pub struct Engine {
     fleet: Option<Fleet>,
     /// Peers cut off for sending refused changes, until when.
     cut_off: BTreeMap<PeerKey, Timestamp>,
-    /// Changes of revoked members admitted by attestation, by member name.
-    attested: BTreeMap<String, u64>,
+    /// Refused changes no honest peer sends, per peer, across its
+    /// connections, until it is cut off: a peer that reconnects does not
+    /// start again from nothing.
+    strikes: BTreeMap<PeerKey, u32>,
     /// Proofs admitted during the current input, until the host has
     /// stored them: pushes made meanwhile carry them.
     fresh_proofs: sync::FreshProofs,
@@ -269,7 +278,7 @@ impl Engine {
             agreed_at: BTreeMap::new(),
             fleet: None,
             cut_off: BTreeMap::new(),
-            attested: BTreeMap::new(),
+            strikes: BTreeMap::new(),
             fresh_proofs: BTreeMap::new(),
         }
     }

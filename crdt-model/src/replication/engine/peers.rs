@@ -38,8 +38,6 @@ pub(super) struct Peer {
     pub(super) syncing: bool,
     /// Refused changes, by reason.
     pub(super) refused: BTreeMap<&'static str, u64>,
-    /// Refusals no out-of-date roster explains, in this connection.
-    pub(super) strikes: u32,
     pub(super) next_slot: Slot,
     /// Aliases this side gave documents in this connection.
     pub(super) my_slots: BTreeMap<DocId, Slot>,
@@ -80,7 +78,6 @@ impl Engine {
                 roster: 0,
                 syncing,
                 refused: BTreeMap::new(),
-                strikes: 0,
                 next_slot: 0,
                 my_slots: BTreeMap::new(),
                 their_slots: BTreeMap::new(),

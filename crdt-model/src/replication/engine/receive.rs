@@ -181,13 +181,14 @@ impl Engine {
         } else if let Some(first) = verdict.held.first() {
             outcome.refused = Some(format!("{} change(s) held back: {}", verdict.held.len(), first.reason));
         }
-        if verdict.attested > 0 {
-            for change in &verdict.admitted {
-                let name = self.fleet.as_ref().and_then(|f| f.member_of_actor(change.actor_id().to_bytes()));
-                if let Some(member) = name.filter(|m| !m.is_active()) {
-                    *self.attested.entry(member.name.clone()).or_default() += 1;
-                }
+        let mut attested: BTreeMap<String, u64> = BTreeMap::new();
+        for change in verdict.admitted.iter().filter(|c| verdict.attested.contains(&c.hash())) {
+            if let Some(member) = self.fleet.as_ref().and_then(|f| f.member_of_actor(change.actor_id().to_bytes())) {
+                *attested.entry(member.name.clone()).or_default() += 1;
             }
+        }
+        for (member, changes) in attested {
+            out.effects.push(Effect::Attested { member, changes });
         }
         if !verdict.held.is_empty() {
             out.effects.push(Effect::Hold { doc: doc.clone(), held: verdict.held.clone() });
