@@ -411,12 +411,7 @@ fn a_revoked_members_changes_count_inside_the_cut_or_when_attested() {
     let mid = writer.heads();
     add_entry(&mut writer, 3);
     let after = writer.changes_since(&mid);
-    let cut = vec![CutEntry {
-        doc: writer.id().clone(),
-        actor: cut_tip.actor_id().to_bytes().to_vec(),
-        seq: cut_tip.seq(),
-        hash: cut_tip.hash().0,
-    }];
+    let cut = cut_at(&writer, &cut_tip);
     let w = world_with(move |r, s| r.revoke(&s["kz-centre"].public(), cut).unwrap());
     let all = writer.changes_since(&base);
     let proofs: Vec<StoredProof> = all.iter().map(|c| sign_change(&centre_signer, writer.id(), &c.hash())).collect();
@@ -456,12 +451,7 @@ fn an_attestation_without_the_authors_signature_admits_nothing() {
     let base = writer.heads();
     add_entry(&mut writer, 1);
     let tip = writer.changes_since(&base).pop().unwrap();
-    let cut = vec![CutEntry {
-        doc: writer.id().clone(),
-        actor: tip.actor_id().to_bytes().to_vec(),
-        seq: tip.seq(),
-        hash: tip.hash().0,
-    }];
+    let cut = cut_at(&writer, &tip);
     let w = world_with(move |r, s| r.revoke(&s["kz-centre"].public(), cut).unwrap());
     let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
     let inside = writer.changes_since(&base);
@@ -496,12 +486,7 @@ fn the_cut_waits_while_the_change_it_names_is_not_here() {
     let changes = writer.changes_since(&base);
     let tip = changes.iter().max_by_key(|c| c.seq()).unwrap().clone();
     let first: Vec<Change> = changes.iter().filter(|c| c.seq() < tip.seq()).cloned().collect();
-    let cut = vec![CutEntry {
-        doc: writer.id().clone(),
-        actor: tip.actor_id().to_bytes().to_vec(),
-        seq: tip.seq(),
-        hash: tip.hash().0,
-    }];
+    let cut = cut_at(&writer, &tip);
     let w = world_with(move |r, s| r.revoke(&s["kz-centre"].public(), cut).unwrap());
     let proof = sign_change(&centre_signer, writer.id(), &first[0].hash());
     let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
@@ -565,4 +550,14 @@ fn incident_draft(post: &str, id: IncidentId, narrative: &str) -> crate::inciden
         ..Default::default()
     };
     crate::validate::new_incident(&input, id, &ctx).unwrap()
+}
+
+/// A cut at `tip`, the newest change of its actor kept.
+fn cut_at(writer: &Document, tip: &Change) -> Vec<CutEntry> {
+    vec![CutEntry {
+        doc: writer.id().clone(),
+        actor: tip.actor_id().to_bytes().to_vec(),
+        seq: tip.seq(),
+        hash: tip.hash().0,
+    }]
 }
