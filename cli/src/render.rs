@@ -91,6 +91,14 @@ pub fn status(s: &StatusInfo) -> String {
     if let Some(peer_id) = &s.peer_id {
         card.row("Peer id", peer_id);
     }
+    if let Some(actor) = &s.legacy_actor {
+        let note = if s.legacy_actor_bound {
+            format!("{actor} (history from before fleet trust, bound to this node by the roster)")
+        } else {
+            format!("{actor} (history from before fleet trust: enrol this node with --legacy-actor {actor})")
+        };
+        card.row("Old actor", &note);
+    }
     match &s.replication {
         Some(r) => {
             card.list("Listening", s.listen_addrs.iter().cloned())

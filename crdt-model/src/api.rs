@@ -508,6 +508,14 @@ pub struct StatusInfo {
     pub storage: StorageStatus,
     /// The libp2p peer id; `None` when the post does not network.
     pub peer_id: Option<String>,
+    /// The actor prefix (32 hex digits) this node wrote with before fleet
+    /// trust, when its store is that old; the admin binds it to the node
+    /// with `outpost fleet enroll … --legacy-actor`.
+    #[serde(default)]
+    pub legacy_actor: Option<String>,
+    /// Whether the roster this node holds binds that actor to it.
+    #[serde(default)]
+    pub legacy_actor_bound: bool,
     pub listen_addrs: Vec<String>,
     pub replication: Option<ReplicationStatus>,
 }

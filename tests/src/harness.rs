@@ -105,6 +105,9 @@ pub struct PostOptions {
     /// A command that runs `outpostd` (such as `ip netns exec NS`); empty:
     /// run it directly.
     pub wrapper: Vec<String>,
+    /// Files copied into the data directory before the first start (a
+    /// store written by an older release), with mode 0600.
+    pub data_from: Option<PathBuf>,
 }
 
 impl Default for PostOptions {
@@ -115,6 +118,7 @@ impl Default for PostOptions {
             utc_offset: "+05:00".into(),
             extra_config: String::new(),
             wrapper: Vec::new(),
+            data_from: None,
         }
     }
 }
@@ -147,6 +151,17 @@ impl Post {
             options.extra_config
         );
         std::fs::write(dir.path().join("outpostd.toml"), config).expect("write config");
+        if let Some(from) = &options.data_from {
+            use std::os::unix::fs::PermissionsExt;
+            let data = dir.path().join("data");
+            std::fs::create_dir(&data).expect("create the data directory");
+            std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).expect("chmod the data directory");
+            for file in std::fs::read_dir(from).expect("read the seed data").flatten() {
+                let to = data.join(file.file_name());
+                std::fs::copy(file.path(), &to).expect("copy seed data");
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod seed data");
+            }
+        }
         let mut post =
             Self { dir, child: None, wrapper: options.wrapper, name: options.node_name, authority: options.authority };
         post.spawn();
@@ -415,6 +430,12 @@ impl Post {
     /// Entries this post holds, from `status`.
     pub fn entry_count(&self) -> u64 {
         self.json(&["status"])["entries"].as_u64().unwrap_or(0)
+    }
+
+    /// Changes held in quarantine until a roster lets them in, from
+    /// `status`.
+    pub fn held_changes(&self) -> u64 {
+        self.json(&["status"])["replication"]["held_changes"].as_u64().unwrap_or(0)
     }
 
     /// Peers this post is connected to, from `outpost peers`.

@@ -24,10 +24,6 @@ use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn held_changes(post: &Post) -> u64 {
-    post.json(&["status"])["replication"]["held_changes"].as_u64().unwrap_or(0)
-}
-
 /// Bytes `post` received from the peer named `from`, from `outpost peers`.
 fn bytes_from(post: &Post, from: &str) -> u64 {
     let peers = post.json(&["peers"]);
@@ -150,7 +146,7 @@ fn a_change_by_a_post_not_yet_on_this_nodes_roster_waits_and_is_applied_when_the
         mind.host.store(&doc, &[], vec![(change.hash(), proof)]);
         mind.engine.handle_local_change(now, &doc, &mut mind.host)
     });
-    wait_for("the centre to hold the change", DEADLINE, || held_changes(&centre) == 1);
+    wait_for("the centre to hold the change", DEADLINE, || centre.held_changes() == 1);
     let shown = centre.outpost(&["--json", "incident", "show", &id.to_string()]);
     assert_ne!(shown.code, 0, "not applied while its author is unknown: {shown:?}");
     assert!(centre.log().contains("change held until a roster lets it in"), "{}", centre.log());
@@ -158,7 +154,7 @@ fn a_change_by_a_post_not_yet_on_this_nodes_roster_waits_and_is_applied_when_the
     // The quarantine is stored: it survives a restart.
     assert!(centre.stop().success());
     centre.spawn();
-    assert_eq!(held_changes(&centre), 1, "{}", centre.log());
+    assert_eq!(centre.held_changes(), 1, "{}", centre.log());
     wait_for("the relay to reconnect", DEADLINE, || relay.connected() && centre.connected_peers().len() == 1);
 
     // The roster that enrols kz-new reaches the centre: the change goes in.
@@ -168,6 +164,6 @@ fn a_change_by_a_post_not_yet_on_this_nodes_roster_waits_and_is_applied_when_the
     wait_for("the held change to be applied", DEADLINE, || {
         centre.outpost(&["--json", "incident", "show", &id.to_string()]).code == 0
     });
-    assert_eq!(held_changes(&centre), 0);
+    assert_eq!(centre.held_changes(), 0);
     relay.stop();
 }

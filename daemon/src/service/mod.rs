@@ -434,10 +434,14 @@ impl Service {
     async fn status(&self) -> Result<Response, ApiError> {
         let counts = self.blocking(|s| s.counts()).await?;
         let today = self.today();
+        let legacy_actor = self.blocking(|s| s.legacy_actor()).await?.map(|(actor, _)| actor);
+        let mut legacy_actor_bound = false;
         let (listen_addrs, replication) = match &self.info.net {
             Some(net) => {
                 let report = self.sync_report().await?;
                 let trust = &report.trust;
+                legacy_actor_bound =
+                    legacy_actor.is_some_and(|a| trust.member.as_ref().is_some_and(|m| m.legacy_actors.contains(&a)));
                 let state = net.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let replication = ReplicationStatus {
                     psk_fingerprint: state.psk_fingerprint.clone(),
@@ -485,6 +489,8 @@ impl Service {
                 format_version: self.store.format_version(),
             },
             peer_id,
+            legacy_actor: legacy_actor.map(hex::encode),
+            legacy_actor_bound,
             listen_addrs,
             replication,
         })))

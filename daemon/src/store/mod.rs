@@ -134,6 +134,8 @@ pub struct Batch {
     /// Changes of revoked members admitted on an attestation, to add to
     /// their counts.
     pub attested: Vec<(String, u64)>,
+    /// The history written before fleet trust is signed by this batch.
+    pub legacy_history_signed: bool,
 }
 
 impl Batch {
@@ -148,6 +150,7 @@ impl Batch {
             && self.hold.is_empty()
             && self.roster.is_none()
             && self.attested.is_empty()
+            && !self.legacy_history_signed
     }
 }
 
@@ -217,6 +220,9 @@ impl Store {
             // versions may decode alike and silently stop matching.
             let recorded = versions.get("search_keys").map_err(db)?.map(|v| v.value());
             search_keys_stale = recorded != Some(INDEX_RECORD_VERSION);
+            // Written before fleet trust: no change is signed yet.
+            let before_trust =
+                versions.get("meta").map_err(db)?.is_some() && versions.get("change_proofs").map_err(db)?.is_none();
             for (table, supported) in FORMAT {
                 let found = versions.get(*table).map_err(db)?.map(|v| v.value());
                 match found {
@@ -248,6 +254,15 @@ impl Store {
                     NodeId::from_bytes(fresh_node_id)
                 }
             };
+            if before_trust && node_id.as_bytes() != &fresh_node_id {
+                // Its changes were written with actors made from the
+                // store's random node id, not from the node's key: the node
+                // signs that history once (`Writer::sign_legacy_history`),
+                // and the roster binds the id to it (`--legacy-actor`).
+                meta.insert(trust::LEGACY_ACTOR_KEY, node_id.as_bytes().as_slice()).map_err(db)?;
+                meta.insert(trust::LEGACY_UNSIGNED_KEY, [1u8].as_slice()).map_err(db)?;
+                tracing::warn!(legacy_actor = %node_id, "this store was written before fleet trust; its history is signed once by this node's key");
+            }
             txn.open_table(DOC_SNAPSHOTS).map_err(db)?;
             txn.open_table(DOC_CHANGES).map_err(db)?;
             txn.open_table(DOC_SEQ).map_err(db)?;

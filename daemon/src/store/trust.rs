@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::{ATTESTED, Batch, CHANGE_PROOFS, META, QUARANTINE, Store, StoreError, db};
 
 const ROSTER_KEY: &str = "roster";
+/// The node id of a store written before fleet trust: the first 16 bytes
+/// of every actor its node wrote with then.
+pub(super) const LEGACY_ACTOR_KEY: &str = "legacy_actor";
+/// Present until the node has signed that history.
+pub(super) const LEGACY_UNSIGNED_KEY: &str = "legacy_history_unsigned";
 
 /// A change held back, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +60,9 @@ pub(super) fn write(txn: &redb::WriteTransaction, batch: &Batch) -> Result<(), S
     }
     if let Some(roster) = &batch.roster {
         txn.open_table(META).map_err(db)?.insert(ROSTER_KEY, roster.as_slice()).map_err(db)?;
+    }
+    if batch.legacy_history_signed {
+        txn.open_table(META).map_err(db)?.remove(LEGACY_UNSIGNED_KEY).map_err(db)?;
     }
     let mut attested = txn.open_table(ATTESTED).map_err(db)?;
     for (member, changes) in &batch.attested {
@@ -102,6 +110,19 @@ impl Store {
             }
         }
         Ok((out, bad))
+    }
+
+    /// The actor prefix this node wrote with before fleet trust, if its
+    /// store is that old, and whether that history still waits to be
+    /// signed.
+    pub fn legacy_actor(&self) -> Result<Option<([u8; 16], bool)>, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(META).map_err(db)?;
+        let Some(actor) = table.get(LEGACY_ACTOR_KEY).map_err(db)? else { return Ok(None) };
+        let actor: [u8; 16] =
+            actor.value().try_into().map_err(|_| damaged("meta", LEGACY_ACTOR_KEY.into(), "not 16 bytes"))?;
+        let unsigned = table.get(LEGACY_UNSIGNED_KEY).map_err(db)?.is_some();
+        Ok(Some((actor, unsigned)))
     }
 
     /// Changes of each revoked member admitted here on an attestation.

@@ -271,6 +271,7 @@ pub fn spawn(
     let join = std::thread::Builder::new().name("outpost-writer".into()).spawn(move || {
         let _signal = StopSignal(Some(stop_tx));
         let mut writer = writer;
+        writer.sign_legacy_history();
         writer.prime_inventory();
         writer.log_identity();
         writer.run(rx);
