@@ -128,6 +128,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         signer,
         compact_after_changes: config.compact_after_changes,
         max_loaded_docs: MAX_LOADED_DOCS,
+        quarantine: writer::QuarantineLimits::default(),
     };
     // The key is checked before anything starts, so that a bad key file
     // stops the daemon with its name.

@@ -22,6 +22,7 @@ fn start(store: Arc<Store>) -> (WriterHandle, std::thread::JoinHandle<()>) {
         signer: outpost_model::trust::Signer::from_secret([7; 32]),
         compact_after_changes: 1000,
         max_loaded_docs: 64,
+        quarantine: writer::QuarantineLimits::default(),
     };
     let (handle, thread) = writer::spawn(store, index, settings, None).unwrap();
     (handle, thread.join)

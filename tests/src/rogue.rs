@@ -130,7 +130,7 @@ fn carry(mind: &mut Mind, effects: Vec<Effect>, out: &mut Vec<Vec<u8>>, seen: &M
                 mind.host.states.insert((peer, doc), state);
             }
             Effect::RosterInstalled { roster, .. } => mind.host.roster = Some(roster),
-            Effect::Hold { doc, held } => mind.host.held.entry(doc).or_default().extend(held),
+            Effect::Hold { doc, held, .. } => mind.host.held.entry(doc).or_default().extend(held),
             Effect::Attested { member, changes } => *mind.host.attested.entry(member).or_default() += changes,
             Effect::Disconnect { reason, .. } => {
                 if let Ok(mut s) = seen.lock() {

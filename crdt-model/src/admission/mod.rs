@@ -151,6 +151,11 @@ pub struct Held {
     pub change: Change,
     pub proofs: Vec<StoredProof>,
     pub reason: Reason,
+    /// The newest roster version the node it came from had announced:
+    /// while that is newer than the roster this node holds, a change
+    /// refused only for its author's rights waits rather than being
+    /// refused, since the newer roster may grant them.
+    pub announced: u64,
 }
 
 /// What [`admit`] decided.
@@ -463,7 +468,7 @@ impl Batch {
                 }
                 Err((Fate::Held, reason)) => {
                     let proofs = self.proofs.iter().filter(|(h, _)| h == hash).map(|(_, p)| *p).collect();
-                    verdict.held.push(Held { change: change.clone(), proofs, reason });
+                    verdict.held.push(Held { change: change.clone(), proofs, reason, announced: 0 });
                     fate.insert(*hash, Fate::Held);
                 }
                 Err((_, reason)) => {

@@ -314,7 +314,7 @@ impl Pair {
                         self.carry(side, effects);
                     }
                 }
-                Effect::Hold { doc, held } => self.node(side).host.held.entry(doc).or_default().extend(held),
+                Effect::Hold { doc, held, .. } => self.node(side).host.held.entry(doc).or_default().extend(held),
                 Effect::Attested { member, changes } => {
                     *self.node(side).host.attested.entry(member).or_default() += changes;
                 }

@@ -26,6 +26,10 @@ pub struct HeldRecord {
     /// Why it waits, for `outpost status` and the log.
     pub reason: String,
     pub since: Timestamp,
+    /// The peer it came from, whose share of the quarantine it takes.
+    pub from: String,
+    /// The newest roster version that peer had announced.
+    pub announced: u64,
 }
 
 /// The held changes that read, and the rows that did not.
@@ -135,6 +139,24 @@ impl Store {
             out.insert(member.value().to_string(), count.value());
         }
         Ok(out)
+    }
+
+    /// The held changes of `doc`. A damaged row is named and skipped.
+    pub fn held_in(&self, doc: &DocId) -> Result<Held, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(QUARANTINE).map_err(db)?;
+        let low: &[u8] = &[];
+        let high: &[u8] = &[0xff; 33];
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        for row in table.range((doc.as_str(), low)..=(doc.as_str(), high)).map_err(db)? {
+            let (key, value) = row.map_err(db)?;
+            match postcard::from_bytes(value.value()) {
+                Ok(record) => out.push((doc.clone(), record)),
+                Err(err) => bad.push(damaged("quarantine", format!("{doc} {}", hex::encode(key.value().1)), err)),
+            }
+        }
+        Ok((out, bad))
     }
 
     pub fn held_count(&self) -> Result<u64, StoreError> {

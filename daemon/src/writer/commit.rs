@@ -33,8 +33,15 @@ impl Writer {
                 batch.heads.push((doc.clone(), loaded.doc.heads()));
             }
         }
+        let release = batch.release.clone();
+        let held: Vec<_> = batch
+            .hold
+            .iter()
+            .map(|(doc, hash, record)| (doc.clone(), *hash, record.from.clone(), record.change.len() as u64))
+            .collect();
         match self.store.commit(batch) {
             Ok(receipt) => {
+                self.quarantine.committed(&release, &held);
                 for (doc, seq) in receipt.change_seqs {
                     self.cache.record_stored(&doc, seq);
                 }

@@ -19,12 +19,17 @@
 //! - `commit`: `commit_and_index`, the one path anything is stored by;
 //! - `officer`: officers' writes;
 //! - `replication`: the engine's inputs and effects;
+//! - `trust`: this node's standing in the fleet, signing, rosters,
+//!   attestations and the history from before fleet trust;
+//! - `quarantine`: changes that wait for a roster, within bounds;
 //! - `compaction`: snapshots of documents whose changes piled up, when idle.
 
 mod cache;
 mod commit;
 mod compaction;
 mod officer;
+mod quarantine;
+pub use quarantine::QuarantineLimits;
 mod replication;
 pub mod trust;
 
@@ -197,6 +202,8 @@ pub struct WriterSettings {
     pub signer: outpost_model::trust::Signer,
     pub compact_after_changes: u64,
     pub max_loaded_docs: usize,
+    /// What the quarantine may hold.
+    pub quarantine: QuarantineLimits,
 }
 
 /// The replication engine and where its frames go; absent when networking
@@ -266,7 +273,8 @@ pub fn spawn(
         }
     };
     let cache = DocCache::new(store.clone(), settings.actor.clone(), settings.max_loaded_docs);
-    let writer = Writer { store, index, settings, cache, backlog, replication };
+    let quarantine = quarantine::Quarantine::load(&store);
+    let writer = Writer { store, index, settings, cache, backlog, replication, quarantine };
     let (stop_tx, stopped) = oneshot::channel();
     let join = std::thread::Builder::new().name("outpost-writer".into()).spawn(move || {
         let _signal = StopSignal(Some(stop_tx));
@@ -287,6 +295,8 @@ struct Writer {
     /// Documents found at start with enough stored changes to compact.
     backlog: Vec<DocId>,
     replication: Option<Replication>,
+    /// What the store's quarantine holds, from whom.
+    quarantine: quarantine::Quarantine,
 }
 
 fn internal(err: impl std::fmt::Display) -> ApiError {

@@ -137,7 +137,7 @@ impl Writer {
                     roster = Some(version);
                     revoked.extend(newly);
                 }
-                Effect::Hold { doc, held } => self.hold_rows(&doc, held, &mut batch),
+                Effect::Hold { doc, from, held } => self.hold_rows(&doc, from, held, &mut batch),
                 Effect::Attested { member, changes } => {
                     tracing::info!(%member, changes, "admitted a revoked member's changes on an attestation");
                     batch.attested.push((member, changes));
@@ -171,7 +171,7 @@ impl Writer {
             self.log_identity();
             // A newer roster may let in what waited.
             self.requeue_held(None);
-        } else if !merged.is_empty() && self.store.held_count().unwrap_or(0) > 0 {
+        } else if !merged.is_empty() && self.quarantine.len() > 0 {
             // The change a revocation's cut names may have arrived.
             let mut merged = merged;
             merged.dedup();

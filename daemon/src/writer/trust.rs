@@ -1,14 +1,14 @@
 //! Fleet trust on the writer: which identity this node writes with (its
 //! roster entry wins over its config), the same admission an officer's
 //! change meets as a peer's, signing, rosters an administrator publishes,
-//! the quarantine of changes that wait for a roster, and the cut a
+//! the history written before fleet trust, attestations, and the cut a
 //! revocation records.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use automerge::Change;
 use outpost_model::DocId;
-use outpost_model::admission::{self, Held, Reason, Standing};
+use outpost_model::admission::{self, Reason, Standing};
 use outpost_model::api::{ApiError, ErrorKind};
 use outpost_model::replication::engine::Effect;
 use outpost_model::replication::engine::Trust;
@@ -18,11 +18,7 @@ use outpost_model::trust::{PublicKey, TrustError};
 
 use super::{Writer, internal};
 use crate::now;
-use crate::store::{Batch, HeldRecord};
-
-/// Changes a post keeps in quarantine at most; beyond, the oldest are
-/// dropped with an error in the log (a peer offers them again later).
-pub const MAX_HELD_CHANGES: u64 = 10_000;
+use crate::store::Batch;
 
 /// Who this node writes as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,64 +105,6 @@ impl Writer {
         let version = replication_version(&effects);
         self.carry_out(effects, Vec::new());
         Ok(version.unwrap_or_default())
-    }
-
-    /// The held changes kept for `docs` (all documents when `None`), handed
-    /// back to the engine: what passes now is applied, what still waits is
-    /// kept again.
-    pub(super) fn requeue_held(&mut self, docs: Option<&[DocId]>) {
-        if self.replication.is_none() {
-            return;
-        }
-        let (records, damaged) = match self.store.held() {
-            Ok(found) => found,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot read the quarantine");
-                return;
-            }
-        };
-        for err in damaged {
-            tracing::error!(error = %err, "a damaged quarantine row is skipped");
-        }
-        let mut by_doc: BTreeMap<DocId, Vec<Held>> = BTreeMap::new();
-        for (doc, record) in records {
-            if docs.is_some_and(|wanted| !wanted.contains(&doc)) {
-                continue;
-            }
-            let Ok(change) = Change::from_bytes(record.change.clone()) else {
-                tracing::error!(%doc, "a held change does not parse; it is dropped");
-                continue;
-            };
-            by_doc.entry(doc).or_default().push(Held { change, proofs: record.proofs, reason: Reason::UnknownSigner });
-        }
-        for (doc, held) in by_doc {
-            let Some(replication) = self.replication.as_mut() else { return };
-            self.cache.pinned = true;
-            let effects = replication.engine.handle_held(now(), &doc, held, &mut self.cache);
-            self.cache.pinned = false;
-            self.carry_out(effects, vec![doc]);
-        }
-    }
-
-    /// Held changes from an `Effect::Hold`, as rows, within the bound.
-    pub(super) fn hold_rows(&self, doc: &DocId, held: Vec<Held>, batch: &mut Batch) {
-        let kept = self.store.held_count().unwrap_or(0) + batch.hold.len() as u64;
-        let room = MAX_HELD_CHANGES.saturating_sub(kept);
-        let total = held.len();
-        for item in held.into_iter().take(room as usize) {
-            tracing::info!(%doc, change = %item.change.hash(), reason = %item.reason, "change held until a roster lets it in");
-            let record = HeldRecord {
-                change: item.change.raw_bytes().to_vec(),
-                proofs: item.proofs,
-                reason: item.reason.to_string(),
-                since: now(),
-            };
-            batch.hold.push((doc.clone(), item.change.hash(), record));
-        }
-        if total as u64 > room {
-            tracing::error!(%doc, dropped = total as u64 - room, limit = MAX_HELD_CHANGES,
-                "the quarantine is full; held changes were dropped (a peer offers them again)");
-        }
     }
 
     /// Attests, into `batch`, the changes of newly revoked members this
@@ -276,7 +214,7 @@ impl Writer {
 impl Writer {
     pub(super) fn trust_report(&self) -> super::TrustReport {
         use outpost_model::replication::engine::Trust;
-        let held = self.store.held_count().unwrap_or(0);
+        let held = self.quarantine.len();
         let conflicts = self.identity_conflicts();
         let Some(replication) = self.replication.as_ref() else {
             return super::TrustReport { mode: "off", held, conflicts, ..Default::default() };

@@ -427,7 +427,7 @@ impl Fleet {
                     // A newer roster may let in what waited.
                     requeue.extend(n.host.stored.held.keys().cloned());
                 }
-                Effect::Hold { doc, held } => {
+                Effect::Hold { doc, held, .. } => {
                     self.report.held += held.len();
                     self.nodes[node].host.stored.held.entry(doc).or_default().extend(held);
                 }

@@ -1,6 +1,7 @@
 //! Catch-up bundles on the wire: a snapshot for a peer with no copy, or a
 //! sync message's changes compressed together, split into parts.
 
+use super::receive::Origin;
 use super::{DocHost, Effect, Engine, Out, PeerKey, sorted};
 use crate::date::Timestamp;
 use crate::ids::DocId;
@@ -109,7 +110,7 @@ impl Engine {
                     return;
                 }
             };
-        let outcome = self.receive(now, Some(peer), doc, changes, &payload.proofs, None, host, out);
+        let outcome = self.receive(now, Origin::Peer(peer), doc, changes, &payload.proofs, None, host, out);
         if outcome.changed {
             self.changed(now, doc, Some(peer), host, out);
         }

@@ -183,13 +183,11 @@ impl Engine {
         (member.name != name).then(|| format!("calls itself {name:?}; the roster names it {:?}", member.name))
     }
 
-    /// What changes from `peer` are judged by.
-    pub(super) fn authority_for(&self, peer: Option<&PeerKey>) -> Authority<'_> {
+    /// What changes are judged by, when where they came from had announced
+    /// roster version `announced`.
+    pub(super) fn authority_for(&self, announced: u64) -> Authority<'_> {
         match (&self.config.trust, &self.fleet) {
-            (Trust::Fleet { .. }, Some(fleet)) => {
-                let announced = peer.and_then(|p| self.peers.get(p)).map_or(0, |p| p.roster);
-                Authority::Fleet { fleet, newer_known: announced > fleet.version() }
-            }
+            (Trust::Fleet { .. }, Some(fleet)) => Authority::Fleet { fleet, newer_known: announced > fleet.version() },
             _ => Authority::Open,
         }
     }

@@ -126,6 +126,9 @@ pub enum Effect {
     /// changes. They replace any kept before for this document.
     Hold {
         doc: DocId,
+        /// The peer that sent them; `None`: they were held before and
+        /// still wait.
+        from: Option<PeerKey>,
         held: Vec<Held>,
     },
     /// `changes` of the revoked member `member`, beyond its revocation's

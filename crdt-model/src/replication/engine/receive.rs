@@ -54,15 +54,42 @@ fn broken(document: &Document, verdict: &Verdict) -> Option<(BTreeSet<String>, S
     (!bad.is_empty()).then_some((bad, why))
 }
 
+/// Where received changes come from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Origin<'a> {
+    /// A connected peer.
+    Peer(&'a PeerKey),
+    /// This node's quarantine; `announced` is the newest roster version a
+    /// peer had announced when they were held.
+    Quarantine { announced: u64 },
+}
+
+impl<'a> Origin<'a> {
+    fn peer(self) -> Option<&'a PeerKey> {
+        match self {
+            Origin::Peer(peer) => Some(peer),
+            Origin::Quarantine { .. } => None,
+        }
+    }
+}
+
 impl Engine {
+    /// The newest roster version `origin` has announced.
+    fn announced(&self, origin: Origin<'_>) -> u64 {
+        match origin {
+            Origin::Peer(peer) => self.peers.get(peer).map_or(0, |p| p.roster),
+            Origin::Quarantine { announced } => announced,
+        }
+    }
+
     /// Admits `changes` into `doc` and applies what passes: through the
     /// sync session when they came in a sync message (`via`), directly
-    /// otherwise. `from` is the peer they came from (`None`: quarantine).
+    /// otherwise.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn receive(
         &mut self,
         now: Timestamp,
-        from: Option<&PeerKey>,
+        origin: Origin<'_>,
         doc: &DocId,
         changes: Vec<Change>,
         proofs: &[Proof],
@@ -76,8 +103,9 @@ impl Engine {
             return outcome;
         };
         let before = document.heads();
+        let from = origin.peer();
         let mut verdict = {
-            let authority = self.authority_for(from);
+            let authority = self.authority_for(self.announced(origin));
             admit(document, Incoming { changes: changes.clone(), proofs }, &authority, &BTreeMap::new())
         };
         let admitted = verdict.admitted_hashes();
@@ -95,7 +123,7 @@ impl Engine {
             return outcome;
         }
         if let Some((records, why)) = broken(document, &verdict) {
-            verdict = self.readmit_without(now, from, doc, changes, proofs, &verdict, (&records, &why), host, out);
+            verdict = self.readmit_without(now, origin, doc, changes, proofs, &verdict, (&records, &why), host, out);
         }
         let Ok(document) = host.doc(doc) else { return outcome };
         if sorted(document.heads()) != sorted(before.clone()) {
@@ -106,7 +134,7 @@ impl Engine {
             }
             out.effects.push(Effect::StoreChanges { doc: doc.clone(), since: before, proofs: verdict.proofs.clone() });
         }
-        self.account(now, from, doc, &verdict, &mut outcome, out);
+        self.account(now, origin, doc, verdict, &mut outcome, out);
         outcome
     }
 
@@ -119,7 +147,7 @@ impl Engine {
     fn readmit_without(
         &mut self,
         now: Timestamp,
-        from: Option<&PeerKey>,
+        origin: Origin<'_>,
         doc: &DocId,
         changes: Vec<Change>,
         proofs: &[Proof],
@@ -135,12 +163,13 @@ impl Engine {
             .map(|(hash, _)| (*hash, Reason::Schema(why.to_string())))
             .collect();
         host.discard(doc);
+        let from = origin.peer();
         if let Some(session) = from.and_then(|p| self.peers.get_mut(p)).and_then(|s| s.sessions.get_mut(doc)) {
             session.sync.restart(now);
         }
         let Ok(document) = host.doc(doc) else { return Verdict::default() };
         let verdict = {
-            let authority = self.authority_for(from);
+            let authority = self.authority_for(self.announced(origin));
             admit(document, Incoming { changes, proofs }, &authority, &culprits)
         };
         let applied = document.apply_changes(verdict.admitted.clone());
@@ -169,12 +198,13 @@ impl Engine {
     fn account(
         &mut self,
         now: Timestamp,
-        from: Option<&PeerKey>,
+        origin: Origin<'_>,
         doc: &DocId,
-        verdict: &Verdict,
+        mut verdict: Verdict,
         outcome: &mut Outcome,
         out: &mut Out,
     ) {
+        let from = origin.peer();
         outcome.waiting = verdict.waiting > 0;
         if let Some(first) = verdict.rejected.first() {
             outcome.refused = Some(format!("{} change(s) refused: {}", verdict.rejected.len(), first.2));
@@ -191,7 +221,12 @@ impl Engine {
             out.effects.push(Effect::Attested { member, changes });
         }
         if !verdict.held.is_empty() {
-            out.effects.push(Effect::Hold { doc: doc.clone(), held: verdict.held.clone() });
+            let announced = self.announced(origin);
+            let mut held = std::mem::take(&mut verdict.held);
+            for item in &mut held {
+                item.announced = announced;
+            }
+            out.effects.push(Effect::Hold { doc: doc.clone(), from: from.cloned(), held });
         }
         let refused: Vec<(ChangeHash, Reason)> = verdict.rejected.iter().map(|(h, _, r)| (*h, r.clone())).collect();
         match from {
@@ -219,12 +254,14 @@ impl Engine {
         let mut out = Out { effects: Vec::new() };
         let mut changes = Vec::new();
         let mut stored = BTreeMap::new();
+        let announced = held.iter().map(|h| h.announced).max().unwrap_or(0);
         for item in held {
             stored.insert(item.change.hash(), item.proofs);
             changes.push(item.change);
         }
         let proofs = crate::admission::wire_proofs(&changes, |h| stored.get(h).cloned().unwrap_or_default());
-        let outcome = self.receive(now, None, doc, changes, &proofs, None, host, &mut out);
+        let origin = Origin::Quarantine { announced };
+        let outcome = self.receive(now, origin, doc, changes, &proofs, None, host, &mut out);
         if outcome.changed {
             self.changed(now, doc, None, host, &mut out);
         }

@@ -3,6 +3,7 @@
 
 use automerge::sync::ChunkList;
 
+use super::receive::Origin;
 use super::{DocHost, Effect, Engine, Out, PeerKey, Trust, sorted};
 use crate::date::Timestamp;
 use crate::ids::DocId;
@@ -203,7 +204,7 @@ impl Engine {
             }
         };
         let changes = received.changes.clone();
-        let outcome = self.receive(now, Some(peer), doc, changes, proofs, Some(received), host, out);
+        let outcome = self.receive(now, Origin::Peer(peer), doc, changes, proofs, Some(received), host, out);
         // Changes are stored before the sync state that claims them, and
         // also when a message was refused after some of it applied.
         if outcome.changed {

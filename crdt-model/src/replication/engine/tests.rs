@@ -352,6 +352,17 @@ fn a_change_from_a_newly_granted_writer_waits_for_the_roster_that_grants_it() {
     assert!(!pair.in_sync());
     assert_eq!(pair.b.host.held.values().map(Vec::len).sum::<usize>(), 1, "{:?}", pair.problems);
     assert!(pair.problems.iter().any(|p| p.contains("held back")), "{:?}", pair.problems);
+    // Handed back before the roster comes (another change to the document
+    // does that at the daemon), it waits again rather than being refused:
+    // the peer's announced roster is still newer than the one held here.
+    let held = std::mem::take(&mut pair.b.host.held);
+    for (doc, held) in held {
+        assert!(held.iter().all(|h| h.announced == new.roster.version), "{:?}", held.iter().map(|h| h.announced));
+        let now = pair.now;
+        let effects = pair.b.engine.handle_held(now, &doc, held, &mut pair.b.host);
+        pair.carry(Side::B, effects);
+    }
+    assert_eq!(pair.b.host.held.values().map(Vec::len).sum::<usize>(), 1, "{:?}", pair.problems);
     // The roster arrives later: the held change is admitted.
     pair.keep = None;
     let now = pair.now;

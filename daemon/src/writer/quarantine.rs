@@ -1,0 +1,284 @@
+//! The quarantine on the writer: changes that wait for a roster (or for
+//! the change a revocation's cut names), kept in the store within bounds,
+//! in all and per peer, and handed back to the engine when a roster is
+//! installed or a document they wait in changes.
+//!
+//! Which changes are held, from whom and how large, is kept in memory too,
+//! so that the bounds and "does this document hold any" cost no read of
+//! the store: a peer that floods the quarantine fills its own share and no
+//! more, and makes no node read the whole quarantine per message.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{Change, ChangeHash};
+use outpost_model::DocId;
+use outpost_model::admission::{Held, Reason};
+use outpost_model::replication::engine::PeerKey;
+
+use super::Writer;
+use crate::now;
+use crate::store::{Batch, HeldRecord, Store};
+
+/// How much the quarantine may hold, in all and from one peer.
+#[derive(Debug, Clone, Copy)]
+pub struct QuarantineLimits {
+    pub changes: u64,
+    pub bytes: u64,
+    pub changes_per_peer: u64,
+    pub bytes_per_peer: u64,
+}
+
+impl Default for QuarantineLimits {
+    fn default() -> Self {
+        Self { changes: 10_000, bytes: 64 * 1024 * 1024, changes_per_peer: 2_000, bytes_per_peer: 16 * 1024 * 1024 }
+    }
+}
+
+/// What the store's quarantine table holds, without the changes.
+#[derive(Debug, Default)]
+pub(super) struct Quarantine {
+    rows: BTreeMap<(DocId, ChangeHash), Slot>,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    from: String,
+    bytes: u64,
+}
+
+/// Changes held and bytes they take.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    changes: u64,
+    bytes: u64,
+}
+
+impl Usage {
+    fn add(&mut self, bytes: u64) {
+        self.changes += 1;
+        self.bytes += bytes;
+    }
+
+    fn fits(self, bytes: u64, max_changes: u64, max_bytes: u64) -> bool {
+        self.changes < max_changes && self.bytes + bytes <= max_bytes
+    }
+}
+
+impl Quarantine {
+    /// Reads what the store holds. A damaged row is named and left out
+    /// (the next release of its document removes it).
+    pub(super) fn load(store: &Store) -> Self {
+        let (records, damaged) = match store.held() {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the quarantine; it counts as empty until the next start");
+                return Self::default();
+            }
+        };
+        for err in damaged {
+            tracing::error!(error = %err, "a damaged quarantine row is skipped");
+        }
+        let mut rows = BTreeMap::new();
+        for (doc, record) in records {
+            let Ok(change) = Change::from_bytes(record.change.clone()) else { continue };
+            rows.insert((doc, change.hash()), Slot { from: record.from, bytes: record.change.len() as u64 });
+        }
+        Self { rows }
+    }
+
+    pub(super) fn len(&self) -> u64 {
+        self.rows.len() as u64
+    }
+
+    /// Documents with changes held.
+    pub(super) fn docs(&self) -> BTreeSet<DocId> {
+        self.rows.keys().map(|(doc, _)| doc.clone()).collect()
+    }
+
+    /// Follows a committed batch: its documents released, then its changes
+    /// held.
+    pub(super) fn committed(&mut self, release: &[DocId], hold: &[(DocId, ChangeHash, String, u64)]) {
+        self.rows.retain(|(doc, _), _| !release.contains(doc));
+        for (doc, hash, from, bytes) in hold {
+            self.rows.insert((doc.clone(), *hash), Slot { from: from.clone(), bytes: *bytes });
+        }
+    }
+
+    /// What stays held once `batch` is committed, in all and per peer.
+    fn usage(&self, batch: &Batch) -> (Usage, BTreeMap<String, Usage>) {
+        let (mut all, mut per_peer) = (Usage::default(), BTreeMap::<String, Usage>::new());
+        let kept = self.rows.iter().filter(|((doc, _), _)| !batch.release.contains(doc));
+        let staged = batch.hold.iter().map(|(_, _, record)| (record.from.as_str(), record.change.len() as u64));
+        for (origin, bytes) in kept.map(|(_, slot)| (slot.from.as_str(), slot.bytes)).chain(staged) {
+            all.add(bytes);
+            per_peer.entry(origin.to_string()).or_default().add(bytes);
+        }
+        (all, per_peer)
+    }
+}
+
+impl Writer {
+    /// The changes held for `docs` (all documents when `None`), handed back
+    /// to the engine: what passes now is applied, what still waits is held
+    /// again.
+    pub(super) fn requeue_held(&mut self, docs: Option<&[DocId]>) {
+        if self.replication.is_none() {
+            return;
+        }
+        let held_docs = self.quarantine.docs();
+        let wanted: Vec<DocId> = match docs {
+            Some(docs) => docs.iter().filter(|d| held_docs.contains(*d)).cloned().collect(),
+            None => held_docs.into_iter().collect(),
+        };
+        for doc in wanted {
+            let (records, damaged) = match self.store.held_in(&doc) {
+                Ok(found) => found,
+                Err(err) => {
+                    tracing::error!(%doc, error = %err, "cannot read the quarantine");
+                    continue;
+                }
+            };
+            for err in damaged {
+                tracing::error!(error = %err, "a damaged quarantine row is dropped");
+            }
+            let mut held = Vec::new();
+            for (_, record) in records {
+                let Ok(change) = Change::from_bytes(record.change) else {
+                    tracing::error!(%doc, "a held change does not parse; it is dropped");
+                    continue;
+                };
+                let reason = Reason::UnknownSigner;
+                held.push(Held { change, proofs: record.proofs, reason, announced: record.announced });
+            }
+            let Some(replication) = self.replication.as_mut() else { return };
+            self.cache.pinned = true;
+            let effects = replication.engine.handle_held(now(), &doc, held, &mut self.cache);
+            self.cache.pinned = false;
+            self.carry_out(effects, vec![doc]);
+        }
+    }
+
+    /// Held changes from an `Effect::Hold`, as rows, within the bounds.
+    pub(super) fn hold_rows(&self, doc: &DocId, from: Option<PeerKey>, held: Vec<Held>, batch: &mut Batch) {
+        let refused = self.quarantine.stage(doc, from.as_ref(), held, batch, &self.settings.quarantine);
+        if refused > 0 {
+            tracing::error!(%doc, refused, "the quarantine (or this peer's share of it) is full; these changes are not held (a peer offers them again)");
+        }
+    }
+}
+
+impl Quarantine {
+    /// Adds `held`, from `from`, to `batch`'s rows within `limits`; a change
+    /// held again keeps the peer it first came from. Returns how many did
+    /// not fit.
+    fn stage(
+        &self,
+        doc: &DocId,
+        from: Option<&PeerKey>,
+        held: Vec<Held>,
+        batch: &mut Batch,
+        limits: &QuarantineLimits,
+    ) -> usize {
+        let mut refused = 0;
+        let (mut all, mut per_peer) = self.usage(batch);
+        for item in held {
+            let hash = item.change.hash();
+            let origin = match from {
+                Some(peer) => peer.0.clone(),
+                None => self.rows.get(&(doc.clone(), hash)).map_or_else(|| "unknown".into(), |s| s.from.clone()),
+            };
+            let still_held = self.rows.contains_key(&(doc.clone(), hash)) && !batch.release.contains(doc);
+            if still_held || batch.hold.iter().any(|(d, h, _)| d == doc && *h == hash) {
+                continue;
+            }
+            let bytes = item.change.raw_bytes().len() as u64;
+            let peer = per_peer.entry(origin.clone()).or_default();
+            if !all.fits(bytes, limits.changes, limits.bytes)
+                || !peer.fits(bytes, limits.changes_per_peer, limits.bytes_per_peer)
+            {
+                refused += 1;
+                continue;
+            }
+            all.add(bytes);
+            peer.add(bytes);
+            tracing::info!(%doc, change = %hash, reason = %item.reason, from = %origin, "change held until a roster lets it in");
+            let record = HeldRecord {
+                change: item.change.raw_bytes().to_vec(),
+                proofs: item.proofs,
+                reason: item.reason.to_string(),
+                since: now(),
+                from: origin,
+                announced: item.announced,
+            };
+            batch.hold.push((doc.clone(), hash, record));
+        }
+        refused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use automerge::transaction::Transactable;
+
+    use super::*;
+
+    fn changes(n: usize, actor: u8) -> Vec<Held> {
+        let mut doc = automerge::AutoCommit::new();
+        doc.set_actor(automerge::ActorId::from(vec![actor; 20]));
+        for i in 0..n {
+            doc.put(automerge::ROOT, "k", i as i64).unwrap();
+            doc.commit();
+        }
+        doc.get_changes(&[])
+            .into_iter()
+            .map(|c| Held { change: c.clone(), proofs: Vec::new(), reason: Reason::UnknownSigner, announced: 0 })
+            .collect()
+    }
+
+    fn doc() -> DocId {
+        DocId::parse("watchlist/KAZ-BS/00").unwrap()
+    }
+
+    #[test]
+    fn a_peer_fills_its_own_share_and_the_others_still_get_in() {
+        let limits = QuarantineLimits { changes: 5, bytes: 1 << 20, changes_per_peer: 3, bytes_per_peer: 1 << 20 };
+        let mut quarantine = Quarantine::default();
+        let mut batch = Batch::default();
+        let flooder = PeerKey("flooder".into());
+        assert_eq!(quarantine.stage(&doc(), Some(&flooder), changes(10, 1), &mut batch, &limits), 7);
+        let honest = PeerKey("honest".into());
+        assert_eq!(quarantine.stage(&doc(), Some(&honest), changes(1, 2), &mut batch, &limits), 0);
+        assert_eq!(batch.hold.len(), 4);
+        let rows: Vec<_> = batch.hold.iter().map(|(d, h, r)| (d.clone(), *h, r.from.clone(), 1)).collect();
+        quarantine.committed(&[], &rows);
+        // Offered again, nothing is held twice; the flooder's share stays full.
+        let mut next = Batch::default();
+        assert_eq!(quarantine.stage(&doc(), Some(&flooder), changes(10, 1), &mut next, &limits), 7);
+        assert!(next.hold.is_empty());
+        // The whole bound holds too: one more peer gets one slot.
+        let third = PeerKey("third".into());
+        assert_eq!(quarantine.stage(&doc(), Some(&third), changes(3, 3), &mut next, &limits), 2);
+    }
+
+    #[test]
+    fn a_change_held_again_keeps_the_peer_it_came_from_and_its_share() {
+        let limits = QuarantineLimits { changes: 100, bytes: 1 << 20, changes_per_peer: 2, bytes_per_peer: 1 << 20 };
+        let mut quarantine = Quarantine::default();
+        let mut batch = Batch::default();
+        let flooder = PeerKey("flooder".into());
+        quarantine.stage(&doc(), Some(&flooder), changes(2, 1), &mut batch, &limits);
+        let rows: Vec<_> = batch.hold.iter().map(|(d, h, r)| (d.clone(), *h, r.from.clone(), 1)).collect();
+        quarantine.committed(&[], &rows);
+        // Handed back to the engine and held again: released and staged
+        // in one batch, under the same peer.
+        let mut requeued = Batch { release: vec![doc()], ..Batch::default() };
+        assert_eq!(quarantine.stage(&doc(), None, changes(2, 1), &mut requeued, &limits), 0);
+        assert!(requeued.hold.iter().all(|(_, _, r)| r.from == "flooder"));
+        // Bytes count as well as changes.
+        let tight = QuarantineLimits { bytes_per_peer: 1, ..limits };
+        let mut other = Batch::default();
+        assert_eq!(quarantine.stage(&doc(), Some(&PeerKey("b".into())), changes(1, 2), &mut other, &tight), 1);
+    }
+}
