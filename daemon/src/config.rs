@@ -367,6 +367,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_loads_with_an_admin_key_filled_in() {
+        let example = include_str!("../../systemd/outpostd.toml.example");
+        let admin = outpost_model::trust::Signer::from_secret([5; 32]).public().to_hex();
+        let filled = example.replace(
+            "# fleet_admin = \"<the 64 hex digits outpost fleet init printed>\"",
+            &format!("fleet_admin = \"{admin}\""),
+        );
+        assert_ne!(filled, example, "the example names fleet_admin");
+        let (_dir, overrides) = with_file(&filled);
+        let env = FakeEnv(vec![("STATE_DIRECTORY", "/var/lib/outpost"), ("RUNTIME_DIRECTORY", "/run/outpost")]);
+        let config = load(&overrides, &env).unwrap();
+        let network = config.network.unwrap();
+        assert!(matches!(network.membership, Membership::Fleet(_)));
+        assert_eq!(config.roles.supervisor, "outpost-supervisor");
+    }
+
+    #[test]
     fn unknown_keys_are_errors_naming_the_key() {
         let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\ndatadir = \"/x\"\n");
         let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();

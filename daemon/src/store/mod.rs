@@ -100,6 +100,25 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+/// The database holds every watchlist and incident and the audit log:
+/// only the daemon's user reads it, whatever the umask, or the mode a copy
+/// was restored with. Officers read through the socket. A missing file is
+/// created empty with mode 0600 (redb makes a database of an empty file).
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => return Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(err.into()),
+    }
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+        tracing::warn!(path = %path.display(), was = format!("{:o}", mode & 0o777), "the database was readable by others; made it readable by the daemon's user only");
+    }
+    Ok(())
+}
+
 pub(crate) fn encode_record(record: &IndexRecord) -> Result<Vec<u8>, StoreError> {
     Ok(postcard::to_stdvec(record)?)
 }
@@ -185,6 +204,7 @@ impl Store {
         // redb's default 1 GiB page cache would only grow the daemon's RSS.
         builder.set_cache_size(64 * 1024 * 1024);
         builder.set_repair_callback(move |_| flag.store(true, Ordering::Relaxed));
+        create_private(&path)?;
         let db = builder.create(&path).map_err(|source| match source {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.clone() },
             source => StoreError::Open { path: path.clone(), source },

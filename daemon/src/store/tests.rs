@@ -148,3 +148,16 @@ fn a_damaged_projection_row_is_named_and_skipped() {
     assert_eq!(damaged.len(), 1);
     assert!(damaged[0].to_string().contains("damaged row in entries at 0193a5c2"), "{}", damaged[0]);
 }
+
+#[test]
+fn the_database_is_readable_by_the_daemons_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    drop(store(dir.path()));
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    // Restored from a backup with a loose mode, it is tightened at open.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(store(dir.path()));
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+}
