@@ -2,10 +2,11 @@
 //! fleet key and speaks the real protocol, and sends forged signatures, a
 //! change made with another member's actor, a post's change to a centre's
 //! watchlist, a schema-breaking change, deflate bombs in changes and in a
-//! whole-document chunk, and, once revoked, tries again. The centre it
-//! talks to refuses each by name, counts them, stays up within its memory
-//! budget, and it and the post behind it (two hops from the rogue) hold
-//! none of it while their honest data converges.
+//! whole-document chunk, and, once revoked, tries again, directly and
+//! through relays. The centre it talks to refuses each by name, counts
+//! them, stays up within its memory budget, and it and the post behind it
+//! (two hops from the rogue, which refuses what relays offer it on its own
+//! checks) hold none of it while their honest data converges.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -77,6 +78,8 @@ fn meta() -> ChangeMeta {
 enum Proofs {
     Own,
     Forged,
+    /// Signed with the key of this secret: another member's.
+    As([u8; 32]),
 }
 
 /// Stores what the rogue changed in `doc` since its last push, with the
@@ -91,6 +94,7 @@ fn push(mind: &mut Mind, now: Timestamp, doc: &DocId, proofs: Proofs) -> Vec<Eff
             let proof = match proofs {
                 Proofs::Own => sign_change(&mind.signer, doc, &c.hash()),
                 Proofs::Forged => forged_proof(),
+                Proofs::As(secret) => sign_change(&Signer::from_secret(secret), doc, &c.hash()),
             };
             (c.hash(), proof)
         })
@@ -316,6 +320,7 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
         log.matches("expand past").count() >= 2
     });
     let rss_after = rss_kib(centre_pid);
+    eprintln!("the centre's RSS: {rss_before} KiB before the bombs, {rss_after} KiB after");
     assert!(
         rss_after < rss_before + 300 * 1024,
         "the centre grew from {rss_before} KiB to {rss_after} KiB under the bombs"
@@ -349,10 +354,69 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     });
     wait_for("the centre to turn the revoked rogue away", DEADLINE, || centre.log().contains("revoked from the fleet"));
 
+    // 7. Its later change, honestly signed by it, relayed by a member that
+    // holds the roster with the revocation and attests nothing: refused by
+    // the centre, and by kz-east two hops from the rogue, each on its own
+    // checks. The relays also offer kz-east a forged signature.
+    const RELAY: [u8; 32] = [43; 32];
+    let relay_peer = Signer::from_secret(RELAY).public().peer_id();
+    let enrolled = centre.outpost(&[
+        "fleet",
+        "enroll",
+        &relay_peer,
+        "--name",
+        "kz-relay",
+        "--role",
+        "centre",
+        "--authority",
+        "KAZ-BS",
+        "--admin-key",
+        admin_key.to_str().unwrap(),
+    ]);
+    assert_eq!(enrolled.code, 0, "{enrolled:?}");
+    let version = centre.roster_version();
+    wait_for("the roster enrolling the relay to reach kz-east", DEADLINE, || east.roster_version() == version);
+    let roster = roster_hex(&centre);
+    let relays =
+        [ports[0], ports[1]].map(|port| Rogue::start(RELAY, "kz-relay", anchor, Some(&roster), &key.path(), port));
+    wait_for("the relays to connect", DEADLINE, || relays.iter().all(Rogue::connected));
+    let mut rogue_actor = rogue_key.actor_prefix().to_vec();
+    rogue_actor.extend_from_slice(&[0, 0, 0, 7]);
+    let after_revocation = IncidentId::from_uuid(uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0007));
+    for relay in &relays {
+        let draft = new_incident(
+            &NewIncidentInput {
+                incident_type: "seizure".into(),
+                narrative: "written after the revocation".into(),
+                ..Default::default()
+            },
+            after_revocation,
+            &context(),
+        )
+        .unwrap();
+        let actor = automerge::ActorId::from(rogue_actor.clone());
+        write_and_push(relay, own_log.clone(), Some(actor), Proofs::As(SECRET), move |doc| {
+            doc.transact(&meta(), |r| r.add_incident(&draft)).unwrap();
+        });
+    }
+    for post in [&centre, &east] {
+        wait_for("the revoked member's later change to be refused", DEADLINE, || {
+            refused(post, &relay_peer, "revoked") >= 1
+        });
+    }
+    let (forged_at_east, draft) = entry_draft("Поддельная Подпись", 8);
+    let forged_doc = DocKind::watchlist_for("KAZ-BS", &forged_at_east).doc_id();
+    write_and_push(&relays[1], forged_doc, None, Proofs::Forged, move |doc| {
+        doc.transact(&meta(), |r| r.add_entry(&draft)).unwrap();
+    });
+    wait_for("kz-east to refuse a forged signature", DEADLINE, || refused(&east, &relay_peer, "bad-signature") >= 1);
+    assert!(!holds_incident(&east, &after_revocation.to_string()));
+    assert!(!holds_entry(&east, &forged_at_east.to_string()));
+
     // Nothing of the rogue's is held by either honest daemon, and both are
     // up and in agreement.
     for post in [&centre, &east] {
-        for id in [incident, late] {
+        for id in [incident, late, after_revocation] {
             assert!(!holds_incident(post, &id.to_string()), "{} holds the rogue's incident {id}", post.name);
         }
         for id in [impostor, planted] {
@@ -364,4 +428,7 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     let members = roster["members"].as_array().unwrap();
     assert!(members.iter().any(|m| m["peer_id"] == rogue_peer && m["revoked"] == true), "{roster}");
     rogue.stop();
+    for relay in relays {
+        relay.stop();
+    }
 }
