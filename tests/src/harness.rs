@@ -357,19 +357,32 @@ impl FleetKey {
     /// `extra` are more flags (`--grant …`, `--regional`). Returns the
     /// command's outcome.
     pub fn enroll_with(&self, at: &Post, member: &Post, role: &str, extra: &[&str]) -> Run {
-        let peer_id = member.peer_id();
+        self.enroll_peer(at, &member.peer_id(), &member.name, &member.authority, role, extra)
+    }
+
+    /// Enrols the node of `peer_id` (a test's own libp2p node, say) as
+    /// `name` of `authority` with `role`, at `at`.
+    pub fn enroll_peer(
+        &self,
+        at: &Post,
+        peer_id: &str,
+        name: &str,
+        authority: &str,
+        role: &str,
+        extra: &[&str],
+    ) -> Run {
         let admin_key = self.admin_key();
         let mut args = vec![
             "--json",
             "fleet",
             "enroll",
-            peer_id.as_str(),
+            peer_id,
             "--name",
-            member.name.as_str(),
+            name,
             "--role",
             role,
             "--authority",
-            member.authority.as_str(),
+            authority,
             "--admin-key",
             admin_key.to_str().expect("utf-8 path"),
         ];

@@ -92,19 +92,7 @@ fn a_change_by_a_post_not_yet_on_this_nodes_roster_waits_and_is_applied_when_the
     const RELAY: [u8; 32] = [31; 32];
     let relay_key = Signer::from_secret(RELAY).public();
     let admin_key = key.admin_key();
-    let enrolled = centre.outpost(&[
-        "fleet",
-        "enroll",
-        &relay_key.peer_id(),
-        "--name",
-        "kz-relay",
-        "--role",
-        "centre",
-        "--authority",
-        "KAZ-BS",
-        "--admin-key",
-        admin_key.to_str().unwrap(),
-    ]);
+    let enrolled = key.enroll_peer(&centre, &relay_key.peer_id(), "kz-relay", "KAZ-BS", "centre", &[]);
     assert_eq!(enrolled.code, 0, "{enrolled:?}");
     let anchor = PublicKey::parse_hex(&key.admin).unwrap();
     let current = roster_bytes(&centre);

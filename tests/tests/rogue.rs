@@ -213,19 +213,7 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     let rogue_key = Signer::from_secret(SECRET).public();
     let rogue_peer = rogue_key.peer_id();
     let admin_key = key.admin_key();
-    let enrolled = centre.outpost(&[
-        "fleet",
-        "enroll",
-        &rogue_peer,
-        "--name",
-        "kz-rogue",
-        "--role",
-        "post",
-        "--authority",
-        "KAZ-BS",
-        "--admin-key",
-        admin_key.to_str().unwrap(),
-    ]);
+    let enrolled = key.enroll_peer(&centre, &rogue_peer, "kz-rogue", "KAZ-BS", "post", &[]);
     assert_eq!(enrolled.code, 0, "{enrolled:?}");
     wait_for("the roster to reach kz-east", DEADLINE, || east.roster_version() == 3);
     let first = centre.add_person("Мухаммад Алиев");
@@ -360,19 +348,7 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     // checks. The relays also offer kz-east a forged signature.
     const RELAY: [u8; 32] = [43; 32];
     let relay_peer = Signer::from_secret(RELAY).public().peer_id();
-    let enrolled = centre.outpost(&[
-        "fleet",
-        "enroll",
-        &relay_peer,
-        "--name",
-        "kz-relay",
-        "--role",
-        "centre",
-        "--authority",
-        "KAZ-BS",
-        "--admin-key",
-        admin_key.to_str().unwrap(),
-    ]);
+    let enrolled = key.enroll_peer(&centre, &relay_peer, "kz-relay", "KAZ-BS", "centre", &[]);
     assert_eq!(enrolled.code, 0, "{enrolled:?}");
     let version = centre.roster_version();
     wait_for("the roster enrolling the relay to reach kz-east", DEADLINE, || east.roster_version() == version);
