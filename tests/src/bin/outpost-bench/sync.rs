@@ -9,8 +9,10 @@ use outpost_model::replication::session::DocSession;
 use outpost_model::schema::DocKind;
 use outpost_model::validate::{PostContext, new_entry};
 use outpost_model::{DocId, EntryId};
+use outpost_model::replication::pair::{Node, Pair, TestFleet, Traffic, node_actor};
 use outpost_tests::sample::Generator;
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SyncArgs {
@@ -111,6 +113,9 @@ impl Builder {
         Ok(())
     }
 
+    /// `count` documents of `entries` entries each, written by node 1 (a
+    /// centre of KAZ-BS in the signed runs): KAZ-BS shards when there are
+    /// at most 16, else shards of made-up authorities.
     fn docs(
         &mut self,
         count: usize,
@@ -118,9 +123,10 @@ impl Builder {
     ) -> anyhow::Result<Vec<(outpost_model::schema::Document, Vec<EntryId>)>> {
         let mut docs = Vec::new();
         for i in 0..count {
-            let kind = DocKind::Watchlist { authority: format!("A{:03}", i / 16), shard: (i % 16) as u8 };
+            let authority = if count <= 16 { "KAZ-BS".to_string() } else { format!("A{:03}", i / 16) };
+            let kind = DocKind::Watchlist { authority, shard: (i % 16) as u8 };
             let mut doc = outpost_model::schema::Document::genesis(kind).map_err(|e| anyhow::anyhow!("{e}"))?;
-            doc.set_actor(automerge::ActorId::from([9u8; 16]));
+            doc.set_actor(node_actor(1));
             let mut ids = Vec::new();
             for _ in 0..entries {
                 ids.push(self.add(&mut doc)?.0);
@@ -164,41 +170,147 @@ pub(crate) fn ratio(ours: usize, theirs: usize) -> String {
     format!("{:.3}", ours as f64 / theirs.max(1) as f64)
 }
 
+/// What one run of the scenarios sent.
+struct Figures {
+    bootstrap: Traffic,
+    one: Traffic,
+    catch_up: Traffic,
+    idle: Traffic,
+    /// What checking the 30-day catch-up's changes costs (signed runs).
+    check: Option<CheckCost>,
+}
+
+/// The same scenarios' baselines: plain Automerge, `save()`, zstd.
+#[derive(Default)]
+struct Baselines {
+    saved: usize,
+    plain_bootstrap: usize,
+    change_bytes: usize,
+    plain_one: usize,
+    edits: usize,
+    missed: usize,
+    zstd3: usize,
+    zstd19: usize,
+    plain_catch_up: usize,
+    plain_idle: usize,
+}
+
+/// Admission of the catch-up's changes, timed with and without a roster.
+struct CheckCost {
+    changes: usize,
+    signatures: usize,
+    signed: Duration,
+    unsigned: Duration,
+    /// One ed25519 verification, alone.
+    verify: Duration,
+}
+
 pub(crate) fn sync(args: &SyncArgs) -> anyhow::Result<()> {
-    use outpost_model::replication::pair::{Node, Pair};
+    let (unsigned, base) = scenarios(args, false)?;
+    let (signed, _) = scenarios(args, true)?;
+    println!(
+        "| figure | unsigned (`--psk-only`) | signed (roster) | signed − unsigned | baseline in the same run | signed ÷ baseline | target |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let row = |figure: String, u: Traffic, s: Traffic, baseline: String, over: usize, target: String| {
+        println!(
+            "| {figure} | {} B in {} frames | {} B in {} frames | {:+} B ({:+.2}%) | {baseline} | {} | {target} |",
+            u.bytes,
+            u.frames,
+            s.bytes,
+            s.frames,
+            s.bytes as i64 - u.bytes as i64,
+            100.0 * (s.bytes as f64 - u.bytes as f64) / u.bytes.max(1) as f64,
+            ratio(s.bytes, over),
+        );
+    };
+    row(
+        format!("bootstrap an empty peer ({} entries in 16 documents)", args.bootstrap_entries),
+        unsigned.bootstrap,
+        signed.bootstrap,
+        format!("`save()` {} B; plain sync {} B", base.saved, base.plain_bootstrap),
+        base.saved,
+        "≤ 1.05 × `save()`; signed ≤ 2% over unsigned".into(),
+    );
+    row(
+        format!("one new change ({} B) between connected, in-sync peers", base.change_bytes),
+        unsigned.one,
+        signed.one,
+        format!("plain sync, state in memory: {} B", base.plain_one),
+        base.plain_one,
+        "≤ 1.5 × change + a fixed session cost; signed ≤ 100 B over unsigned".into(),
+    );
+    row(
+        format!("catch up after 30 days away ({} edits, {} B of raw changes)", base.edits, base.missed),
+        unsigned.catch_up,
+        signed.catch_up,
+        format!(
+            "zstd -3 of what it lacks {} B (zstd -19 {} B); plain sync, persisted states: {} B",
+            base.zstd3, base.zstd19, base.plain_catch_up
+        ),
+        base.zstd3,
+        "≤ 1.1 × zstd -3 of what it lacks; signed ≤ 5% over unsigned".into(),
+    );
+    row(
+        format!("reconnect, {} documents in sync", args.docs),
+        unsigned.idle,
+        signed.idle,
+        format!("plain sync, persisted states: {} B", base.plain_idle),
+        base.plain_idle,
+        format!("≤ 200 B + 4 B per document = {} B", 200 + 4 * args.docs),
+    );
+    if let Some(check) = signed.check {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / check.changes.max(1) as f64;
+        println!();
+        println!("| checking the catch-up's {} changes ({} signatures) | µs per change |", check.changes, check.signatures);
+        println!("|---|---|");
+        println!("| admission without a roster (`--psk-only`: schema and field rules) | {:.1} |", per(check.unsigned));
+        println!("| admission with the roster (signatures, signers, rights too) | {:.1} |", per(check.signed));
+        println!("| … of which signatures and the roster | {:.1} |", per(check.signed.saturating_sub(check.unsigned)));
+        println!("| one ed25519 verification, alone | {:.1} |", check.verify.as_secs_f64() * 1e6);
+    }
+    Ok(())
+}
+
+/// A node of the run: signed runs are members of `fleet`, whose roster
+/// they hold, and sign what they write; unsigned runs are `--psk-only`.
+fn node(n: u8, docs: Vec<outpost_model::schema::Document>, fleet: Option<&TestFleet>) -> Node {
+    match fleet {
+        Some(fleet) => Node::in_fleet(n, docs, fleet),
+        None => Node::new(n, docs),
+    }
+}
+
+/// Bootstrap, one live change, a 30-day catch-up and an idle reconnect on
+/// an in-memory engine pair; the baselines on the same documents.
+fn scenarios(args: &SyncArgs, signed: bool) -> anyhow::Result<(Figures, Baselines)> {
+    let fleet = signed.then(|| TestFleet::centres(2));
+    let fleet = fleet.as_ref();
+    let mut base = Baselines::default();
     let mut builder = Builder::new(7);
-    println!("| figure | ours (engine frames) | baseline in the same run | ratio | target |");
-    println!("|---|---|---|---|---|");
 
     // Bootstrap an empty peer.
     let mut list = builder.docs(16, args.bootstrap_entries / 16)?;
-    let saved: usize = list.iter_mut().map(|(d, _)| d.save().len()).sum();
+    base.saved = list.iter_mut().map(|(d, _)| d.save().len()).sum();
     let mut plain_pairs = Vec::new();
     for (a, (d, _)) in forks(&mut list).into_iter().zip(list.iter()) {
         let empty = outpost_model::schema::Document::load(d.id(), None, std::iter::empty())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         plain_pairs.push((a, empty));
     }
-    let (plain_bootstrap, _) = plain_sync(&mut plain_pairs, None)?;
-    let mut pair = Pair::new(Node::new(1, forks(&mut list)), Node::new(2, Vec::new()));
+    base.plain_bootstrap = plain_sync(&mut plain_pairs, None)?.0;
+    let mut pair = Pair::new(node(1, forks(&mut list), fleet), node(2, Vec::new(), fleet));
     let bootstrap = pair.connect();
-    anyhow::ensure!(pair.in_sync(), "bootstrap did not converge");
-    println!(
-        "| bootstrap an empty peer ({} entries in 16 documents) | {} B in {} frames | `save()` {saved} B; plain sync {plain_bootstrap} B | {} of `save()` | ≤ 1.05 × `save()` |",
-        args.bootstrap_entries,
-        bootstrap.bytes,
-        bootstrap.frames,
-        ratio(bootstrap.bytes, saved)
-    );
+    anyhow::ensure!(pair.in_sync(), "bootstrap did not converge: {:?}", pair.problems);
 
     // One new change between connected, in-sync peers.
     let doc_id = pair.a.host.docs.keys().next().cloned().ok_or_else(|| anyhow::anyhow!("no documents"))?;
     let mut plain_a = pair.a.host.docs[&doc_id].read().clone();
     let mut plain_b = plain_a.fork();
-    let (change_bytes, one) = {
+    let one = {
         let doc = pair.a.host.docs.get_mut(&doc_id).ok_or_else(|| anyhow::anyhow!("document vanished"))?;
         let before = doc.heads();
-        let (_, change_bytes) = builder.add(doc)?;
+        base.change_bytes = builder.add(doc)?.1;
         let change = doc.stored_changes_since(&before);
         // The same change, applied to plain copies that are in sync with
         // their sync state in memory.
@@ -208,24 +320,14 @@ pub(crate) fn sync(args: &SyncArgs) -> anyhow::Result<()> {
         let raw: Vec<automerge::Change> =
             change.iter().map(|c| automerge::Change::from_bytes(c[32..].to_vec())).collect::<Result<_, _>>()?;
         plain_a.apply_changes(raw)?;
-        let plain_one = plain_session(&mut plain_a, &mut sa, &mut plain_b, &mut sb)?;
+        base.plain_one = plain_session(&mut plain_a, &mut sa, &mut plain_b, &mut sb)?;
         let ours = pair.push_from_a(&doc_id);
-        anyhow::ensure!(pair.in_sync(), "the change did not arrive");
-        (change_bytes, (ours, plain_one))
+        anyhow::ensure!(pair.in_sync(), "the change did not arrive: {:?}", pair.problems);
+        ours
     };
-    let (ours_one, plain_one) = one;
-    println!(
-        "| one new change ({change_bytes} B) between connected, in-sync peers | {} B in {} frames ({} B beyond the change) | plain sync, state in memory: {plain_one} B | {} of plain | ≤ 1.5 × change + a fixed session cost |",
-        ours_one.bytes,
-        ours_one.frames,
-        ours_one.bytes.saturating_sub(change_bytes),
-        ratio(ours_one.bytes, plain_one)
-    );
 
     // Catch up after 30 days away.
     pair.disconnect();
-    let mut missed = Vec::new();
-    let mut edits = 0;
     let ids: Vec<DocId> = pair.a.host.docs.keys().cloned().collect();
     let heads_at_b: BTreeMap<DocId, Vec<automerge::ChangeHash>> = ids
         .iter()
@@ -267,9 +369,10 @@ pub(crate) fn sync(args: &SyncArgs) -> anyhow::Result<()> {
             } else {
                 builder.add(doc)?;
             }
-            edits += 1;
+            base.edits += 1;
         }
     }
+    let mut missed = Vec::new();
     for (id, (a, _)) in ids.iter().zip(plain_copies.iter_mut()) {
         let doc = pair.a.host.docs.get_mut(id).ok_or_else(|| anyhow::anyhow!("doc"))?;
         let changes = doc.stored_changes_since(&heads_at_b[id]);
@@ -279,44 +382,77 @@ pub(crate) fn sync(args: &SyncArgs) -> anyhow::Result<()> {
             a.apply_changes(parsed.collect::<Result<Vec<_>, _>>()?)?;
         }
     }
+    base.missed = missed.len();
     // The edits were made while disconnected; the engine learns of them as
     // the daemon's writer would tell it.
     for id in &ids {
         pair.push_from_a(id);
     }
-    let zstd3 = zstd::bulk::compress(&missed, 3)?.len();
-    let zstd19 = zstd::bulk::compress(&missed, 19)?.len();
+    base.zstd3 = zstd::bulk::compress(&missed, 3)?.len();
+    base.zstd19 = zstd::bulk::compress(&missed, 19)?.len();
     let mut plain_pairs: Vec<_> = plain_copies.into_iter().filter_map(|(a, b)| Some((a?, b?))).collect();
-    let (plain_catch_up, _) = plain_sync(&mut plain_pairs, Some(&plain_states))?;
+    base.plain_catch_up = plain_sync(&mut plain_pairs, Some(&plain_states))?.0;
+    let check = if signed { Some(check_cost(&mut pair, &ids, &heads_at_b)?) } else { None };
     let catch_up = pair.connect();
     anyhow::ensure!(pair.in_sync(), "catch-up did not converge: {:?}", pair.problems);
     anyhow::ensure!(pair.disconnects.is_empty(), "an engine cut its peer off: {:?}", pair.disconnects);
-    println!(
-        "| catch up after 30 days away ({edits} edits, {} B of raw changes) | {} B in {} frames | zstd -3 of what it lacks {zstd3} B (zstd -19 {zstd19} B); plain sync, persisted states: {plain_catch_up} B | {} of zstd -3 | ≤ 1.1 × compressed size of what it lacks |",
-        missed.len(),
-        catch_up.bytes,
-        catch_up.frames,
-        ratio(catch_up.bytes, zstd3)
-    );
 
     // Reconnect many in-sync documents.
     let mut many = builder.docs(args.docs, args.entries)?;
     let mut plain_pairs: Vec<_> = forks(&mut many).into_iter().zip(forks(&mut many)).collect();
     let (_, plain_states) = plain_sync(&mut plain_pairs, None)?;
-    let (plain_idle, _) = plain_sync(&mut plain_pairs, Some(&plain_states))?;
-    let mut pair = Pair::new(Node::new(1, forks(&mut many)), Node::new(2, forks(&mut many)));
+    base.plain_idle = plain_sync(&mut plain_pairs, Some(&plain_states))?.0;
+    let mut pair = Pair::new(node(1, forks(&mut many), fleet), node(2, forks(&mut many), fleet));
     pair.connect();
     pair.disconnect();
     let idle = pair.connect();
-    println!(
-        "| reconnect, {} documents in sync | {} B in {} frames | plain sync, persisted states: {plain_idle} B | {} | ≤ 200 B + 4 B per document = {} B |",
-        args.docs,
-        idle.bytes,
-        idle.frames,
-        ratio(idle.bytes, plain_idle),
-        200 + 4 * args.docs
-    );
-    Ok(())
+    Ok((Figures { bootstrap, one, catch_up, idle, check }, base))
+}
+
+/// Times admission of what B lacks of A's documents, as B would judge it
+/// with its roster and without one, each over fresh copies of B's
+/// documents; and one signature verification alone.
+fn check_cost(
+    pair: &mut Pair,
+    ids: &[DocId],
+    heads_at_b: &BTreeMap<DocId, Vec<automerge::ChangeHash>>,
+) -> anyhow::Result<CheckCost> {
+    use outpost_model::admission::{Authority, Incoming, admit, wire_proofs};
+    use outpost_model::replication::engine::DocHost;
+    const ROUNDS: u32 = 5;
+    let mut work = Vec::new();
+    for id in ids {
+        let doc = pair.a.host.doc(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let changes = doc.changes_since(&heads_at_b[id]);
+        let proofs = wire_proofs(&changes, |h| pair.a.host.proofs.get(&(id.clone(), *h)).cloned().unwrap_or_default());
+        let at_b = pair.b.host.doc(id).map_err(|e| anyhow::anyhow!("{e}"))?.fork(automerge::ActorId::from([7u8; 16]));
+        work.push((at_b, changes, proofs));
+    }
+    let fleet = pair.b.engine.fleet().cloned().ok_or_else(|| anyhow::anyhow!("node 2 holds no roster"))?;
+    let mut time = |authority: &Authority<'_>| -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        for _ in 0..ROUNDS {
+            for (at_b, changes, proofs) in &mut work {
+                let mut copy = at_b.fork(automerge::ActorId::from([8u8; 16]));
+                let verdict = admit(&mut copy, Incoming { changes: changes.clone(), proofs }, authority, &BTreeMap::new());
+                anyhow::ensure!(verdict.rejected.is_empty() && verdict.held.is_empty(), "refused: {:?}", verdict.rejected);
+            }
+        }
+        Ok(started.elapsed() / ROUNDS)
+    };
+    let unsigned = time(&Authority::Open)?;
+    let signed = time(&Authority::Fleet { fleet: &fleet, newer_known: false })?;
+    let changes = work.iter().map(|(_, c, _)| c.len()).sum();
+    let signatures = work.iter().map(|(_, _, p)| p.len()).sum();
+    let signer = outpost_model::trust::Signer::from_secret([3; 32]);
+    let message = [0u8; 70];
+    let signature = signer.sign(&message);
+    let started = Instant::now();
+    for _ in 0..1000 {
+        anyhow::ensure!(signer.public().verifies(&message, &signature), "a signature did not verify");
+    }
+    let verify = started.elapsed() / 1000;
+    Ok(CheckCost { changes, signatures, signed, unsigned, verify })
 }
 
 /// Plain Automerge sync of two documents with in-memory states until quiet.
