@@ -24,13 +24,18 @@ pub(crate) fn sim(args: &SimArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mode = if args.byzantine { Mode::Byzantine } else { Mode::Honest };
     let (mut failed, mut frames, mut bytes, mut worst_ms) = (0u64, 0u64, 0u64, 0i64);
-    let (mut attacks, mut bad) = (0usize, 0usize);
+    let (mut attacks, mut bad, mut held, mut attested, mut rosters, mut cut_offs) =
+        (0usize, 0usize, 0usize, 0u64, 0usize, 0usize);
     for seed in args.from..args.from + args.seeds {
         let one = Instant::now();
         match outpost_tests::fleet_sim::run_mode(seed, mode) {
             Ok(report) => {
                 attacks += report.attacks;
                 bad += report.bad_changes;
+                held += report.held;
+                attested += report.attested;
+                rosters += report.rosters_published;
+                cut_offs += report.byzantine_cut_offs;
                 frames += report.frames;
                 bytes += report.bytes;
                 worst_ms = worst_ms.max(report.converged_after_ms);
@@ -50,6 +55,11 @@ pub(crate) fn sim(args: &SimArgs) -> anyhow::Result<()> {
         worst_ms as f64 / 60_000.0,
         started.elapsed().as_secs_f64()
     );
+    if mode == Mode::Byzantine {
+        println!(
+            "{rosters} rosters published, {held} changes held in quarantine, {attested} admitted on an attestation, {cut_offs} connections to the byzantine node closed by honest nodes"
+        );
+    }
     anyhow::ensure!(failed == 0, "{failed} seeds failed");
     Ok(())
 }

@@ -5,11 +5,11 @@
 
 use outpost_model::date::Timestamp;
 use outpost_model::replication::frame::Body;
+use outpost_model::replication::pair::{Node, Pair, TestFleet, Traffic, node_actor};
 use outpost_model::replication::session::DocSession;
 use outpost_model::schema::DocKind;
 use outpost_model::validate::{PostContext, new_entry};
 use outpost_model::{DocId, EntryId};
-use outpost_model::replication::pair::{Node, Pair, TestFleet, Traffic, node_actor};
 use outpost_tests::sample::Generator;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -262,7 +262,10 @@ pub(crate) fn sync(args: &SyncArgs) -> anyhow::Result<()> {
     if let Some(check) = signed.check {
         let per = |d: Duration| d.as_secs_f64() * 1e6 / check.changes.max(1) as f64;
         println!();
-        println!("| checking the catch-up's {} changes ({} signatures) | µs per change |", check.changes, check.signatures);
+        println!(
+            "| checking the catch-up's {} changes ({} signatures) | µs per change |",
+            check.changes, check.signatures
+        );
         println!("|---|---|");
         println!("| admission without a roster (`--psk-only`: schema and field rules) | {:.1} |", per(check.unsigned));
         println!("| admission with the roster (signatures, signers, rights too) | {:.1} |", per(check.signed));
@@ -434,8 +437,13 @@ fn check_cost(
         for _ in 0..ROUNDS {
             for (at_b, changes, proofs) in &mut work {
                 let mut copy = at_b.fork(automerge::ActorId::from([8u8; 16]));
-                let verdict = admit(&mut copy, Incoming { changes: changes.clone(), proofs }, authority, &BTreeMap::new());
-                anyhow::ensure!(verdict.rejected.is_empty() && verdict.held.is_empty(), "refused: {:?}", verdict.rejected);
+                let verdict =
+                    admit(&mut copy, Incoming { changes: changes.clone(), proofs }, authority, &BTreeMap::new());
+                anyhow::ensure!(
+                    verdict.rejected.is_empty() && verdict.held.is_empty(),
+                    "refused: {:?}",
+                    verdict.rejected
+                );
             }
         }
         Ok(started.elapsed() / ROUNDS)
