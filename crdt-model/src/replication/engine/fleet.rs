@@ -137,6 +137,12 @@ impl Engine {
         out.send(peer, Lane::Control, &Body::Roster { roster });
     }
 
+    /// The name this node goes by: its roster entry's when it has one, else
+    /// its config's.
+    pub(super) fn own_name(&self) -> &str {
+        self.fleet.as_ref().and_then(|f| f.member(&self.config.key)).map_or(&self.config.name, |m| &m.name)
+    }
+
     /// Whether documents are exchanged with the node of `key`.
     pub(super) fn may_sync(&self, key: &PublicKey) -> bool {
         match self.config.trust {

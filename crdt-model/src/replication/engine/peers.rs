@@ -113,7 +113,9 @@ impl Engine {
         let features = if heard_you { HEARD_YOU } else { 0 };
         Body::Hello {
             node: self.config.node(),
-            name: self.config.name.clone(),
+            // The roster wins over the config: peers check the name
+            // against the roster entry.
+            name: self.own_name().to_string(),
             features,
             max_frame: MAX_FRAME_BYTES as u32,
             roster: self.roster_version(),

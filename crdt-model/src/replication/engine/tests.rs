@@ -448,3 +448,25 @@ fn a_revoked_members_change_that_slipped_in_first_is_attested_and_admitted() {
     mc.connect();
     assert!(mc.disconnects.iter().any(|(s, r)| *s == Side::B && r.contains("revoked")), "{:?}", mc.disconnects);
 }
+
+/// A node enrolled under another name than its config's greets with the
+/// roster's, so peers that check the name against the roster keep it.
+#[test]
+fn a_node_enrolled_under_another_name_than_its_configs_greets_with_the_rosters() {
+    let mut fleet = TestFleet::centres(1);
+    let renamed = crate::trust::Member::new(
+        crate::replication::pair::node_signer(2).public(),
+        "kz-east",
+        crate::trust::Role::Centre,
+        "KAZ-BS",
+        Some("KAZ".into()),
+    );
+    fleet.roster = fleet.roster.enroll(renamed).unwrap();
+    // Node 2's engine is configured as "node-2".
+    let mut pair =
+        Pair::new(Node::in_fleet(1, vec![member_doc(1, 2, 1)], &fleet), Node::in_fleet(2, Vec::new(), &fleet));
+    pair.connect();
+    assert!(pair.disconnects.is_empty(), "{:?}", pair.disconnects);
+    assert!(pair.in_sync(), "{:?}", pair.problems);
+    assert_eq!(pair.a.engine.peer_summary(&pair.b.key.clone()).map(|s| s.name), Some("kz-east".to_string()));
+}
