@@ -27,10 +27,24 @@ use crate::service::{NodeInfo, Service};
 use crate::store::{Store, StoreError};
 use crate::writer::{SharedIndex, WriterSettings};
 
-/// The wall clock, read here and passed into the model, which reads none.
+/// The wall clock, read here and passed into the model, which reads none:
+/// for what is recorded (changes, audit records, what officers see).
 pub fn now() -> outpost_model::date::Timestamp {
     let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     outpost_model::date::Timestamp::from_millis(i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The replication engine's clock, for its deadlines (replies due, stalls,
+/// rechecks, cut-offs): monotonic, so that a wall clock stepped back or
+/// forward (an NTP fix after days offline, an officer setting the date)
+/// neither stalls replication nor lifts a cut-off. It reads the wall
+/// clock once, at the first call, and moves on by `Instant` from there,
+/// so it stays close to wall time for what `outpost status` shows.
+pub fn engine_now() -> outpost_model::date::Timestamp {
+    static ANCHOR: std::sync::OnceLock<(outpost_model::date::Timestamp, Instant)> = std::sync::OnceLock::new();
+    let (wall, at) = ANCHOR.get_or_init(|| (now(), Instant::now()));
+    let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+    outpost_model::date::Timestamp::from_millis(wall.as_millis().saturating_add(elapsed))
 }
 
 /// Documents kept in memory at once; the rest load on their next write.

@@ -364,7 +364,7 @@ pub async fn run(
                     }
                 }
                 NetCommand::Timer { at } => {
-                    let wait = (at.as_millis() - crate::now().as_millis()).max(0) as u64;
+                    let wait = (at.as_millis() - crate::engine_now().as_millis()).max(0) as u64;
                     timer = Some(tokio::time::Instant::now() + Duration::from_millis(wait));
                 }
             },

@@ -16,7 +16,7 @@ use outpost_model::admission::{Held, Reason};
 use outpost_model::replication::engine::PeerKey;
 
 use super::Writer;
-use crate::now;
+use crate::{engine_now, now};
 use crate::store::{Batch, HeldRecord, Store};
 
 /// How much the quarantine may hold, in all and from one peer.
@@ -152,7 +152,7 @@ impl Writer {
             }
             let Some(replication) = self.replication.as_mut() else { return };
             self.cache.pinned = true;
-            let effects = replication.engine.handle_held(now(), &doc, held, &mut self.cache);
+            let effects = replication.engine.handle_held(engine_now(), &doc, held, &mut self.cache);
             self.cache.pinned = false;
             self.carry_out(effects, vec![doc]);
         }

@@ -15,7 +15,7 @@ use outpost_model::{DocId, EntryId, IncidentId, ModelError};
 
 use super::{PeerDocs, ReplicationInput, SyncReport, Writer};
 use crate::net::NetCommand;
-use crate::now;
+use crate::engine_now;
 use crate::store::Batch;
 
 impl Writer {
@@ -79,7 +79,7 @@ impl Writer {
         let Some(replication) = self.replication.as_mut() else { return };
         let engine = &mut replication.engine;
         self.cache.pinned = true;
-        let now = now();
+        let now = engine_now();
         let effects = match input {
             ReplicationInput::Connected(peer) => engine.handle_connected(now, &peer),
             ReplicationInput::Disconnected(peer) => engine.handle_disconnected(now, &peer),
@@ -97,7 +97,7 @@ impl Writer {
     pub(super) fn push_local(&mut self, doc: &DocId) {
         let Some(replication) = self.replication.as_mut() else { return };
         self.cache.pinned = true;
-        let effects = replication.engine.handle_local_change(now(), doc, &mut self.cache);
+        let effects = replication.engine.handle_local_change(engine_now(), doc, &mut self.cache);
         self.carry_out(effects, Vec::new());
         self.cache.pinned = false;
         // Everything the engine applied is stored now.
@@ -159,7 +159,7 @@ impl Writer {
             let mut retry = Vec::new();
             if let Some(replication) = self.replication.as_mut() {
                 for doc in merged {
-                    retry.extend(replication.engine.handle_store_failed(now(), &doc, &mut self.cache));
+                    retry.extend(replication.engine.handle_store_failed(engine_now(), &doc, &mut self.cache));
                 }
             }
             outgoing.retain(|c| matches!(c, NetCommand::Timer { .. }));

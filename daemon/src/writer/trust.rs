@@ -17,7 +17,7 @@ use outpost_model::trust::roster::{CutEntry, Member};
 use outpost_model::trust::{PublicKey, TrustError};
 
 use super::{Writer, internal};
-use crate::now;
+use crate::engine_now;
 use crate::store::Batch;
 
 /// Who this node writes as.
@@ -99,7 +99,7 @@ impl Writer {
             return Err(ApiError::new(ErrorKind::BadInput, "this post does not network, so it holds no roster"));
         };
         self.cache.pinned = true;
-        let effects = replication.engine.handle_roster(now(), bytes, &mut self.cache).map_err(trust_error);
+        let effects = replication.engine.handle_roster(engine_now(), bytes, &mut self.cache).map_err(trust_error);
         self.cache.pinned = false;
         let effects = effects?;
         let version = replication_version(&effects);
