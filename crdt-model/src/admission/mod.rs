@@ -88,6 +88,8 @@ pub enum Reason {
     Dependency,
     /// Applied, it left a record unreadable.
     Schema(String),
+    /// Its batch's proofs cover one another in a chain too long to settle.
+    Tangled,
 }
 
 impl std::fmt::Display for Reason {
@@ -104,6 +106,9 @@ impl std::fmt::Display for Reason {
             Reason::CutUnknown => f.write_str("its author was revoked and the change the cut names is not here yet"),
             Reason::Dependency => f.write_str("it depends on a refused change"),
             Reason::Schema(what) => write!(f, "it leaves a record unreadable: {what}"),
+            Reason::Tangled => {
+                f.write_str("its batch's signatures cover one another in a chain no honest sender makes")
+            }
         }
     }
 }
@@ -123,23 +128,24 @@ impl Reason {
             Reason::CutUnknown => "cut-unknown",
             Reason::Dependency => "dependency",
             Reason::Schema(_) => "schema",
+            Reason::Tangled => "tangled",
         }
     }
 
     /// A refusal that an honest peer may cause, so it does not count
-    /// against the peer: an out-of-date roster on either side explains
-    /// most; a missing proof happens when a sync round resends a change
-    /// without the later change whose proof covers it. A proof that does
-    /// not verify, or a change no roster lets through, is never honest.
+    /// against the peer. A missing proof happens when a sync round resends
+    /// a change without the later change whose proof covers it; a change
+    /// beyond a revocation's cut comes from a peer that admitted it before
+    /// it learned of the revocation; a dependent follows its parent.
+    /// Changes that an out-of-date roster may explain (an unknown signer,
+    /// rights a newer roster the peer announced may grant) are held, not
+    /// refused: a right refused is one no roster the peer has shown grants,
+    /// since rights only grow. A proof that does not verify, a right
+    /// refused, a field or record broken is never honest.
     pub fn may_be_honest(&self) -> bool {
         matches!(
             self,
-            Reason::UnknownSigner
-                | Reason::Unsigned
-                | Reason::NotAllowed(_)
-                | Reason::CutUnknown
-                | Reason::Revoked
-                | Reason::Dependency
+            Reason::UnknownSigner | Reason::Unsigned | Reason::CutUnknown | Reason::Revoked | Reason::Dependency
         )
     }
 }
@@ -272,8 +278,10 @@ pub fn admit(
     let mut excluded = excluded.clone();
     // A change let in only by a proof over a change that is itself refused
     // could never be proven to another node: refuse it too, and judge
-    // again, until nothing changes.
-    loop {
+    // again, until nothing changes. An honest batch settles in one or two
+    // rounds; one that would take more was built to make this node work,
+    // and nothing of it is taken.
+    for _ in 0..MAX_ROUNDS {
         let verdict = batch.judge(doc, authority, &proofs, &excluded);
         let orphaned = batch.unproven(authority, &proofs, &verdict);
         if orphaned.is_empty() {
@@ -281,7 +289,13 @@ pub fn admit(
         }
         excluded.extend(orphaned.into_iter().map(|h| (h, Reason::Unsigned)));
     }
+    let rejected =
+        batch.order.iter().map(|hash| (*hash, batch.changes[hash].actor_id().clone(), Reason::Tangled)).collect();
+    Verdict { rejected, waiting: batch.missing.len(), ..Verdict::default() }
 }
+
+/// Rounds of judging one batch at most; see [`admit`].
+const MAX_ROUNDS: usize = 8;
 
 /// The new changes of one admission, indexed.
 struct Batch {
@@ -609,8 +623,9 @@ fn causal_order(doc: &mut Document, changes: &BTreeMap<ChangeHash, Change>) -> (
         }
     }
     // A cycle cannot be hashed into existence; anything left is missing.
+    let ordered: BTreeSet<ChangeHash> = order.iter().copied().collect();
     for hash in changes.keys() {
-        if !order.contains(hash) {
+        if !ordered.contains(hash) {
             missing.insert(*hash);
         }
     }

@@ -16,8 +16,8 @@ use outpost_model::admission::{Held, Reason};
 use outpost_model::replication::engine::PeerKey;
 
 use super::Writer;
-use crate::{engine_now, now};
 use crate::store::{Batch, HeldRecord, Store};
+use crate::{engine_now, now};
 
 /// How much the quarantine may hold, in all and from one peer.
 #[derive(Debug, Clone, Copy)]

@@ -14,8 +14,8 @@ use outpost_model::watchlist::Entry;
 use outpost_model::{DocId, EntryId, IncidentId, ModelError};
 
 use super::{PeerDocs, ReplicationInput, SyncReport, Writer};
-use crate::net::NetCommand;
 use crate::engine_now;
+use crate::net::NetCommand;
 use crate::store::Batch;
 
 impl Writer {

@@ -10,6 +10,15 @@ use crate::ids::DocId;
 use crate::replication::frame::Body;
 use crate::trust::{Fleet, PublicKey, TrustError};
 
+/// What one peer sent that was refused.
+#[derive(Debug, Default)]
+pub(super) struct Offences {
+    /// Refused changes, by reason, since this node started.
+    pub(super) refused: std::collections::BTreeMap<&'static str, u64>,
+    /// Refusals no honest peer causes, since its last cut-off.
+    strikes: u32,
+}
+
 impl Engine {
     /// The roster this node holds, if any.
     pub fn fleet(&self) -> Option<&Fleet> {
@@ -198,8 +207,9 @@ impl Engine {
         }
     }
 
-    /// Counts refused changes from `peer`; one that keeps sending changes
-    /// no out-of-date roster explains is cut off for a while.
+    /// Counts refused changes from `peer`, across its connections; one
+    /// that keeps sending changes no honest node sends is cut off for a
+    /// while.
     pub(super) fn count_refusals(
         &mut self,
         now: Timestamp,
@@ -208,32 +218,29 @@ impl Engine {
         refused: &[(automerge::ChangeHash, Reason)],
         out: &mut Out,
     ) {
-        let Some(state) = self.peers.get_mut(peer) else { return };
-        let mut strikes = 0;
-        for (hash, reason) in refused {
-            *state.refused.entry(reason.kind()).or_default() += 1;
-            if !reason.may_be_honest() {
-                strikes += 1;
-            }
-            out.problem(peer, Some(doc), format!("refused change {hash}: {reason}"));
-        }
-        if strikes == 0 {
+        if refused.is_empty() || !self.peers.contains_key(peer) {
             return;
         }
         // Only peers that connected (so hold the fleet key) are counted, but
         // a key holder can make up peer ids: the map stays bounded by
         // forgetting the peer with the fewest strikes.
-        if !self.strikes.contains_key(peer) && self.strikes.len() >= self.config.limits.max_struck_peers {
-            let least = self.strikes.iter().min_by_key(|(_, n)| **n).map(|(p, _)| p.clone());
+        if !self.offences.contains_key(peer) && self.offences.len() >= self.config.limits.max_struck_peers {
+            let least = self.offences.iter().min_by_key(|(_, o)| o.strikes).map(|(p, _)| p.clone());
             if let Some(least) = least {
-                self.strikes.remove(&least);
+                self.offences.remove(&least);
             }
         }
-        let total = self.strikes.entry(peer.clone()).or_default();
-        *total = total.saturating_add(strikes);
+        let record = self.offences.entry(peer.clone()).or_default();
+        for (hash, reason) in refused {
+            *record.refused.entry(reason.kind()).or_default() += 1;
+            if !reason.may_be_honest() {
+                record.strikes = record.strikes.saturating_add(1);
+            }
+            out.problem(peer, Some(doc), format!("refused change {hash}: {reason}"));
+        }
         let limit = self.config.limits.max_refused_changes;
-        if *total > limit {
-            self.strikes.remove(peer);
+        if record.strikes > limit {
+            record.strikes = 0;
             let until = Timestamp::from_millis(now.as_millis() + self.config.limits.cut_off_ms);
             out.effects.push(Effect::Disconnect {
                 peer: peer.clone(),

@@ -214,7 +214,7 @@ pub struct PeerSummary {
     /// Both sides are active members (or the fleet is `--psk-only`), so
     /// documents are exchanged.
     pub syncing: bool,
-    /// Changes from this peer refused, by reason, in this connection.
+    /// Changes from this peer refused, by reason, since this node started.
     pub refused: BTreeMap<String, u64>,
 }
 
@@ -229,10 +229,10 @@ pub struct Engine {
     fleet: Option<Fleet>,
     /// Peers cut off for sending refused changes, until when.
     cut_off: BTreeMap<PeerKey, Timestamp>,
-    /// Refused changes no honest peer sends, per peer, across its
-    /// connections, until it is cut off: a peer that reconnects does not
-    /// start again from nothing.
-    strikes: BTreeMap<PeerKey, u32>,
+    /// Changes refused from each peer, across its connections: a peer that
+    /// reconnects starts again from nothing neither in `outpost peers` nor
+    /// towards its cut-off.
+    offences: BTreeMap<PeerKey, fleet::Offences>,
     /// Proofs admitted during the current input, until the host has
     /// stored them: pushes made meanwhile carry them.
     fresh_proofs: sync::FreshProofs,
@@ -281,7 +281,7 @@ impl Engine {
             agreed_at: BTreeMap::new(),
             fleet: None,
             cut_off: BTreeMap::new(),
-            strikes: BTreeMap::new(),
+            offences: BTreeMap::new(),
             fresh_proofs: BTreeMap::new(),
         }
     }
@@ -311,7 +311,11 @@ impl Engine {
             last_reconciled: state.last_reconciled,
             roster: state.roster,
             syncing: state.syncing,
-            refused: state.refused.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            refused: self
+                .offences
+                .get(peer)
+                .map(|o| o.refused.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+                .unwrap_or_default(),
         })
     }
 

@@ -36,8 +36,6 @@ pub(super) struct Peer {
     pub(super) roster: u64,
     /// Documents are exchanged with it: both sides are active members.
     pub(super) syncing: bool,
-    /// Refused changes, by reason.
-    pub(super) refused: BTreeMap<&'static str, u64>,
     pub(super) next_slot: Slot,
     /// Aliases this side gave documents in this connection.
     pub(super) my_slots: BTreeMap<DocId, Slot>,
@@ -77,7 +75,6 @@ impl Engine {
                 name: String::new(),
                 roster: 0,
                 syncing,
-                refused: BTreeMap::new(),
                 next_slot: 0,
                 my_slots: BTreeMap::new(),
                 their_slots: BTreeMap::new(),
