@@ -161,9 +161,10 @@ impl Role {
 }
 
 impl Request {
-    /// The role a caller needs for this request. The fleet requests need
-    /// none beyond reaching the socket: what authorises a roster is the
-    /// admin key's signature, checked by the daemon.
+    /// The role a caller needs for this request. Publishing a roster and
+    /// computing a revocation's cut need only an officer's: what authorises
+    /// a roster is the admin key's signature, checked by the daemon, and
+    /// both are audited with who asked.
     pub fn needs(&self) -> Option<Role> {
         match self {
             Request::Status
@@ -177,13 +178,14 @@ impl Request {
             | Request::IncidentShow { .. }
             | Request::IncidentNote { .. }
             | Request::IncidentSetFollowUp { .. }
-            | Request::FleetRoster => Some(Role::Officer),
+            | Request::FleetRoster
+            | Request::FleetPublish { .. }
+            | Request::FleetCut { .. } => Some(Role::Officer),
             Request::WatchlistAdd { .. }
             | Request::WatchlistImport { .. }
             | Request::WatchlistAmend { .. }
             | Request::WatchlistSetStatus { .. } => Some(Role::Supervisor),
             Request::Audit { .. } => Some(Role::Auditor),
-            Request::FleetPublish { .. } | Request::FleetCut { .. } => None,
         }
     }
 }

@@ -78,6 +78,18 @@ fn a_key_holder_off_the_roster_gets_no_document_byte_until_it_is_enrolled() {
     let took = started.elapsed();
     eprintln!("enrolment to a full watchlist at the outsider: {took:?}");
     assert!(took < Duration::from_secs(20), "enrolment took {took:?} to take effect");
+
+    // Who handed in each roster, and what it changed, is in the centre's
+    // audit log.
+    let audit = centre.json(&["audit"]);
+    let records = audit["records"].as_array().unwrap();
+    let enrolled = records
+        .iter()
+        .filter(|r| r["action"] == "fleet.roster")
+        .find(|r| r["detail"].as_str().unwrap().contains("enrolled kz-outsider (centre of KAZ-BS)"))
+        .unwrap_or_else(|| panic!("the enrolment is not audited: {audit}"));
+    assert!(enrolled["user"].as_str().is_some_and(|u| !u.is_empty()), "{enrolled}");
+    assert_eq!(enrolled["role"], "admin", "{enrolled}");
 }
 
 #[test]

@@ -381,6 +381,29 @@ impl Roster {
         Ok(())
     }
 
+    /// What this roster changes from `older`, in words, for the audit log.
+    pub fn changes_from(&self, older: Option<&Roster>) -> Vec<String> {
+        let mut out = Vec::new();
+        for member in &self.members {
+            let who = format!("{} ({} of {})", member.name, member.role.as_str(), member.authority);
+            match older.and_then(|o| o.member(&member.key)) {
+                None => out.push(format!("enrolled {who}")),
+                Some(old) => {
+                    if old.revoked.is_none() && member.revoked.is_some() {
+                        out.push(format!("revoked {who}"));
+                    }
+                    for right in member.rights.iter().filter(|r| !old.rights.contains(r)) {
+                        out.push(format!("granted {right} to {}", member.name));
+                    }
+                    if member.legacy_actors.len() > old.legacy_actors.len() {
+                        out.push(format!("bound old actors to {}", member.name));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The next version with `member` enrolled, or its entry grown.
     pub fn enroll(&self, member: Member) -> Result<Roster, TrustError> {
         let mut next = self.clone();

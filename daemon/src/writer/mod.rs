@@ -342,8 +342,8 @@ impl Writer {
                 Ok(Written::Replicated)
             }
             WriteOp::SyncReport => Ok(Written::SyncReport(Box::new(self.sync_report()))),
-            WriteOp::PublishRoster(bytes) => self.publish_roster(&bytes).map(Written::RosterPublished),
-            WriteOp::RevocationCut { peer } => self.cut_for(&peer).map(Written::Cut),
+            WriteOp::PublishRoster(bytes) => self.publish_roster(&bytes, caller).map(Written::RosterPublished),
+            WriteOp::RevocationCut { peer } => self.cut_for(&peer, caller).map(Written::Cut),
             officer => self.officer_write(officer, caller),
         }
     }

@@ -16,9 +16,11 @@ use outpost_model::trust::proof::sign_change;
 use outpost_model::trust::roster::{CutEntry, Member};
 use outpost_model::trust::{PublicKey, TrustError};
 
-use super::{Writer, internal};
-use crate::engine_now;
+use outpost_model::audit::AuditEvent;
+
+use super::{Caller, Writer, internal};
 use crate::store::Batch;
+use crate::{engine_now, now};
 
 /// Who this node writes as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,17 +96,48 @@ impl Writer {
     }
 
     /// A roster an administrator signed: installed and spread if valid.
-    pub(super) fn publish_roster(&mut self, bytes: &[u8]) -> Result<u64, ApiError> {
+    /// Either way, who handed it in and what it changes (or why it was
+    /// refused) goes into the audit log.
+    pub(super) fn publish_roster(&mut self, bytes: &[u8], caller: &Caller) -> Result<u64, ApiError> {
         let Some(replication) = self.replication.as_mut() else {
             return Err(ApiError::new(ErrorKind::BadInput, "this post does not network, so it holds no roster"));
         };
+        let before = replication.engine.fleet().map(|f| f.roster.clone());
         self.cache.pinned = true;
         let effects = replication.engine.handle_roster(engine_now(), bytes, &mut self.cache).map_err(trust_error);
         self.cache.pinned = false;
-        let effects = effects?;
-        let version = replication_version(&effects);
-        self.carry_out(effects, Vec::new());
-        Ok(version.unwrap_or_default())
+        let (detail, outcome) = match effects {
+            Ok(effects) => {
+                let version = replication_version(&effects).unwrap_or_default();
+                self.carry_out(effects, Vec::new());
+                let changes = match self.replication.as_ref().and_then(|r| r.engine.fleet()) {
+                    Some(fleet) => fleet.roster.changes_from(before.as_ref()),
+                    None => Vec::new(),
+                };
+                (format!("installed roster version {version}: {}", changes.join("; ")), Ok(version))
+            }
+            Err(err) => (format!("refused a roster: {}", err.message), Err(err)),
+        };
+        self.audit_fleet(caller, "fleet.roster", detail);
+        outcome
+    }
+
+    /// An audit record of a fleet operation asked for on this node.
+    pub(super) fn audit_fleet(&mut self, caller: &Caller, action: &str, detail: String) {
+        let event = AuditEvent {
+            at: now(),
+            uid: caller.uid,
+            pid: caller.pid,
+            user: caller.user.clone(),
+            role: caller.role_name(),
+            action: action.into(),
+            purpose: None,
+            detail,
+            result_ids: Vec::new(),
+        };
+        if let Err(err) = self.commit_and_index(Batch { audit: vec![event], ..Batch::default() }, Vec::new()) {
+            tracing::error!(error = %err.message, action, "cannot write the audit record of a fleet operation");
+        }
     }
 
     /// Attests, into `batch`, the changes of newly revoked members this
@@ -190,7 +223,13 @@ impl Writer {
     /// For each actor of `peer` in each stored document, its newest change
     /// here: the cut a revocation records, computed from what this node
     /// holds.
-    pub(super) fn cut_for(&mut self, peer: &str) -> Result<Vec<CutEntry>, ApiError> {
+    pub(super) fn cut_for(&mut self, peer: &str, caller: &Caller) -> Result<Vec<CutEntry>, ApiError> {
+        let cut = self.compute_cut(peer)?;
+        self.audit_fleet(caller, "fleet.cut", format!("the cut to revoke {peer}: {} entries", cut.len()));
+        Ok(cut)
+    }
+
+    fn compute_cut(&mut self, peer: &str) -> Result<Vec<CutEntry>, ApiError> {
         let key = PublicKey::from_peer_id(peer).map_err(trust_error)?;
         let member = self.replication.as_ref().and_then(|r| r.engine.fleet()).and_then(|f| f.member(&key).cloned());
         let mut prefixes = vec![key.actor_prefix()];
