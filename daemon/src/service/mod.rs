@@ -16,7 +16,6 @@ use outpost_model::api::{
     PeerDocument, PeerList, PeerView, ReplicationStatus, Request, Response, SearchResults, StatusInfo, StorageStatus,
     SyncStarted, created,
 };
-use outpost_model::audit::AuditEvent;
 use outpost_model::date::{Day, Timestamp};
 use outpost_model::replication::engine::PeerKey;
 use outpost_model::search::SearchQuery;
@@ -138,17 +137,7 @@ impl Service {
         detail: String,
         result_ids: Vec<String>,
     ) -> Result<(), ApiError> {
-        let event = AuditEvent {
-            at: now(),
-            uid: caller.uid,
-            pid: caller.pid,
-            user: caller.user.clone(),
-            role: caller.role_name(),
-            action: action.into(),
-            purpose,
-            detail,
-            result_ids,
-        };
+        let event = caller.audit_event(now(), action, purpose, detail, result_ids);
         self.writer.submit(WriteOp::Audit(event), caller).await.map(|_| ())
     }
 

@@ -82,6 +82,28 @@ impl Caller {
     pub fn role_name(&self) -> String {
         self.acting.map(|r| r.as_str().to_string()).unwrap_or_default()
     }
+
+    /// An audit record of `action` by this caller at `at`.
+    pub fn audit_event(
+        &self,
+        at: Timestamp,
+        action: &str,
+        purpose: Option<String>,
+        detail: String,
+        result_ids: Vec<String>,
+    ) -> AuditEvent {
+        AuditEvent {
+            at,
+            uid: self.uid,
+            pid: self.pid,
+            user: self.user.clone(),
+            role: self.role_name(),
+            action: action.into(),
+            purpose,
+            detail,
+            result_ids,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -27,17 +27,7 @@ fn change_event(
     detail: String,
     id: impl std::fmt::Display,
 ) -> AuditEvent {
-    AuditEvent {
-        at: ctx.now,
-        uid: caller.uid,
-        pid: caller.pid,
-        user: caller.user.clone(),
-        role: caller.role_name(),
-        action: op.into(),
-        purpose: None,
-        detail,
-        result_ids: vec![id.to_string()],
-    }
+    caller.audit_event(ctx.now, op, None, detail, vec![id.to_string()])
 }
 
 impl Writer {
@@ -188,20 +178,12 @@ impl Writer {
             self.cache.forget(&touched);
             return Err(err);
         }
-        batch.audit.push(AuditEvent {
-            at: ctx.now,
-            uid: caller.uid,
-            pid: caller.pid,
-            user: caller.user.clone(),
-            role: caller.role_name(),
-            action: op.into(),
-            purpose: None,
-            detail: match entries.as_slice() {
-                [one] => format!("added {} entry, category {}", one.subject.kind(), one.category),
-                many => format!("imported {} entries", many.len()),
-            },
-            result_ids: entries.iter().map(|e| e.id.to_string()).collect(),
-        });
+        let detail = match entries.as_slice() {
+            [one] => format!("added {} entry, category {}", one.subject.kind(), one.category),
+            many => format!("imported {} entries", many.len()),
+        };
+        let ids = entries.iter().map(|e| e.id.to_string()).collect();
+        batch.audit.push(caller.audit_event(ctx.now, op, None, detail, ids));
         self.commit_officer(batch, entries.clone())?;
         Ok(Written::Entries(entries))
     }

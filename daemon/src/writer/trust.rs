@@ -16,8 +16,6 @@ use outpost_model::trust::proof::sign_change;
 use outpost_model::trust::roster::{CutEntry, Member};
 use outpost_model::trust::{PublicKey, TrustError};
 
-use outpost_model::audit::AuditEvent;
-
 use super::{Caller, Writer, internal};
 use crate::store::Batch;
 use crate::{engine_now, now};
@@ -124,17 +122,7 @@ impl Writer {
 
     /// An audit record of a fleet operation asked for on this node.
     pub(super) fn audit_fleet(&mut self, caller: &Caller, action: &str, detail: String) {
-        let event = AuditEvent {
-            at: now(),
-            uid: caller.uid,
-            pid: caller.pid,
-            user: caller.user.clone(),
-            role: caller.role_name(),
-            action: action.into(),
-            purpose: None,
-            detail,
-            result_ids: Vec::new(),
-        };
+        let event = caller.audit_event(now(), action, None, detail, Vec::new());
         if let Err(err) = self.commit_and_index(Batch { audit: vec![event], ..Batch::default() }, Vec::new()) {
             tracing::error!(error = %err.message, action, "cannot write the audit record of a fleet operation");
         }
