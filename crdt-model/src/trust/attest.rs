@@ -16,13 +16,11 @@ use crate::schema::Document;
 /// member that is not revoked.
 pub fn attestations(doc: &mut Document, member: &Member, signer: &Signer) -> Vec<(ChangeHash, StoredProof)> {
     let Some(revocation) = &member.revoked else { return Vec::new() };
-    let prefixes: Vec<[u8; 16]> =
-        std::iter::once(member.key.actor_prefix()).chain(member.legacy_actors.iter().copied()).collect();
     let id = doc.id().clone();
     let mut out = Vec::new();
     for (actor, seq, hash) in doc.actor_tips() {
         let bytes = actor.to_bytes();
-        if bytes.len() != 20 || !prefixes.iter().any(|p| bytes[..16] == p[..]) {
+        if !member.writes_with(bytes) {
             continue;
         }
         let cut = revocation.cut.iter().find(|e| e.doc == id && e.actor.as_slice() == bytes);

@@ -182,6 +182,14 @@ impl Member {
         self.revoked.is_none()
     }
 
+    /// Whether `actor` is one this member writes with: 20 bytes whose
+    /// first 16 are its key's prefix or one of its legacy prefixes.
+    pub fn writes_with(&self, actor: &[u8]) -> bool {
+        actor.len() == 20
+            && (actor[..16] == self.key.actor_prefix()
+                || self.legacy_actors.iter().any(|prefix| actor[..16] == prefix[..]))
+    }
+
     /// The country a member's authority stands for by default: the first
     /// three letters (`KAZ-BS` → `KAZ`), if they are a country code.
     pub fn default_country(authority: &str) -> Option<String> {

@@ -51,21 +51,37 @@ impl DocCache {
         let tick = self.use_counter;
         if !self.docs.contains_key(id) {
             self.evict_if_full();
-            let stored = self.store.load_doc(id).map_err(internal)?;
-            let last_seq = stored.changes.last().map_or(0, |(seq, _)| *seq);
-            let stored_changes = stored.changes.len() as u64;
-            let mut doc =
-                Document::load(id, stored.snapshot.as_deref(), stored.changes.iter().map(|(_, c)| c.as_slice()))
-                    .map_err(|e| {
-                        tracing::error!(doc = %id, error = %e, "document cannot be loaded; writes to it are refused");
-                        ApiError::new(ErrorKind::Internal, format!("document {id} cannot be loaded: {e}"))
-                    })?;
-            doc.set_actor(self.actor.clone());
-            self.docs.insert(id.clone(), Loaded { doc, stored_changes, last_seq, last_used: tick });
+            let loaded = self.load(id, tick)?;
+            self.docs.insert(id.clone(), loaded);
         }
         let loaded = self.docs.get_mut(id).ok_or_else(|| internal("document cache lost a document"))?;
         loaded.last_used = tick;
         Ok(loaded)
+    }
+
+    /// Reads a document: the one in memory, or else a copy loaded for this
+    /// read alone, which leaves the cache as it was. For walks over every
+    /// document (attestations, cuts), which must neither fill memory while
+    /// the cache is pinned nor push out documents a batch still needs.
+    pub(super) fn read<T>(&mut self, id: &DocId, read: impl FnOnce(&mut Document) -> T) -> Result<T, ApiError> {
+        if let Some(loaded) = self.docs.get_mut(id) {
+            return Ok(read(&mut loaded.doc));
+        }
+        let mut loaded = self.load(id, 0)?;
+        Ok(read(&mut loaded.doc))
+    }
+
+    fn load(&self, id: &DocId, tick: u64) -> Result<Loaded, ApiError> {
+        let stored = self.store.load_doc(id).map_err(internal)?;
+        let last_seq = stored.changes.last().map_or(0, |(seq, _)| *seq);
+        let stored_changes = stored.changes.len() as u64;
+        let mut doc = Document::load(id, stored.snapshot.as_deref(), stored.changes.iter().map(|(_, c)| c.as_slice()))
+            .map_err(|e| {
+                tracing::error!(doc = %id, error = %e, "document cannot be loaded; writes to it are refused");
+                ApiError::new(ErrorKind::Internal, format!("document {id} cannot be loaded: {e}"))
+            })?;
+        doc.set_actor(self.actor.clone());
+        Ok(Loaded { doc, stored_changes, last_seq, last_used: tick })
     }
 
     /// The document if it is in memory; never loads.

@@ -12,6 +12,7 @@ use outpost_model::admission::{self, Reason, Standing};
 use outpost_model::api::{ApiError, ErrorKind};
 use outpost_model::replication::engine::Effect;
 use outpost_model::replication::engine::Trust;
+use outpost_model::trust::attest::attestations;
 use outpost_model::trust::proof::sign_change;
 use outpost_model::trust::roster::{CutEntry, Member};
 use outpost_model::trust::{PublicKey, TrustError};
@@ -146,15 +147,21 @@ impl Writer {
         // Documents first met in this batch are not in the store yet.
         let mut docs: BTreeSet<DocId> = docs.into_iter().collect();
         docs.extend(batch.changes.iter().map(|(doc, _)| doc.clone()));
+        let signer = &self.settings.signer;
         for doc in docs {
-            let Ok(loaded) = self.cache.get_mut(&doc) else { continue };
-            for member in &members {
-                for (hash, proof) in
-                    outpost_model::trust::attest::attestations(&mut loaded.doc, member, &self.settings.signer)
-                {
-                    tracing::info!(%doc, change = %hash, member = %member.name, "attested a revoked member's change admitted before the revocation");
-                    batch.proofs.push((doc.clone(), hash, proof));
+            let found = self.cache.read(&doc, |document| {
+                members.iter().flat_map(|m| attestations(document, m, signer)).collect::<Vec<_>>()
+            });
+            let found = match found {
+                Ok(found) => found,
+                Err(err) => {
+                    tracing::error!(%doc, error = %err.message, "cannot load a document to attest a revoked member's changes in it");
+                    continue;
                 }
+            };
+            for (hash, proof) in found {
+                tracing::info!(%doc, change = %hash, "attested a revoked member's change admitted before the revocation");
+                batch.proofs.push((doc.clone(), hash, proof));
             }
         }
     }
@@ -181,19 +188,18 @@ impl Writer {
         };
         let mut batch = Batch { legacy_history_signed: true, ..Batch::default() };
         for doc in docs {
-            let loaded = match self.cache.get_mut(&doc) {
-                Ok(loaded) => loaded,
+            let tips = match self.cache.read(&doc, |document| document.actor_tips()) {
+                Ok(tips) => tips,
                 Err(err) => {
                     tracing::error!(%doc, error = %err.message, "a document written before fleet trust cannot be loaded; its history stays unsigned until it can");
                     return;
                 }
             };
-            for (actor, _, hash) in loaded.doc.actor_tips() {
+            for (actor, _, hash) in tips {
                 if actor.to_bytes().get(..16) == Some(legacy.as_slice()) {
                     batch.proofs.push((doc.clone(), hash, sign_change(&self.settings.signer, &doc, &hash)));
                 }
             }
-            self.cache.evict_if_full();
         }
         let signed = batch.proofs.len();
         match self.store.commit(batch) {
@@ -219,21 +225,25 @@ impl Writer {
 
     fn compute_cut(&mut self, peer: &str) -> Result<Vec<CutEntry>, ApiError> {
         let key = PublicKey::from_peer_id(peer).map_err(trust_error)?;
-        let member = self.replication.as_ref().and_then(|r| r.engine.fleet()).and_then(|f| f.member(&key).cloned());
-        let mut prefixes = vec![key.actor_prefix()];
-        prefixes.extend(member.iter().flat_map(|m| m.legacy_actors.iter().copied()));
+        let fleet = self.replication.as_ref().and_then(|r| r.engine.fleet());
+        let member = fleet.and_then(|f| f.member(&key).cloned()).ok_or_else(|| {
+            ApiError::new(ErrorKind::NotFound, format!("{peer} is not a member of the roster this node holds"))
+        })?;
         let docs = self.store.doc_ids().map_err(internal)?;
         let mut cut = Vec::new();
         for doc in docs {
-            let Ok(loaded) = self.cache.get_mut(&doc) else { continue };
-            for (actor, seq, hash) in loaded.doc.actor_tips() {
-                let bytes = actor.to_bytes();
-                if bytes.len() == 20 && prefixes.iter().any(|p| bytes[..16] == p[..]) {
-                    cut.push(CutEntry { doc: doc.clone(), actor: bytes.to_vec(), seq, hash: hash.0 });
+            let tips = match self.cache.read(&doc, |document| document.actor_tips()) {
+                Ok(tips) => tips,
+                // The cut must name every change of the member this node
+                // holds: one it cannot read is not left out silently.
+                Err(err) => return Err(err),
+            };
+            for (actor, seq, hash) in tips {
+                if member.writes_with(actor.to_bytes()) {
+                    cut.push(CutEntry { doc: doc.clone(), actor: actor.to_bytes().to_vec(), seq, hash: hash.0 });
                 }
             }
         }
-        self.cache.evict_if_full();
         Ok(cut)
     }
 }
