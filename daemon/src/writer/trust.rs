@@ -232,12 +232,9 @@ impl Writer {
         let docs = self.store.doc_ids().map_err(internal)?;
         let mut cut = Vec::new();
         for doc in docs {
-            let tips = match self.cache.read(&doc, |document| document.actor_tips()) {
-                Ok(tips) => tips,
-                // The cut must name every change of the member this node
-                // holds: one it cannot read is not left out silently.
-                Err(err) => return Err(err),
-            };
+            // The cut must name every change of the member this node holds:
+            // a document it cannot read fails the cut, not left out.
+            let tips = self.cache.read(&doc, |document| document.actor_tips())?;
             for (actor, seq, hash) in tips {
                 if member.writes_with(actor.to_bytes()) {
                     cut.push(CutEntry { doc: doc.clone(), actor: actor.to_bytes().to_vec(), seq, hash: hash.0 });
