@@ -247,9 +247,11 @@ enum Values {
 
 /// Rows a run-length encoded column holds: runs of `count > 0` repeat one
 /// value, `count < 0` are that many literal values, `0` is followed by a
-/// count of nulls. Also the sum of the (unsigned) values, which for a group
-/// column is its rows in the columns it groups; only `Values::Group` checks
-/// it against the limit.
+/// count of nulls. Also the sum of the values: for a group column, its rows
+/// in the columns it groups (checked against the limit here); for a string
+/// column, the bytes its values take once every run is expanded, which is
+/// what loading the chunk allocates (one commit message repeated by a run
+/// over many changes is stored once and built once per change).
 fn rle_rows(data: &[u8], values: Values, limit: u64) -> Result<(u64, u64), SizeError> {
     let mut reader = Reader::new(data, "a column");
     let (mut rows, mut sum) = (0u64, 0u64);
@@ -260,7 +262,7 @@ fn rle_rows(data: &[u8], values: Values, limit: u64) -> Result<(u64, u64), SizeE
             match &values {
                 Values::Group | Values::Unsigned => reader.uleb(),
                 Values::Signed => reader.sleb().map(|_| 0),
-                Values::Bytes => reader.prefixed().map(|_| 0),
+                Values::Bytes => reader.prefixed().map(|value| value.len() as u64),
             }
         };
         if count > 0 {
@@ -325,7 +327,11 @@ fn check_columns(meta: &[(u32, u64)], data: &mut Reader<'_>, budget: &mut Budget
             1 | 2 | 6 => rle_rows(bytes, Values::Unsigned, limit)?.0,
             3 => rle_rows(bytes, Values::Signed, limit)?.0,
             4 => boolean_rows(bytes, limit)?,
-            5 => rle_rows(bytes, Values::Bytes, limit)?.0,
+            5 => {
+                let (rows, expanded) = rle_rows(bytes, Values::Bytes, limit)?;
+                budget.charge_bytes(expanded)?;
+                rows
+            }
             // Raw values: their lengths are in the value metadata column.
             _ => 0,
         };
@@ -532,6 +538,25 @@ mod tests {
         let mut b = Budget::new(ReceiveLimits { max_expanded_bytes: 16 << 20, ..ReceiveLimits::default() });
         let err = changes_within([message.as_slice()], &[], &mut b).map(|c| c.len());
         assert_eq!(err, Err(SizeError::TooManyBytes { limit: 16 << 20 }));
+    }
+
+    #[test]
+    fn a_commit_message_repeated_by_a_run_is_charged_for_every_change_it_makes() {
+        // Forty changes with one 1 MiB message: a document chunk stores the
+        // message once, loading it builds it forty times.
+        let mut doc = automerge::AutoCommit::new();
+        for n in 0..40 {
+            automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "x", n).unwrap();
+            doc.commit_with(automerge::transaction::CommitOptions::default().with_message("a".repeat(1 << 20)));
+        }
+        let whole = doc.save();
+        assert!(whole.len() < 64 * 1024, "{} B", whole.len());
+        let mut b = Budget::new(ReceiveLimits { max_expanded_bytes: 16 << 20, ..ReceiveLimits::default() });
+        let err = changes_within([whole.as_slice()], &[], &mut b).map(|c| c.len());
+        assert_eq!(err, Err(SizeError::TooManyBytes { limit: 16 << 20 }));
+        // Within a budget that holds them all, they load.
+        let mut roomy = Budget::new(ReceiveLimits { max_expanded_bytes: 64 << 20, ..ReceiveLimits::default() });
+        assert_eq!(changes_within([whole.as_slice()], &[], &mut roomy).map(|c| c.len()), Ok(40));
     }
 
     #[test]
