@@ -162,9 +162,10 @@ impl Role {
 
 impl Request {
     /// The role a caller needs for this request. Publishing a roster and
-    /// computing a revocation's cut need only an officer's: what authorises
-    /// a roster is the admin key's signature, checked by the daemon, and
-    /// both are audited with who asked.
+    /// computing a revocation's cut need a supervisor's: what authorises a
+    /// roster is the admin key's signature, checked by the daemon, and both
+    /// are audited with who asked; a cut reads every document, which an
+    /// officer has no cause to make the post do.
     pub fn needs(&self) -> Option<Role> {
         match self {
             Request::Status
@@ -178,10 +179,10 @@ impl Request {
             | Request::IncidentShow { .. }
             | Request::IncidentNote { .. }
             | Request::IncidentSetFollowUp { .. }
-            | Request::FleetRoster
-            | Request::FleetPublish { .. }
-            | Request::FleetCut { .. } => Some(Role::Officer),
+            | Request::FleetRoster => Some(Role::Officer),
             Request::WatchlistAdd { .. }
+            | Request::FleetPublish { .. }
+            | Request::FleetCut { .. }
             | Request::WatchlistImport { .. }
             | Request::WatchlistAmend { .. }
             | Request::WatchlistSetStatus { .. } => Some(Role::Supervisor),

@@ -180,6 +180,9 @@ pub struct Verdict {
     /// Admitted changes of revoked members beyond their cuts, let in by
     /// an attestation.
     pub attested: BTreeSet<ChangeHash>,
+    /// Proofs that named a member and did not verify under its key: no
+    /// honest node sends one.
+    pub bad_proofs: usize,
 }
 
 impl Verdict {
@@ -294,6 +297,9 @@ pub fn admit(
     Verdict { rejected, waiting: batch.missing.len(), ..Verdict::default() }
 }
 
+/// Proofs kept with one held change.
+const MAX_HELD_PROOFS: usize = 16;
+
 /// Rounds of judging one batch at most; see [`admit`].
 const MAX_ROUNDS: usize = 8;
 
@@ -318,8 +324,13 @@ struct Proven {
     author: Vec<(ChangeHash, crate::trust::PublicKey)>,
     /// Valid attestations: the change they sign.
     attested: Vec<ChangeHash>,
-    /// Changes a proof came with that did not verify.
+    /// The proofs that verified: (change, attester, signature).
+    valid: BTreeSet<(ChangeHash, Option<[u8; 16]>, [u8; 64])>,
+    /// Changes a proof came with that did not verify under the key of the
+    /// member it names.
     bad: BTreeSet<ChangeHash>,
+    /// How many proofs did not verify.
+    bad_proofs: usize,
 }
 
 impl Batch {
@@ -341,14 +352,17 @@ impl Batch {
         }
         let equivocating: BTreeSet<ChangeHash> =
             by_actor_seq.values().filter(|hashes| hashes.len() > 1).flatten().copied().collect();
+        // A copy of a proof proves nothing more and would cost a signature
+        // check. (Only exact copies go: of two different proofs by one
+        // signer, the bad one must not hide the good.)
+        let mut seen = BTreeSet::new();
         let proofs = incoming
             .proofs
             .iter()
             .filter_map(|p| {
                 let hashes = by_actor_seq.get(&(usize::from(p.actor), p.seq))?;
                 let hash = *hashes.first()?;
-                changes
-                    .contains_key(&hash)
+                (changes.contains_key(&hash) && seen.insert((hash, p.attester, p.signature.to_bytes())))
                     .then_some((hash, StoredProof { attester: p.attester, signature: p.signature }))
             })
             .collect();
@@ -361,26 +375,31 @@ impl Batch {
         let Authority::Fleet { fleet, .. } = authority else { return proven };
         for (hash, proof) in &self.proofs {
             let Some(change) = self.changes.get(hash) else { continue };
-            match proof.attester {
-                None => {
-                    let Some(member) = fleet.member_of_actor(change.actor_id().to_bytes()) else { continue };
-                    if member.key.verifies(&change_message(&self.doc_id, hash), &proof.signature) {
-                        proven.author.push((*hash, member.key));
-                    } else {
-                        proven.bad.insert(*hash);
-                    }
-                }
+            let Some(author) = fleet.member_of_actor(change.actor_id().to_bytes()) else { continue };
+            let verified = match proof.attester {
+                None => author.key.verifies(&change_message(&self.doc_id, hash), &proof.signature),
                 Some(prefix) => {
-                    let attester = fleet.member_with_prefix(&prefix).filter(|m| m.is_active());
-                    match attester {
-                        Some(m) if m.key.verifies(&attest_message(&self.doc_id, hash), &proof.signature) => {
-                            proven.attested.push(*hash);
-                        }
-                        _ => {
-                            proven.bad.insert(*hash);
-                        }
-                    }
+                    // Attestations count only for a revoked member's
+                    // changes, and only from an active member that writes:
+                    // others are not checked at all (an attester this
+                    // roster does not know, or no longer counts, may be
+                    // honest; its attestation just proves nothing here).
+                    let attester = fleet
+                        .member_with_prefix(&prefix)
+                        .filter(|m| m.is_active() && m.role != crate::trust::Role::Observer && m.key != author.key);
+                    let Some(attester) = attester.filter(|_| !author.is_active()) else { continue };
+                    attester.key.verifies(&attest_message(&self.doc_id, hash), &proof.signature)
                 }
+            };
+            if !verified {
+                proven.bad.insert(*hash);
+                proven.bad_proofs += 1;
+                continue;
+            }
+            proven.valid.insert((*hash, proof.attester, proof.signature.to_bytes()));
+            match proof.attester {
+                None => proven.author.push((*hash, author.key)),
+                Some(_) => proven.attested.push(*hash),
             }
         }
         proven
@@ -481,7 +500,11 @@ impl Batch {
                     fate.insert(*hash, Fate::Admitted);
                 }
                 Err((Fate::Held, reason)) => {
-                    let proofs = self.proofs.iter().filter(|(h, _)| h == hash).map(|(_, p)| *p).collect();
+                    // What waits cannot be checked yet: a few proofs per
+                    // change are kept, so that a sender cannot fill the
+                    // quarantine with them.
+                    let proofs =
+                        self.proofs.iter().filter(|(h, _)| h == hash).map(|(_, p)| *p).take(MAX_HELD_PROOFS).collect();
                     verdict.held.push(Held { change: change.clone(), proofs, reason, announced: 0 });
                     fate.insert(*hash, Fate::Held);
                 }
@@ -562,16 +585,20 @@ impl Batch {
             .collect()
     }
 
+    /// The proofs to keep: every one that verified over an admitted change
+    /// (a bad one beside it is dropped alone, so a relay cannot strip an
+    /// honest change of its proof by adding garbage).
     fn finish(&self, mut verdict: Verdict, proven: &Proven) -> Verdict {
         let admitted = verdict.admitted_hashes();
-        let good: BTreeSet<ChangeHash> =
-            proven.author.iter().map(|(h, _)| *h).chain(proven.attested.iter().copied()).collect();
         verdict.proofs = self
             .proofs
             .iter()
-            .filter(|(hash, _)| admitted.contains(hash) && good.contains(hash) && !proven.bad.contains(hash))
+            .filter(|(hash, proof)| {
+                admitted.contains(hash) && proven.valid.contains(&(*hash, proof.attester, proof.signature.to_bytes()))
+            })
             .copied()
             .collect();
+        verdict.bad_proofs = proven.bad_proofs;
         verdict
     }
 }

@@ -561,3 +561,27 @@ fn cut_at(writer: &Document, tip: &Change) -> Vec<CutEntry> {
         hash: tip.hash().0,
     }]
 }
+
+#[test]
+fn copies_of_a_proof_are_checked_once_and_a_bad_proof_beside_a_good_one_is_dropped_alone() {
+    let w = world();
+    let centre = &w.signers["kz-centre"];
+    let mut writer = copy(&kaz_shard(), centre);
+    let base = writer.heads();
+    add_entry(&mut writer, 1);
+    let (changes, proofs) = signed_since(&mut writer, &base, centre);
+    let good = wire(&changes, &proofs);
+    // A thousand copies of the good proof, and a forged one put first.
+    let mut forged = good.clone();
+    forged[0].signature = crate::trust::Signature::from_bytes([7; 64]);
+    let mut sent = forged.clone();
+    for _ in 0..1000 {
+        sent.extend(good.iter().copied());
+    }
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let verdict = judge(&mut receiver, changes.clone(), &sent, &fleet(&w));
+    assert_eq!(verdict.admitted.len(), 1, "{:?}", verdict.rejected);
+    assert_eq!(verdict.bad_proofs, 1, "the forged proof is counted, each copy of the good one is not");
+    assert_eq!(verdict.proofs.len(), 1, "the good proof is kept to pass on");
+    assert_eq!(verdict.proofs[0].1, proofs[0]);
+}

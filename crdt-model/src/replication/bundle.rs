@@ -35,6 +35,10 @@ pub enum BundleError {
     Malformed(String),
 }
 
+/// Proofs one bundle may carry: one per actor of each document it holds,
+/// with attestations, is what honest senders send.
+pub const MAX_BUNDLE_PROOFS: usize = 16 * 1024;
+
 /// What a bundle carries once expanded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundlePayload {
@@ -122,7 +126,14 @@ impl Reassembly {
         let Some(done) = slot.take() else { return Ok(None) };
         let raw = zstd::bulk::decompress(&done.data, MAX_BUNDLE_BYTES)
             .map_err(|e| BundleError::Compression(e.to_string()))?;
-        let payload = postcard::from_bytes(&raw).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        let payload: BundlePayload = postcard::from_bytes(&raw).map_err(|e| BundleError::Malformed(e.to_string()))?;
+        // Every proof may cost a signature check on the writer thread.
+        if payload.proofs.len() > MAX_BUNDLE_PROOFS {
+            return Err(BundleError::Malformed(format!(
+                "{} proofs, at most {MAX_BUNDLE_PROOFS}",
+                payload.proofs.len()
+            )));
+        }
         Ok(Some((done.kind, payload)))
     }
 }

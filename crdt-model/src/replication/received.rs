@@ -25,6 +25,19 @@ pub struct ReceiveLimits {
     pub max_rows: u64,
 }
 
+impl ReceiveLimits {
+    /// For chunks this node made itself, which it parses only to name
+    /// their changes.
+    pub fn own() -> Self {
+        Self { max_expanded_bytes: u64::MAX, max_rows: u64::MAX }
+    }
+}
+
+/// Whether `chunk` is a whole-document chunk.
+pub fn is_document_chunk(chunk: &[u8]) -> bool {
+    chunk.get(TYPE_AT) == Some(&DOCUMENT)
+}
+
 impl Default for ReceiveLimits {
     fn default() -> Self {
         // A 62,500-entry shard (1M entries per post) saves to ~4 MB, ~30 MB

@@ -261,7 +261,9 @@ impl SignedRoster {
     }
 
     /// The admin key that signed this roster, if the chain from `anchor`
-    /// holds.
+    /// holds. The anchor may be any key of the chain: a node set up after a
+    /// rotation is configured with the current key, and then takes nothing
+    /// signed by a key retired before it.
     pub fn signing_key(&self, anchor: &PublicKey) -> Result<PublicKey, TrustError> {
         if self.handovers.len() > MAX_HANDOVERS {
             return Err(TrustError::Invalid(format!(
@@ -269,8 +271,9 @@ impl SignedRoster {
                 self.handovers.len()
             )));
         }
+        let start = self.handovers.iter().rposition(|h| h.next == *anchor).map_or(0, |at| at + 1);
         let mut key = *anchor;
-        for (n, handover) in self.handovers.iter().enumerate() {
+        for (n, handover) in self.handovers.iter().enumerate().skip(start) {
             if !key.verifies(&handover_message(&key, &handover.next), &handover.signature) {
                 return Err(TrustError::BadSignature(format!(
                     "admin key handover {} is not signed by its predecessor",
@@ -615,6 +618,12 @@ mod tests {
         let by_successor = SignedRoster::sign(&v2, &next, handovers).unwrap();
         let by_successor = Fleet::verify(&by_successor.encode().unwrap(), &anchor).unwrap();
         assert!(by_successor.may_replace(&rotated).is_ok());
+        // A node set up after the rotation, configured with the new key,
+        // takes the successor's rosters and nothing the retired key signs.
+        let rotated = SignedRoster::sign(&v1, &next, vec![Handover::new(&admin(), next.public())]).unwrap();
+        assert!(Fleet::verify(&rotated.encode().unwrap(), &next.public()).is_ok());
+        let by_thief = SignedRoster::sign(&v2, &admin(), Vec::new()).unwrap();
+        assert!(Fleet::verify(&by_thief.encode().unwrap(), &next.public()).is_err());
         // A chain longer than the bound is refused before any check.
         let long: Vec<Handover> = (0..=MAX_HANDOVERS).map(|_| Handover::new(&admin(), admin().public())).collect();
         let signed = SignedRoster::sign(&v1, &admin(), long).unwrap();

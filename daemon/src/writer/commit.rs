@@ -37,7 +37,9 @@ impl Writer {
         let held: Vec<_> = batch
             .hold
             .iter()
-            .map(|(doc, hash, record)| (doc.clone(), *hash, record.from.clone(), record.change.len() as u64))
+            .map(|(doc, hash, record)| {
+                (doc.clone(), *hash, record.from.clone(), super::quarantine::record_bytes(record))
+            })
             .collect();
         match self.store.commit(batch) {
             Ok(receipt) => {

@@ -80,8 +80,9 @@ impl Quarantine {
         }
         let mut rows = BTreeMap::new();
         for (doc, record) in records {
-            let Ok(change) = Change::from_bytes(record.change.clone()) else { continue };
-            rows.insert((doc, change.hash()), Slot { from: record.from, bytes: record.change.len() as u64 });
+            let bytes = record_bytes(&record);
+            let Ok(change) = Change::from_bytes(record.change) else { continue };
+            rows.insert((doc, change.hash()), Slot { from: record.from, bytes });
         }
         Self { rows }
     }
@@ -108,7 +109,7 @@ impl Quarantine {
     fn usage(&self, batch: &Batch) -> (Usage, BTreeMap<String, Usage>) {
         let (mut all, mut per_peer) = (Usage::default(), BTreeMap::<String, Usage>::new());
         let kept = self.rows.iter().filter(|((doc, _), _)| !batch.release.contains(doc));
-        let staged = batch.hold.iter().map(|(_, _, record)| (record.from.as_str(), record.change.len() as u64));
+        let staged = batch.hold.iter().map(|(_, _, record)| (record.from.as_str(), record_bytes(record)));
         for (origin, bytes) in kept.map(|(_, slot)| (slot.from.as_str(), slot.bytes)).chain(staged) {
             all.add(bytes);
             per_peer.entry(origin.to_string()).or_default().add(bytes);
@@ -116,6 +117,18 @@ impl Quarantine {
         (all, per_peer)
     }
 }
+
+/// What a held change takes: its bytes and its proofs'.
+pub(super) fn record_bytes(record: &HeldRecord) -> u64 {
+    (record.change.len() + record.proofs.len() * PROOF_BYTES) as u64
+}
+
+fn held_bytes(held: &Held) -> u64 {
+    (held.change.raw_bytes().len() + held.proofs.len() * PROOF_BYTES) as u64
+}
+
+/// A stored proof: a signature and an attester's prefix.
+const PROOF_BYTES: usize = 64 + 17;
 
 impl Writer {
     /// The changes held for `docs` (all documents when `None`), handed back
@@ -191,7 +204,7 @@ impl Quarantine {
             if still_held || batch.hold.iter().any(|(d, h, _)| d == doc && *h == hash) {
                 continue;
             }
-            let bytes = item.change.raw_bytes().len() as u64;
+            let bytes = held_bytes(&item);
             let peer = per_peer.entry(origin.clone()).or_default();
             if !all.fits(bytes, limits.changes, limits.bytes)
                 || !peer.fits(bytes, limits.changes_per_peer, limits.bytes_per_peer)

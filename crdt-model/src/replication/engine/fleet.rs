@@ -79,9 +79,6 @@ impl Engine {
                 return;
             }
         };
-        if let Some(state) = self.peers.get_mut(peer) {
-            state.roster = state.roster.max(fleet.version());
-        }
         if let Some(held) = &self.fleet {
             if fleet.version() <= held.version() {
                 return;
@@ -90,6 +87,11 @@ impl Engine {
                 out.problem(peer, None, format!("refused the peer's roster: {err}"));
                 return;
             }
+        }
+        // Only a roster that verified and may replace ours says the peer
+        // holds that version.
+        if let Some(state) = self.peers.get_mut(peer) {
+            state.roster = state.roster.max(fleet.version());
         }
         self.install(now, fleet, host, out);
     }
@@ -215,10 +217,10 @@ impl Engine {
         now: Timestamp,
         peer: &PeerKey,
         doc: &DocId,
-        refused: &[(automerge::ChangeHash, Reason)],
+        (refused, bad_proofs): (&[(automerge::ChangeHash, automerge::ActorId, Reason)], usize),
         out: &mut Out,
     ) {
-        if refused.is_empty() || !self.peers.contains_key(peer) {
+        if (refused.is_empty() && bad_proofs == 0) || !self.peers.contains_key(peer) {
             return;
         }
         // Only peers that connected (so hold the fleet key) are counted, but
@@ -230,13 +232,43 @@ impl Engine {
                 self.offences.remove(&least);
             }
         }
+        let peer_key = self.peers.get(peer).map(|p| p.key);
+        let author_of = |actor: &automerge::ActorId| {
+            self.fleet.as_ref().and_then(|f| f.member_of_actor(actor.to_bytes())).map(|m| (m.key, m.name.clone()))
+        };
+        let judged: Vec<(bool, String)> = refused
+            .iter()
+            .map(|(hash, actor, reason)| {
+                let author = author_of(actor);
+                // Two changes with one sequence number are the author's
+                // doing; a relay that took one of them first is honest.
+                let by_peer = author.as_ref().is_none_or(|(key, _)| Some(*key) == peer_key);
+                let strike = match reason {
+                    Reason::Equivocation => by_peer,
+                    other => !other.may_be_honest(),
+                };
+                let detail = match (reason, author) {
+                    (Reason::Equivocation, Some((_, name))) => format!(
+                        "refused change {hash}: {reason}; {name} forked its own history, and nodes that took the \
+                         other change now disagree on this document: revoke {name}"
+                    ),
+                    _ => format!("refused change {hash}: {reason}"),
+                };
+                (strike, detail)
+            })
+            .collect();
         let record = self.offences.entry(peer.clone()).or_default();
-        for (hash, reason) in refused {
+        for ((_, _, reason), (strike, detail)) in refused.iter().zip(judged) {
             *record.refused.entry(reason.kind()).or_default() += 1;
-            if !reason.may_be_honest() {
+            if strike {
                 record.strikes = record.strikes.saturating_add(1);
             }
-            out.problem(peer, Some(doc), format!("refused change {hash}: {reason}"));
+            out.problem(peer, Some(doc), detail);
+        }
+        if bad_proofs > 0 {
+            *record.refused.entry("bad-proof").or_default() += bad_proofs as u64;
+            record.strikes = record.strikes.saturating_add(u32::try_from(bad_proofs).unwrap_or(u32::MAX));
+            out.problem(peer, Some(doc), format!("{bad_proofs} proof(s) did not verify under the key they name"));
         }
         let limit = self.config.limits.max_refused_changes;
         if record.strikes > limit {

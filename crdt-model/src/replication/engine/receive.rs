@@ -228,12 +228,14 @@ impl Engine {
             }
             out.effects.push(Effect::Hold { doc: doc.clone(), from: from.cloned(), held });
         }
-        let refused: Vec<(ChangeHash, Reason)> = verdict.rejected.iter().map(|(h, _, r)| (*h, r.clone())).collect();
+        let refused = &verdict.rejected;
         match from {
-            Some(peer) if !refused.is_empty() => self.count_refusals(now, peer, doc, &refused, out),
+            Some(peer) if !refused.is_empty() || verdict.bad_proofs > 0 => {
+                self.count_refusals(now, peer, doc, (refused, verdict.bad_proofs), out);
+            }
             None => {
                 let quarantine = PeerKey("quarantine".into());
-                for (hash, reason) in refused {
+                for (hash, _, reason) in refused {
                     out.problem(&quarantine, Some(doc), format!("refused held change {hash}: {reason}"));
                 }
             }

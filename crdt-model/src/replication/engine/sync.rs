@@ -10,7 +10,7 @@ use crate::ids::DocId;
 use crate::replication::bundle::{BundlePayload, Reassembly};
 use crate::replication::digest::{Fingerprint, fingerprint};
 use crate::replication::frame::{Body, BundleKind, MAX_REASON_CHARS};
-use crate::replication::received::{Budget, ReceiveLimits, changes_within};
+use crate::replication::received::{Budget, ReceiveLimits, changes_within, is_document_chunk};
 use crate::replication::session::{DocSession, STALL_AFTER_MS, SessionError};
 use crate::trust::proof::Proof;
 
@@ -391,15 +391,17 @@ fn proofs_of(
 /// changes exactly as the receiver will parse them (a chunk may hold
 /// several changes, or a whole document).
 fn chunk_proofs(fresh: &FreshProofs, chunks: &[Vec<u8>], host: &mut dyn DocHost, doc: &DocId) -> Vec<Proof> {
-    // Byte 8 is Automerge's chunk type; 0 is a whole document.
-    if chunks.iter().any(|c| c.get(8) == Some(&0)) {
+    if chunks.iter().any(|c| is_document_chunk(c)) {
         return tip_proofs(fresh, host, doc);
     }
+    // The document is loaded: this node just made a message of it.
     let genesis = match host.doc(doc) {
         Ok(document) => document.genesis_heads().to_vec(),
         Err(_) => return Vec::new(),
     };
-    let mut budget = Budget::new(ReceiveLimits::default());
+    let mut budget = Budget::new(ReceiveLimits::own());
+    // Automerge made these chunks from changes this node holds, so they
+    // parse; were one not to, the receiver refuses the message unproven.
     let changes = changes_within(chunks.iter().map(Vec::as_slice), &genesis, &mut budget).unwrap_or_default();
     crate::admission::wire_proofs(&changes, |h| proofs_of(fresh, host, doc, h))
 }

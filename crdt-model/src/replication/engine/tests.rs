@@ -470,3 +470,42 @@ fn a_node_enrolled_under_another_name_than_its_configs_greets_with_the_rosters()
     assert!(pair.in_sync(), "{:?}", pair.problems);
     assert_eq!(pair.a.engine.peer_summary(&pair.b.key.clone()).map(|s| s.name), Some("kz-east".to_string()));
 }
+
+/// Node 1 signs two changes with one sequence number and gives one to
+/// node 2, the other to node 3. When 2 and 3 meet, each refuses the other's
+/// copy by name, blames node 1, and holds nothing against the relay: even
+/// with no refusal allowed, neither cuts the other off.
+#[test]
+fn a_members_forked_history_is_blamed_on_it_and_not_on_the_relays() {
+    use crate::replication::pair::node_signer;
+    let fleet = TestFleet::centres(3);
+    let mut original = member_doc(1, 1, 1);
+    let mut fork = original.fork(node_actor(1));
+    add_entry(&mut original, 100);
+    add_entry(&mut fork, 200);
+    let id = shard(1);
+    let strict = Limits { max_refused_changes: 0, ..Limits::default() };
+    let mut nodes = Vec::new();
+    for (n, doc) in [(2u8, original), (3u8, fork)] {
+        let mut node = Node::in_fleet(n, vec![doc], &fleet);
+        let mut config =
+            EngineConfig::new(node.signer.public(), &format!("node-{n}"), Trust::Fleet { anchor: fleet.anchor() });
+        config.limits = strict.clone();
+        node.engine = Engine::new(config);
+        node.engine.set_roster(&fleet.signed()).unwrap();
+        node.engine.set_held(&id, &node.host.doc(&id).unwrap().heads());
+        // Each took node 1's change with node 1's signature.
+        let tips = node.host.doc(&id).unwrap().actor_tips();
+        let (_, _, tip) = tips.iter().find(|(a, _, _)| *a == node_actor(1)).unwrap();
+        node.host.proofs.insert((id.clone(), *tip), vec![crate::trust::proof::sign_change(&node_signer(1), &id, tip)]);
+        nodes.push(node);
+    }
+    let c = nodes.pop().unwrap();
+    let b = nodes.pop().unwrap();
+    let mut pair = Pair::new(b, c);
+    pair.connect();
+    assert!(pair.disconnects.is_empty(), "{:?}", pair.disconnects);
+    assert!(pair.problems.iter().any(|p| p.contains("revoke node-1")), "{:?}", pair.problems);
+    let refused = pair.b.engine.peer_summary(&pair.a.key.clone()).map(|s| s.refused).unwrap_or_default();
+    assert!(refused.get("equivocation").is_some_and(|n| *n >= 1), "{refused:?}");
+}
