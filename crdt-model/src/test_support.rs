@@ -9,6 +9,7 @@ use crate::validate::{PostContext, new_entry};
 /// document at time `at`, as one change.
 pub(crate) fn add_person(doc: &mut Document, n: u128, name: &str, at: Timestamp) {
     let ctx = PostContext { now: at, offset: time::UtcOffset::UTC, authority: "KAZ-BS".into(), post: "kz-test".into() };
+    let id = doc.kind().entry_id_from(n).unwrap_or_else(|| EntryId::owned_by("KAZ-BS", uuid::Uuid::from_u128(n)));
     let input = crate::api::NewEntryInput {
         kind: "person".into(),
         category: "warning".into(),
@@ -16,7 +17,7 @@ pub(crate) fn add_person(doc: &mut Document, n: u128, name: &str, at: Timestamp)
         names: vec![name.into()],
         ..Default::default()
     };
-    let draft = new_entry(&input, EntryId::from_uuid(uuid::Uuid::from_u128(n)), &ctx).unwrap();
+    let draft = new_entry(&input, id, &ctx).unwrap();
     let meta = ChangeMeta { at, by: "1000@kz-test".into(), op: "watchlist.add" };
     doc.transact(&meta, |r| r.add_entry(&draft)).unwrap();
 }

@@ -124,7 +124,7 @@ fn a_change_by_a_post_not_yet_on_this_nodes_roster_waits_and_is_applied_when_the
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64,
     );
     let ctx = PostContext { now, offset: time::UtcOffset::UTC, authority: "KAZ-BS".into(), post: "kz-new".into() };
-    let id = IncidentId::from_uuid(uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0042));
+    let id = IncidentId::owned_by("kz-new", uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0042));
     let input = NewIncidentInput {
         incident_type: "seizure".into(),
         narrative: "logged at kz-new on its first day".into(),

@@ -126,7 +126,7 @@ fn write_and_push(
 }
 
 fn entry_draft(name: &str, n: u128) -> (EntryId, outpost_model::watchlist::EntryDraft) {
-    let id = EntryId::from_uuid(uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0000 | n));
+    let id = EntryId::owned_by("KAZ-BS", uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0000 | n));
     let input = NewEntryInput {
         kind: "person".into(),
         category: "warning".into(),
@@ -235,7 +235,7 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     let rss_before = rss_kib(centre_pid);
 
     // 1. A forged signature on a change the rogue may make (its own log).
-    let incident = IncidentId::from_uuid(uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001));
+    let incident = IncidentId::owned_by("kz-rogue", uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001));
     let draft = new_incident(
         &NewIncidentInput { incident_type: "seizure".into(), narrative: "forged".into(), ..Default::default() },
         incident,
@@ -253,13 +253,18 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     centre_actor.extend_from_slice(&[9, 9, 9, 9]);
     let (impostor, draft) = entry_draft("Ложный Центр", 2);
     let impostor_doc = DocKind::watchlist_for("KAZ-BS", &impostor).doc_id();
-    write_and_push(&rogue, impostor_doc, Some(automerge::ActorId::from(centre_actor)), Proofs::Own, move |doc| {
+    write_and_push(&rogue, impostor_doc.clone(), Some(automerge::ActorId::from(centre_actor)), Proofs::Own, move |doc| {
         doc.transact(&meta(), |r| r.add_entry(&draft)).unwrap();
     });
     wait_for("the borrowed actor to be refused", DEADLINE, || refused(&centre, &rogue_peer, "bad-signature") >= 2);
 
     // 3. A post's change to its centre's watchlist, honestly signed.
-    let (planted, draft) = entry_draft("Подброшенный Список", 3);
+    // In another shard than the refused impostor, which its copy holds, so
+    // that the change does not fail only for depending on it.
+    let (planted, draft) = (3..)
+        .map(|n| entry_draft("Подброшенный Список", n))
+        .find(|(id, _)| DocKind::watchlist_for("KAZ-BS", id).doc_id() != impostor_doc)
+        .unwrap();
     let planted_doc = DocKind::watchlist_for("KAZ-BS", &planted).doc_id();
     write_and_push(&rogue, planted_doc, None, Proofs::Own, move |doc| {
         doc.transact(&meta(), |r| r.add_entry(&draft)).unwrap();
@@ -326,7 +331,7 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     wait_for("the rogue to be cut off", DEADLINE, || {
         rogue.seen.lock().map(|s| s.disconnects.iter().any(|d| d.contains("closed"))).unwrap_or(false)
     });
-    let late = IncidentId::from_uuid(uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0006));
+    let late = IncidentId::owned_by("kz-rogue", uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0006));
     let draft = new_incident(
         &NewIncidentInput {
             incident_type: "seizure".into(),
@@ -358,7 +363,8 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     wait_for("the relays to connect", DEADLINE, || relays.iter().all(Rogue::connected));
     let mut rogue_actor = rogue_key.actor_prefix().to_vec();
     rogue_actor.extend_from_slice(&[0, 0, 0, 7]);
-    let after_revocation = IncidentId::from_uuid(uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0007));
+    let after_revocation =
+        IncidentId::owned_by("kz-rogue", uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0007));
     for relay in &relays {
         let draft = new_incident(
             &NewIncidentInput {

@@ -57,16 +57,48 @@ fn seg_of(key: &Key) -> Seg {
     }
 }
 
-fn is_record_id(kind: &DocKind, key: &str) -> bool {
-    match kind {
-        DocKind::Watchlist { .. } => EntryId::parse(key).is_ok(),
-        DocKind::Incidents { .. } => IncidentId::parse(key).is_ok(),
+/// Which ids a change may create records under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NewIds {
+    /// Only ids tagged for the document's owner, in the shard the id picks
+    /// ([`crate::ids::owner_tag`]).
+    Owned,
+    /// Any id: a store's history from before fleet trust (written by a
+    /// legacy actor), and `--psk-only` fleets, made ids without tags.
+    Any,
+}
+
+/// Why `key` may not name a new record in a document of `kind`, if it may
+/// not.
+fn new_record_refusal(kind: &DocKind, key: &str, ids: NewIds) -> Option<String> {
+    let owned = match kind {
+        DocKind::Watchlist { authority, .. } => match EntryId::parse(key) {
+            Err(_) => return Some(format!("creates a record under {key:?}, which is not an entry id")),
+            Ok(id) => (id.belongs_to(authority) && DocKind::watchlist_for(authority, &id) == *kind)
+                .then_some(())
+                .ok_or_else(|| format!("entry id {key} is not one of {authority}'s for this shard")),
+        },
+        DocKind::Incidents { post, .. } => match IncidentId::parse(key) {
+            Err(_) => return Some(format!("creates a record under {key:?}, which is not an incident id")),
+            Ok(id) => {
+                id.belongs_to(post).then_some(()).ok_or_else(|| format!("incident id {key} is not one of {post}'s"))
+            }
+        },
+    };
+    match (owned, ids) {
+        (Err(why), NewIds::Owned) => Some(format!("creates a record under an id made for another owner: {why}")),
+        _ => None,
     }
 }
 
 /// Checks every operation of `change` against `scope`. On failure, says
 /// which operation and why, for the log.
-pub(super) fn check(doc: &Document, made: &Made, change: &Change, scope: Scope) -> Result<Effects, String> {
+pub(super) fn check(
+    doc: &Document,
+    made: &Made,
+    change: &Change,
+    (scope, ids): (Scope, NewIds),
+) -> Result<Effects, String> {
     let expanded = change.decode();
     let records = doc.kind().records_key();
     let start = change.start_op().get();
@@ -110,8 +142,11 @@ pub(super) fn check(doc: &Document, made: &Made, change: &Change, scope: Scope) 
                         let fresh = matches!(op.action, OpType::Make(automerge::ObjType::Map)) && op.pred.is_empty();
                         if fresh {
                             effects.touched.insert(key.to_string());
+                            if let Some(why) = new_record_refusal(doc.kind(), key, ids) {
+                                return Err(why);
+                            }
                         }
-                        fresh && is_record_id(doc.kind(), key)
+                        fresh
                     }
                     Key::Seq(_) => false,
                 },

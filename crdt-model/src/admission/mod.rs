@@ -28,6 +28,8 @@
 //! reads, calls [`admit`] again with the culprits excluded.
 
 mod fields;
+
+use fields::NewIds;
 #[cfg(test)]
 mod tests;
 
@@ -264,7 +266,8 @@ pub fn check_local(doc: &Document, change: &Change, standing: Standing<'_>) -> R
     if scope == Scope::Nothing {
         return Err(Reason::NotAllowed(doc.id().to_string()));
     }
-    fields::check(doc, &fields::Made::default(), change, scope).map(|_| ()).map_err(Reason::Field)
+    let ids = if matches!(standing, Standing::Open) { NewIds::Any } else { NewIds::Owned };
+    fields::check(doc, &fields::Made::default(), change, (scope, ids)).map(|_| ()).map_err(Reason::Field)
 }
 
 /// Decides which of `incoming` may be applied to `doc`. Changes `doc`
@@ -295,6 +298,18 @@ pub fn admit(
     let rejected =
         batch.order.iter().map(|hash| (*hash, batch.changes[hash].actor_id().clone(), Reason::Tangled)).collect();
     Verdict { rejected, waiting: batch.missing.len(), ..Verdict::default() }
+}
+
+/// Which ids `change` may create records under: ids tagged for the
+/// document's owner, unless it comes from history written before fleet
+/// trust (a legacy actor) or no roster is asked for.
+fn new_ids(authority: &Authority<'_>, change: &Change) -> NewIds {
+    let Authority::Fleet { fleet, .. } = authority else { return NewIds::Any };
+    let actor = change.actor_id().to_bytes();
+    match fleet.member_of_actor(actor) {
+        Some(member) if actor.get(..16) != Some(member.key.actor_prefix().as_slice()) => NewIds::Any,
+        _ => NewIds::Owned,
+    }
 }
 
 /// Proofs kept with one held change.
@@ -490,7 +505,8 @@ impl Batch {
                 if *change.actor_id() == genesis_actor {
                     return Ok(fields::Effects::default());
                 }
-                fields::check(doc, &made, change, scope).map_err(|e| (Fate::Rejected, Reason::Field(e)))
+                fields::check(doc, &made, change, (scope, new_ids(authority, change)))
+                    .map_err(|e| (Fate::Rejected, Reason::Field(e)))
             });
             match outcome {
                 Ok(mut effects) => {

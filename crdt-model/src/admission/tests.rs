@@ -6,7 +6,7 @@ use automerge::transaction::Transactable;
 
 use super::*;
 use crate::date::Timestamp;
-use crate::ids::{EntryId, IncidentId};
+use crate::ids::IncidentId;
 use crate::schema::{ChangeMeta, DocKind};
 use crate::trust::proof::{attest, sign_change};
 use crate::trust::roster::{CutEntry, Right, Role, Roster, SignedRoster};
@@ -192,7 +192,7 @@ fn changes_to_the_root_or_that_replace_or_delete_records_are_refused_for_any_wri
     let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
     receiver.merge(&mut writer).unwrap();
     let records = writer.records_obj().unwrap();
-    let entry = EntryId::from_uuid(uuid::Uuid::from_u128(1)).to_string();
+    let entry = kaz_shard().entry_id_from(1).unwrap().to_string();
     type Edit = Box<dyn Fn(&mut crate::schema::Records<'_>) -> Result<(), crate::ModelError>>;
     let records2 = records.clone();
     let entry2 = entry.clone();
@@ -207,7 +207,7 @@ fn changes_to_the_root_or_that_replace_or_delete_records_are_refused_for_any_wri
             Box::new(move |r| {
                 r.doc.put_object(
                     &records3,
-                    EntryId::from_uuid(uuid::Uuid::from_u128(1)).to_string(),
+                    kaz_shard().entry_id_from(1).unwrap().to_string(),
                     automerge::ObjType::Map,
                 )?;
                 Ok(())
@@ -231,7 +231,7 @@ fn a_centre_may_annotate_and_refer_its_countrys_incidents_and_do_nothing_else() 
     let post = &w.signers["kz-post"];
     let kind = DocKind::Incidents { post: "kz-post".into(), month: "2026-11".into() };
     let mut post_copy = copy(&kind, post);
-    let id = IncidentId::from_uuid(uuid::Uuid::from_u128(42));
+    let id = IncidentId::owned_by("kz-post", uuid::Uuid::from_u128(42));
     let draft = incident_draft("kz-post", id, "heroin in the spare tyre");
     post_copy.transact(&meta("incident.log"), |r| r.add_incident(&draft)).unwrap();
     let mut centre_copy = copy(&kind, &w.signers["kz-centre"]);
@@ -528,7 +528,7 @@ fn an_officers_change_meets_the_same_rules_before_it_is_stored() {
 
     let log = DocKind::Incidents { post: "kz-post".into(), month: "2026-11".into() };
     let mut own_log = copy(&log, post_signer);
-    let id = IncidentId::from_uuid(uuid::Uuid::from_u128(7));
+    let id = IncidentId::owned_by("kz-post", uuid::Uuid::from_u128(7));
     let draft = incident_draft("kz-post", id, "logged before enrolment");
     own_log.transact(&meta("incident.log"), |r| r.add_incident(&draft)).unwrap();
     let change = own_log.changes_since(own_log.genesis_heads().to_vec().as_slice()).pop().unwrap();
@@ -584,4 +584,67 @@ fn copies_of_a_proof_are_checked_once_and_a_bad_proof_beside_a_good_one_is_dropp
     assert_eq!(verdict.bad_proofs, 1, "the forged proof is counted, each copy of the good one is not");
     assert_eq!(verdict.proofs.len(), 1, "the good proof is kept to pass on");
     assert_eq!(verdict.proofs[0].1, proofs[0]);
+}
+
+/// Projections and the search index know a record by its id alone: a
+/// writer creating a record in its own document under an id made for
+/// another owner's would hide that owner's record everywhere.
+#[test]
+fn a_new_record_must_carry_an_id_made_for_its_documents_owner() {
+    let w = world();
+    let centre = &w.signers["kz-centre"];
+    // The id of an entry UZB-DCS issued, reused in KAZ-BS's own watchlist.
+    let uzb = DocKind::Watchlist { authority: "UZB-DCS".into(), shard: 3 };
+    let stolen = uzb.entry_id_from(5).unwrap();
+    let mut sneaky = stolen;
+    // … in the KAZ-BS shard that id would pick, so only the tag tells.
+    let kaz_doc = DocKind::watchlist_for("KAZ-BS", &sneaky);
+    let mut writer = copy(&kaz_doc, centre);
+    let mut target = copy(&kaz_doc, &w.signers["kz-post"]);
+    let before = writer.heads();
+    let ctx = crate::validate::PostContext {
+        now: Timestamp::from_millis(AT),
+        offset: time::UtcOffset::UTC,
+        authority: "KAZ-BS".into(),
+        post: "kz-centre".into(),
+    };
+    let input = crate::api::NewEntryInput {
+        kind: "person".into(),
+        category: "warning".into(),
+        reason: "r".into(),
+        names: vec!["Ложный Двойник".into()],
+        ..Default::default()
+    };
+    let draft = crate::validate::new_entry(&input, sneaky, &ctx).unwrap();
+    writer.transact(&meta("watchlist.add"), |r| r.add_entry(&draft)).unwrap();
+    let (changes, proofs) = signed_since(&mut writer, &before, centre);
+    let verdict = judge(&mut target, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["field"], "{:?}", verdict.rejected);
+    assert!(format!("{:?}", verdict.rejected).contains("another owner"), "{:?}", verdict.rejected);
+    // Its own id in the wrong shard is refused too.
+    sneaky = kaz_shard().entry_id_from(9).unwrap();
+    let other_shard = DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 7 };
+    assert_ne!(DocKind::watchlist_for("KAZ-BS", &sneaky), other_shard);
+    let mut writer = copy(&other_shard, centre);
+    let before = writer.heads();
+    let draft = crate::validate::new_entry(&input, sneaky, &ctx).unwrap();
+    writer.transact(&meta("watchlist.add"), |r| r.add_entry(&draft)).unwrap();
+    let (changes, proofs) = signed_since(&mut writer, &before, centre);
+    let mut target = copy(&other_shard, &w.signers["kz-post"]);
+    let verdict = judge(&mut target, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["field"], "{:?}", verdict.rejected);
+    // An officer's write meets the same rule.
+    let change = changes[0].clone();
+    let centre_member = w.fleet.member(&centre.public()).unwrap();
+    assert!(check_local(&writer, &change, Standing::Member { fleet: &w.fleet, member: centre_member }).is_err());
+    // Another post's incident id in one's own log.
+    let log = DocKind::Incidents { post: "kz-post".into(), month: "2026-11".into() };
+    let mut own_log = copy(&log, &w.signers["kz-post"]);
+    let draft = incident_draft("kz-post", IncidentId::owned_by("kz-east", uuid::Uuid::from_u128(3)), "copied id");
+    let before = own_log.heads();
+    own_log.transact(&meta("incident.log"), |r| r.add_incident(&draft)).unwrap();
+    let (changes, proofs) = signed_since(&mut own_log, &before, &w.signers["kz-post"]);
+    let mut at_centre = copy(&log, centre);
+    let verdict = judge(&mut at_centre, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+    assert_eq!(reasons(&verdict), ["field"], "{:?}", verdict.rejected);
 }

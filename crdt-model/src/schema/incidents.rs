@@ -164,7 +164,12 @@ fn read_incident_at(doc: &Document, id: IncidentId, obj: ObjId) -> Result<Incide
     let incident = Incident {
         id,
         doc: doc.id().clone(),
-        post: r.str("post")?,
+        // The log's owner, from the document: a record's own `post` field
+        // is whatever its writer put there.
+        post: match doc.kind() {
+            crate::schema::DocKind::Incidents { post, .. } => post.clone(),
+            crate::schema::DocKind::Watchlist { .. } => r.str("post")?,
+        },
         incident_type: r.required("type", IncidentType::parse)?,
         occurred_at: r.required("occurred_at", |t| LocalTime::parse("occurred_at", t, UtcOffset::UTC))?,
         recorded_at: r.latest_timestamp("recorded_at")?,

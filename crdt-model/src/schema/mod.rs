@@ -81,6 +81,19 @@ impl DocKind {
         DocKind::Watchlist { authority: authority.to_string(), shard: digest[0] % WATCHLIST_SHARDS }
     }
 
+    /// An id admission takes for a new entry in this watchlist shard, made
+    /// from `seed`: for tools that build documents shard by shard
+    /// (benchmarks, simulators, tests), where an officer's entry gets a
+    /// fresh id and goes to the shard the id picks. `None` for an incident
+    /// log.
+    pub fn entry_id_from(&self, seed: u128) -> Option<EntryId> {
+        let DocKind::Watchlist { authority, .. } = self else { return None };
+        (0..u128::from(u16::MAX)).find_map(|k| {
+            let id = EntryId::owned_by(authority, uuid::Uuid::from_u128(seed ^ (k << 80)));
+            (DocKind::watchlist_for(authority, &id) == *self).then_some(id)
+        })
+    }
+
     /// The root map that holds the records.
     pub fn records_key(&self) -> &'static str {
         match self {

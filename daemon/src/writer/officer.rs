@@ -150,7 +150,7 @@ impl Writer {
     ) -> Result<Written, ApiError> {
         let mut by_doc: BTreeMap<DocId, Vec<_>> = BTreeMap::new();
         for (n, input) in inputs.iter().enumerate() {
-            let id = EntryId::from_uuid(uuid::Uuid::now_v7());
+            let id = EntryId::owned_by(&ctx.authority, uuid::Uuid::now_v7());
             let draft = validate::new_entry(input, id, ctx).map_err(|e| {
                 let message = if inputs.len() > 1 { format!("entry {}: {e}", n + 1) } else { e.to_string() };
                 ApiError::new(ErrorKind::BadInput, message)
@@ -230,7 +230,7 @@ impl Writer {
         caller: &Caller,
         input: &NewIncidentInput,
     ) -> Result<Written, ApiError> {
-        let id = IncidentId::from_uuid(uuid::Uuid::now_v7());
+        let id = IncidentId::owned_by(&ctx.post, uuid::Uuid::now_v7());
         let mut draft = validate::new_incident(input, id, ctx)?;
         let mut hits = Vec::new();
         for hit in &draft.hits {

@@ -39,9 +39,11 @@ pub(super) enum Attack {
     BreakRecord,
     /// An incident planted in an honest post's log.
     ForeignIncident,
+    /// A new entry under an honest entry's id, in another shard.
+    ForeignId,
 }
 
-pub(super) const ATTACKS: [Attack; 7] = [
+pub(super) const ATTACKS: [Attack; 8] = [
     Attack::ForgedSignature,
     Attack::BorrowedActor,
     Attack::OtherAuthority,
@@ -49,6 +51,7 @@ pub(super) const ATTACKS: [Attack; 7] = [
     Attack::DeleteRecord,
     Attack::BreakRecord,
     Attack::ForeignIncident,
+    Attack::ForeignId,
 ];
 
 /// What the attack needs to know of the fleet.
@@ -97,7 +100,7 @@ pub(super) fn make(
     let (doc, actor, edit): (DocId, Option<ActorId>, Edit) = match attack {
         Attack::ForgedSignature | Attack::BorrowedActor | Attack::OtherAuthority => {
             let authority = if attack == Attack::OtherAuthority { "UZB-DCS" } else { "KAZ-BS" };
-            let id = EntryId::from_uuid(uuid::Uuid::from_u128(rng.random()));
+            let id = EntryId::owned_by(authority, uuid::Uuid::from_u128(rng.random()));
             let draft = new_entry(&sample.entry(), id, &context(now, authority, "byzantine")).ok()?;
             let doc = DocKind::watchlist_for(authority, &id).doc_id();
             let borrowed = matches!(attack, Attack::BorrowedActor | Attack::ForgedSignature);
@@ -114,10 +117,21 @@ pub(super) fn make(
             (doc, actor, Edit::Typed(Box::new(move |d| d.transact(&meta(now), |r| r.add_entry(&draft)).map(|_| ()))))
         }
         Attack::ForeignIncident => {
-            let id = IncidentId::from_uuid(uuid::Uuid::from_u128(rng.random()));
+            let id = IncidentId::owned_by(&victim.1, uuid::Uuid::from_u128(rng.random()));
             let draft = new_incident(&sample.incident(), id, &context(now, "KAZ-BS", &victim.1)).ok()?;
             let doc = DocKind::Incidents { post: victim.1.clone(), month: draft.occurred_at.utc_month() }.doc_id();
             (doc, None, Edit::Typed(Box::new(move |d| d.transact(&meta(now), |r| r.add_incident(&draft)).map(|_| ()))))
+        }
+        Attack::ForeignId => {
+            // An honest entry's id, for a new record in another shard of the
+            // same authority: it would hide the honest entry wherever the
+            // projection and the index know records by id.
+            let (doc, entry) = target.entries.get(rng.random_range(0..target.entries.len().max(1)))?.clone();
+            let shard = (0..16u8)
+                .map(|s| DocKind::Watchlist { authority: "KAZ-BS".into(), shard: s }.doc_id())
+                .find(|d| *d != doc)?;
+            let draft = new_entry(&sample.entry(), entry, &context(now, "KAZ-BS", "byzantine")).ok()?;
+            (shard, None, Edit::Typed(Box::new(move |d| d.transact(&meta(now), |r| r.add_entry(&draft)).map(|_| ()))))
         }
         Attack::RootField => {
             let doc = match target.entries.first() {

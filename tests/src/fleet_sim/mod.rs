@@ -517,7 +517,7 @@ impl Fleet {
         let meta = |op| ChangeMeta { at: now, by: format!("1000@{}", ctx.post), op };
         let roll = self.rng.random_range(0..10);
         let (doc_id, acked_entry, acked_incident, op) = if roll < 6 {
-            let id = EntryId::from_uuid(uuid::Uuid::from_u128(self.rng.random()));
+            let id = EntryId::owned_by(&ctx.authority, uuid::Uuid::from_u128(self.rng.random()));
             let Ok(draft) = new_entry(&self.sample.entry(), id, &ctx) else { return };
             let doc = DocKind::watchlist_for(&ctx.authority, &id).doc_id();
             (doc, Some(id), None, Op::AddEntry(Box::new(draft)))
@@ -536,7 +536,7 @@ impl Fleet {
             let (doc, id) = own[self.rng.random_range(0..own.len())].clone();
             (doc, None, None, Op::Close(id))
         } else {
-            let id = IncidentId::from_uuid(uuid::Uuid::from_u128(self.rng.random()));
+            let id = IncidentId::owned_by(&ctx.post, uuid::Uuid::from_u128(self.rng.random()));
             let Ok(draft) = new_incident(&self.sample.incident(), id, &ctx) else { return };
             let doc = DocKind::Incidents { post: ctx.post.clone(), month: draft.occurred_at.utc_month() }.doc_id();
             (doc, None, Some(id), Op::Incident(Box::new(draft)))

@@ -89,7 +89,7 @@ impl Builder {
     /// Adds an entry; returns the raw change's size.
     fn add(&mut self, doc: &mut outpost_model::schema::Document) -> anyhow::Result<(EntryId, usize)> {
         self.n += 1;
-        let id = EntryId::from_uuid(uuid::Uuid::from_u128(self.n));
+        let id = doc.kind().entry_id_from(self.n).ok_or_else(|| anyhow::anyhow!("{} is not a watchlist", doc.id()))?;
         let draft = new_entry(&self.generator.person(), id, &self.ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
         let (_, change) =
             doc.transact(&self.meta("watchlist.add"), |r| r.add_entry(&draft)).map_err(|e| anyhow::anyhow!("{e}"))?;
