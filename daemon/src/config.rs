@@ -62,7 +62,9 @@ pub struct RawRoles {
 }
 
 /// `[network]`: replication with other posts. Without `psk_file` the post
-/// does not network at all: only fleet members may connect.
+/// does not network at all; with it, only holders of the fleet key
+/// connect, and the roster `fleet_admin` signs says which of them take
+/// part.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
@@ -293,20 +295,29 @@ fn network(overrides: &Overrides, raw: RawNetwork) -> Result<Option<NetworkConfi
     let peers = if overrides.peers.is_empty() { raw.peers.unwrap_or_default() } else { overrides.peers.clone() };
     let listen = multiaddrs("listen", &listen)?;
     let peers = multiaddrs("peer", &peers)?;
+    let psk_only = overrides.psk_only || raw.psk_only.unwrap_or(false);
+    let admin = overrides.fleet_admin.clone().or(raw.fleet_admin);
     let Some(psk_file) = overrides.psk_file.clone().or(raw.psk_file) else {
-        if !listen.is_empty() || !peers.is_empty() {
+        let without_key = if !listen.is_empty() || !peers.is_empty() {
+            Some("listen addresses or peers are set")
+        } else if admin.is_some() {
+            Some("fleet_admin is set")
+        } else if psk_only {
+            Some("psk_only is set")
+        } else {
+            None
+        };
+        if let Some(what) = without_key {
             return Err(invalid(
                 "psk_file",
                 "",
-                "listen addresses or peers are set but no pre-shared key: set [network] psk_file or pass --psk-file",
+                &format!("{what} but no pre-shared key: set [network] psk_file or pass --psk-file"),
             ));
         }
         return Ok(None);
     };
     let listen = if listen.is_empty() { multiaddrs("listen", &[DEFAULT_LISTEN.to_string()])? } else { listen };
     let mdns = !overrides.no_mdns && raw.mdns.unwrap_or(true);
-    let psk_only = overrides.psk_only || raw.psk_only.unwrap_or(false);
-    let admin = overrides.fleet_admin.clone().or(raw.fleet_admin);
     let membership = match (admin, psk_only) {
         (Some(text), false) => {
             Membership::Fleet(PublicKey::parse_hex(&text).map_err(|e| invalid("fleet_admin", &text, &e.to_string()))?)
@@ -381,6 +392,26 @@ mod tests {
         let network = config.network.unwrap();
         assert!(matches!(network.membership, Membership::Fleet(_)));
         assert_eq!(config.roles.supervisor, "outpost-supervisor");
+    }
+
+    #[test]
+    fn trust_settings_without_a_fleet_key_or_together_are_errors() {
+        let admin = outpost_model::trust::Signer::from_secret([5; 32]).public().to_hex();
+        let (_dir, overrides) = with_file(&format!("authority = \"KAZ-BS\"\ndata_dir = \"/srv/a\"\n[network]\nfleet_admin = \"{admin}\"\n"));
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("fleet_admin is set but no pre-shared key"), "{err}");
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv/a\"\n[network]\npsk_only = true\n");
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("psk_only is set but no pre-shared key"), "{err}");
+        let both = format!(
+            "authority = \"KAZ-BS\"\ndata_dir = \"/srv/a\"\n[network]\npsk_file = \"/k\"\nfleet_admin = \"{admin}\"\npsk_only = true\n"
+        );
+        let (_dir, overrides) = with_file(&both);
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("is set together with psk_only"), "{err}");
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv/a\"\n[network]\npsk_file = \"/k\"\nfleet_admin = \"zz\"\n");
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("fleet_admin"), "{err}");
     }
 
     #[test]
