@@ -397,10 +397,13 @@ mod tests {
     #[test]
     fn trust_settings_without_a_fleet_key_or_together_are_errors() {
         let admin = outpost_model::trust::Signer::from_secret([5; 32]).public().to_hex();
-        let (_dir, overrides) = with_file(&format!("authority = \"KAZ-BS\"\ndata_dir = \"/srv/a\"\n[network]\nfleet_admin = \"{admin}\"\n"));
+        let (_dir, overrides) = with_file(&format!(
+            "authority = \"KAZ-BS\"\ndata_dir = \"/srv/a\"\n[network]\nfleet_admin = \"{admin}\"\n"
+        ));
         let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
         assert!(err.contains("fleet_admin is set but no pre-shared key"), "{err}");
-        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv/a\"\n[network]\npsk_only = true\n");
+        let (_dir, overrides) =
+            with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv/a\"\n[network]\npsk_only = true\n");
         let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
         assert!(err.contains("psk_only is set but no pre-shared key"), "{err}");
         let both = format!(
@@ -409,7 +412,9 @@ mod tests {
         let (_dir, overrides) = with_file(&both);
         let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
         assert!(err.contains("is set together with psk_only"), "{err}");
-        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv/a\"\n[network]\npsk_file = \"/k\"\nfleet_admin = \"zz\"\n");
+        let (_dir, overrides) = with_file(
+            "authority = \"KAZ-BS\"\ndata_dir = \"/srv/a\"\n[network]\npsk_file = \"/k\"\nfleet_admin = \"zz\"\n",
+        );
         let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
         assert!(err.contains("fleet_admin"), "{err}");
     }

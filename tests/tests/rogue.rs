@@ -253,9 +253,15 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     centre_actor.extend_from_slice(&[9, 9, 9, 9]);
     let (impostor, draft) = entry_draft("Ложный Центр", 2);
     let impostor_doc = DocKind::watchlist_for("KAZ-BS", &impostor).doc_id();
-    write_and_push(&rogue, impostor_doc.clone(), Some(automerge::ActorId::from(centre_actor)), Proofs::Own, move |doc| {
-        doc.transact(&meta(), |r| r.add_entry(&draft)).unwrap();
-    });
+    write_and_push(
+        &rogue,
+        impostor_doc.clone(),
+        Some(automerge::ActorId::from(centre_actor)),
+        Proofs::Own,
+        move |doc| {
+            doc.transact(&meta(), |r| r.add_entry(&draft)).unwrap();
+        },
+    );
     wait_for("the borrowed actor to be refused", DEADLINE, || refused(&centre, &rogue_peer, "bad-signature") >= 2);
 
     // 3. A post's change to its centre's watchlist, honestly signed.

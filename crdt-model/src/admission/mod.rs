@@ -15,21 +15,28 @@
 //!   it, or over a later change of the same member in the same batch whose
 //!   hash commits to it;
 //! - **revocation**: a revoked member's change counts only inside the
-//!   revocation's cut, or when an active member attests it admitted it
-//!   before it learned of the revocation;
+//!   revocation's cut ([`cut`]), or when an active member attests it
+//!   admitted it before it learned of the revocation (the author's own
+//!   signature is needed all the same);
 //! - **rights**: the member may write this document ([`policy::scope`]),
-//!   and every operation stays inside what it may write ([`fields`]);
+//!   and every operation stays inside what it may write, a new record
+//!   under an id made for the document's owner ([`fields`]);
 //! - **dependencies**: a change that depends on a refused one is refused;
-//!   one whose dependencies are missing waits.
+//!   one whose dependencies are missing waits. Changes are judged in
+//!   causal order ([`order`]).
 //!
 //! The schema check (records still read after applying) needs the
 //! changes applied; the caller applies the admitted ones, checks the
 //! records each touched ([`Verdict::touched`]) and, if one no longer
 //! reads, calls [`admit`] again with the culprits excluded.
 
+mod cut;
 mod fields;
+mod order;
 
+use cut::Cuts;
 use fields::NewIds;
+use order::causal_order;
 #[cfg(test)]
 mod tests;
 
@@ -39,7 +46,7 @@ use automerge::{ActorId, Change, ChangeHash};
 
 use crate::schema::Document;
 use crate::trust::policy::{self, Scope};
-use crate::trust::proof::{Proof, StoredProof, attest_message, change_message};
+use crate::trust::proof::{Proof, StoredProof, actor_list, attest_message, change_message};
 use crate::trust::roster::{Fleet, Member};
 
 /// What changes are judged by.
@@ -191,41 +198,6 @@ impl Verdict {
     pub fn admitted_hashes(&self) -> BTreeSet<ChangeHash> {
         self.admitted.iter().map(Change::hash).collect()
     }
-}
-
-/// The proofs to send with `changes`: every stored proof over each
-/// actor's newest change among them, which covers that actor's earlier
-/// ones, and every attestation over the others (an attestation made when
-/// a node learned of a revocation names the newest change it held then,
-/// which need not be the newest sent). `stored` gives the proofs kept
-/// beside a change.
-pub fn wire_proofs(changes: &[Change], mut stored: impl FnMut(&ChangeHash) -> Vec<StoredProof>) -> Vec<Proof> {
-    let actors = actor_list(changes);
-    let mut newest: BTreeMap<usize, u64> = BTreeMap::new();
-    for change in changes {
-        let Ok(at) = actors.binary_search(change.actor_id()) else { continue };
-        let top = newest.entry(at).or_insert(change.seq());
-        *top = (*top).max(change.seq());
-    }
-    let mut proofs = Vec::new();
-    for change in changes {
-        let Ok(at) = actors.binary_search(change.actor_id()) else { continue };
-        let Ok(actor) = u16::try_from(at) else { continue };
-        let is_newest = newest.get(&at) == Some(&change.seq());
-        for proof in stored(&change.hash()) {
-            if is_newest || proof.attester.is_some() {
-                proofs.push(Proof { actor, seq: change.seq(), attester: proof.attester, signature: proof.signature });
-            }
-        }
-    }
-    proofs
-}
-
-/// The sorted distinct actors of `changes`: what a [`Proof`]'s actor
-/// indexes.
-fn actor_list(changes: &[Change]) -> Vec<ActorId> {
-    let set: BTreeSet<ActorId> = changes.iter().map(|c| c.actor_id().clone()).collect();
-    set.into_iter().collect()
 }
 
 /// Who makes a local change, as far as this node knows.
@@ -624,132 +596,4 @@ enum Fate {
     Admitted,
     Held,
     Rejected,
-}
-
-/// Causal order of `changes` (Kahn's algorithm over dependencies among
-/// them), and those with a dependency neither among them nor in `doc`,
-/// with everything that depends on those.
-fn causal_order(doc: &mut Document, changes: &BTreeMap<ChangeHash, Change>) -> (Vec<ChangeHash>, BTreeSet<ChangeHash>) {
-    let mut missing = BTreeSet::new();
-    let mut waiting_on: BTreeMap<ChangeHash, usize> = BTreeMap::new();
-    let mut dependents: BTreeMap<ChangeHash, Vec<ChangeHash>> = BTreeMap::new();
-    for (hash, change) in changes {
-        let mut count = 0;
-        for dep in change.deps() {
-            if changes.contains_key(dep) {
-                count += 1;
-                dependents.entry(*dep).or_default().push(*hash);
-            } else if !doc.knows(&[*dep]) {
-                missing.insert(*hash);
-            }
-        }
-        waiting_on.insert(*hash, count);
-    }
-    let mut ready: VecDeque<ChangeHash> = waiting_on.iter().filter(|(_, n)| **n == 0).map(|(h, _)| *h).collect();
-    let mut order = Vec::new();
-    while let Some(hash) = ready.pop_front() {
-        if missing.contains(&hash) {
-            // Its dependents cannot be applied either.
-            for next in dependents.get(&hash).into_iter().flatten() {
-                missing.insert(*next);
-            }
-        } else {
-            order.push(hash);
-        }
-        for next in dependents.get(&hash).into_iter().flatten() {
-            if let Some(n) = waiting_on.get_mut(next) {
-                *n -= 1;
-                if *n == 0 {
-                    ready.push_back(*next);
-                }
-            }
-        }
-    }
-    // A cycle cannot be hashed into existence; anything left is missing.
-    let ordered: BTreeSet<ChangeHash> = order.iter().copied().collect();
-    for hash in changes.keys() {
-        if !ordered.contains(hash) {
-            missing.insert(*hash);
-        }
-    }
-    order.retain(|h| !missing.contains(h));
-    (order, missing)
-}
-
-/// For each revoked actor met in one admission, the changes inside the
-/// cut: found once by walking the actor's own chain down from the change
-/// the cut names.
-#[derive(Debug, Default)]
-struct Cuts {
-    chains: BTreeMap<ActorId, Chain>,
-}
-
-#[derive(Debug)]
-struct Chain {
-    /// Hashes inside the cut, by sequence number, as far as known.
-    inside: BTreeMap<u64, ChangeHash>,
-    /// The cut's highest sequence number for this actor (0: none).
-    top: u64,
-    /// The walk stopped at a change not here: below this, unknown.
-    known_down_to: u64,
-}
-
-impl Cuts {
-    /// Whether `change` lies inside the cut; `None` when that cannot be
-    /// told yet.
-    fn inside(
-        &mut self,
-        doc: &mut Document,
-        batch: &Batch,
-        cut: &[crate::trust::roster::CutEntry],
-        change: &Change,
-    ) -> Option<bool> {
-        let actor = change.actor_id().clone();
-        let chain = self.chains.entry(actor.clone()).or_insert_with(|| {
-            let entry = cut.iter().find(|e| e.doc == batch.doc_id && e.actor.as_slice() == actor.to_bytes());
-            let Some(entry) = entry else { return Chain { inside: BTreeMap::new(), top: 0, known_down_to: 0 } };
-            walk_chain(doc, batch, &actor, entry.seq, ChangeHash(entry.hash))
-        });
-        let seq = change.seq();
-        if seq > chain.top {
-            return Some(false);
-        }
-        if seq < chain.known_down_to {
-            return None;
-        }
-        Some(chain.inside.get(&seq) == Some(&change.hash()))
-    }
-}
-
-/// The hashes of `actor`'s chain from `top` (at `top_seq`) down,
-/// following each change's dependency on the same actor's previous change,
-/// through the batch and the document.
-fn walk_chain(doc: &mut Document, batch: &Batch, actor: &ActorId, top_seq: u64, top: ChangeHash) -> Chain {
-    let mut inside = BTreeMap::new();
-    let (mut seq, mut hash) = (top_seq, top);
-    loop {
-        let deps = match batch.changes.get(&hash) {
-            Some(change) => Some(change.deps().to_vec()),
-            None => doc.change_meta(&hash).map(|(_, _, deps)| deps),
-        };
-        // Not here yet: what lies below cannot be told.
-        let Some(deps) = deps else { return Chain { inside, top: top_seq, known_down_to: seq + 1 } };
-        inside.insert(seq, hash);
-        if seq <= 1 {
-            return Chain { inside, top: top_seq, known_down_to: 0 };
-        }
-        let previous = deps.iter().find(|dep| {
-            let meta = match batch.changes.get(dep) {
-                Some(change) => Some((change.actor_id().clone(), change.seq())),
-                None => doc.change_meta(dep).map(|(a, s, _)| (a, s)),
-            };
-            meta.is_some_and(|(a, s)| &a == actor && s == seq - 1)
-        });
-        match previous {
-            Some(previous) => (seq, hash) = (seq - 1, *previous),
-            // The chain is broken (a malformed or forked history): nothing
-            // below is inside.
-            None => return Chain { inside, top: top_seq, known_down_to: 0 },
-        }
-    }
 }

@@ -8,7 +8,7 @@ use super::*;
 use crate::date::Timestamp;
 use crate::ids::IncidentId;
 use crate::schema::{ChangeMeta, DocKind};
-use crate::trust::proof::{attest, sign_change};
+use crate::trust::proof::{attest, sign_change, wire_proofs};
 use crate::trust::roster::{CutEntry, Right, Role, Roster, SignedRoster};
 use crate::trust::{PublicKey, Signer};
 

@@ -8,7 +8,9 @@
 //! which is how a bundle of thousands of changes carries a handful of
 //! signatures.
 
-use automerge::ChangeHash;
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::{ActorId, Change, ChangeHash};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{Signature, Signer};
@@ -56,4 +58,39 @@ pub fn sign_change(signer: &Signer, doc: &DocId, hash: &ChangeHash) -> StoredPro
 /// An attestation, by `signer`, that it admitted the change.
 pub fn attest(signer: &Signer, doc: &DocId, hash: &ChangeHash) -> StoredProof {
     StoredProof { attester: Some(signer.public().actor_prefix()), signature: signer.sign(&attest_message(doc, hash)) }
+}
+
+/// The proofs to send with `changes`: every stored proof over each
+/// actor's newest change among them, which covers that actor's earlier
+/// ones, and every attestation over the others (an attestation made when
+/// a node learned of a revocation names the newest change it held then,
+/// which need not be the newest sent). `stored` gives the proofs kept
+/// beside a change.
+pub fn wire_proofs(changes: &[Change], mut stored: impl FnMut(&ChangeHash) -> Vec<StoredProof>) -> Vec<Proof> {
+    let actors = actor_list(changes);
+    let mut newest: BTreeMap<usize, u64> = BTreeMap::new();
+    for change in changes {
+        let Ok(at) = actors.binary_search(change.actor_id()) else { continue };
+        let top = newest.entry(at).or_insert(change.seq());
+        *top = (*top).max(change.seq());
+    }
+    let mut proofs = Vec::new();
+    for change in changes {
+        let Ok(at) = actors.binary_search(change.actor_id()) else { continue };
+        let Ok(actor) = u16::try_from(at) else { continue };
+        let is_newest = newest.get(&at) == Some(&change.seq());
+        for proof in stored(&change.hash()) {
+            if is_newest || proof.attester.is_some() {
+                proofs.push(Proof { actor, seq: change.seq(), attester: proof.attester, signature: proof.signature });
+            }
+        }
+    }
+    proofs
+}
+
+/// The sorted distinct actors of `changes`: what a [`Proof`]'s actor
+/// indexes.
+pub(crate) fn actor_list(changes: &[Change]) -> Vec<ActorId> {
+    let set: BTreeSet<ActorId> = changes.iter().map(|c| c.actor_id().clone()).collect();
+    set.into_iter().collect()
 }

@@ -261,7 +261,7 @@ impl Engine {
             stored.insert(item.change.hash(), item.proofs);
             changes.push(item.change);
         }
-        let proofs = crate::admission::wire_proofs(&changes, |h| stored.get(h).cloned().unwrap_or_default());
+        let proofs = crate::trust::proof::wire_proofs(&changes, |h| stored.get(h).cloned().unwrap_or_default());
         let origin = Origin::Quarantine { announced };
         let outcome = self.receive(now, origin, doc, changes, &proofs, None, host, &mut out);
         if outcome.changed {

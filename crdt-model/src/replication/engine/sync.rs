@@ -403,5 +403,5 @@ fn chunk_proofs(fresh: &FreshProofs, chunks: &[Vec<u8>], host: &mut dyn DocHost,
     // Automerge made these chunks from changes this node holds, so they
     // parse; were one not to, the receiver refuses the message unproven.
     let changes = changes_within(chunks.iter().map(Vec::as_slice), &genesis, &mut budget).unwrap_or_default();
-    crate::admission::wire_proofs(&changes, |h| proofs_of(fresh, host, doc, h))
+    crate::trust::proof::wire_proofs(&changes, |h| proofs_of(fresh, host, doc, h))
 }

@@ -420,8 +420,9 @@ fn check_cost(
     ids: &[DocId],
     heads_at_b: &BTreeMap<DocId, Vec<automerge::ChangeHash>>,
 ) -> anyhow::Result<CheckCost> {
-    use outpost_model::admission::{Authority, Incoming, admit, wire_proofs};
+    use outpost_model::admission::{Authority, Incoming, admit};
     use outpost_model::replication::engine::DocHost;
+    use outpost_model::trust::proof::wire_proofs;
     const ROUNDS: u32 = 5;
     let mut work = Vec::new();
     for id in ids {
