@@ -138,6 +138,8 @@ pub enum WriteOp {
     Replication(ReplicationInput),
     /// What the engine knows about peers and how stale documents are.
     SyncReport,
+    /// Where this node stands in the fleet, without the per-peer counts.
+    TrustReport,
     /// A roster an administrator signed, to install and spread.
     PublishRoster(Vec<u8>),
     /// The cut a revocation of this peer would record.
@@ -202,6 +204,7 @@ pub enum Written {
     Audited,
     Replicated,
     SyncReport(Box<SyncReport>),
+    TrustReport(Box<TrustReport>),
     RosterPublished(u64),
     Cut(Vec<outpost_model::trust::roster::CutEntry>),
 }
@@ -364,6 +367,7 @@ impl Writer {
                 Ok(Written::Replicated)
             }
             WriteOp::SyncReport => Ok(Written::SyncReport(Box::new(self.sync_report()))),
+            WriteOp::TrustReport => Ok(Written::TrustReport(Box::new(self.trust_report()))),
             WriteOp::PublishRoster(bytes) => self.publish_roster(&bytes, caller).map(Written::RosterPublished),
             WriteOp::RevocationCut { peer } => self.cut_for(&peer, caller).map(Written::Cut),
             officer => self.officer_write(officer, caller),

@@ -74,6 +74,7 @@ impl Writer {
             WriteOp::Audit(_)
             | WriteOp::Replication(_)
             | WriteOp::SyncReport
+            | WriteOp::TrustReport
             | WriteOp::PublishRoster(_)
             | WriteOp::RevocationCut { .. } => Err(internal("not an officer's write")),
         }
