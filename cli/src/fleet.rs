@@ -9,20 +9,12 @@ use outpost_model::api::{FleetView, Request, Response};
 use outpost_model::trust::roster::{CutEntry, Handover, Member, Right, Role, Roster, SignedRoster};
 use outpost_model::trust::{PublicKey, Signer};
 use outpost_model::validate;
-use serde::Serialize;
 
 use crate::args::Fleet;
 use crate::client::Client;
 use crate::failure::Failure;
 use crate::keys::{read_admin_key, write_admin_key, write_fleet_key};
-use crate::render;
-
-fn print_json(value: &impl Serialize) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(err) => eprintln!("outpost: cannot encode output: {err}"),
-    }
-}
+use crate::render::{self, print_json};
 
 fn bad(err: impl std::fmt::Display) -> Failure {
     Failure::bad_input(err.to_string())
@@ -67,11 +59,13 @@ pub fn init(dir: &Path, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The commands that go through the daemon.
-pub fn run(client: &mut Client, command: Fleet, json: bool) -> Result<(), Failure> {
+/// Runs a fleet command; `connect` reaches the daemon, for the commands
+/// that need it (`init` does not).
+pub fn run(connect: impl FnOnce() -> Result<Client, Failure>, command: Fleet, json: bool) -> Result<(), Failure> {
     match command {
         Fleet::Init { dir } => init(&dir, json),
         Fleet::Roster => {
+            let client = &mut connect()?;
             let view = roster_view(client)?;
             if json {
                 print_json(&view)
@@ -81,6 +75,7 @@ pub fn run(client: &mut Client, command: Fleet, json: bool) -> Result<(), Failur
             Ok(())
         }
         Fleet::Enroll { peer_id, name, role, authority, country, regional, grants, legacy_actors, admin_key } => {
+            let client = &mut connect()?;
             let admin = read_admin_key(&admin_key)?;
             let member = new_member(&peer_id, &name, &role, &authority, country, regional, &grants, &legacy_actors)?;
             let (current, handovers) = current_roster(client, &admin)?;
@@ -91,6 +86,7 @@ pub fn run(client: &mut Client, command: Fleet, json: bool) -> Result<(), Failur
             Ok(())
         }
         Fleet::Revoke { peer_id, admin_key } => {
+            let client = &mut connect()?;
             let admin = read_admin_key(&admin_key)?;
             let key = PublicKey::from_peer_id(&peer_id).map_err(bad)?;
             let (current, handovers) = current_roster(client, &admin)?;
@@ -107,6 +103,7 @@ pub fn run(client: &mut Client, command: Fleet, json: bool) -> Result<(), Failur
             Ok(())
         }
         Fleet::RotateAdmin { admin_key, out } => {
+            let client = &mut connect()?;
             let admin = read_admin_key(&admin_key)?;
             let (current, mut handovers) = current_roster(client, &admin)?;
             if current.version == 0 {

@@ -8,16 +8,9 @@ use clap::Parser;
 use outpost_cli::args::{self, Cli, Command, Incident, Psk, Watchlist};
 use outpost_cli::client::{Client, ClientError};
 use outpost_cli::failure::{Failure, exit};
+use outpost_cli::render::print_json;
 use outpost_cli::{fleet, keys, paths, render};
 use outpost_model::api::{MAX_REQUEST_BYTES, NewEntryInput, NewIncidentInput, Request, Response};
-use serde::Serialize;
-
-fn print_json(value: &impl Serialize) {
-    match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
-        Err(err) => eprintln!("outpost: cannot encode output: {err}"),
-    }
-}
 
 /// How a response is printed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -205,28 +198,22 @@ fn generate_psk(out: &std::path::Path, json: bool) -> Result<(), Failure> {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let action = action_for(cli.command);
-    if let Action::Local(Psk::Generate { out }) = &action {
-        return generate_psk(out, cli.json);
-    }
-    if let Action::Fleet(args::Fleet::Init { dir }) = &action {
-        return fleet::init(dir, cli.json);
-    }
     let socket = paths::resolve(cli.socket);
-    let mut client = Client::connect(&socket)?;
+    let connect = || Client::connect(&socket).map_err(Failure::from);
     match action {
+        Action::Local(Psk::Generate { out }) => generate_psk(&out, cli.json),
         Action::Call(request) => {
-            let response = client.call(request)?;
+            let response = connect()?.call(request)?;
             show(&response, Output { json: cli.json, explain: false });
             Ok(())
         }
         Action::Search { request, explain } => {
-            let response = client.call(request)?;
+            let response = connect()?.call(request)?;
             show(&response, Output { json: cli.json, explain });
             Ok(())
         }
-        Action::Import { file, batch } => import(&mut client, &file, batch, cli.json),
-        Action::Fleet(command) => fleet::run(&mut client, command, cli.json),
-        Action::Local(_) => Ok(()),
+        Action::Import { file, batch } => import(&mut connect()?, &file, batch, cli.json),
+        Action::Fleet(command) => fleet::run(connect, command, cli.json),
     }
 }
 

@@ -430,3 +430,11 @@ pub fn audit(page: &AuditPage) -> String {
     };
     format!("{t}\n{chain}\n")
 }
+
+/// Prints `value` as the one JSON document `--json` promises.
+pub fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(err) => eprintln!("outpost: cannot encode output: {err}"),
+    }
+}
