@@ -371,7 +371,13 @@ impl FleetKey {
         role: &str,
         extra: &[&str],
     ) -> Run {
-        let admin_key = self.admin_key();
+        Self::enroll_signed(&self.admin_key(), at, (peer_id, name, authority, role), extra)
+    }
+
+    /// Enrols `(peer id, name, authority, role)` at `at`, signing with the
+    /// admin key file `admin_key` (another than the fleet's, say).
+    pub fn enroll_signed(admin_key: &Path, at: &Post, member: (&str, &str, &str, &str), extra: &[&str]) -> Run {
+        let (peer_id, name, authority, role) = member;
         let mut args = vec![
             "--json",
             "fleet",

@@ -66,19 +66,7 @@ fn the_admin_key_is_handed_over_and_the_retired_key_signs_nothing_more() {
     std::fs::copy(key.admin_key(), &loose).unwrap();
     std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o640)).unwrap();
     let peer = post.peer_id();
-    let loose_run = centre.outpost(&[
-        "fleet",
-        "enroll",
-        &peer,
-        "--name",
-        "kz-nurzhol",
-        "--role",
-        "post",
-        "--authority",
-        "KAZ-BS",
-        "--admin-key",
-        loose.to_str().unwrap(),
-    ]);
+    let loose_run = FleetKey::enroll_signed(&loose, &centre, (&peer, "kz-nurzhol", "KAZ-BS", "post"), &[]);
     assert_eq!(loose_run.code, 2, "{loose_run:?}");
     assert!(loose_run.stderr.contains("lets others read it"), "{loose_run:?}");
 
@@ -99,34 +87,10 @@ fn the_admin_key_is_handed_over_and_the_retired_key_signs_nothing_more() {
 
     // The new key enrols; the retired one is refused by the CLI, which
     // checks the roster's chain.
-    let with_old = centre.outpost(&[
-        "fleet",
-        "enroll",
-        &peer,
-        "--name",
-        "kz-nurzhol",
-        "--role",
-        "post",
-        "--authority",
-        "KAZ-BS",
-        "--admin-key",
-        key.admin_key().to_str().unwrap(),
-    ]);
+    let with_old = FleetKey::enroll_signed(&key.admin_key(), &centre, (&peer, "kz-nurzhol", "KAZ-BS", "post"), &[]);
     assert_ne!(with_old.code, 0, "{with_old:?}");
     assert!(with_old.stderr.contains("not the fleet's current admin key"), "{with_old:?}");
-    let with_new = centre.outpost(&[
-        "fleet",
-        "enroll",
-        &peer,
-        "--name",
-        "kz-nurzhol",
-        "--role",
-        "post",
-        "--authority",
-        "KAZ-BS",
-        "--admin-key",
-        successor.to_str().unwrap(),
-    ]);
+    let with_new = FleetKey::enroll_signed(&successor, &centre, (&peer, "kz-nurzhol", "KAZ-BS", "post"), &[]);
     assert_eq!(with_new.code, 0, "{with_new:?}");
     let entry = centre.add_person("Мухаммад Алиев");
     wait_for("the entry to reach the newly enrolled post", DEADLINE, || {
