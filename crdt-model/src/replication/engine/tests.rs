@@ -509,3 +509,53 @@ fn a_members_forked_history_is_blamed_on_it_and_not_on_the_relays() {
     let refused = pair.b.engine.peer_summary(&pair.a.key.clone()).map(|s| s.refused).unwrap_or_default();
     assert!(refused.get("equivocation").is_some_and(|n| *n >= 1), "{refused:?}");
 }
+
+/// A change inside what its author may write, that leaves a record
+/// unreadable once applied, is found only after applying: the document is
+/// reloaded and the batch admitted again without it, so another member's
+/// honest change that came in the same message still goes in.
+#[test]
+fn a_change_that_breaks_a_record_is_refused_after_applying_and_the_honest_one_beside_it_goes_in() {
+    use crate::replication::pair::node_signer;
+    let fleet = TestFleet::centres(3);
+    let mut pair =
+        Pair::new(Node::in_fleet(1, vec![member_doc(1, 1, 1)], &fleet), Node::in_fleet(2, Vec::new(), &fleet));
+    pair.connect();
+    assert!(pair.in_sync());
+    let first = shard(1);
+    let broken_entry = {
+        use automerge::ReadDoc;
+        let doc = pair.a.host.doc(&first).unwrap();
+        let records = doc.records_obj().unwrap();
+        doc.read().keys(&records).next().unwrap()
+    };
+    // Node 3's entry, which node 1 holds with node 3's signature.
+    let since = pair.a.host.doc(&first).unwrap().heads();
+    let document = pair.a.host.doc(&first).unwrap();
+    document.set_actor(node_actor(3));
+    add_entry(document, 77);
+    document.set_actor(node_actor(1));
+    let honest = document.heads();
+    let proof = crate::trust::proof::sign_change(&node_signer(3), &first, &honest[0]);
+    pair.a.host.store(&first, &since, vec![(honest[0], proof)]);
+    // Then node 1 sets its own entry's status to a number, which no node
+    // can read; both go in one message.
+    let document = pair.a.host.doc(&first).unwrap();
+    let meta = crate::schema::ChangeMeta { at: Timestamp::from_millis(NOW), by: "1000@x".into(), op: "break" };
+    document
+        .transact(&meta, |r| {
+            use automerge::ReadDoc;
+            use automerge::transaction::Transactable;
+            let (_, record) = r.doc.get(&r.records, broken_entry.as_str())?.ok_or(automerge::AutomergeError::Fail)?;
+            r.doc.put(&record, "status", 99)?;
+            Ok(())
+        })
+        .unwrap();
+    pair.push_from_a(&first);
+    let at_b = pair.b.host.doc(&first).unwrap();
+    assert!(at_b.knows(&honest), "the honest entry went in: {:?}", pair.problems);
+    let entries = crate::schema::watchlist::read_entries(at_b).unwrap();
+    assert_eq!(entries.len(), 2, "{:?}", pair.problems);
+    let refused = pair.b.engine.peer_summary(&pair.a.key.clone()).map(|s| s.refused).unwrap_or_default();
+    assert_eq!(refused.get("schema"), Some(&1), "{refused:?} {:?}", pair.problems);
+}
