@@ -10,7 +10,8 @@ pub mod exit {
     pub const BAD_INPUT: u8 = 2;
     pub const UNREACHABLE: u8 = 3;
     pub const NOT_FOUND: u8 = 4;
-    /// The caller's role does not allow the request.
+    /// The caller's role does not allow the request, or this node's rights
+    /// in the fleet do not allow the change.
     pub const NOT_PERMITTED: u8 = 5;
 }
 

@@ -168,7 +168,9 @@ pub(super) fn check(
                         _ => false,
                     }
                 }
-                // A new note at the end of the narrative.
+                // A new note in the narrative. Where it goes is not
+                // checked: "at the end" depends on which notes a node
+                // holds, and admission must not depend on arrival order.
                 [Seg::Key(k), Seg::Key(record), Seg::Key(list)] if k == records && list == "narrative" => {
                     effects.touched.insert(record.clone());
                     op.insert && matches!(op.action, OpType::Make(automerge::ObjType::Map))

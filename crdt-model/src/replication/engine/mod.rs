@@ -123,7 +123,7 @@ pub enum Effect {
     /// Changes of `doc` that wait for a newer roster (or for the change a
     /// revocation's cut names): keep them, bounded, and hand them back with
     /// [`Engine::handle_held`] when a roster is installed or the document
-    /// changes. They replace any kept before for this document.
+    /// changes. Changes handed back and held again come with `from: None`.
     Hold {
         doc: DocId,
         /// The peer that sent them; `None`: they were held before and
