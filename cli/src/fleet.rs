@@ -207,6 +207,10 @@ fn new_member(
         hex::decode_to_slice(text.trim(), &mut prefix)
             .map_err(|_| bad(format!("legacy actor {text:?} is not 32 hex digits")))?;
         member.legacy_actors.push(prefix);
+        // The history they stand for was written before now.
+        member.legacy_until_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     }
     Ok(member)
 }

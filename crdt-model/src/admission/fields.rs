@@ -63,8 +63,11 @@ pub(super) enum NewIds {
     /// Only ids tagged for the document's owner, in the shard the id picks
     /// ([`crate::ids::owner_tag`]).
     Owned,
-    /// Any id: a store's history from before fleet trust (written by a
-    /// legacy actor), and `--psk-only` fleets, made ids without tags.
+    /// Any id older than this (ms since the epoch), else as `Owned`: a
+    /// store's history from before fleet trust, written by a legacy actor
+    /// before the admin bound it, made ids without tags.
+    OlderThan(i64),
+    /// Any id: `--psk-only` fleets judge no owners.
     Any,
 }
 
@@ -85,8 +88,22 @@ fn new_record_refusal(kind: &DocKind, key: &str, ids: NewIds) -> Option<String> 
             }
         },
     };
+    let old_enough = |until: i64| {
+        let millis = match kind {
+            DocKind::Watchlist { .. } => EntryId::parse(key).ok().and_then(|id| id.as_uuid().get_timestamp()),
+            DocKind::Incidents { .. } => IncidentId::parse(key).ok().and_then(|id| id.as_uuid().get_timestamp()),
+        }
+        .map(|t| t.to_unix())
+        .map(|(secs, nanos)| {
+            i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000) + i64::from(nanos / 1_000_000)
+        });
+        millis.is_some_and(|at| at < until)
+    };
     match (owned, ids) {
-        (Err(why), NewIds::Owned) => Some(format!("creates a record under an id made for another owner: {why}")),
+        (Err(_), NewIds::OlderThan(until)) if old_enough(until) => None,
+        (Err(why), NewIds::Owned | NewIds::OlderThan(_)) => {
+            Some(format!("creates a record under an id made for another owner: {why}"))
+        }
         _ => None,
     }
 }

@@ -145,16 +145,21 @@ impl Reason {
     /// against the peer. A missing proof happens when a sync round resends
     /// a change without the later change whose proof covers it; a change
     /// beyond a revocation's cut comes from a peer that admitted it before
-    /// it learned of the revocation; a dependent follows its parent.
-    /// Changes that an out-of-date roster may explain (an unknown signer,
-    /// rights a newer roster the peer announced may grant) are held, not
-    /// refused: a right refused is one no roster the peer has shown grants,
-    /// since rights only grow. A proof that does not verify, a right
-    /// refused, a field or record broken is never honest.
+    /// it learned of the revocation; a dependent follows its parent. A
+    /// right refused may be a node's own writes from before its enrolment
+    /// (its own incident log under a name the roster did not give it), or
+    /// come from the other side of two rosters published with one version:
+    /// counted, never a strike. A proof that does not verify, a field or
+    /// record broken is never honest.
     pub fn may_be_honest(&self) -> bool {
         matches!(
             self,
-            Reason::UnknownSigner | Reason::Unsigned | Reason::CutUnknown | Reason::Revoked | Reason::Dependency
+            Reason::UnknownSigner
+                | Reason::Unsigned
+                | Reason::NotAllowed(_)
+                | Reason::CutUnknown
+                | Reason::Revoked
+                | Reason::Dependency
         )
     }
 }
@@ -273,13 +278,16 @@ pub fn admit(
 }
 
 /// Which ids `change` may create records under: ids tagged for the
-/// document's owner, unless it comes from history written before fleet
-/// trust (a legacy actor) or no roster is asked for.
+/// document's owner, or, for history written before fleet trust (a legacy
+/// actor), ids older than the admin's binding of it; any, when no roster
+/// is asked for.
 fn new_ids(authority: &Authority<'_>, change: &Change) -> NewIds {
     let Authority::Fleet { fleet, .. } = authority else { return NewIds::Any };
     let actor = change.actor_id().to_bytes();
     match fleet.member_of_actor(actor) {
-        Some(member) if actor.get(..16) != Some(member.key.actor_prefix().as_slice()) => NewIds::Any,
+        Some(member) if actor.get(..16) != Some(member.key.actor_prefix().as_slice()) => {
+            NewIds::OlderThan(member.legacy_until_ms)
+        }
         _ => NewIds::Owned,
     }
 }
@@ -299,8 +307,9 @@ struct Batch {
     order: Vec<ChangeHash>,
     /// New changes with a dependency neither here nor in the document.
     missing: BTreeSet<ChangeHash>,
-    /// Changes that share their actor and sequence number with another.
-    equivocating: BTreeSet<ChangeHash>,
+    /// Changes that share their actor and sequence number with another in
+    /// the batch, with the others.
+    equivocating: BTreeMap<ChangeHash, Vec<ChangeHash>>,
     proofs: Vec<(ChangeHash, StoredProof)>,
 }
 
@@ -337,21 +346,25 @@ impl Batch {
                 changes.insert(hash, change);
             }
         }
-        let equivocating: BTreeSet<ChangeHash> =
-            by_actor_seq.values().filter(|hashes| hashes.len() > 1).flatten().copied().collect();
+        let equivocating: BTreeMap<ChangeHash, Vec<ChangeHash>> = by_actor_seq
+            .values()
+            .filter(|hashes| hashes.len() > 1)
+            .flat_map(|hashes| hashes.iter().map(|h| (*h, hashes.clone())))
+            .collect();
         // A copy of a proof proves nothing more and would cost a signature
         // check. (Only exact copies go: of two different proofs by one
         // signer, the bad one must not hide the good.)
         let mut seen = BTreeSet::new();
+        // A proof names its change by (actor, seq); where two changes share
+        // those, it is tried on both.
         let proofs = incoming
             .proofs
             .iter()
-            .filter_map(|p| {
-                let hashes = by_actor_seq.get(&(usize::from(p.actor), p.seq))?;
-                let hash = *hashes.first()?;
-                (changes.contains_key(&hash) && seen.insert((hash, p.attester, p.signature.to_bytes())))
-                    .then_some((hash, StoredProof { attester: p.attester, signature: p.signature }))
+            .flat_map(|p| {
+                let hashes = by_actor_seq.get(&(usize::from(p.actor), p.seq)).cloned().unwrap_or_default();
+                hashes.into_iter().map(move |hash| (hash, StoredProof { attester: p.attester, signature: p.signature }))
             })
+            .filter(|(hash, p)| changes.contains_key(hash) && seen.insert((*hash, p.attester, p.signature.to_bytes())))
             .collect();
         let (order, missing) = causal_order(doc, &changes);
         Self { doc_id: doc.id().clone(), changes, order, missing, equivocating, proofs }
@@ -379,8 +392,12 @@ impl Batch {
                 }
             };
             if !verified {
-                proven.bad.insert(*hash);
-                proven.bad_proofs += 1;
+                // Tried on a change that shares its (actor, seq) with
+                // another, a proof meant for the other fails: no fault.
+                if !self.equivocating.contains_key(hash) {
+                    proven.bad.insert(*hash);
+                    proven.bad_proofs += 1;
+                }
                 continue;
             }
             proven.valid.insert((*hash, proof.attester, proof.signature.to_bytes()));
@@ -448,6 +465,7 @@ impl Batch {
             Authority::Fleet { fleet, .. } => self.coverage(fleet, proven, |_| true),
             Authority::Open => Default::default(),
         };
+        let signed = |hash: &ChangeHash| matches!(authority, Authority::Open) || authored.contains(hash);
         let genesis_actor = doc.genesis_actor();
         let genesis: BTreeSet<ChangeHash> = doc.genesis_heads().iter().copied().collect();
         let mut made = fields::Made::default();
@@ -468,7 +486,17 @@ impl Batch {
                         Err((Fate::Rejected, Reason::NotGenesis))
                     }
                 }
-                _ if self.equivocating.contains(hash) || doc.seq_of(change.actor_id()) >= change.seq() => {
+                // Two changes with one sequence number are the author's
+                // fork only if the author signed both: a forged copy beside
+                // a real change is judged (and refused) as unsigned, and
+                // the real one goes on.
+                _ if signed(hash)
+                    && (self
+                        .equivocating
+                        .get(hash)
+                        .is_some_and(|group| group.iter().filter(|h| signed(h)).count() > 1)
+                        || doc.seq_of(change.actor_id()) >= change.seq()) =>
+                {
                     Err((Fate::Rejected, Reason::Equivocation))
                 }
                 _ => self.scope_of(doc, authority, proven, (&authored, &attested), &mut cuts, change, &mut verdict),

@@ -362,7 +362,7 @@ fn a_change_depending_on_a_refused_one_is_refused_and_one_with_missing_dependenc
 }
 
 #[test]
-fn two_changes_with_one_sequence_number_are_both_refused() {
+fn a_second_change_with_one_sequence_number_is_the_authors_fork_only_when_signed() {
     let w = world();
     let centre = &w.signers["kz-centre"];
     let mut writer = copy(&kaz_shard(), centre);
@@ -375,9 +375,21 @@ fn two_changes_with_one_sequence_number_are_both_refused() {
     changes.extend(b.changes_since(&base));
     let proofs: Vec<StoredProof> = changes.iter().map(|c| sign_change(centre, writer.id(), &c.hash())).collect();
     let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    // Both signed by their author, sent together: its fork, both refused
+    // (a proof names its change by (actor, seq), so each is tried on both).
     let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
     assert_eq!(reasons(&verdict), ["equivocation", "equivocation"]);
-    // One of them already here: the other is refused.
+    assert_eq!(verdict.bad_proofs, 0);
+    // A forged change beside a real one does not get the real one refused.
+    let mut forged = writer.fork(actor(centre, 1));
+    add_entry(&mut forged, 3);
+    let mut pair = forged.changes_since(&base);
+    pair.push(changes[1].clone());
+    let mut fresh = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let verdict = judge(&mut fresh, pair, &wire(&changes[1..], &proofs[1..]), &fleet(&w));
+    assert_eq!(verdict.admitted_hashes(), [changes[1].hash()].into(), "{:?}", verdict.rejected);
+    // One of them already here, the other signed by its author: the
+    // author's fork, refused by name.
     let mut holder = copy(&kaz_shard(), &w.signers["kz-post"]);
     holder.apply_changes(vec![changes[0].clone()]).unwrap();
     let verdict = judge(&mut holder, vec![changes[1].clone()], &wire(&changes[1..], &proofs[1..]), &fleet(&w));
@@ -647,4 +659,59 @@ fn a_new_record_must_carry_an_id_made_for_its_documents_owner() {
     let mut at_centre = copy(&log, centre);
     let verdict = judge(&mut at_centre, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
     assert_eq!(reasons(&verdict), ["field"], "{:?}", verdict.rejected);
+}
+
+/// A store's history from before fleet trust has records under ids with no
+/// owner's tag: a legacy actor's change is let through for ids older than
+/// the admin's binding of it, and for no newer one, so the history it
+/// stands for cannot grow.
+#[test]
+fn a_legacy_actor_creates_untagged_records_only_with_ids_older_than_its_binding() {
+    const BOUND_AT: i64 = 1_796_000_000_000;
+    const OLD_PREFIX: [u8; 16] = [0xaa; 16];
+    let w = world_with(|r, s| {
+        let mut centre = member(&s["kz-centre"], "kz-centre", Role::Centre, "KAZ-BS");
+        centre.legacy_actors = vec![OLD_PREFIX];
+        centre.legacy_until_ms = BOUND_AT;
+        r.enroll(centre).unwrap()
+    });
+    let centre = &w.signers["kz-centre"];
+    let mut legacy_actor = OLD_PREFIX.to_vec();
+    legacy_actor.extend_from_slice(&[0, 0, 0, 9]);
+    let untagged_at = |millis: i64| {
+        // A UUIDv7 with this time and no tag, in the shard it picks.
+        (0u128..)
+            .map(|n| {
+                let bits = (millis as u128) << 80 | 0x7000 << 64 | 0x8000_0000_0000_0000 | n;
+                crate::ids::EntryId::from_uuid(uuid::Uuid::from_u128(bits))
+            })
+            .find(|id| !id.belongs_to("KAZ-BS"))
+            .unwrap()
+    };
+    for (millis, admitted) in [(BOUND_AT - 86_400_000, true), (BOUND_AT + 1, false)] {
+        let id = untagged_at(millis);
+        let kind = DocKind::watchlist_for("KAZ-BS", &id);
+        let mut writer = copy(&kind, centre);
+        writer.set_actor(automerge::ActorId::from(legacy_actor.clone()));
+        let before = writer.heads();
+        let ctx = crate::validate::PostContext {
+            now: Timestamp::from_millis(AT),
+            offset: time::UtcOffset::UTC,
+            authority: "KAZ-BS".into(),
+            post: "kz-centre".into(),
+        };
+        let input = crate::api::NewEntryInput {
+            kind: "person".into(),
+            category: "warning".into(),
+            reason: "before the roster".into(),
+            names: vec!["Мухаммад Алиев".into()],
+            ..Default::default()
+        };
+        let draft = crate::validate::new_entry(&input, id, &ctx).unwrap();
+        writer.transact(&meta("watchlist.add"), |r| r.add_entry(&draft)).unwrap();
+        let (changes, proofs) = signed_since(&mut writer, &before, centre);
+        let mut receiver = copy(&kind, &w.signers["kz-post"]);
+        let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
+        assert_eq!(verdict.admitted.len() == 1, admitted, "{millis}: {:?}", verdict.rejected);
+    }
 }

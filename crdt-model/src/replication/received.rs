@@ -67,6 +67,21 @@ pub enum SizeError {
     Document(String),
     #[error("a whole-document chunk is a copy of another document")]
     OtherDocument,
+    #[error("an actor id of {0} bytes; at most {MAX_ACTOR_BYTES}")]
+    LongActor(usize),
+}
+
+/// The longest actor id taken. Ours are 20 bytes; Automerge's own random
+/// ones 16. Loading a document copies its actor into every change the
+/// actor made, so a long one stored once could cost gigabytes.
+pub const MAX_ACTOR_BYTES: usize = 32;
+
+fn actor(reader: &mut Reader<'_>) -> Result<(), SizeError> {
+    let bytes = reader.prefixed()?;
+    if bytes.len() > MAX_ACTOR_BYTES {
+        return Err(SizeError::LongActor(bytes.len()));
+    }
+    Ok(())
 }
 
 /// Running totals against the limits, for one message or bundle.
@@ -360,14 +375,14 @@ fn check_change_body(body: &[u8], budget: &mut Budget) -> Result<(), SizeError> 
     let mut reader = Reader::new(body, "a change");
     let deps = reader.uleb()?;
     reader.take(deps.checked_mul(32).ok_or_else(|| reader.cut())?)?;
-    reader.prefixed()?; // actor
+    actor(&mut reader)?;
     reader.uleb()?; // seq
     reader.uleb()?; // start op
     reader.sleb()?; // time
     reader.prefixed()?; // message
     let others = reader.uleb()?;
     for _ in 0..others {
-        reader.prefixed()?;
+        actor(&mut reader)?;
     }
     let meta = column_meta(&mut reader)?;
     check_columns(&meta, &mut reader, budget)
@@ -380,7 +395,7 @@ fn check_document_body(body: &[u8], budget: &mut Budget) -> Result<(), SizeError
     let mut reader = Reader::new(body, "a document");
     let actors = reader.uleb()?;
     for _ in 0..actors {
-        reader.prefixed()?;
+        actor(&mut reader)?;
     }
     let heads = reader.uleb()?;
     reader.take(heads.checked_mul(32).ok_or_else(|| reader.cut())?)?;
@@ -570,6 +585,26 @@ mod tests {
         // Within a budget that holds them all, they load.
         let mut roomy = Budget::new(ReceiveLimits { max_expanded_bytes: 64 << 20, ..ReceiveLimits::default() });
         assert_eq!(changes_within([whole.as_slice()], &[], &mut roomy).map(|c| c.len()), Ok(40));
+    }
+
+    #[test]
+    fn a_long_actor_id_is_refused_before_loading() {
+        // One 64 KB actor over a thousand commits: stored once in the
+        // chunk, copied into every change when loaded.
+        let mut doc = automerge::AutoCommit::new().with_actor(automerge::ActorId::from(vec![7u8; 64 * 1024]));
+        for n in 0..1000 {
+            automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "x", n).unwrap();
+            doc.commit();
+        }
+        let whole = doc.save();
+        let err = changes_within([whole.as_slice()], &[], &mut budget()).map(|c| c.len());
+        assert_eq!(err, Err(SizeError::LongActor(64 * 1024)));
+        let mut change = doc.get_last_local_change().unwrap().clone();
+        let one = change.bytes().to_vec();
+        assert_eq!(
+            changes_within([one.as_slice()], &[], &mut budget()).map(|c| c.len()),
+            Err(SizeError::LongActor(64 * 1024))
+        );
     }
 
     #[test]

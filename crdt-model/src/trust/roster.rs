@@ -158,6 +158,10 @@ pub struct Member {
     /// Actor prefixes this member wrote with before signed changes (a
     /// migrated store), bound to it by the admin.
     pub legacy_actors: Vec<[u8; 16]>,
+    /// When the admin bound them (ms since the epoch): records those actors
+    /// created under ids without an owner's tag count only if the ids are
+    /// older, so the history they stand for cannot grow.
+    pub legacy_until_ms: i64,
     /// Set once the member is revoked; its `rights` are those it had then.
     pub revoked: Option<Revocation>,
 }
@@ -174,6 +178,7 @@ impl Member {
             rights: default_rights(role, authority, country.as_deref()),
             country,
             legacy_actors: Vec::new(),
+            legacy_until_ms: 0,
             revoked: None,
         }
     }
@@ -271,7 +276,23 @@ impl SignedRoster {
                 self.handovers.len()
             )));
         }
-        let start = self.handovers.iter().rposition(|h| h.next == *anchor).map_or(0, |at| at + 1);
+        let mut seen = std::collections::BTreeSet::new();
+        if !self.handovers.iter().all(|h| seen.insert(h.next)) {
+            return Err(TrustError::Invalid("an admin key is handed over to twice".into()));
+        }
+        // Where the chain is checked from: from its start when the anchor
+        // signed the first handover (the anchor is the fleet's first admin
+        // key), else from the handover that names the anchor (a node set
+        // up after a rotation, configured with a later key). Every link
+        // after that is checked, so a link appended to name the anchor
+        // again proves nothing.
+        let first_signed_by_anchor =
+            self.handovers.first().is_some_and(|h| anchor.verifies(&handover_message(anchor, &h.next), &h.signature));
+        let start = if first_signed_by_anchor {
+            0
+        } else {
+            self.handovers.iter().position(|h| h.next == *anchor).map_or(0, |at| at + 1)
+        };
         let mut key = *anchor;
         for (n, handover) in self.handovers.iter().enumerate().skip(start) {
             if !key.verifies(&handover_message(&key, &handover.next), &handover.signature) {
@@ -313,6 +334,22 @@ impl Roster {
             return Err(TrustError::Invalid("members are not sorted by key, or a key is listed twice".into()));
         }
         let mut names = std::collections::BTreeSet::new();
+        // Records are bound to their owner by a 20-bit tag: two owners (an
+        // authority, a post) with one tag could shadow each other's.
+        let mut tags: BTreeMap<u32, &str> = BTreeMap::new();
+        for owner in self.members.iter().flat_map(|m| [m.authority.as_str(), m.name.as_str()]) {
+            let tag = crate::ids::owner_tag(owner);
+            match tags.get(&tag) {
+                Some(other) if *other != owner => {
+                    return Err(TrustError::Invalid(format!(
+                        "{owner} and {other} would tag their records alike; give one of them another name"
+                    )));
+                }
+                _ => {
+                    tags.insert(tag, owner);
+                }
+            }
+        }
         for member in &self.members {
             let who = || member.key.peer_id();
             validate::node_name(&member.name).map_err(|e| TrustError::Invalid(format!("member {}: {e}", who())))?;
@@ -436,7 +473,8 @@ impl Roster {
                 legacy.extend(member.legacy_actors);
                 legacy.sort();
                 legacy.dedup();
-                *old = Member { rights, legacy_actors: legacy, ..member };
+                let legacy_until_ms = old.legacy_until_ms.max(member.legacy_until_ms);
+                *old = Member { rights, legacy_actors: legacy, legacy_until_ms, ..member };
             }
             Err(at) => {
                 let mut member = member;
@@ -623,6 +661,14 @@ mod tests {
         let rotated = SignedRoster::sign(&v1, &next, vec![Handover::new(&admin(), next.public())]).unwrap();
         assert!(Fleet::verify(&rotated.encode().unwrap(), &next.public()).is_ok());
         let by_thief = SignedRoster::sign(&v2, &admin(), Vec::new()).unwrap();
+        assert!(Fleet::verify(&by_thief.encode().unwrap(), &next.public()).is_err());
+        // A thief holding the retired key appends a handover that names it
+        // again: the chain is checked from its start, and the forged link
+        // fails.
+        let mut forged_chain = vec![Handover::new(&admin(), next.public())];
+        forged_chain.push(Handover { next: admin().public(), signature: crate::trust::Signature::from_bytes([0; 64]) });
+        let by_thief = SignedRoster::sign(&v2, &admin(), forged_chain).unwrap();
+        assert!(Fleet::verify(&by_thief.encode().unwrap(), &anchor).is_err());
         assert!(Fleet::verify(&by_thief.encode().unwrap(), &next.public()).is_err());
         // A chain longer than the bound is refused before any check.
         let long: Vec<Handover> = (0..=MAX_HANDOVERS).map(|_| Handover::new(&admin(), admin().public())).collect();

@@ -80,6 +80,17 @@ impl Engine {
             }
         };
         if let Some(held) = &self.fleet {
+            if fleet.version() == held.version() && fleet.encoded() != held.encoded() {
+                out.problem(
+                    peer,
+                    None,
+                    format!(
+                        "the peer holds another roster with version {}: two administrators published at once, and \
+                         the fleet is split until one roster that keeps the members of both is published",
+                        held.version()
+                    ),
+                );
+            }
             if fleet.version() <= held.version() {
                 return;
             }
