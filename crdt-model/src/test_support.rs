@@ -10,14 +10,18 @@ use crate::validate::{PostContext, new_entry};
 pub(crate) fn add_person(doc: &mut Document, n: u128, name: &str, at: Timestamp) {
     let ctx = PostContext { now: at, offset: time::UtcOffset::UTC, authority: "KAZ-BS".into(), post: "kz-test".into() };
     let id = doc.kind().entry_id_from(n).unwrap_or_else(|| EntryId::owned_by("KAZ-BS", uuid::Uuid::from_u128(n)));
-    let input = crate::api::NewEntryInput {
+    let draft = new_entry(&person(name), id, &ctx).unwrap();
+    let meta = ChangeMeta { at, by: "1000@kz-test".into(), op: "watchlist.add" };
+    doc.transact(&meta, |r| r.add_entry(&draft)).unwrap();
+}
+
+/// A warning on a person named `name`, as an officer types it.
+pub(crate) fn person(name: &str) -> crate::api::NewEntryInput {
+    crate::api::NewEntryInput {
         kind: "person".into(),
         category: "warning".into(),
         reason: "test".into(),
         names: vec![name.into()],
         ..Default::default()
-    };
-    let draft = new_entry(&input, id, &ctx).unwrap();
-    let meta = ChangeMeta { at, by: "1000@kz-test".into(), op: "watchlist.add" };
-    doc.transact(&meta, |r| r.add_entry(&draft)).unwrap();
+    }
 }

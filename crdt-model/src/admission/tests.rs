@@ -614,20 +614,7 @@ fn a_new_record_must_carry_an_id_made_for_its_documents_owner() {
     let mut writer = copy(&kaz_doc, centre);
     let mut target = copy(&kaz_doc, &w.signers["kz-post"]);
     let before = writer.heads();
-    let ctx = crate::validate::PostContext {
-        now: Timestamp::from_millis(AT),
-        offset: time::UtcOffset::UTC,
-        authority: "KAZ-BS".into(),
-        post: "kz-centre".into(),
-    };
-    let input = crate::api::NewEntryInput {
-        kind: "person".into(),
-        category: "warning".into(),
-        reason: "r".into(),
-        names: vec!["Ложный Двойник".into()],
-        ..Default::default()
-    };
-    let draft = crate::validate::new_entry(&input, sneaky, &ctx).unwrap();
+    let draft = entry_draft(sneaky, "Ложный Двойник");
     writer.transact(&meta("watchlist.add"), |r| r.add_entry(&draft)).unwrap();
     let (changes, proofs) = signed_since(&mut writer, &before, centre);
     let verdict = judge(&mut target, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
@@ -639,7 +626,7 @@ fn a_new_record_must_carry_an_id_made_for_its_documents_owner() {
     assert_ne!(DocKind::watchlist_for("KAZ-BS", &sneaky), other_shard);
     let mut writer = copy(&other_shard, centre);
     let before = writer.heads();
-    let draft = crate::validate::new_entry(&input, sneaky, &ctx).unwrap();
+    let draft = entry_draft(sneaky, "Ложный Двойник");
     writer.transact(&meta("watchlist.add"), |r| r.add_entry(&draft)).unwrap();
     let (changes, proofs) = signed_since(&mut writer, &before, centre);
     let mut target = copy(&other_shard, &w.signers["kz-post"]);
@@ -694,24 +681,22 @@ fn a_legacy_actor_creates_untagged_records_only_with_ids_older_than_its_binding(
         let mut writer = copy(&kind, centre);
         writer.set_actor(automerge::ActorId::from(legacy_actor.clone()));
         let before = writer.heads();
-        let ctx = crate::validate::PostContext {
-            now: Timestamp::from_millis(AT),
-            offset: time::UtcOffset::UTC,
-            authority: "KAZ-BS".into(),
-            post: "kz-centre".into(),
-        };
-        let input = crate::api::NewEntryInput {
-            kind: "person".into(),
-            category: "warning".into(),
-            reason: "before the roster".into(),
-            names: vec!["Мухаммад Алиев".into()],
-            ..Default::default()
-        };
-        let draft = crate::validate::new_entry(&input, id, &ctx).unwrap();
+        let draft = entry_draft(id, "Мухаммад Алиев");
         writer.transact(&meta("watchlist.add"), |r| r.add_entry(&draft)).unwrap();
         let (changes, proofs) = signed_since(&mut writer, &before, centre);
         let mut receiver = copy(&kind, &w.signers["kz-post"]);
         let verdict = judge(&mut receiver, changes.clone(), &wire(&changes, &proofs), &fleet(&w));
         assert_eq!(verdict.admitted.len() == 1, admitted, "{millis}: {:?}", verdict.rejected);
     }
+}
+
+/// A person entry issued by KAZ-BS at its centre, under `id`.
+fn entry_draft(id: crate::ids::EntryId, name: &str) -> crate::watchlist::EntryDraft {
+    let ctx = crate::validate::PostContext {
+        now: Timestamp::from_millis(AT),
+        offset: time::UtcOffset::UTC,
+        authority: "KAZ-BS".into(),
+        post: "kz-centre".into(),
+    };
+    crate::validate::new_entry(&crate::test_support::person(name), id, &ctx).unwrap()
 }
