@@ -106,7 +106,7 @@ impl Engine {
                 Ok(changes) => changes,
                 Err(err) => {
                     out.problem(peer, Some(doc), format!("refused a bundle: {err}"));
-                    self.refuse(peer, doc, &err.to_string(), out);
+                    self.refuse(now, peer, doc, &err.to_string(), out);
                     return;
                 }
             };
@@ -119,7 +119,7 @@ impl Engine {
         }
         if let Some(reason) = outcome.error.or(outcome.refused) {
             out.problem(peer, Some(doc), format!("refused a bundle: {reason}"));
-            self.refuse(peer, doc, &reason, out);
+            self.refuse(now, peer, doc, &reason, out);
             return;
         }
         let Ok(document) = host.doc(doc) else { return };

@@ -482,9 +482,7 @@ impl Engine {
             Body::Refuse { slot, reason } => {
                 if let Some(doc) = self.doc_of(peer, slot, &mut out) {
                     out.problem(peer, Some(&doc), format!("peer refused the document: {reason}"));
-                    if let Some(state) = self.peers.get_mut(peer) {
-                        state.sessions.remove(&doc);
-                    }
+                    self.quiet(now, peer, &doc);
                     self.pump(now, peer, host, &mut out);
                 }
             }

@@ -48,6 +48,13 @@ pub(super) struct Peer {
     pub(super) queue: BTreeSet<(Lane, Reverse<String>, DocId)>,
     /// Documents the last digest showed the peer holds no copy of.
     pub(super) absent: BTreeSet<DocId>,
+    /// Documents one side refused: how often, and since when. Refused
+    /// twice, a document is left alone for half a check period: frames
+    /// already on their way would otherwise start the exchange again at
+    /// once, and a change one side holds and the other refuses would cycle
+    /// for ever. (A first refusal is often a passing one, a change resent
+    /// without the later change whose proof covers it.)
+    pub(super) quiet: BTreeMap<DocId, (u32, Timestamp)>,
     pub(super) next_check: Timestamp,
     pub(super) reconcile_frames: u32,
     pub(super) bad_frames: u32,
@@ -82,6 +89,7 @@ impl Engine {
                 sessions: BTreeMap::new(),
                 queue: BTreeSet::new(),
                 absent: BTreeSet::new(),
+                quiet: BTreeMap::new(),
                 next_check: Timestamp::from_millis(now.as_millis() + self.config.limits.recheck_every_ms),
                 reconcile_frames: 0,
                 bad_frames: 0,

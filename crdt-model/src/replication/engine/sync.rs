@@ -54,6 +54,14 @@ impl Engine {
         if !state.syncing {
             return false;
         }
+        let pause = self.config.limits.recheck_every_ms / 2;
+        match state.quiet.get(doc) {
+            Some((_, since)) if since.as_millis() + pause <= now.as_millis() => {
+                state.quiet.remove(doc);
+            }
+            Some((refusals, _)) if *refusals >= 2 => return false,
+            _ => {}
+        }
         if !state.sessions.contains_key(doc) && state.sessions.len() >= self.config.limits.max_peer_sessions {
             out.effects.push(Effect::Disconnect {
                 peer: peer.clone(),
@@ -182,7 +190,7 @@ impl Engine {
             Ok(document) => document,
             Err(err) => {
                 out.problem(peer, Some(doc), format!("cannot sync a document this node cannot load: {err}"));
-                self.refuse(peer, doc, "the receiver cannot load this document", out);
+                self.refuse(now, peer, doc, "the receiver cannot load this document", out);
                 return;
             }
         };
@@ -198,7 +206,7 @@ impl Engine {
                 } else {
                     // Saying so spares the sender a reset every 30 s; the
                     // next digest exchange tries the document again.
-                    self.refuse(peer, doc, &err.to_string(), out);
+                    self.refuse(now, peer, doc, &err.to_string(), out);
                 }
                 return;
             }
@@ -212,7 +220,7 @@ impl Engine {
         }
         if let Some(err) = outcome.error {
             out.problem(peer, Some(doc), format!("refused a sync message: {err}"));
-            self.refuse(peer, doc, &err, out);
+            self.refuse(now, peer, doc, &err, out);
             return;
         }
         if !self.peers.contains_key(peer) {
@@ -221,7 +229,7 @@ impl Engine {
         if let Some(reason) = outcome.refused {
             // The sender would only offer the same changes again; the next
             // digest exchange tries the document again.
-            self.refuse(peer, doc, &reason, out);
+            self.refuse(now, peer, doc, &reason, out);
             return;
         }
         if outcome.waiting {
@@ -240,11 +248,20 @@ impl Engine {
 
     /// Tells the peer this node will not sync `doc` now, and forgets the
     /// session.
-    pub(super) fn refuse(&mut self, peer: &PeerKey, doc: &DocId, reason: &str, out: &mut Out) {
+    pub(super) fn refuse(&mut self, now: Timestamp, peer: &PeerKey, doc: &DocId, reason: &str, out: &mut Out) {
         let reason: String = reason.chars().take(MAX_REASON_CHARS).collect();
         self.send_doc(peer, doc, |slot| Body::Refuse { slot, reason }, out);
+        self.quiet(now, peer, doc);
+    }
+
+    /// Ends the session on `doc` with `peer` after a refusal, either way;
+    /// a second refusal leaves the document alone until about the next
+    /// digest check, which tries it again.
+    pub(super) fn quiet(&mut self, now: Timestamp, peer: &PeerKey, doc: &DocId) {
         if let Some(state) = self.peers.get_mut(peer) {
             state.sessions.remove(doc);
+            let entry = state.quiet.entry(doc.clone()).or_insert((0, now));
+            *entry = (entry.0.saturating_add(1), now);
         }
     }
 

@@ -559,3 +559,27 @@ fn a_change_that_breaks_a_record_is_refused_after_applying_and_the_honest_one_be
     let refused = pair.b.engine.peer_summary(&pair.a.key.clone()).map(|s| s.refused).unwrap_or_default();
     assert_eq!(refused.get("schema"), Some(&1), "{refused:?} {:?}", pair.problems);
 }
+
+/// A node that holds a change its peer refuses (here one its author had
+/// no right to make) offers it again only about once per check period,
+/// not in a loop of refusals and restarts.
+#[test]
+fn a_change_the_peer_keeps_refusing_is_offered_again_only_now_and_then() {
+    let fleet = TestFleet::centres(2);
+    let uzb = DocKind::Watchlist { authority: "UZB-DCS".into(), shard: 4 };
+    let mut doc = Document::genesis(uzb.clone()).unwrap();
+    doc.set_actor(node_actor(1));
+    add_entry(&mut doc, 3);
+    let mut pair = Pair::new(Node::in_fleet(1, vec![doc], &fleet), Node::in_fleet(2, Vec::new(), &fleet));
+    pair.connect();
+    assert!(!pair.in_sync());
+    let after_connect = pair.traffic.frames;
+    // Two minutes of timers: no new attempt at the refused document.
+    for _ in 0..8 {
+        pair.advance(15_000);
+    }
+    let quiet = pair.traffic.frames - after_connect;
+    assert!(quiet <= 4, "{quiet} frames in two minutes after the refusals: {:?}", pair.problems);
+    let refused = pair.b.engine.peer_summary(&pair.a.key.clone()).map(|s| s.refused).unwrap_or_default();
+    assert!(refused.get("not-allowed").is_some_and(|n| *n <= 2), "{refused:?}");
+}
