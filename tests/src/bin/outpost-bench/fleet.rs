@@ -134,6 +134,8 @@ pub(crate) fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
     // Memory of a post with many peers, beside the same post alone.
     let hub_port = free_port();
     let hub = fleet_post("hub", &key, hub_port, &[]);
+    // Enrolled first: until then a node writes only its own incident log.
+    key.enroll(&hub, &hub);
     let mut generator = Generator::new(3);
     let mut client = Client::connect(&hub.socket()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let entries: Vec<NewEntryInput> = (0..args.entries).map(|_| generator.entry()).collect();
@@ -144,8 +146,7 @@ pub(crate) fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
     let alone = rss_kib(pid);
     let peers: Vec<Post> =
         (0..args.peers).map(|i| fleet_post(&format!("peer-{i}"), &key, free_port(), &[hub_port])).collect();
-    let mut members: Vec<&Post> = vec![&hub];
-    members.extend(peers.iter());
+    let members: Vec<&Post> = peers.iter().collect();
     key.enroll_all(&hub, &members);
     until("every peer to hold the list", Duration::from_secs(600), || {
         peers.iter().all(|p| p.entry_count() == args.entries as u64)
