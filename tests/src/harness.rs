@@ -441,6 +441,12 @@ impl Post {
         self.json(&["status"])["peer_id"].as_str().expect("a peer id").to_string()
     }
 
+    /// The signed roster this post holds, as `outpost fleet roster` gives it.
+    pub fn roster_bytes(&self) -> Vec<u8> {
+        let view = self.json(&["fleet", "roster"]);
+        hex::decode(view["roster"].as_str().expect("a roster")).expect("the roster in hex")
+    }
+
     /// The roster version this post holds, from `status`.
     pub fn roster_version(&self) -> u64 {
         self.json(&["status"])["replication"]["roster_version"].as_u64().unwrap_or(0)

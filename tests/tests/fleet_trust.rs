@@ -20,7 +20,6 @@ use outpost_model::trust::{PublicKey, Signer};
 use outpost_model::validate::{PostContext, new_incident};
 use outpost_tests::harness::{FleetKey, Post, free_port, networked_post, wait_for};
 use outpost_tests::rogue::Rogue;
-use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -32,11 +31,6 @@ fn bytes_from(post: &Post, from: &str) -> u64 {
         .and_then(|list| list.iter().find(|p| p["name"] == from))
         .and_then(|p| p["bytes_received"].as_u64())
         .unwrap_or(0)
-}
-
-fn roster_bytes(post: &Post) -> Vec<u8> {
-    let view: Value = post.json(&["fleet", "roster"]);
-    hex::decode(view["roster"].as_str().unwrap()).unwrap()
 }
 
 #[test]
@@ -51,7 +45,7 @@ fn a_key_holder_off_the_roster_gets_no_document_byte_until_it_is_enrolled() {
     // It holds the fleet key and the admin's public key, and is nobody.
     let outsider = networked_post("kz-outsider", "KAZ-BS", &key, ports[1], &[ports[0]]);
     wait_for("the outsider to receive the roster", DEADLINE, || outsider.roster_version() == centre.roster_version());
-    let roster_len = roster_bytes(&centre).len() as u64;
+    let roster_len = centre.roster_bytes().len() as u64;
     // A check asked for at the centre reaches the outsider as the roster
     // version alone, and nothing is sent after it.
     let before = bytes_from(&outsider, "kz-centre");
@@ -107,7 +101,7 @@ fn a_change_by_a_post_not_yet_on_this_nodes_roster_waits_and_is_applied_when_the
     let enrolled = key.enroll_peer(&centre, &relay_key.peer_id(), "kz-relay", "KAZ-BS", "centre", &[]);
     assert_eq!(enrolled.code, 0, "{enrolled:?}");
     let anchor = PublicKey::parse_hex(&key.admin).unwrap();
-    let current = roster_bytes(&centre);
+    let current = centre.roster_bytes();
 
     // The next roster, signed here with the admin key, enrols kz-new.
     let admin = Signer::from_secret(parse_secret_file(&std::fs::read_to_string(&admin_key).unwrap()).unwrap());

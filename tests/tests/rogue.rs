@@ -27,7 +27,6 @@ use outpost_model::trust::{PublicKey, Signer};
 use outpost_model::validate::{PostContext, new_entry, new_incident};
 use outpost_tests::harness::{FleetKey, Post, free_port, networked_post, wait_for};
 use outpost_tests::rogue::{Mind, Rogue, forged_proof};
-use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const SECRET: [u8; 32] = [42; 32];
@@ -198,11 +197,6 @@ fn sync_message(chunks: Vec<Vec<u8>>) -> Vec<u8> {
     message.encode()
 }
 
-fn roster_hex(post: &Post) -> Vec<u8> {
-    let view: Value = post.json(&["fleet", "roster"]);
-    hex::decode(view["roster"].as_str().unwrap()).unwrap()
-}
-
 #[test]
 fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     let key = FleetKey::generate();
@@ -220,7 +214,7 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     wait_for("an honest entry to reach kz-east", DEADLINE, || holds_entry(&east, &first));
 
     let anchor = PublicKey::parse_hex(&key.admin).unwrap();
-    let rogue = Rogue::start(SECRET, "kz-rogue", anchor, Some(&roster_hex(&centre)), &key.path(), ports[0]);
+    let rogue = Rogue::start(SECRET, "kz-rogue", anchor, Some(&centre.roster_bytes()), &key.path(), ports[0]);
     let shard = DocKind::watchlist_for("KAZ-BS", &EntryId::parse(&first).unwrap()).doc_id();
     wait_for("the rogue to receive the centre's watchlist", DEADLINE, || {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -363,7 +357,7 @@ fn a_rogue_member_is_refused_at_every_hop_and_honest_data_converges() {
     assert_eq!(enrolled.code, 0, "{enrolled:?}");
     let version = centre.roster_version();
     wait_for("the roster enrolling the relay to reach kz-east", DEADLINE, || east.roster_version() == version);
-    let roster = roster_hex(&centre);
+    let roster = centre.roster_bytes();
     let relays =
         [ports[0], ports[1]].map(|port| Rogue::start(RELAY, "kz-relay", anchor, Some(&roster), &key.path(), port));
     wait_for("the relays to connect", DEADLINE, || relays.iter().all(Rogue::connected));

@@ -1,14 +1,26 @@
-//! Attestations: a node that learns of a revocation vouches for the
-//! revoked member's changes it admitted before it knew, so that honest
-//! nodes do not diverge over a change that slipped in through a post with
-//! the older roster.
+//! Revocation, per document: the cut a revocation records (what the
+//! revoking node holds of the member), and the attestations by which a node
+//! that learns of a revocation vouches for the revoked member's changes it
+//! admitted before it knew, so that honest nodes do not diverge over a
+//! change that slipped in through a post with the older roster.
 
 use automerge::ChangeHash;
 
 use super::Signer;
 use super::proof::{StoredProof, attest};
-use super::roster::Member;
+use super::roster::{CutEntry, Member};
 use crate::schema::Document;
+
+/// The cut a revocation of `member` records in `doc`: the newest change of
+/// each actor it writes with here.
+pub fn cut_in(doc: &mut Document, member: &Member) -> Vec<CutEntry> {
+    let id = doc.id().clone();
+    doc.actor_tips()
+        .into_iter()
+        .filter(|(actor, _, _)| member.writes_with(actor.to_bytes()))
+        .map(|(actor, seq, hash)| CutEntry { doc: id.clone(), actor: actor.to_bytes().to_vec(), seq, hash: hash.0 })
+        .collect()
+}
 
 /// For each actor of `member` in `doc` whose newest change lies beyond the
 /// revocation's cut, an attestation by `signer` of that change (which

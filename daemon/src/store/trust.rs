@@ -5,7 +5,7 @@ use automerge::ChangeHash;
 use outpost_model::DocId;
 use outpost_model::date::Timestamp;
 use outpost_model::trust::proof::StoredProof;
-use redb::{ReadableTable, ReadableTableMetadata};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::{ATTESTED, Batch, CHANGE_PROOFS, META, QUARANTINE, Store, StoreError, db};
@@ -33,7 +33,7 @@ pub struct HeldRecord {
 }
 
 /// The held changes that read, and the rows that did not.
-pub type Held = (Vec<(DocId, HeldRecord)>, Vec<StoreError>);
+pub type Held = (Vec<(DocId, ChangeHash, HeldRecord)>, Vec<StoreError>);
 
 fn damaged(table: &'static str, key: String, err: impl std::fmt::Display) -> StoreError {
     StoreError::Damaged { table, key, detail: err.to_string() }
@@ -45,7 +45,10 @@ pub(super) fn write(txn: &redb::WriteTransaction, batch: &Batch) -> Result<(), S
     for (doc, hash, proof) in &batch.proofs {
         let key = (doc.as_str(), hash.0.as_slice());
         let mut kept: Vec<StoredProof> = match proofs.get(key).map_err(db)? {
-            Some(row) => postcard::from_bytes(row.value()).unwrap_or_default(),
+            Some(row) => postcard::from_bytes(row.value()).unwrap_or_else(|err| {
+                tracing::warn!(%doc, change = %hash, error = %err, "a damaged proofs row is replaced");
+                Vec::new()
+            }),
             None => Vec::new(),
         };
         if !kept.contains(proof) {
@@ -98,22 +101,8 @@ impl Store {
 
     /// Every held change, by document. A damaged row is named and skipped.
     pub fn held(&self) -> Result<Held, StoreError> {
-        let txn = self.read_txn()?;
-        let table = txn.open_table(QUARANTINE).map_err(db)?;
-        let mut out = Vec::new();
-        let mut bad = Vec::new();
-        for row in table.iter().map_err(db)? {
-            let (key, value) = row.map_err(db)?;
-            let (doc, hash) = key.value();
-            let decoded = DocId::parse(doc)
-                .map_err(|e| damaged("quarantine", doc.to_string(), e))
-                .and_then(|d| Ok((d, postcard::from_bytes(value.value())?)));
-            match decoded {
-                Ok(found) => out.push(found),
-                Err(err) => bad.push(damaged("quarantine", format!("{doc} {}", hex::encode(hash)), err)),
-            }
-        }
-        Ok((out, bad))
+        let low: (&str, &[u8]) = ("", &[]);
+        self.held_rows(low..)
     }
 
     /// The actor prefix this node wrote with before fleet trust, if its
@@ -143,24 +132,34 @@ impl Store {
 
     /// The held changes of `doc`. A damaged row is named and skipped.
     pub fn held_in(&self, doc: &DocId) -> Result<Held, StoreError> {
-        let txn = self.read_txn()?;
-        let table = txn.open_table(QUARANTINE).map_err(db)?;
         let low: &[u8] = &[];
         let high: &[u8] = &[0xff; 33];
+        self.held_rows((doc.as_str(), low)..=(doc.as_str(), high))
+    }
+
+    fn held_rows<'k>(&self, keys: impl std::ops::RangeBounds<(&'k str, &'k [u8])>) -> Result<Held, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(QUARANTINE).map_err(db)?;
         let mut out = Vec::new();
         let mut bad = Vec::new();
-        for row in table.range((doc.as_str(), low)..=(doc.as_str(), high)).map_err(db)? {
+        for row in table.range(keys).map_err(db)? {
             let (key, value) = row.map_err(db)?;
-            match postcard::from_bytes(value.value()) {
-                Ok(record) => out.push((doc.clone(), record)),
-                Err(err) => bad.push(damaged("quarantine", format!("{doc} {}", hex::encode(key.value().1)), err)),
+            let (doc, hash) = key.value();
+            let decoded = DocId::parse(doc).map_err(|e| damaged("quarantine", doc.to_string(), e)).and_then(|d| {
+                Ok((
+                    d,
+                    ChangeHash(
+                        hash.try_into()
+                            .map_err(|_| damaged("quarantine", doc.to_string(), "a hash not of 32 bytes"))?,
+                    ),
+                    postcard::from_bytes(value.value())?,
+                ))
+            });
+            match decoded {
+                Ok(found) => out.push(found),
+                Err(err) => bad.push(damaged("quarantine", format!("{doc} {}", hex::encode(hash)), err)),
             }
         }
         Ok((out, bad))
-    }
-
-    pub fn held_count(&self) -> Result<u64, StoreError> {
-        let txn = self.read_txn()?;
-        txn.open_table(QUARANTINE).map_err(db)?.len().map_err(db)
     }
 }

@@ -79,10 +79,9 @@ impl Quarantine {
             tracing::error!(error = %err, "a damaged quarantine row is skipped");
         }
         let mut rows = BTreeMap::new();
-        for (doc, record) in records {
+        for (doc, hash, record) in records {
             let bytes = record_bytes(&record);
-            let Ok(change) = Change::from_bytes(record.change) else { continue };
-            rows.insert((doc, change.hash()), Slot { from: record.from, bytes });
+            rows.insert((doc, hash), Slot { from: record.from, bytes });
         }
         Self { rows }
     }
@@ -155,7 +154,7 @@ impl Writer {
                 tracing::error!(error = %err, "a damaged quarantine row is dropped");
             }
             let mut held = Vec::new();
-            for (_, record) in records {
+            for (_, _, record) in records {
                 let Ok(change) = Change::from_bytes(record.change) else {
                     tracing::error!(%doc, "a held change does not parse; it is dropped");
                     continue;

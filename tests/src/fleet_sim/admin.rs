@@ -63,6 +63,11 @@ impl Admin {
         self.sign()
     }
 
+    /// `key`'s entry in the newest roster.
+    pub(super) fn member(&self, key: &PublicKey) -> Option<Member> {
+        self.roster.member(key).cloned()
+    }
+
     pub(super) fn revoke(&mut self, key: &PublicKey, cut: Vec<CutEntry>) -> Vec<u8> {
         self.roster = self.roster.revoke(key, cut).expect("a member to revoke");
         self.sign()

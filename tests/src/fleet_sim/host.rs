@@ -92,24 +92,13 @@ impl SimHost {
         }
     }
 
-    /// Each document's newest change by an actor of `prefix`: the cut a
-    /// revocation issued at this node records.
-    pub(super) fn cut_for(&mut self, prefix: [u8; 16]) -> Vec<outpost_model::trust::roster::CutEntry> {
+    /// The cut a revocation of `member` issued at this node records.
+    pub(super) fn cut_for(&mut self, member: &Member) -> Vec<outpost_model::trust::roster::CutEntry> {
         let docs: Vec<DocId> = self.stored.changes.keys().cloned().collect();
         let mut cut = Vec::new();
         for doc in docs {
             let Ok(document) = self.doc(&doc) else { continue };
-            for (actor, seq, hash) in document.actor_tips() {
-                let bytes = actor.to_bytes();
-                if bytes.len() == 20 && bytes[..16] == prefix[..] {
-                    cut.push(outpost_model::trust::roster::CutEntry {
-                        doc: doc.clone(),
-                        actor: bytes.to_vec(),
-                        seq,
-                        hash: hash.0,
-                    });
-                }
-            }
+            cut.extend(outpost_model::trust::attest::cut_in(document, member));
         }
         cut
     }

@@ -347,24 +347,21 @@ impl Fleet {
     }
 
     fn connect(&mut self, link: usize) {
-        let (a, b) = (self.links[link].a, self.links[link].b);
-        for (me, other) in [(a, b), (b, a)] {
-            let key = self.nodes[other].key.clone();
-            let effects = match self.nodes[me].engine.as_mut() {
-                Some(engine) => engine.handle_connected(ts(self.now), &key),
-                None => continue,
-            };
-            self.apply(me, effects);
-        }
+        self.tell_both_ends(link, Engine::handle_connected);
     }
 
     fn disconnect(&mut self, link: usize) {
         self.links[link].epoch += 1;
+        self.tell_both_ends(link, Engine::handle_disconnected);
+    }
+
+    /// Tells the live engine at each end of `link` about the other end.
+    fn tell_both_ends(&mut self, link: usize, event: fn(&mut Engine, Timestamp, &PeerKey) -> Vec<Effect>) {
         let (a, b) = (self.links[link].a, self.links[link].b);
         for (me, other) in [(a, b), (b, a)] {
             let key = self.nodes[other].key.clone();
             let effects = match self.nodes[me].engine.as_mut() {
-                Some(engine) => engine.handle_disconnected(ts(self.now), &key),
+                Some(engine) => event(engine, ts(self.now), &key),
                 None => continue,
             };
             self.apply(me, effects);
@@ -637,7 +634,8 @@ impl Fleet {
             RosterChange::RevokeByzantine => {
                 let Some(byzantine) = self.node_of(Kind::Byzantine) else { return };
                 let key = self.nodes[byzantine].signer.public();
-                let cut = self.nodes[at].host.cut_for(key.actor_prefix());
+                let Some(member) = self.admin.member(&key) else { return };
+                let cut = self.nodes[at].host.cut_for(&member);
                 self.admin.revoke(&key, cut)
             }
             RosterChange::Stale => match self.admin.stale(&mut self.rng) {

@@ -171,6 +171,25 @@ pub enum Trust {
     Fleet { anchor: PublicKey },
 }
 
+impl Trust {
+    /// The name `outpost status` shows: `fleet`, `psk-only` or `nobody`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Trust::Fleet { .. } => "fleet",
+            Trust::PskOnly => "psk-only",
+            Trust::Closed => "nobody",
+        }
+    }
+
+    /// The admin key rosters are checked against, in a fleet.
+    pub fn anchor(&self) -> Option<PublicKey> {
+        match self {
+            Trust::Fleet { anchor } => Some(*anchor),
+            Trust::PskOnly | Trust::Closed => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// This node's key; its actors' prefix, sent in `Hello`, derives from it.

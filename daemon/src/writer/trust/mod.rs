@@ -96,25 +96,15 @@ impl Writer {
     }
 
     pub(super) fn trust_report(&self) -> super::TrustReport {
-        use outpost_model::replication::engine::Trust;
         let held = self.quarantine.len();
         let conflicts = self.identity_conflicts();
         let Some(replication) = self.replication.as_ref() else {
             return super::TrustReport { mode: "off", held, conflicts, ..Default::default() };
         };
         let engine = &replication.engine;
-        let mode = match engine.trust() {
-            Trust::Fleet { .. } => "fleet",
-            Trust::PskOnly => "psk-only",
-            Trust::Closed => "nobody",
-        };
-        let anchor = match engine.trust() {
-            Trust::Fleet { anchor } => Some(anchor),
-            _ => None,
-        };
         super::TrustReport {
-            mode,
-            anchor,
+            mode: engine.trust().as_str(),
+            anchor: engine.trust().anchor(),
             fleet: engine.fleet().cloned(),
             member: self.own_member().cloned(),
             conflicts,

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use outpost_model::DocId;
 use outpost_model::api::{ApiError, ErrorKind};
 use outpost_model::trust::PublicKey;
-use outpost_model::trust::attest::attestations;
+use outpost_model::trust::attest::{attestations, cut_in};
 use outpost_model::trust::roster::{CutEntry, Member};
 
 use super::trust_error;
@@ -72,12 +72,7 @@ impl Writer {
         for doc in docs {
             // The cut must name every change of the member this node holds:
             // a document it cannot read fails the cut, not left out.
-            let tips = self.cache.read(&doc, |document| document.actor_tips())?;
-            for (actor, seq, hash) in tips {
-                if member.writes_with(actor.to_bytes()) {
-                    cut.push(CutEntry { doc: doc.clone(), actor: actor.to_bytes().to_vec(), seq, hash: hash.0 });
-                }
-            }
+            cut.extend(self.cache.read(&doc, |document| cut_in(document, &member))?);
         }
         Ok(cut)
     }
