@@ -57,6 +57,7 @@ pub enum Command {
 pub enum Fleet {
     /// Create a fleet: write admin.key (the roster's signing key; keep it offline) and swarm.key, both mode 0600, into DIR. Needs no daemon.
     Init {
+        /// Where to write the two key files (created if missing).
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
@@ -91,7 +92,9 @@ pub enum Fleet {
     },
     /// Revoke a member: its connections close, and its changes after the cut (what this node holds of it now) are refused everywhere.
     Revoke {
+        /// The member's libp2p peer id, as `outpost fleet roster` lists it.
         peer_id: String,
+        /// The fleet admin key file (from `outpost fleet init`).
         #[arg(long, value_name = "FILE")]
         admin_key: PathBuf,
     },
