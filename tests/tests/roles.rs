@@ -48,8 +48,20 @@ impl Drop for Accounts {
     }
 }
 
-fn as_user(post: &Post, (uid, gid): (u32, u32), args: &[&str]) -> Run {
-    let output = Command::new(binary("outpost"))
+/// A copy of `outpost` every user may run: the checkout it was built in
+/// may sit in a directory only root can enter (`mktemp -d`).
+fn shared_cli() -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cli = dir.path().join("outpost");
+    std::fs::copy(binary("outpost"), &cli).unwrap();
+    std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, cli)
+}
+
+fn as_user(cli: &std::path::Path, post: &Post, (uid, gid): (u32, u32), args: &[&str]) -> Run {
+    let output = Command::new(cli)
         .args(args)
         .env("OUTPOST_SOCKET", post.socket())
         .uid(uid)
@@ -87,6 +99,7 @@ fn each_role_does_its_own_requests_and_is_refused_the_rest_by_name() {
         ..Default::default()
     });
     post.open_socket_dir();
+    let (_shared, cli) = shared_cli();
 
     let search = ["--json", "watchlist", "search", "Алиев", "--purpose", "role test"];
     let add = [
@@ -103,24 +116,24 @@ fn each_role_does_its_own_requests_and_is_refused_the_rest_by_name() {
     ];
     let audit = ["--json", "audit", "--limit", "50"];
 
-    assert_eq!(as_user(&post, officer, &search).code, 0);
-    let refused = as_user(&post, officer, &add);
+    assert_eq!(as_user(&cli, &post, officer, &search).code, 0);
+    let refused = as_user(&cli, &post, officer, &add);
     assert_eq!(refused.code, 5, "{refused:?}");
     assert!(refused.stderr.contains("supervisor") && refused.stderr.contains(&supervisors), "{refused:?}");
-    assert_eq!(as_user(&post, officer, &audit).code, 5);
+    assert_eq!(as_user(&cli, &post, officer, &audit).code, 5);
 
-    let added = as_user(&post, supervisor, &add);
+    let added = as_user(&cli, &post, supervisor, &add);
     assert_eq!(added.code, 0, "{added:?}");
     let id = added.json()["id"].as_str().unwrap().to_string();
     let close = ["--json", "watchlist", "close", &id, "--reason", "role test"];
-    assert_eq!(as_user(&post, officer, &close).code, 5);
-    assert_eq!(as_user(&post, supervisor, &close).code, 0);
-    assert_eq!(as_user(&post, supervisor, &audit).code, 5);
+    assert_eq!(as_user(&cli, &post, officer, &close).code, 5);
+    assert_eq!(as_user(&cli, &post, supervisor, &close).code, 0);
+    assert_eq!(as_user(&cli, &post, supervisor, &audit).code, 5);
 
-    let stranger_status = as_user(&post, stranger, &["--json", "status"]);
+    let stranger_status = as_user(&cli, &post, stranger, &["--json", "status"]);
     assert_eq!(stranger_status.code, 5, "a user in none of the groups has no role: {stranger_status:?}");
 
-    let log = as_user(&post, auditor, &audit);
+    let log = as_user(&cli, &post, auditor, &audit);
     assert_eq!(log.code, 0, "{log:?}");
     let records = log.json()["records"].as_array().unwrap().clone();
     let find = |action: &str| records.iter().find(|r| r["action"] == action).unwrap_or_else(|| panic!("no {action}"));
