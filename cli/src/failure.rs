@@ -49,6 +49,7 @@ impl Failure {
                 ErrorKind::BadInput | ErrorKind::TooLarge | ErrorKind::UnsupportedVersion => exit::BAD_INPUT,
                 ErrorKind::NotFound => exit::NOT_FOUND,
                 ErrorKind::Forbidden => exit::NOT_PERMITTED,
+                ErrorKind::Busy => exit::UNREACHABLE,
                 _ => 1,
             },
             Failure::Client(_) => 1,

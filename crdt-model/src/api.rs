@@ -541,6 +541,8 @@ pub enum ErrorKind {
     Forbidden,
     TooLarge,
     UnsupportedVersion,
+    /// Every connection slot is answering a request; try again shortly.
+    Busy,
     Internal,
 }
 

@@ -147,3 +147,42 @@ fn invalid_values_are_named_and_store_nothing() {
     assert!(reply["error"]["message"].as_str().unwrap().contains("shoe_size"), "{reply}");
     assert_eq!(entries(&post), 1);
 }
+
+#[test]
+fn hundreds_of_idle_clients_do_not_lock_an_officer_out() {
+    let post = with_one_entry();
+    let idle: Vec<UnixStream> = (0..300).map(|_| UnixStream::connect(post.socket()).unwrap()).collect();
+    // The officer's request is answered although every slot was taken by
+    // an idle client when it connected.
+    assert_eq!(entries(&post), 1);
+    let mut stream = UnixStream::connect(post.socket()).unwrap();
+    assert_eq!(ask(&mut stream, &status_request())["ok"]["type"], "status");
+    // The oldest idle clients were the ones dropped to make room.
+    let mut first = idle.into_iter().next().unwrap();
+    first.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(first.read_to_end(&mut rest).unwrap(), 0, "the longest-idle client is disconnected");
+}
+
+#[test]
+fn a_client_that_never_reads_holds_neither_a_slot_nor_shutdown() {
+    let mut post = with_one_entry();
+    let mut stuck = UnixStream::connect(post.socket()).unwrap();
+    stuck.set_write_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+    // Requests until both socket buffers are full: the daemon is blocked
+    // writing a reply nobody reads.
+    let request = frame(&status_request());
+    while stuck.write_all(&request).is_ok() {}
+    assert_eq!(entries(&post), 1, "other clients are served meanwhile");
+    let (done, finished) = std::sync::mpsc::channel();
+    let pid = post.pid().unwrap();
+    std::thread::spawn(move || {
+        let status = post.stop();
+        let _ = done.send(status);
+    });
+    let status = finished
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("outpostd {pid} did not shut down while a client was not reading"));
+    assert!(status.success(), "{status:?}");
+    drop(stuck);
+}

@@ -7,10 +7,11 @@
 //! oversized one gets an error and the connection is closed, since the
 //! stream cannot be resynchronised without reading the whole oversized body.
 
+mod slots;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use outpost_model::api::{
     ErrorKind, MAX_REQUEST_BYTES, Outcome, PROTOCOL_VERSION, RequestEnvelope, ResponseEnvelope, encode_frame,
@@ -18,18 +19,25 @@ use outpost_model::api::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
+use self::slots::{MAX_CONNECTIONS, SlotGuard, Slots};
 use crate::roles;
 use crate::service::Service;
 use crate::writer::Caller;
 
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 64;
 /// A client that sends nothing for this long is disconnected.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// A started request must arrive completely within this time.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A reply the client does not read within this time closes the
+/// connection, so a client that never reads holds neither a slot nor
+/// shutdown.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Accept errors (out of file descriptors, mostly) are retried after a
+/// pause that doubles up to this, instead of spinning.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -56,40 +64,72 @@ pub async fn bind(path: &Path, mode: u32) -> Result<UnixListener, ControlError> 
     Ok(listener)
 }
 
-/// Serves connections until `shutdown` flips to true.
+/// Serves connections until `shutdown` flips to true. The loop never
+/// waits for a slot: see `slots`.
 pub async fn serve(listener: UnixListener, service: Service, mut shutdown: watch::Receiver<bool>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(MAX_CONNECTIONS);
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let mut stream = match accepted {
+            Ok((stream, _)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                stream
+            }
             Err(err) => {
-                tracing::warn!(error = %err, "accept failed");
+                tracing::warn!(error = %err, pause_ms = backoff.as_millis() as u64, "accept failed");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => break,
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().acquire_owned().await else { break };
         let service = service.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(err) = connection(stream, service, shutdown).await {
-                tracing::debug!(error = %err, "control connection ended");
+        match slots.admit(Instant::now()) {
+            Ok(slot) => {
+                tokio::spawn(async move {
+                    let id = slot.id();
+                    if let Err(err) = connection(stream, slot, service, shutdown).await {
+                        tracing::debug!(connection = id, error = %err, "control connection ended");
+                    }
+                });
             }
-            drop(permit);
-        });
+            Err(slots::AllBusy) => {
+                tracing::warn!(slots = MAX_CONNECTIONS, "control socket busy: every connection is answering a request");
+                tokio::spawn(async move {
+                    let message = format!("all {MAX_CONNECTIONS} connections are answering requests; try again");
+                    let _ = send(&mut stream, &error_envelope(ErrorKind::Busy, message), shutdown).await;
+                });
+            }
+        }
     }
 }
 
-async fn send(stream: &mut UnixStream, envelope: &ResponseEnvelope) -> std::io::Result<()> {
+/// Writes one reply, giving up after `WRITE_TIMEOUT` or at shutdown.
+async fn send(
+    stream: &mut UnixStream,
+    envelope: &ResponseEnvelope,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let frame = encode_frame(envelope).map_err(std::io::Error::other)?;
-    stream.write_all(&frame).await
+    tokio::select! {
+        written = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&frame)) => match written {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client does not read its reply")),
+        },
+        _ = shutdown.changed() => Err(std::io::Error::other("shutting down")),
+    }
 }
 
 async fn connection(
     mut stream: UnixStream,
+    slot: SlotGuard,
     service: Service,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -100,6 +140,7 @@ async fn connection(
         let read = tokio::select! {
             read = tokio::time::timeout(IDLE_TIMEOUT, stream.read_exact(&mut header)) => read,
             _ = shutdown.changed() => return Ok(()),
+            () = slot.evicted() => return Ok(()),
         };
         match read {
             Ok(Ok(_)) => {}
@@ -111,16 +152,26 @@ async fn connection(
         if len > MAX_REQUEST_BYTES {
             tracing::warn!(uid = caller.uid, len, "oversized request refused");
             let message = format!("request of {len} bytes is larger than the limit of {MAX_REQUEST_BYTES}");
-            send(&mut stream, &error_envelope(ErrorKind::TooLarge, message)).await?;
+            send(&mut stream, &error_envelope(ErrorKind::TooLarge, message), shutdown.clone()).await?;
             return Ok(());
         }
+        // Until the whole body is in, the connection still counts as idle:
+        // a client that trickles a request holds its slot no better than
+        // one that sends nothing.
         let mut body = vec![0u8; len as usize];
-        match tokio::time::timeout(BODY_TIMEOUT, stream.read_exact(&mut body)).await {
+        let read = tokio::select! {
+            read = tokio::time::timeout(BODY_TIMEOUT, stream.read_exact(&mut body)) => read,
+            _ = shutdown.changed() => return Ok(()),
+            () = slot.evicted() => return Ok(()),
+        };
+        match read {
             Ok(result) => result?,
             Err(_) => return Ok(()),
         };
+        slot.answering();
         let reply = answer(&service, &caller, &body).await;
-        send(&mut stream, &reply).await?;
+        send(&mut stream, &reply, shutdown.clone()).await?;
+        slot.idle(Instant::now());
     }
 }
 
