@@ -100,6 +100,21 @@ pub enum Fleet {
     },
     /// Show the roster: its version, the members with their roles and rights, the revoked ones.
     Roster,
+    /// Set who receives which kind of document (need-to-know) and publish the roster. AUDIENCE is `fleet` (every member), `country` (the owner's country and the regional centres) or `national-centres` (the centres of the owner's country); the owner always receives its own. Kinds not given keep their audience.
+    Policy {
+        /// Who receives watchlists (default: fleet).
+        #[arg(long, value_name = "AUDIENCE")]
+        watchlists: Option<String>,
+        /// Who receives a post's incident logs (default: country).
+        #[arg(long, value_name = "AUDIENCE")]
+        incidents: Option<String>,
+        /// Who receives a post's audit log (default: national-centres).
+        #[arg(long, value_name = "AUDIENCE")]
+        audit: Option<String>,
+        /// The admin key file (mode 0600), from `outpost fleet init`.
+        #[arg(long, value_name = "FILE")]
+        admin_key: PathBuf,
+    },
     /// Hand the admin role to a new key: writes it to OUT (mode 0600) and publishes a roster signed by it, with the handover signed by the old one.
     RotateAdmin {
         /// The current admin key file.

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use outpost_model::api::{FleetView, Request, Response};
+use outpost_model::trust::readers::Audience;
 use outpost_model::trust::roster::{CutEntry, Handover, Member, Right, Role, Roster, SignedRoster};
 use outpost_model::trust::{PublicKey, Signer};
 use outpost_model::validate;
@@ -100,6 +101,30 @@ pub fn run(connect: impl FnOnce() -> Result<Client, Failure>, command: Fleet, js
             let next = current.revoke(&key, cut).map_err(bad)?;
             let version = publish(client, &next, &admin, handovers)?;
             report(json, version, next.member(&key), "revoked");
+            Ok(())
+        }
+        Fleet::Policy { watchlists, incidents, audit, admin_key } => {
+            let client = &mut connect()?;
+            let admin = read_admin_key(&admin_key)?;
+            let (current, handovers) = current_roster(client, &admin)?;
+            let mut reads = current.reads;
+            for (given, slot) in
+                [(watchlists, &mut reads.watchlists), (incidents, &mut reads.incidents), (audit, &mut reads.audit)]
+            {
+                if let Some(text) = given {
+                    *slot = Audience::parse(&text).map_err(bad)?;
+                }
+            }
+            if reads == current.reads {
+                return Err(bad(format!("the roster already says {}; nothing to publish", reads.describe())));
+            }
+            let next = Roster { version: current.version + 1, reads, ..current };
+            let version = publish(client, &next, &admin, handovers)?;
+            if json {
+                print_json(&serde_json::json!({ "version": version, "reads": reads.describe() }));
+            } else {
+                println!("roster version {version}: {}", reads.describe());
+            }
             Ok(())
         }
         Fleet::RotateAdmin { admin_key, out } => {

@@ -168,6 +168,9 @@ pub fn fleet(view: &FleetView) -> String {
         ]);
     }
     out.push_str(&format!("{t}\n{} members\n", view.members.len()));
+    if let Some(reads) = &view.reads {
+        out.push_str(&format!("who receives what: {reads}\n"));
+    }
     for conflict in &view.conflicts {
         out.push_str(&format!("WARNING: {conflict}\n"));
     }

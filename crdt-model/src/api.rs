@@ -338,6 +338,10 @@ pub struct FleetView {
     pub conflicts: Vec<String>,
     /// Changes held until a roster lets them in.
     pub held_changes: u64,
+    /// Who receives each kind of document:
+    /// `watchlists=fleet incidents=country audit=national-centres`.
+    #[serde(default)]
+    pub reads: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -389,7 +393,8 @@ pub struct PeerView {
     pub bytes_received: u64,
     /// When the last digest exchange with it ran.
     pub last_reconciled: Option<Timestamp>,
-    /// Documents this post holds that were not found to differ.
+    /// Documents this post holds that the peer may receive and that were
+    /// not found to differ.
     pub in_sync_documents: u64,
     /// Documents found to differ, still being synced.
     pub differing: Vec<PeerDocument>,
@@ -399,6 +404,10 @@ pub struct PeerView {
     pub roster_version: u64,
     /// Changes from it refused in this connection, by reason.
     pub refused: std::collections::BTreeMap<String, u64>,
+    /// Bytes of document frames received from it since this node started,
+    /// by document kind (`watchlist`, `incidents`, `unknown`).
+    #[serde(default)]
+    pub document_bytes_received: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

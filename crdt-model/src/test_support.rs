@@ -1,7 +1,7 @@
 //! Helpers the model's own tests share.
 
 use crate::date::Timestamp;
-use crate::ids::EntryId;
+use crate::ids::{EntryId, IncidentId};
 use crate::schema::{ChangeMeta, Document};
 use crate::validate::{PostContext, new_entry};
 
@@ -24,4 +24,20 @@ pub(crate) fn person(name: &str) -> crate::api::NewEntryInput {
         names: vec![name.into()],
         ..Default::default()
     }
+}
+
+/// An incident of `post` as an officer logs it at `at`.
+pub(crate) fn incident_draft(
+    post: &str,
+    id: IncidentId,
+    narrative: &str,
+    at: Timestamp,
+) -> crate::incident::IncidentDraft {
+    let ctx = PostContext { now: at, offset: time::UtcOffset::UTC, authority: "KAZ-BS".into(), post: post.into() };
+    let input = crate::api::NewIncidentInput {
+        incident_type: "seizure".into(),
+        narrative: narrative.into(),
+        ..Default::default()
+    };
+    crate::validate::new_incident(&input, id, &ctx).unwrap()
 }

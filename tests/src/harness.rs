@@ -463,6 +463,12 @@ impl Post {
         self.json(&["status"])["replication"]["held_changes"].as_u64().unwrap_or(0)
     }
 
+    /// What `outpost peers --json` says about the peer named `name`.
+    pub fn peer_named(&self, name: &str) -> Option<Value> {
+        let peers = self.json(&["peers"]);
+        peers["peers"].as_array().and_then(|list| list.iter().find(|p| p["name"] == name).cloned())
+    }
+
     /// Peers this post is connected to, from `outpost peers`.
     pub fn connected_peers(&self) -> Vec<String> {
         let peers = self.json(&["peers"]);

@@ -1,6 +1,6 @@
 //! The roster between real daemons: a node that holds the fleet key but is
 //! not on the roster gets the roster and no document byte, and syncs within
-//! seconds of its enrolment; a change by a post this node does not know
+//! seconds of its enrolment; a change by a member this node does not know
 //! yet waits in the quarantine (through a restart) and is applied once the
 //! roster that enrols its author arrives.
 
@@ -8,16 +8,16 @@
 
 use std::time::{Duration, Instant};
 
-use outpost_model::api::NewIncidentInput;
+use outpost_model::api::NewEntryInput;
 use outpost_model::date::Timestamp;
-use outpost_model::ids::IncidentId;
+use outpost_model::ids::EntryId;
 use outpost_model::replication::engine::DocHost;
 use outpost_model::schema::{ChangeMeta, DocKind};
 use outpost_model::trust::keys::parse_secret_file;
 use outpost_model::trust::proof::sign_change;
 use outpost_model::trust::roster::{Member, Role, SignedRoster};
 use outpost_model::trust::{PublicKey, Signer};
-use outpost_model::validate::{PostContext, new_incident};
+use outpost_model::validate::{PostContext, new_entry};
 use outpost_tests::harness::{FleetKey, Post, free_port, networked_post, wait_for};
 use outpost_tests::rogue::Rogue;
 
@@ -25,12 +25,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Bytes `post` received from the peer named `from`, from `outpost peers`.
 fn bytes_from(post: &Post, from: &str) -> u64 {
-    let peers = post.json(&["peers"]);
-    peers["peers"]
-        .as_array()
-        .and_then(|list| list.iter().find(|p| p["name"] == from))
-        .and_then(|p| p["bytes_received"].as_u64())
-        .unwrap_or(0)
+    post.peer_named(from).and_then(|p| p["bytes_received"].as_u64()).unwrap_or(0)
 }
 
 #[test]
@@ -87,14 +82,17 @@ fn a_key_holder_off_the_roster_gets_no_document_byte_until_it_is_enrolled() {
 }
 
 #[test]
-fn a_change_by_a_post_not_yet_on_this_nodes_roster_waits_and_is_applied_when_the_roster_arrives() {
+fn a_change_by_a_member_not_yet_on_this_nodes_roster_waits_and_is_applied_when_the_roster_arrives() {
     let key = FleetKey::generate();
     let port = free_port();
     let mut centre = networked_post("kz-centre", "KAZ-BS", &key, port, &[]);
     key.enroll(&centre, &centre);
     // The relay: a member that already holds the roster enrolling the new
-    // post, and forwards the new post's change ahead of that roster, as a
-    // reordering link or a courier's bundle might.
+    // centre, and forwards the new centre's change ahead of that roster,
+    // as a reordering link or a courier's bundle might. (A watchlist goes
+    // to the whole fleet; a new post's incident log would not be relayed
+    // at all by a node that does not know the post yet, since need-to-know
+    // cannot tell who may receive it.)
     const RELAY: [u8; 32] = [31; 32];
     let relay_key = Signer::from_secret(RELAY).public();
     let admin_key = key.admin_key();
@@ -103,37 +101,40 @@ fn a_change_by_a_post_not_yet_on_this_nodes_roster_waits_and_is_applied_when_the
     let anchor = PublicKey::parse_hex(&key.admin).unwrap();
     let current = centre.roster_bytes();
 
-    // The next roster, signed here with the admin key, enrols kz-new.
+    // The next roster, signed here with the admin key, enrols kz-new, a
+    // second KAZ-BS centre.
     let admin = Signer::from_secret(parse_secret_file(&std::fs::read_to_string(&admin_key).unwrap()).unwrap());
     let newcomer = Signer::from_secret([32; 32]);
     let roster = SignedRoster::decode(&current).unwrap().verify(&anchor).unwrap();
-    let member = Member::new(newcomer.public(), "kz-new", Role::Post, "KAZ-BS", Some("KAZ".into()));
+    let member = Member::new(newcomer.public(), "kz-new", Role::Centre, "KAZ-BS", Some("KAZ".into()));
     let next = SignedRoster::sign(&roster.enroll(member).unwrap(), &admin, Vec::new()).unwrap().encode().unwrap();
 
     let relay = Rogue::start(RELAY, "kz-relay", anchor, Some(&current), &key.path(), port);
     wait_for("the relay to connect", DEADLINE, || relay.connected());
 
-    // kz-new's first incident, signed by kz-new, handed to the relay.
+    // kz-new's first watchlist entry, signed by kz-new, handed to the relay.
     let now = Timestamp::from_millis(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64,
     );
     let ctx = PostContext { now, offset: time::UtcOffset::UTC, authority: "KAZ-BS".into(), post: "kz-new".into() };
-    let id = IncidentId::owned_by("kz-new", uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0042));
-    let input = NewIncidentInput {
-        incident_type: "seizure".into(),
-        narrative: "logged at kz-new on its first day".into(),
+    let id = EntryId::owned_by("KAZ-BS", uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0042));
+    let input = NewEntryInput {
+        kind: "person".into(),
+        category: "warning".into(),
+        reason: "entered at kz-new on its first day".into(),
+        names: vec!["Ерлан Сейткали".into()],
         ..Default::default()
     };
-    let draft = new_incident(&input, id, &ctx).unwrap();
-    let doc = DocKind::Incidents { post: "kz-new".into(), month: draft.occurred_at.utc_month() }.doc_id();
+    let draft = new_entry(&input, id, &ctx).unwrap();
+    let doc = DocKind::watchlist_for("KAZ-BS", &id).doc_id();
     let mut actor = newcomer.public().actor_prefix().to_vec();
     actor.extend_from_slice(&[0, 0, 0, 1]);
     relay.act(move |mind, now| {
         let document = mind.host.doc(&doc).unwrap();
         let own = document.read().get_actor().clone();
         document.set_actor(automerge::ActorId::from(actor));
-        let meta = ChangeMeta { at: now, by: "1000@kz-new".into(), op: "incident.log" };
-        document.transact(&meta, |r| r.add_incident(&draft)).unwrap();
+        let meta = ChangeMeta { at: now, by: "1000@kz-new".into(), op: "watchlist.add" };
+        document.transact(&meta, |r| r.add_entry(&draft)).unwrap();
         document.set_actor(own);
         let change = document.changes_since(document.genesis_heads().to_vec().as_slice()).pop().unwrap();
         let proof = sign_change(&newcomer, &doc, &change.hash());
@@ -141,7 +142,7 @@ fn a_change_by_a_post_not_yet_on_this_nodes_roster_waits_and_is_applied_when_the
         mind.engine.handle_local_change(now, &doc, &mut mind.host)
     });
     wait_for("the centre to hold the change", DEADLINE, || centre.held_changes() == 1);
-    let shown = centre.outpost(&["--json", "incident", "show", &id.to_string()]);
+    let shown = centre.outpost(&["--json", "watchlist", "show", &id.to_string(), "--purpose", "test"]);
     assert_ne!(shown.code, 0, "not applied while its author is unknown: {shown:?}");
     assert!(centre.log().contains("change held until a roster lets it in"), "{}", centre.log());
 
@@ -156,7 +157,7 @@ fn a_change_by_a_post_not_yet_on_this_nodes_roster_waits_and_is_applied_when_the
     relay.act(move |mind, now| mind.engine.handle_roster(now, &next, &mut mind.host).unwrap());
     wait_for("the centre to install the newer roster", DEADLINE, || centre.roster_version() == version);
     wait_for("the held change to be applied", DEADLINE, || {
-        centre.outpost(&["--json", "incident", "show", &id.to_string()]).code == 0
+        centre.outpost(&["--json", "watchlist", "show", &id.to_string(), "--purpose", "test"]).code == 0
     });
     assert_eq!(centre.held_changes(), 0);
     relay.stop();

@@ -8,6 +8,7 @@ use super::*;
 use crate::date::Timestamp;
 use crate::ids::IncidentId;
 use crate::schema::{ChangeMeta, DocKind};
+use crate::test_support::incident_draft;
 use crate::trust::proof::{attest, sign_change, wire_proofs};
 use crate::trust::roster::{CutEntry, Right, Role, Roster, SignedRoster};
 use crate::trust::{PublicKey, Signer};
@@ -232,7 +233,7 @@ fn a_centre_may_annotate_and_refer_its_countrys_incidents_and_do_nothing_else() 
     let kind = DocKind::Incidents { post: "kz-post".into(), month: "2026-11".into() };
     let mut post_copy = copy(&kind, post);
     let id = IncidentId::owned_by("kz-post", uuid::Uuid::from_u128(42));
-    let draft = incident_draft("kz-post", id, "heroin in the spare tyre");
+    let draft = incident_draft("kz-post", id, "heroin in the spare tyre", Timestamp::from_millis(AT));
     post_copy.transact(&meta("incident.log"), |r| r.add_incident(&draft)).unwrap();
     let mut centre_copy = copy(&kind, &w.signers["kz-centre"]);
     centre_copy.merge(&mut post_copy).unwrap();
@@ -541,7 +542,7 @@ fn an_officers_change_meets_the_same_rules_before_it_is_stored() {
     let log = DocKind::Incidents { post: "kz-post".into(), month: "2026-11".into() };
     let mut own_log = copy(&log, post_signer);
     let id = IncidentId::owned_by("kz-post", uuid::Uuid::from_u128(7));
-    let draft = incident_draft("kz-post", id, "logged before enrolment");
+    let draft = incident_draft("kz-post", id, "logged before enrolment", Timestamp::from_millis(AT));
     own_log.transact(&meta("incident.log"), |r| r.add_incident(&draft)).unwrap();
     let change = own_log.changes_since(own_log.genesis_heads().to_vec().as_slice()).pop().unwrap();
     assert!(check_local(&own_log, &change, Standing::Unenrolled { name: "kz-post" }).is_ok(), "its own log");
@@ -549,21 +550,6 @@ fn an_officers_change_meets_the_same_rules_before_it_is_stored() {
 }
 
 /// A seizure logged at `post` of KAZ-BS.
-fn incident_draft(post: &str, id: IncidentId, narrative: &str) -> crate::incident::IncidentDraft {
-    let ctx = crate::validate::PostContext {
-        now: Timestamp::from_millis(AT),
-        offset: time::UtcOffset::UTC,
-        authority: "KAZ-BS".into(),
-        post: post.into(),
-    };
-    let input = crate::api::NewIncidentInput {
-        incident_type: "seizure".into(),
-        narrative: narrative.into(),
-        ..Default::default()
-    };
-    crate::validate::new_incident(&input, id, &ctx).unwrap()
-}
-
 /// A cut at `tip`, the newest change of its actor kept.
 fn cut_at(writer: &Document, tip: &Change) -> Vec<CutEntry> {
     vec![CutEntry {
@@ -639,7 +625,12 @@ fn a_new_record_must_carry_an_id_made_for_its_documents_owner() {
     // Another post's incident id in one's own log.
     let log = DocKind::Incidents { post: "kz-post".into(), month: "2026-11".into() };
     let mut own_log = copy(&log, &w.signers["kz-post"]);
-    let draft = incident_draft("kz-post", IncidentId::owned_by("kz-east", uuid::Uuid::from_u128(3)), "copied id");
+    let draft = incident_draft(
+        "kz-post",
+        IncidentId::owned_by("kz-east", uuid::Uuid::from_u128(3)),
+        "copied id",
+        Timestamp::from_millis(AT),
+    );
     let before = own_log.heads();
     own_log.transact(&meta("incident.log"), |r| r.add_incident(&draft)).unwrap();
     let (changes, proofs) = signed_since(&mut own_log, &before, &w.signers["kz-post"]);

@@ -2,17 +2,32 @@
 //!
 //! Each document a node holds is an item: a 64-bit key from its id and a
 //! 64-bit fingerprint of its id and heads. A range of keys is summarised by
-//! the number of items in it and the XOR of their fingerprints, which can
-//! be kept up to date per change and compared in 20 bytes. Peers start by
-//! comparing the summary of the whole key space; a range whose summaries
-//! differ is split into 16 until it holds few enough items to list. This is
-//! range-based set reconciliation (Meyer, 2023): two peers in sync exchange
-//! one summary each, whatever the number of documents, and each differing
-//! document costs a few ranges and one listed item.
+//! the number of items in it and the XOR of their fingerprints, and
+//! compared in 20 bytes. Peers start by comparing the summary of the whole
+//! key space; a range whose summaries differ is split into 16 until it
+//! holds few enough items to list. This is range-based set reconciliation
+//! (Meyer, 2023): two peers in sync exchange one summary each, whatever
+//! the number of documents, and each differing document costs a few ranges
+//! and one listed item.
+//!
+//! Three things make it safe between members that do not trust each other:
+//! - **A view per peer.** A node reconciles with each peer over the
+//!   documents that peer may receive ([`Inventory::view`]), so the digest
+//!   reveals nothing of the others, not even that they exist.
+//! - **Keys may collide.** Two document ids an insider picks can share a
+//!   64-bit key (about 2³² work); items are kept per (key, id), so the
+//!   second never hides the first, and listed items are matched by (key,
+//!   fingerprint).
+//! - **Fingerprints are salted with the sender's key.** A summary or item a
+//!   node sends is computed with its own key, and one it receives is
+//!   compared with its items computed with the sender's key. A peer that
+//!   echoes a node's own opening back therefore does not match it: to make
+//!   a range look agreed, a peer must know the state of every document in
+//!   it.
 //!
 //! Pure and sans-IO: the replication engine decides when to send what.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::ChangeHash;
 use serde::{Deserialize, Serialize};
@@ -22,38 +37,54 @@ use crate::ids::DocId;
 
 /// Where a document sits in the key space.
 pub type DocKey = u64;
-/// A document's id and heads, hashed.
+/// A document's id and heads, hashed (salted with the sender's key in a
+/// digest).
 pub type Fingerprint = u64;
+/// A document's id and heads, hashed in full: what an [`Inventory`] keeps.
+pub type StateHash = [u8; 32];
 
 /// A range is listed item by item once it holds at most this many.
 pub const LIST_AT_MOST: u32 = 16;
 /// A range that must be refined is split into this many.
 pub const SPLIT_INTO: u64 = 16;
 
-fn hash64(parts: &[&[u8]]) -> u64 {
+fn hash(parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
-    let digest = hasher.finalize();
+    hasher.finalize().into()
+}
+
+fn first_u64(digest: &[u8; 32]) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
 }
 
 pub fn doc_key(doc: &DocId) -> DocKey {
-    hash64(&[b"outpost/doc-key/1", doc.as_str().as_bytes()])
+    first_u64(&hash(&[b"outpost/doc-key/1", doc.as_str().as_bytes()]))
 }
 
-/// The fingerprint of a document's state; the order of `heads` does not
-/// matter.
-pub fn fingerprint(doc: &DocId, heads: &[ChangeHash]) -> Fingerprint {
+/// The hash of a document's state; the order of `heads` does not matter.
+pub fn state_hash(doc: &DocId, heads: &[ChangeHash]) -> StateHash {
     let mut sorted: Vec<&[u8]> = heads.iter().map(|h| h.0.as_slice()).collect();
     sorted.sort_unstable();
     let mut parts: Vec<&[u8]> = vec![b"outpost/doc-state/1", doc.as_str().as_bytes()];
     parts.extend(sorted);
-    hash64(&parts)
+    hash(&parts)
+}
+
+/// The unsalted fingerprint of a document's state, as `Done` confirms a
+/// snapshot with: its receiver holds the state it names.
+pub fn fingerprint(doc: &DocId, heads: &[ChangeHash]) -> Fingerprint {
+    first_u64(&state_hash(doc, heads))
+}
+
+/// A state's fingerprint as the node with key `salt` sends it.
+fn salted(salt: &[u8], state: &StateHash) -> Fingerprint {
+    first_u64(&hash(&[b"outpost/doc-digest/2", salt, state]))
 }
 
 /// A range of keys, both ends included, with what it holds.
@@ -82,7 +113,7 @@ pub enum Part {
 /// What one node holds, kept up to date as documents change.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
-    items: BTreeMap<DocKey, (DocId, Fingerprint)>,
+    items: BTreeMap<DocKey, BTreeMap<DocId, StateHash>>,
 }
 
 /// The reply to a message, and the documents of ours the peer lacks or
@@ -93,9 +124,8 @@ pub struct Step {
     pub differing: Vec<DocId>,
     /// The part of `differing` that the peer holds no copy of at all.
     pub absent: Vec<DocId>,
-    /// Key ranges (both ends included) in which both sides were shown to
-    /// hold the same: how fresh each document is known to be.
-    pub agreed: Vec<(DocKey, DocKey)>,
+    /// Documents both sides were shown to hold in the same state.
+    pub agreed: Vec<DocId>,
 }
 
 impl Inventory {
@@ -105,37 +135,89 @@ impl Inventory {
 
     /// Records a document's current heads.
     pub fn set(&mut self, doc: &DocId, heads: &[ChangeHash]) {
-        self.items.insert(doc_key(doc), (doc.clone(), fingerprint(doc, heads)));
+        self.items.entry(doc_key(doc)).or_default().insert(doc.clone(), state_hash(doc, heads));
     }
 
     pub fn remove(&mut self, doc: &DocId) {
-        self.items.remove(&doc_key(doc));
+        let key = doc_key(doc);
+        if let Some(at_key) = self.items.get_mut(&key) {
+            at_key.remove(doc);
+            if at_key.is_empty() {
+                self.items.remove(&key);
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// The documents whose keys fall in `first..=last`.
-    pub fn docs_in(&self, first: DocKey, last: DocKey) -> impl Iterator<Item = &DocId> {
-        self.items.range(first..=last).map(|(_, (doc, _))| doc)
-    }
-
-    /// Every document held, with its fingerprint.
-    pub fn iter(&self) -> impl Iterator<Item = (&DocId, Fingerprint)> {
-        self.items.values().map(|(doc, fp)| (doc, *fp))
-    }
-
-    pub fn fingerprint_of(&self, doc: &DocId) -> Option<Fingerprint> {
-        self.items.get(&doc_key(doc)).map(|(_, fp)| *fp)
+        self.items.values().map(BTreeMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
+    /// Every document held, with the hash of its state.
+    pub fn iter(&self) -> impl Iterator<Item = (&DocId, &StateHash)> {
+        self.items.values().flatten()
+    }
+
+    pub fn state_of(&self, doc: &DocId) -> Option<&StateHash> {
+        self.items.get(&doc_key(doc)).and_then(|at_key| at_key.get(doc))
+    }
+
+    /// What this node reconciles with one peer: the documents `shown`
+    /// lets it see, fingerprinted with this node's key `mine` for what it
+    /// sends and with the peer's key `theirs` for what it receives.
+    pub fn view(&self, mine: &[u8], theirs: &[u8], mut shown: impl FnMut(&DocId) -> bool) -> View {
+        let mut items: BTreeMap<DocKey, Vec<ViewItem>> = BTreeMap::new();
+        for (key, at_key) in &self.items {
+            for (doc, state) in at_key.iter().filter(|(doc, _)| shown(doc)) {
+                items.entry(*key).or_default().push(ViewItem {
+                    doc: doc.clone(),
+                    mine: salted(mine, state),
+                    theirs: salted(theirs, state),
+                });
+            }
+        }
+        View { items }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ViewItem {
+    doc: DocId,
+    /// As this node sends it.
+    mine: Fingerprint,
+    /// As the peer sends it.
+    theirs: Fingerprint,
+}
+
+/// The documents one peer may see, fingerprinted for the exchange with it.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    items: BTreeMap<DocKey, Vec<ViewItem>>,
+}
+
+impl View {
+    pub fn len(&self) -> usize {
+        self.items.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn in_range(&self, first: DocKey, last: DocKey) -> impl Iterator<Item = (DocKey, &ViewItem)> {
+        self.items.range(first..=last).flat_map(|(key, items)| items.iter().map(move |item| (*key, item)))
+    }
+
+    /// This node's summary of a range, as it sends it.
     pub fn summary(&self, first: DocKey, last: DocKey) -> RangeSummary {
-        let (count, xor) = self.items.range(first..=last).fold((0u32, 0u64), |(n, x), (_, (_, fp))| (n + 1, x ^ fp));
+        self.summarise(first, last, |item| item.mine)
+    }
+
+    fn summarise(&self, first: DocKey, last: DocKey, fp: impl Fn(&ViewItem) -> Fingerprint) -> RangeSummary {
+        let (count, xor) = self.in_range(first, last).fold((0u32, 0u64), |(n, x), (_, item)| (n + 1, x ^ fp(item)));
         RangeSummary { first, last, count, xor }
     }
 
@@ -145,7 +227,11 @@ impl Inventory {
     }
 
     fn items_in(&self, first: DocKey, last: DocKey) -> Vec<(DocKey, Fingerprint)> {
-        self.items.range(first..=last).map(|(k, (_, fp))| (*k, *fp)).collect()
+        self.in_range(first, last).map(|(key, item)| (key, item.mine)).collect()
+    }
+
+    fn docs_in(&self, first: DocKey, last: DocKey) -> impl Iterator<Item = DocId> + '_ {
+        self.in_range(first, last).map(|(_, item)| item.doc.clone())
     }
 
     /// Answers a peer's message. An empty reply means every range the peer
@@ -163,12 +249,12 @@ impl Inventory {
             }
             match part {
                 Part::Range(theirs) => {
-                    let ours = self.summary(theirs.first, theirs.last);
-                    if ours.count == theirs.count && ours.xor == theirs.xor {
-                        step.agreed.push((theirs.first, theirs.last));
+                    let expected = self.summarise(theirs.first, theirs.last, |item| item.theirs);
+                    if expected.count == theirs.count && expected.xor == theirs.xor {
+                        step.agreed.extend(self.docs_in(theirs.first, theirs.last));
                         continue;
                     }
-                    if ours.count <= LIST_AT_MOST || theirs.first == theirs.last {
+                    if expected.count <= LIST_AT_MOST || theirs.first == theirs.last {
                         step.reply.push(Part::Items {
                             first: theirs.first,
                             last: theirs.last,
@@ -206,15 +292,19 @@ impl Inventory {
                     }
                 }
                 Part::Items { first, last, items, answer } => {
-                    let theirs: BTreeMap<DocKey, Fingerprint> =
-                        items.iter().filter(|(k, _)| (*first..=*last).contains(k)).copied().collect();
-                    for (key, (doc, fp)) in self.items.range(*first..=*last) {
-                        match theirs.get(key) {
-                            Some(theirs) if theirs == fp => step.agreed.push((*key, *key)),
-                            Some(_) => step.differing.push(doc.clone()),
-                            None => {
-                                step.differing.push(doc.clone());
-                                step.absent.push(doc.clone());
+                    let listed = items.iter().filter(|(k, _)| (*first..=*last).contains(k));
+                    let theirs: BTreeSet<(DocKey, Fingerprint)> = listed.clone().copied().collect();
+                    let keys: BTreeSet<DocKey> = listed.map(|(k, _)| *k).collect();
+                    for (key, item) in self.in_range(*first, *last) {
+                        if theirs.contains(&(key, item.theirs)) {
+                            step.agreed.push(item.doc.clone());
+                        } else {
+                            step.differing.push(item.doc.clone());
+                            // Another document under the same key may be
+                            // what the peer holds: then it is not known to
+                            // lack this one, only to differ.
+                            if !keys.contains(&key) {
+                                step.absent.push(item.doc.clone());
                             }
                         }
                     }
@@ -229,10 +319,10 @@ impl Inventory {
                 }
             }
         }
-        step.differing.sort();
-        step.differing.dedup();
-        step.absent.sort();
-        step.absent.dedup();
+        for list in [&mut step.differing, &mut step.absent, &mut step.agreed] {
+            list.sort();
+            list.dedup();
+        }
         step
     }
 }
@@ -264,9 +354,13 @@ mod tests {
         vec![ChangeHash([version; 32])]
     }
 
+    const A: &[u8] = b"key of a";
+    const B: &[u8] = b"key of b";
+
     /// Runs a whole reconciliation; returns what each side found to send
     /// and the bytes exchanged.
     fn reconcile(a: &Inventory, b: &Inventory) -> (BTreeSet<DocId>, BTreeSet<DocId>, usize, usize) {
+        let (a, b) = (a.view(A, B, |_| true), b.view(B, A, |_| true));
         let (mut to_b, mut to_a) = (BTreeSet::new(), BTreeSet::new());
         let mut message = a.opening();
         let mut bytes = postcard::to_allocvec(&message).unwrap().len();
@@ -282,6 +376,76 @@ mod tests {
             at_b = !at_b;
         }
         (to_b, to_a, bytes, rounds)
+    }
+
+    #[test]
+    fn a_peer_that_echoes_our_opening_does_not_make_anything_look_agreed() {
+        let mut a = Inventory::new();
+        for n in 0..100 {
+            a.set(&doc(n), &heads(1));
+        }
+        let view = a.view(A, B, |_| true);
+        let step = view.step(&view.opening());
+        assert!(step.agreed.is_empty(), "{:?}", step.agreed);
+        // Nor does echoing the items we list.
+        let listed = view.step(&[Part::Range(RangeSummary { first: 0, last: 1 << 58, count: 0, xor: 0 })]);
+        let echoed: Vec<Part> = listed
+            .reply
+            .into_iter()
+            .map(|p| match p {
+                Part::Items { first, last, items, .. } => Part::Items { first, last, items, answer: true },
+                other => other,
+            })
+            .collect();
+        assert!(view.step(&echoed).agreed.is_empty());
+        // A peer that holds the same states does agree, in one round.
+        let theirs = a.view(B, A, |_| true);
+        assert_eq!(view.step(&theirs.opening()).agreed.len(), 100);
+    }
+
+    #[test]
+    fn documents_a_peer_may_not_see_leave_no_trace_in_its_digest() {
+        let mut with_secret = Inventory::new();
+        let mut without = Inventory::new();
+        for n in 0..40 {
+            with_secret.set(&doc(n), &heads(1));
+            without.set(&doc(n), &heads(1));
+        }
+        let secret = DocId::parse("incidents/kg-torugart/2026-11").unwrap();
+        with_secret.set(&secret, &heads(7));
+        let filtered = with_secret.view(A, B, |d| *d != secret);
+        let plain = without.view(A, B, |_| true);
+        assert_eq!(filtered.opening(), plain.opening());
+        let probe = [Part::Range(RangeSummary { first: 0, last: DocKey::MAX, count: 0, xor: 0 })];
+        assert_eq!(filtered.step(&probe), plain.step(&probe));
+        assert_eq!(filtered.len(), 40);
+    }
+
+    #[test]
+    fn documents_whose_keys_collide_are_both_kept_and_both_reconciled() {
+        let (first, second) = (doc(1), doc(2));
+        let key = doc_key(&first);
+        // The second id is planted under the first's key, as an insider
+        // who searched 2^32 ids would.
+        let plant = |inventory: &mut Inventory, d: &DocId, v: u8| {
+            inventory.items.entry(key).or_default().insert(d.clone(), state_hash(d, &heads(v)));
+        };
+        let (mut a, mut b) = (Inventory::new(), Inventory::new());
+        plant(&mut a, &first, 1);
+        plant(&mut a, &second, 1);
+        plant(&mut b, &first, 2);
+        assert_eq!(a.len(), 2, "the second id does not replace the first");
+        let (to_b, to_a, _, _) = reconcile(&a, &b);
+        assert_eq!(to_b, BTreeSet::from([first.clone(), second.clone()]));
+        assert_eq!(to_a, BTreeSet::from([first.clone()]));
+        // Only the document whose key nobody else holds is known absent.
+        let (va, vb) = (a.view(A, B, |_| true), b.view(B, A, |_| true));
+        let listed = vb.step(&[Part::Range(RangeSummary { first: 0, last: DocKey::MAX, count: 9, xor: 9 })]);
+        let step = va.step(&listed.reply);
+        assert!(step.absent.is_empty(), "{:?}", step.absent);
+        assert_eq!(a.state_of(&first), Some(&state_hash(&first, &heads(1))));
+        a.remove(&first);
+        assert_eq!(a.len(), 1, "removing one leaves the other under the same key");
     }
 
     #[test]

@@ -109,6 +109,22 @@ impl TestFleet {
         Self { admin: Signer::from_secret([250; 32]), roster }
     }
 
+    /// Members `node-N` with the given role and authority (country from
+    /// the authority, regional without one), each writing its authority's
+    /// watchlists and its own incident log.
+    pub fn with_members(members: &[(u8, Role, &str)]) -> Self {
+        let mut roster = Roster::default();
+        for (n, role, authority) in members {
+            let country = Member::default_country(authority);
+            let mut member = Member::new(node_signer(*n).public(), &format!("node-{n}"), *role, authority, country);
+            member.rights = vec![Right::Watchlist { authority: authority.to_string() }, Right::IncidentLog];
+            if let Ok(next) = roster.enroll(member) {
+                roster = next;
+            }
+        }
+        Self { admin: Signer::from_secret([250; 32]), roster }
+    }
+
     /// The roster, signed.
     pub fn signed(&self) -> Vec<u8> {
         SignedRoster::sign(&self.roster, &self.admin, Vec::new()).and_then(|s| s.encode()).unwrap_or_default()

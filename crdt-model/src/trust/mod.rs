@@ -5,6 +5,7 @@
 //! - [`roster`]: the roster the admin key signs, and the rules by which a
 //!   newer one replaces an older one.
 //! - [`policy`]: which part of which document a member may write.
+//! - [`readers`]: which documents a member may receive (need-to-know).
 //! - [`proof`]: what a change's signature or attestation signs, as stored
 //!   and as it travels.
 //! - [`attest`]: a node's attestations of a revoked member's changes it
@@ -17,6 +18,7 @@ pub mod attest;
 pub mod keys;
 pub mod policy;
 pub mod proof;
+pub mod readers;
 pub mod roster;
 
 use thiserror::Error;

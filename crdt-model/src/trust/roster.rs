@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrustError;
 use super::keys::{PublicKey, Signature, Signer};
+use super::readers::ReadPolicy;
 use crate::ids::DocId;
 use crate::validate;
 
@@ -208,6 +209,41 @@ pub struct Roster {
     pub version: u64,
     /// Sorted by key.
     pub members: Vec<Member>,
+    /// Who may receive which documents.
+    pub reads: ReadPolicy,
+}
+
+/// A roster as signed before it stated who may receive what: read with the
+/// default policy.
+#[derive(Deserialize)]
+struct RosterBeforeReads {
+    version: u64,
+    members: Vec<Member>,
+}
+
+impl Roster {
+    /// Decodes a roster's signed content, written by this version or by
+    /// one from before the read policy.
+    fn decode(body: &[u8]) -> Result<Self, TrustError> {
+        let whole = |rest: &[u8]| {
+            if rest.is_empty() {
+                Ok(())
+            } else {
+                Err(TrustError::Invalid("the roster's content is followed by stray bytes".into()))
+            }
+        };
+        match postcard::take_from_bytes::<Roster>(body) {
+            Ok((roster, rest)) => whole(rest).map(|()| roster),
+            Err(err) => match postcard::take_from_bytes::<RosterBeforeReads>(body) {
+                Ok((old, rest)) => whole(rest).map(|()| Roster {
+                    version: old.version,
+                    members: old.members,
+                    reads: ReadPolicy::default(),
+                }),
+                Err(_) => Err(TrustError::Invalid(format!("the roster's content does not decode: {err}"))),
+            },
+        }
+    }
 }
 
 /// A successor admin key, signed by the key before it.
@@ -313,11 +349,7 @@ impl SignedRoster {
         if !key.verifies(&[ROSTER_DOMAIN, &self.body].concat(), &self.signature) {
             return Err(TrustError::BadSignature("the roster is not signed by the fleet's admin key".into()));
         }
-        let (roster, rest) = postcard::take_from_bytes::<Roster>(&self.body)
-            .map_err(|e| TrustError::Invalid(format!("the roster's content does not decode: {e}")))?;
-        if !rest.is_empty() {
-            return Err(TrustError::Invalid("the roster's content is followed by stray bytes".into()));
-        }
+        let roster = Roster::decode(&self.body)?;
         roster.validate()?;
         Ok(roster)
     }
@@ -432,6 +464,9 @@ impl Roster {
     /// What this roster changes from `older`, in words, for the audit log.
     pub fn changes_from(&self, older: Option<&Roster>) -> Vec<String> {
         let mut out = Vec::new();
+        if older.map_or(self.reads != ReadPolicy::default(), |o| o.reads != self.reads) {
+            out.push(format!("who receives what: {}", self.reads.describe()));
+        }
         for member in &self.members {
             let who = format!("{} ({} of {})", member.name, member.role.as_str(), member.authority);
             match older.and_then(|o| o.member(&member.key)) {
@@ -593,7 +628,7 @@ impl Fleet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn member(seed: u8, name: &str, role: Role, authority: &str) -> (Signer, Member) {
@@ -620,6 +655,26 @@ mod tests {
         let mut tampered = signed.clone();
         tampered.body[2] ^= 1;
         assert!(Fleet::verify(&tampered.encode().unwrap(), &admin().public()).is_err());
+    }
+
+    #[test]
+    fn a_roster_signed_before_the_read_policy_reads_with_the_default_policy() {
+        #[derive(Serialize)]
+        struct Old<'a> {
+            version: u64,
+            members: &'a [Member],
+        }
+        let (_, centre) = member(1, "kz-centre", Role::Centre, "KAZ-BS");
+        let roster = Roster::default().enroll(centre).unwrap();
+        let body = postcard::to_allocvec(&Old { version: roster.version, members: &roster.members }).unwrap();
+        let signature = admin().sign(&[ROSTER_DOMAIN, &body].concat());
+        let signed = SignedRoster { body, handovers: Vec::new(), signature };
+        let read = signed.verify(&admin().public()).unwrap();
+        assert_eq!(read, Roster { reads: ReadPolicy::default(), ..roster });
+        let mut stray = signed.clone();
+        stray.body.push(0);
+        stray.signature = admin().sign(&[ROSTER_DOMAIN, &stray.body].concat());
+        assert!(stray.verify(&admin().public()).is_err());
     }
 
     #[test]

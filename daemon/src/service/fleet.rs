@@ -40,6 +40,7 @@ pub(super) fn fleet_view(report: &TrustReport, this_node: &str) -> FleetView {
         this_node: this_node.to_string(),
         conflicts: report.conflicts.clone(),
         held_changes: report.held,
+        reads: report.fleet.as_ref().map(|f| f.roster.reads.describe()),
     }
 }
 

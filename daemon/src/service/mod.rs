@@ -374,15 +374,13 @@ impl Service {
                     bytes_sent: stats.bytes_sent,
                     bytes_received: stats.bytes_received,
                     last_reconciled: docs.and_then(|d| d.summary.last_reconciled),
-                    in_sync_documents: if docs.is_some() {
-                        (report.documents as u64).saturating_sub(differing.len() as u64)
-                    } else {
-                        0
-                    },
+                    in_sync_documents: docs
+                        .map_or(0, |d| (d.summary.shared_documents as u64).saturating_sub(differing.len() as u64)),
                     differing,
                     syncing: docs.is_some_and(|d| d.summary.syncing),
                     roster_version: docs.map_or(0, |d| d.summary.roster),
                     refused: docs.map(|d| d.summary.refused.clone()).unwrap_or_default(),
+                    document_bytes_received: docs.map(|d| d.summary.received_by_kind.clone()).unwrap_or_default(),
                 }
             })
             .collect();

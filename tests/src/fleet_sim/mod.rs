@@ -784,64 +784,99 @@ impl Fleet {
         out.join("; ")
     }
 
-    /// Every honest node holds the same heads and records for every
-    /// document, as read back from what it stored, every acknowledged
-    /// write, and none of the changes every node must refuse.
+    /// Whether node `n` may hold `doc`, by the roster its engine holds.
+    fn may_hold(&self, n: usize, doc: &DocId) -> bool {
+        let node = &self.nodes[n];
+        node.engine.as_ref().is_some_and(|e| e.may_receive(&node.signer.public(), doc))
+    }
+
+    /// The honest nodes that must end up holding the same state of `doc`
+    /// as `from`: those reached from it over links between honest nodes
+    /// that may all hold the document (need-to-know: nothing else carries
+    /// it).
+    fn audience_reached(&self, doc: &DocId, from: usize) -> BTreeSet<usize> {
+        let allowed = |n: usize| self.nodes[n].kind != Kind::Byzantine && self.may_hold(n, doc);
+        let mut reached = BTreeSet::from([from]);
+        let mut frontier = vec![from];
+        while let Some(n) = frontier.pop() {
+            for link in &self.links {
+                let next = if link.a == n {
+                    link.b
+                } else if link.b == n {
+                    link.a
+                } else {
+                    continue;
+                };
+                if allowed(next) && reached.insert(next) {
+                    frontier.push(next);
+                }
+            }
+        }
+        reached
+    }
+
+    /// Every honest node holds what it may and nothing else: the same
+    /// heads and records of each document as every honest node its links
+    /// can carry that document to, read back from what it stored; every
+    /// acknowledged write; and none of the changes every node must refuse.
     fn converged(&mut self) -> Result<(), String> {
         let honest: Vec<usize> = (0..self.nodes.len()).filter(|i| self.nodes[*i].kind != Kind::Byzantine).collect();
-        // Cheap first: the engines' inventories (document, heads) agree.
-        let inventories: Vec<Vec<(DocId, u64)>> = honest
-            .iter()
+        let held: Vec<BTreeMap<DocId, [u8; 32]>> = (0..self.nodes.len())
             .map(|i| {
-                self.nodes[*i]
+                self.nodes[i]
                     .engine
                     .as_ref()
-                    .map(|e| e.inventory().iter().map(|(d, fp)| (d.clone(), fp)).collect())
+                    .map(|e| e.inventory().iter().map(|(d, state)| (d.clone(), *state)).collect())
                     .unwrap_or_default()
             })
             .collect();
-        if let Some(other) = inventories.iter().position(|i| *i != inventories[0]) {
-            return Err(format!(
-                "{} holds other documents or heads than n0: {}",
-                self.nodes[honest[other]].key,
-                self.difference(honest[0], honest[other])
-            ));
+        // Cheap first: the engines' inventories (document, heads) agree
+        // within each document's audience, and nobody holds more.
+        for &i in &honest {
+            for (doc, state) in &held[i] {
+                if !self.may_hold(i, doc) {
+                    return Err(format!("{} holds {doc}, which it may not", self.nodes[i].key));
+                }
+                for other in self.audience_reached(doc, i) {
+                    if held[other].get(doc) != Some(state) {
+                        return Err(format!(
+                            "{} holds another state of {doc} than {}: {}",
+                            self.nodes[other].key,
+                            self.nodes[i].key,
+                            self.difference(i, other)
+                        ));
+                    }
+                }
+            }
         }
-        let docs: BTreeSet<DocId> =
-            honest.iter().flat_map(|i| self.nodes[*i].host.stored.changes.keys().cloned()).collect();
         let mut reference: BTreeMap<DocId, (Vec<automerge::ChangeHash>, String)> = BTreeMap::new();
         let mut entries = BTreeSet::new();
         let mut incidents = BTreeSet::new();
-        for (index, node) in honest.iter().map(|i| &self.nodes[*i]).enumerate() {
+        for node in honest.iter().map(|i| &self.nodes[*i]) {
             if let Some((bad, attack)) = self.bad.iter().find(|(h, _)| node.host.stored.holds_change(h)) {
                 return Err(format!("{} holds the byzantine change {bad} ({attack:?})", node.key));
             }
-            for doc in &docs {
+            for doc in node.host.stored.changes.keys() {
                 let mut loaded = load(doc, &node.host.stored).map_err(|e| format!("{}: {doc}: {e}", node.key))?;
                 let mut heads = loaded.heads();
                 heads.sort_unstable();
                 let records = if doc.as_str().starts_with("watchlist/") {
                     let list = read_entries(&loaded).map_err(|e| e.to_string())?;
-                    if index == 0 {
-                        entries.extend(list.iter().map(|e| e.id));
-                    }
+                    entries.extend(list.iter().map(|e| e.id));
                     serde_json::to_string(&list).map_err(|e| e.to_string())?
                 } else {
                     let list = read_incidents(&loaded).map_err(|e| e.to_string())?;
-                    if index == 0 {
-                        incidents.extend(list.iter().map(|i| i.id));
-                    }
+                    incidents.extend(list.iter().map(|i| i.id));
                     serde_json::to_string(&list).map_err(|e| e.to_string())?
                 };
                 match reference.get(doc) {
                     None => {
                         reference.insert(doc.clone(), (heads, records));
                     }
-                    Some((h, r)) if *h == heads && *r == records => {}
-                    Some((h, _)) if *h != heads => {
-                        return Err(format!("{} holds other heads of {doc} than n0", node.key));
+                    Some((h, r)) if *h == heads && *r != records => {
+                        return Err(format!("{} reads other records from {doc} with the same heads", node.key));
                     }
-                    Some(_) => return Err(format!("{} reads other records from {doc} with the same heads", node.key)),
+                    Some(_) => {}
                 }
             }
         }

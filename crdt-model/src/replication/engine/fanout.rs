@@ -22,7 +22,9 @@ impl Engine {
         let others: Vec<PeerKey> = self
             .peers
             .iter()
-            .filter(|(key, state)| state.node.is_some() && state.syncing && Some(*key) != from)
+            .filter(|(key, state)| {
+                state.node.is_some() && state.syncing && Some(*key) != from && self.may_receive(&state.key, doc)
+            })
             .map(|(key, _)| key.clone())
             .collect();
         for peer in others {

@@ -29,6 +29,17 @@ impl Engine {
         self.config.trust
     }
 
+    /// Whether the node with `key` may receive `doc` (need-to-know): in a
+    /// fleet, as the roster's read policy says; with `--psk-only`, every
+    /// holder of the fleet key may.
+    pub fn may_receive(&self, key: &PublicKey, doc: &DocId) -> bool {
+        match self.config.trust {
+            Trust::PskOnly => true,
+            Trust::Closed => false,
+            Trust::Fleet { .. } => self.fleet.as_ref().is_some_and(|f| f.may_receive(key, doc)),
+        }
+    }
+
     /// Takes the roster this node stored, at start; no effects.
     pub fn set_roster(&mut self, bytes: &[u8]) -> Result<u64, TrustError> {
         let fleet = self.verify(bytes)?;

@@ -235,6 +235,13 @@ pub struct PeerSummary {
     pub syncing: bool,
     /// Changes from this peer refused, by reason, since this node started.
     pub refused: BTreeMap<String, u64>,
+    /// Documents this node holds that the peer may receive.
+    pub shared_documents: usize,
+    /// Bytes of frames about documents received from this peer, by the
+    /// kind of document they were about (`watchlist`, `incidents`, or
+    /// `unknown` for a frame that names no document this connection
+    /// opened), since this node started: what need-to-know is checked by.
+    pub received_by_kind: BTreeMap<String, u64>,
 }
 
 #[derive(Debug)]
@@ -255,6 +262,8 @@ pub struct Engine {
     /// Proofs admitted during the current input, until the host has
     /// stored them: pushes made meanwhile carry them.
     fresh_proofs: sync::FreshProofs,
+    /// Bytes of document frames received from each peer, by document kind.
+    received_by_kind: BTreeMap<PeerKey, BTreeMap<&'static str, u64>>,
 }
 
 fn lane_of(doc: &DocId) -> (Lane, Reverse<String>) {
@@ -302,6 +311,7 @@ impl Engine {
             cut_off: BTreeMap::new(),
             offences: BTreeMap::new(),
             fresh_proofs: BTreeMap::new(),
+            received_by_kind: BTreeMap::new(),
         }
     }
 
@@ -334,6 +344,12 @@ impl Engine {
                 .offences
                 .get(peer)
                 .map(|o| o.refused.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+                .unwrap_or_default(),
+            shared_documents: self.view_for(peer).len(),
+            received_by_kind: self
+                .received_by_kind
+                .get(peer)
+                .map(|kinds| kinds.iter().map(|(k, v)| (k.to_string(), *v)).collect())
                 .unwrap_or_default(),
         })
     }
@@ -453,6 +469,7 @@ impl Engine {
             out.problem(peer, None, "a frame before Hello".into());
             return self.finish(out);
         }
+        self.count_received(peer, &body, bytes.len());
         match body {
             Body::Hello { node, name, features, roster, .. } => {
                 self.on_hello(now, peer, Greeting { node, name, features, roster }, &mut out);
@@ -507,6 +524,30 @@ impl Engine {
             }
         }
         self.finish(out)
+    }
+
+    /// Counts a document frame's bytes under the kind of its document.
+    /// Only members' frames are counted (and taken), so the map holds at
+    /// most one entry per member.
+    fn count_received(&mut self, peer: &PeerKey, body: &Body, bytes: usize) {
+        if !self.peers.get(peer).is_some_and(|p| p.syncing) {
+            return;
+        }
+        let named = match body {
+            Body::Open { doc, .. } => DocId::parse(doc).ok(),
+            Body::Sync { slot, .. }
+            | Body::Bundle { slot, .. }
+            | Body::Done { slot, .. }
+            | Body::Reset { slot, .. }
+            | Body::Refuse { slot, .. } => self.peers.get(peer).and_then(|p| p.their_slots.get(slot).cloned()),
+            Body::Hello { .. } | Body::Roster { .. } | Body::Reconcile { .. } => return,
+        };
+        let kind = match named.as_ref().map(DocKind::parse) {
+            Some(Ok(DocKind::Watchlist { .. })) => "watchlist",
+            Some(Ok(DocKind::Incidents { .. })) => "incidents",
+            _ => "unknown",
+        };
+        *self.received_by_kind.entry(peer.clone()).or_default().entry(kind).or_default() += bytes as u64;
     }
 
     /// Ends every input with the next timer the engine needs. Of several

@@ -8,7 +8,7 @@ use super::sync::Session;
 use super::{DocHost, Effect, Engine, Lane, Out, PeerKey, lane_of, sent_bytes};
 use crate::date::Timestamp;
 use crate::ids::DocId;
-use crate::replication::digest::{DocKey, Inventory, Part};
+use crate::replication::digest::{Part, View};
 use crate::replication::frame::{Body, MAX_FRAME_BYTES, Slot};
 use crate::schema::DocKind;
 use crate::trust::{Fleet, PublicKey};
@@ -105,7 +105,7 @@ impl Engine {
             out.send(
                 peer,
                 Lane::Control,
-                &Body::Reconcile { roster: self.roster_version(), parts: self.inventory.opening() },
+                &Body::Reconcile { roster: self.roster_version(), parts: self.view_for(peer).opening() },
             );
         }
         if let Some(state) = self.peers.get_mut(peer) {
@@ -125,6 +125,14 @@ impl Engine {
             max_frame: MAX_FRAME_BYTES as u32,
             roster: self.roster_version(),
         }
+    }
+
+    /// The documents `peer` may receive, fingerprinted for the digest
+    /// exchange with it (see [`crate::replication::digest`]).
+    pub(super) fn view_for(&self, peer: &PeerKey) -> View {
+        let Some(state) = self.peers.get(peer) else { return View::default() };
+        let key = state.key;
+        self.inventory.view(&self.config.key.0, &key.0, |doc| self.may_receive(&key, doc))
     }
 
     pub(super) fn roster_version(&self) -> u64 {
@@ -197,7 +205,7 @@ impl Engine {
         if state.roster < self.roster_version() {
             self.send_roster(peer, out);
         }
-        let parts = if syncing { self.inventory.opening() } else { Vec::new() };
+        let parts = if syncing { self.view_for(peer).opening() } else { Vec::new() };
         out.send(peer, Lane::Control, &Body::Reconcile { roster: self.roster_version(), parts });
     }
 
@@ -230,9 +238,9 @@ impl Engine {
             return;
         }
         let ours = self.roster_version();
-        let step = self.inventory.step(parts);
-        for (first, last) in &step.agreed {
-            mark_agreed(&self.inventory, &mut self.agreed_at, *first, *last, now);
+        let step = self.view_for(peer).step(parts);
+        for doc in &step.agreed {
+            self.agreed_at.insert(doc.clone(), now);
         }
         let Some(state) = self.peers.get_mut(peer) else { return };
         state.last_reconciled = Some(now);
@@ -266,6 +274,16 @@ impl Engine {
             out.send(peer, Lane::Control, &Body::Refuse { slot, reason: format!("unknown document kind: {err}") });
             return;
         }
+        // Need-to-know, on the receiving side: a node takes no document it
+        // may not hold, and says nothing about one to a peer that may not
+        // receive it (the peer named it, so refusing its alias reveals
+        // nothing).
+        let key = state.key;
+        if !self.may_receive(&self.config.key, &doc) || !self.may_receive(&key, &doc) {
+            out.send(peer, Lane::Control, &Body::Refuse { slot, reason: "not for this node to hold".into() });
+            return;
+        }
+        let Some(state) = self.peers.get_mut(peer) else { return };
         state.opens += 1;
         if state.opens > self.config.limits.max_aliases {
             out.effects.push(Effect::Disconnect {
@@ -293,6 +311,13 @@ impl Engine {
         body: impl FnOnce(Slot) -> Body,
         out: &mut Out,
     ) -> usize {
+        let Some(state) = self.peers.get(peer) else { return 0 };
+        // The last guard of need-to-know: no byte about a document goes to
+        // a peer that may not receive it, whichever path got here.
+        if !self.may_receive(&state.key, doc) {
+            out.problem(peer, Some(doc), "withheld a frame from a peer that may not receive the document".into());
+            return 0;
+        }
         let Some(state) = self.peers.get_mut(peer) else { return 0 };
         let lane = lane_of(doc).0;
         let mut sent = 0;
@@ -311,17 +336,5 @@ impl Engine {
         let before = out.effects.len();
         out.send(peer, lane, &body(slot));
         sent + sent_bytes(&out.effects[before..])
-    }
-}
-
-fn mark_agreed(
-    inventory: &Inventory,
-    agreed_at: &mut BTreeMap<DocId, Timestamp>,
-    first: DocKey,
-    last: DocKey,
-    now: Timestamp,
-) {
-    for doc in inventory.docs_in(first, last) {
-        agreed_at.insert(doc.clone(), now);
     }
 }

@@ -54,6 +54,11 @@ impl Engine {
         if !state.syncing {
             return false;
         }
+        let key = state.key;
+        if !self.may_receive(&key, doc) {
+            return false;
+        }
+        let Some(state) = self.peers.get_mut(peer) else { return false };
         let pause = self.config.limits.recheck_every_ms / 2;
         match state.quiet.get(doc) {
             Some((_, since)) if since.as_millis() + pause <= now.as_millis() => {

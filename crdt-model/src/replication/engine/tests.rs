@@ -3,6 +3,7 @@
 //! is recovered, and that every bound in [`Limits`] holds.
 
 use super::*;
+use crate::replication::digest::View;
 use crate::replication::frame::Body;
 use crate::replication::pair::{FrameFilter, Node, Pair, Side};
 
@@ -140,7 +141,7 @@ fn reconcile_frames_beyond_the_period_cap_cut_the_peer_off() {
     let limits = Limits { max_reconcile_frames: 3, ..Limits::default() };
     let mut pair = Pair::new(Node::with_limits(1, Vec::new(), limits), Node::new(2, Vec::new()));
     pair.connect();
-    let digest = Body::Reconcile { roster: 0, parts: Inventory::new().opening() }.encode().unwrap();
+    let digest = Body::Reconcile { roster: 0, parts: View::default().opening() }.encode().unwrap();
     // The connection's own digest counted once already.
     for _ in 0..3 {
         pair.deliver(Side::B, &digest);
@@ -582,4 +583,116 @@ fn a_change_the_peer_keeps_refusing_is_offered_again_only_now_and_then() {
     assert!(quiet <= 4, "{quiet} frames in two minutes after the refusals: {:?}", pair.problems);
     let refused = pair.b.engine.peer_summary(&pair.a.key.clone()).map(|s| s.refused).unwrap_or_default();
     assert!(refused.get("not-allowed").is_some_and(|n| *n <= 2), "{refused:?}");
+}
+
+/// node-1 a KGZ post, node-2 a KAZ post, node-3 the regional centre.
+fn three_countries() -> crate::replication::pair::TestFleet {
+    use crate::trust::roster::Role;
+    TestFleet::with_members(&[(1, Role::Post, "KGZ-BS"), (2, Role::Post, "KAZ-BS"), (3, Role::Centre, "CARICC")])
+}
+
+/// node-1's incident log for November, with one incident.
+fn kgz_incidents() -> Document {
+    let kind = DocKind::Incidents { post: "node-1".into(), month: "2026-11".into() };
+    let mut doc = Document::genesis(kind).unwrap();
+    doc.set_actor(node_actor(1));
+    let id = crate::ids::IncidentId::owned_by("node-1", uuid::Uuid::from_u128(7));
+    let draft =
+        crate::test_support::incident_draft("node-1", id, "heroin in a spare tyre", Timestamp::from_millis(NOW));
+    let meta =
+        crate::schema::ChangeMeta { at: Timestamp::from_millis(NOW), by: "1000@node-1".into(), op: "incident.log" };
+    doc.transact(&meta, |r| r.add_incident(&draft)).unwrap();
+    doc
+}
+
+fn kgz_watchlist() -> Document {
+    let mut doc = Document::genesis(DocKind::Watchlist { authority: "KGZ-BS".into(), shard: 2 }).unwrap();
+    doc.set_actor(node_actor(1));
+    crate::test_support::add_person(&mut doc, 5, "Алмаз Токтогулов", Timestamp::from_millis(NOW));
+    doc
+}
+
+/// Every frame node-1 sends node `to` over a first sync, as bytes.
+fn frames_from_kgz_post(docs: Vec<Document>, to: u8) -> (Vec<Vec<u8>>, Pair) {
+    let fleet = three_countries();
+    let mut pair = Pair::new(Node::in_fleet(1, docs, &fleet), Node::in_fleet(to, Vec::new(), &fleet));
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let record = seen.clone();
+    pair.keep = Some(FrameFilter(Box::new(move |_, side, frame| {
+        if side == Side::A {
+            record.borrow_mut().push(frame.to_vec());
+        }
+        true
+    })));
+    pair.connect();
+    pair.advance(Limits::default().recheck_every_ms + 1);
+    let frames = seen.borrow().clone();
+    (frames, pair)
+}
+
+#[test]
+fn a_post_outside_a_documents_audience_receives_not_a_byte_of_it() {
+    let incidents = kgz_incidents().id().clone();
+    let (with_incidents, mut pair) = frames_from_kgz_post(vec![kgz_watchlist(), kgz_incidents()], 2);
+    let (without, _) = frames_from_kgz_post(vec![kgz_watchlist()], 2);
+    // Byte for byte what the KAZ post would get if the incident log did
+    // not exist: not its contents, not its id, not its place in the digest.
+    assert_eq!(with_incidents, without);
+    assert!(pair.b.host.docs.contains_key(&kgz_watchlist().id().clone()), "watchlists go to the whole fleet");
+    assert!(!pair.b.host.docs.contains_key(&incidents));
+    assert!(pair.problems.is_empty(), "{:?}", pair.problems);
+    // A KAZ post that names the document anyway is refused, and learns
+    // nothing it did not already say.
+    let seen = sent_bodies(&mut pair, Side::A);
+    let open = Body::Open { slot: 9, doc: incidents.to_string(), priority: 2 }.encode().unwrap();
+    pair.deliver(Side::B, &open);
+    pair.settle();
+    assert!(matches!(seen.borrow().as_slice(), [Body::Refuse { slot: 9, .. }]), "{:?}", seen.borrow());
+    // The regional centre is in the audience and gets it.
+    let (_, mut to_centre) = frames_from_kgz_post(vec![kgz_watchlist(), kgz_incidents()], 3);
+    assert!(to_centre.in_sync(), "{:?}", to_centre.problems);
+}
+
+/// Whether both sides hold `doc` with the same heads.
+fn same_heads(pair: &mut Pair, doc: &DocId) -> bool {
+    let mut a = pair.a.host.docs.get_mut(doc).map(Document::heads);
+    let mut b = pair.b.host.docs.get_mut(doc).map(Document::heads);
+    for heads in [&mut a, &mut b].into_iter().flatten() {
+        heads.sort_unstable();
+    }
+    a.is_some() && a == b
+}
+
+#[test]
+fn a_relay_outside_the_audience_does_not_carry_the_document_on() {
+    // The regional centre holds the KGZ incident log; a KAZ post syncing
+    // with it gets the watchlist and nothing of the incidents.
+    let fleet = three_countries();
+    let mut regional = Document::genesis(DocKind::Watchlist { authority: "CARICC".into(), shard: 0 }).unwrap();
+    regional.set_actor(node_actor(3));
+    let id = regional.kind().entry_id_from(11).unwrap();
+    let ctx = crate::validate::PostContext {
+        now: Timestamp::from_millis(NOW),
+        offset: time::UtcOffset::UTC,
+        authority: "CARICC".into(),
+        post: "node-3".into(),
+    };
+    let draft = crate::validate::new_entry(&crate::test_support::person("Алмаз Токтогулов"), id, &ctx).unwrap();
+    let meta =
+        crate::schema::ChangeMeta { at: Timestamp::from_millis(NOW), by: "1@node-3".into(), op: "watchlist.add" };
+    regional.transact(&meta, |r| r.add_entry(&draft)).unwrap();
+    let watchlist = regional.id().clone();
+    let incidents = kgz_incidents().id().clone();
+    let mut pair =
+        Pair::new(Node::in_fleet(3, vec![regional, kgz_incidents()], &fleet), Node::in_fleet(2, Vec::new(), &fleet));
+    pair.connect();
+    assert!(same_heads(&mut pair, &watchlist), "{:?}", pair.problems);
+    assert!(!pair.b.host.docs.contains_key(&incidents));
+    // A change to the incident log at the centre is pushed to nobody here.
+    let note = crate::ids::IncidentId::owned_by("node-1", uuid::Uuid::from_u128(8));
+    let draft = crate::test_support::incident_draft("node-1", note, "second", Timestamp::from_millis(NOW));
+    let meta =
+        crate::schema::ChangeMeta { at: Timestamp::from_millis(NOW), by: "1000@node-1".into(), op: "incident.log" };
+    pair.a.host.doc(&incidents).unwrap().transact(&meta, |r| r.add_incident(&draft)).unwrap();
+    assert_eq!(pair.push_from_a(&incidents).frames, 0, "no frame about the incident log crosses");
 }
