@@ -32,14 +32,19 @@ pub enum Command {
     /// Record and follow up incidents at the post.
     #[command(subcommand)]
     Incident(Incident),
-    /// Show the audit log of consultations and changes.
+    /// Show the audit log of consultations and changes: this post's, or (at a national centre) a post's with --post.
     Audit {
+        #[command(subcommand)]
+        check: Option<AuditCheck>,
         /// Only records at or after this date or RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
         /// At most this many (most recent) records.
         #[arg(long)]
         limit: Option<u32>,
+        /// Show the log of this post, as this node (its national centre) holds it.
+        #[arg(long, value_name = "NAME")]
+        post: Option<String>,
     },
     /// Show the peers this post has seen: connection, traffic and what differs.
     Peers,
@@ -123,6 +128,16 @@ pub enum Fleet {
         /// Where to write the new admin key (never overwrites a file).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCheck {
+    /// Check a post's audit log against the heads the post signed and the records that reached this node; exits 6 if it was tampered with.
+    Verify {
+        /// The post whose log to check.
+        #[arg(long, value_name = "NAME")]
+        post: String,
     },
 }
 

@@ -13,12 +13,23 @@ pub mod exit {
     /// The caller's role does not allow the request, or this node's rights
     /// in the fleet do not allow the change.
     pub const NOT_PERMITTED: u8 = 5;
+    /// `outpost audit verify` found a post's audit log tampered with.
+    pub const TAMPERED: u8 = 6;
 }
 
 #[derive(Debug)]
 pub enum Failure {
     Client(ClientError),
-    Local { code: u8, message: String },
+    Local {
+        code: u8,
+        message: String,
+    },
+    /// The answer was printed (as JSON too, with `--json`); only the exit
+    /// code and a line on stderr remain to say it failed.
+    Shown {
+        code: u8,
+        message: String,
+    },
 }
 
 impl From<ClientError> for Failure {
@@ -53,14 +64,14 @@ impl Failure {
                 _ => 1,
             },
             Failure::Client(_) => 1,
-            Failure::Local { code, .. } => *code,
+            Failure::Local { code, .. } | Failure::Shown { code, .. } => *code,
         }
     }
 
     pub fn message(&self) -> String {
         match self {
             Failure::Client(err) => err.to_string(),
-            Failure::Local { message, .. } => message.clone(),
+            Failure::Local { message, .. } | Failure::Shown { message, .. } => message.clone(),
         }
     }
 
@@ -69,6 +80,7 @@ impl Failure {
             exit::BAD_INPUT => "bad_input",
             exit::UNREACHABLE => "unreachable",
             exit::NOT_FOUND => "not_found",
+            exit::TAMPERED => "tampered",
             exit::NOT_PERMITTED => "not_permitted",
             _ => "error",
         }

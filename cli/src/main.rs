@@ -33,6 +33,7 @@ fn show(response: &Response, Output { json, explain }: Output) {
             Response::Incident(i) => print_json(i),
             Response::Incidents(l) => print_json(l),
             Response::Audit(a) => print_json(a),
+            Response::AuditCheck(c) => print_json(c),
             Response::Peers(p) => print_json(p),
             Response::SyncStarted(s) => print_json(s),
             Response::Fleet(f) => print_json(f),
@@ -51,6 +52,7 @@ fn show(response: &Response, Output { json, explain }: Output) {
         Response::Incident(i) => render::incident(i),
         Response::Incidents(l) => render::incidents(l),
         Response::Audit(a) => render::audit(a),
+        Response::AuditCheck(c) => render::audit_check(c),
         Response::Peers(p) => render::peers(p),
         Response::SyncStarted(s) => render::sync_started(s),
         Response::Fleet(f) => render::fleet(f),
@@ -140,7 +142,8 @@ fn action_for(command: Command) -> Action {
         Command::Sync { peer } => Request::SyncNow { peer },
         Command::Psk(psk) => return Action::Local(psk),
         Command::Fleet(f) => return Action::Fleet(f),
-        Command::Audit { since, limit } => Request::Audit { since, limit },
+        Command::Audit { check: Some(args::AuditCheck::Verify { post }), .. } => Request::AuditVerify { post },
+        Command::Audit { check: None, since, limit, post } => Request::Audit { since, limit, post },
         Command::Watchlist(w) => match w {
             Watchlist::Add(kind) => Request::WatchlistAdd { entry: Box::new(kind.into_input()) },
             Watchlist::Search { query, dob, nationality, limit, purpose, explain } => {
@@ -205,7 +208,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Action::Call(request) => {
             let response = connect()?.call(request)?;
             show(&response, Output { json: cli.json, explain: false });
-            Ok(())
+            match &response {
+                Response::AuditCheck(check) if !check.problems.is_empty() => Err(Failure::Shown {
+                    code: exit::TAMPERED,
+                    message: format!("the audit log of {} was tampered with", check.post),
+                }),
+                _ => Ok(()),
+            }
         }
         Action::Search { request, explain } => {
             let response = connect()?.call(request)?;
@@ -223,7 +232,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            if json {
+            if json && !matches!(failure, Failure::Shown { .. }) {
                 print_json(&serde_json::json!({"error": {"kind": failure.kind(), "message": failure.message()}}));
             }
             eprintln!("outpost: {}", failure.message());

@@ -3,7 +3,8 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use outpost_model::api::{
-    AuditPage, EntryList, EntryView, FleetView, IncidentList, PeerList, SearchResults, StatusInfo, SyncStarted,
+    AuditCheck, AuditPage, EntryList, EntryView, FleetView, IncidentList, PeerList, SearchResults, StatusInfo,
+    SyncStarted,
 };
 use outpost_model::incident::Incident;
 use outpost_model::search::SearchHit;
@@ -105,6 +106,7 @@ pub fn status(s: &StatusInfo) -> String {
                 .row("Fleet key", format!("fingerprint {}", r.psk_fingerprint))
                 .row("Membership", membership(r))
                 .list("WARNING", r.conflicts.iter().cloned())
+                .list("AUDIT LOG TAMPERED", r.audit_alarms.iter().cloned())
                 .row("Peers", format!("{} connected", r.connected_peers));
             if r.held_changes > 0 {
                 card.row("Held", format!("{} changes wait for a roster that lets them in", r.held_changes));
@@ -427,11 +429,38 @@ pub fn audit(page: &AuditPage) -> String {
             r.result_ids.len().to_string(),
         ]);
     }
+    let whose = page.post.as_ref().map(|p| format!("{p}'s log: ")).unwrap_or_default();
     let chain = match &page.chain_error {
-        None => format!("hash chain verified over all {} records", page.chain_length),
-        Some(err) => format!("HASH CHAIN BROKEN: {err}"),
+        None => format!("{whose}hash chain verified over all {} records", page.chain_length),
+        Some(err) => format!("{whose}HASH CHAIN BROKEN: {err}"),
     };
     format!("{t}\n{chain}\n")
+}
+
+pub fn audit_check(check: &AuditCheck) -> String {
+    let mut out = String::new();
+    let head = match (check.head_seq, &check.head_hash) {
+        (Some(seq), Some(hash)) => format!("record {seq} ({})", &hash[..hash.len().min(16)]),
+        _ => "none".into(),
+    };
+    out.push_str(&format!(
+        "{}'s audit log: {} records held here{}, newest signed head {head}\n",
+        check.post,
+        check.records,
+        check.first.filter(|f| *f > 1).map(|f| format!(" from record {f}")).unwrap_or_default()
+    ));
+    if !check.signatures_checked {
+        out.push_str("signatures NOT checked: the roster held here does not name this post\n");
+    }
+    if check.problems.is_empty() {
+        out.push_str("the log holds: every record hashes, follows the one before and carries its post's signature\n");
+    } else {
+        out.push_str(&format!("TAMPERED: {} sign(s) that the log was changed\n", check.problems.len()));
+        for problem in &check.problems {
+            out.push_str(&format!("  {problem}\n"));
+        }
+    }
+    out
 }
 
 /// Prints `value` as the one JSON document `--json` promises.

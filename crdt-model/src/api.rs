@@ -110,6 +110,14 @@ pub enum Request {
         since: Option<String>,
         #[serde(default)]
         limit: Option<u32>,
+        /// Another post's log, as this node (its national centre) holds it.
+        #[serde(default)]
+        post: Option<String>,
+    },
+    /// Check another post's log, as this node holds it, against the post's
+    /// signed heads and the trail of records that arrived.
+    AuditVerify {
+        post: String,
     },
     /// Every peer this post has seen since it started.
     Peers,
@@ -186,7 +194,7 @@ impl Request {
             | Request::WatchlistImport { .. }
             | Request::WatchlistAmend { .. }
             | Request::WatchlistSetStatus { .. } => Some(Role::Supervisor),
-            Request::Audit { .. } => Some(Role::Auditor),
+            Request::Audit { .. } | Request::AuditVerify { .. } => Some(Role::Auditor),
         }
     }
 }
@@ -309,6 +317,7 @@ pub enum Response {
     Incident(Box<Incident>),
     Incidents(IncidentList),
     Audit(AuditPage),
+    AuditCheck(AuditCheck),
     Peers(PeerList),
     SyncStarted(SyncStarted),
     Fleet(Box<FleetView>),
@@ -443,6 +452,10 @@ pub struct ReplicationStatus {
     pub stalest_document: Option<String>,
     /// When that was; `None`: never compared with a peer since this start.
     pub stalest_agreed_at: Option<Timestamp>,
+    /// Signs that a post's audit log, as it reached this node, was
+    /// tampered with: `POST record N: what showed`.
+    #[serde(default)]
+    pub audit_alarms: Vec<String>,
 }
 
 /// An entry as shown to an officer: the stored record plus what it means
@@ -491,8 +504,27 @@ pub struct IncidentList {
     pub total: u64,
 }
 
+/// What checking a post's audit log found (`outpost audit verify`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditCheck {
+    pub post: String,
+    pub records: u64,
+    /// The lowest record number held (earlier records predate mirroring).
+    pub first: Option<u64>,
+    /// The newest record's number and hash, as the post signed them.
+    pub head_seq: Option<u64>,
+    pub head_hash: Option<String>,
+    /// Whether the post's key is known here, so signatures were checked.
+    pub signatures_checked: bool,
+    /// Every sign of tampering; empty when the log holds.
+    pub problems: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditPage {
+    /// Whose log: `None` for this node's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<String>,
     pub records: Vec<AuditRecord>,
     /// The whole chain was re-hashed from the first record to the last.
     pub chain_verified: bool,

@@ -41,3 +41,18 @@ pub(crate) fn incident_draft(
     };
     crate::validate::new_incident(&input, id, &ctx).unwrap()
 }
+
+/// An officer's search at `at`, as the audit log records it.
+pub(crate) fn search_event(at: Timestamp, detail: &str) -> crate::audit::AuditEvent {
+    crate::audit::AuditEvent {
+        at,
+        uid: 1000,
+        pid: None,
+        user: "aigerim".into(),
+        role: "officer".into(),
+        action: "watchlist.search".into(),
+        purpose: Some("bus 214".into()),
+        detail: detail.into(),
+        result_ids: Vec::new(),
+    }
+}

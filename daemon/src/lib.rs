@@ -132,7 +132,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
     let key = net::node_key(&config.data_dir)?;
     let signer = net::signer_of(&key)?;
     let public = signer.public();
-    let store = Arc::new(Store::open(&config.data_dir, &config.node_name, public.actor_prefix())?);
+    let store = Arc::new(Store::open(&config.data_dir, public.actor_prefix())?);
     let index: SharedIndex = Arc::new(RwLock::new(Box::new(build_index(&store)?) as Box<dyn WatchlistIndex>));
     let settings = WriterSettings {
         post: config.node_name.clone(),

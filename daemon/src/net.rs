@@ -451,18 +451,19 @@ pub async fn run(
 }
 
 /// Writes queued frames to the peer, control first, then watchlists, then
-/// incidents.
+/// incidents, then audit logs.
 async fn write_frames(
     peer: PeerId,
     mut stream: libp2p::Stream,
     mut queue: mpsc::UnboundedReceiver<(Lane, Vec<u8>)>,
     state: &SharedNetState,
 ) -> Result<(), String> {
-    let mut lanes: [VecDeque<Vec<u8>>; 3] = Default::default();
+    let mut lanes: [VecDeque<Vec<u8>>; 4] = Default::default();
     let index = |lane: Lane| match lane {
         Lane::Control => 0,
         Lane::Watchlist => 1,
         Lane::Incidents => 2,
+        Lane::Audit => 3,
     };
     loop {
         while let Ok((lane, frame)) = queue.try_recv() {

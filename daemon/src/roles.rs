@@ -107,7 +107,7 @@ mod tests {
         let err = authorise(&officer(), &close, &groups).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Forbidden);
         assert!(err.message.contains("supervisor") && err.message.contains("outpost-supervisor"), "{}", err.message);
-        let audit = Request::Audit { since: None, limit: None };
+        let audit = Request::Audit { since: None, limit: None, post: None };
         assert!(authorise(&officer(), &audit, &groups).unwrap_err().message.contains("auditor"));
     }
 
@@ -115,7 +115,7 @@ mod tests {
     fn root_and_the_daemons_own_user_are_administrators() {
         let root = caller(0, 0, None, &RoleGroups::default());
         assert!(root.roles.contains(&Role::Admin));
-        let audit = Request::Audit { since: None, limit: None };
+        let audit = Request::Audit { since: None, limit: None, post: None };
         assert_eq!(authorise(&root, &audit, &RoleGroups::default()).unwrap().acting, Some(Role::Admin));
         let me = caller(nix::unistd::geteuid().as_raw(), 0, None, &RoleGroups::default());
         assert!(me.roles.contains(&Role::Admin));

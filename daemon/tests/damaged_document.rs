@@ -53,7 +53,7 @@ fn amend(reason: &str) -> Box<AmendInput> {
 #[tokio::test]
 async fn a_garbage_change_on_disk_refuses_writes_to_its_document_only() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path(), "kz-test", [5; 16]).unwrap());
+    let store = Arc::new(Store::open(dir.path(), [5; 16]).unwrap());
     let (writer, thread) = start(store.clone());
     let entries = add(&writer, &["Алишер Каримов", "Фаррух Рахимов", "Зарина Саидова", "Тимур Атаев"]).await;
     drop(writer);

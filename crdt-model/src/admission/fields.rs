@@ -75,6 +75,12 @@ pub(super) enum NewIds {
 /// not.
 fn new_record_refusal(kind: &DocKind, key: &str, ids: NewIds) -> Option<String> {
     let owned = match kind {
+        // Only its post writes an audit log (`policy::scope`), under the
+        // records' own hashes.
+        DocKind::Audit { .. } => {
+            return (!crate::schema::audit::is_record_key(key))
+                .then(|| format!("creates a record under {key:?}, which is not a record hash"));
+        }
         DocKind::Watchlist { authority, .. } => match EntryId::parse(key) {
             Err(_) => return Some(format!("creates a record under {key:?}, which is not an entry id")),
             Ok(id) => (id.belongs_to(authority) && DocKind::watchlist_for(authority, &id) == *kind)
@@ -92,6 +98,7 @@ fn new_record_refusal(kind: &DocKind, key: &str, ids: NewIds) -> Option<String> 
         let millis = match kind {
             DocKind::Watchlist { .. } => EntryId::parse(key).ok().and_then(|id| id.as_uuid().get_timestamp()),
             DocKind::Incidents { .. } => IncidentId::parse(key).ok().and_then(|id| id.as_uuid().get_timestamp()),
+            DocKind::Audit { .. } => None,
         }
         .map(|t| t.to_unix())
         .map(|(secs, nanos)| {
@@ -106,6 +113,21 @@ fn new_record_refusal(kind: &DocKind, key: &str, ids: NewIds) -> Option<String> 
         }
         _ => None,
     }
+}
+
+/// Whether `op`, acting on the record map, makes a new record (a map
+/// replacing nothing) under a key its document's owner may use; a key it
+/// may not is the whole change's refusal.
+fn new_record(doc: &Document, op: &automerge::legacy::Op, ids: NewIds, effects: &mut Effects) -> Result<bool, String> {
+    let Key::Map(key) = &op.key else { return Ok(false) };
+    let fresh = matches!(op.action, OpType::Make(automerge::ObjType::Map)) && op.pred.is_empty();
+    if fresh {
+        effects.touched.insert(key.to_string());
+        if let Some(why) = new_record_refusal(doc.kind(), key, ids) {
+            return Err(why);
+        }
+    }
+    Ok(fresh)
 }
 
 /// Checks every operation of `change` against `scope`. On failure, says
@@ -154,22 +176,22 @@ pub(super) fn check(
                 // The root holds the document's identity and its record map.
                 [] => false,
                 // A new record: a map under a record id, replacing nothing.
-                [Seg::Key(k)] if k == records => match &op.key {
-                    Key::Map(key) => {
-                        let fresh = matches!(op.action, OpType::Make(automerge::ObjType::Map)) && op.pred.is_empty();
-                        if fresh {
-                            effects.touched.insert(key.to_string());
-                            if let Some(why) = new_record_refusal(doc.kind(), key, ids) {
-                                return Err(why);
-                            }
-                        }
-                        fresh
-                    }
-                    Key::Seq(_) => false,
-                },
+                [Seg::Key(k)] if k == records => new_record(doc, op, ids, &mut effects)?,
                 [Seg::Key(k), Seg::Key(record), ..] if k == records => {
                     effects.touched.insert(record.clone());
                     true
+                }
+                _ => false,
+            },
+            // An audit record: a new map under its hash, and its two
+            // fields, written by the change that made it; nothing else,
+            // ever.
+            Scope::Append => match path.as_slice() {
+                [Seg::Key(k)] if k == records => new_record(doc, op, ids, &mut effects)?,
+                [Seg::Key(k), Seg::Key(_)] if k == records && made_here => {
+                    matches!(&op.key, Key::Map(key) if key == "record" || key == "signature")
+                        && matches!(op.action, OpType::Put(ScalarValue::Str(_)))
+                        && op.pred.is_empty()
                 }
                 _ => false,
             },

@@ -232,6 +232,7 @@ pub fn check_local(doc: &Document, change: &Change, standing: Standing<'_>) -> R
         Standing::Member { fleet, member } => policy::scope(fleet, member, &member.rights, doc.kind()),
         Standing::Unenrolled { name } => match doc.kind() {
             crate::schema::DocKind::Incidents { post, .. } if post == name => Scope::Records,
+            crate::schema::DocKind::Audit { post, .. } if post == name => Scope::Append,
             _ => {
                 return Err(Reason::NotAllowed(format!(
                     "{}: this node is not on the fleet roster yet, and until it is enrolled it writes only its own incident log",

@@ -168,7 +168,7 @@ fn read_incident_at(doc: &Document, id: IncidentId, obj: ObjId) -> Result<Incide
         // is whatever its writer put there.
         post: match doc.kind() {
             crate::schema::DocKind::Incidents { post, .. } => post.clone(),
-            crate::schema::DocKind::Watchlist { .. } => r.str("post")?,
+            crate::schema::DocKind::Watchlist { .. } | crate::schema::DocKind::Audit { .. } => r.str("post")?,
         },
         incident_type: r.required("type", IncidentType::parse)?,
         occurred_at: r.required("occurred_at", |t| LocalTime::parse("occurred_at", t, UtcOffset::UTC))?,

@@ -13,6 +13,7 @@
 //! remove of an element leaves it present (add-wins), and two posts adding the
 //! same element converge to one.
 
+pub mod audit;
 pub mod incidents;
 pub mod watchlist;
 
@@ -39,8 +40,20 @@ pub const WATCHLIST_SHARDS: u8 = 16;
 /// What a document holds, decoded from its id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DocKind {
-    Watchlist { authority: String, shard: u8 },
-    Incidents { post: String, month: String },
+    Watchlist {
+        authority: String,
+        shard: u8,
+    },
+    Incidents {
+        post: String,
+        month: String,
+    },
+    /// A post's audit log of one month, mirrored from its local log so
+    /// that its national centre can check it (`schema/audit.rs`).
+    Audit {
+        post: String,
+        month: String,
+    },
 }
 
 impl DocKind {
@@ -50,6 +63,7 @@ impl DocKind {
                 DocId::from_parts(&["watchlist", authority, &format!("{shard:02x}")])
             }
             DocKind::Incidents { post, month } => DocId::from_parts(&["incidents", post, month]),
+            DocKind::Audit { post, month } => DocId::from_parts(&["audit", post, month]),
         }
     }
 
@@ -58,7 +72,7 @@ impl DocKind {
         let bad = || ValidationError::Malformed {
             field: "document id",
             value: id.to_string(),
-            expected: "watchlist/AUTHORITY/SHARD or incidents/POST/YYYY-MM",
+            expected: "watchlist/AUTHORITY/SHARD, incidents/POST/YYYY-MM or audit/POST/YYYY-MM",
         };
         match parts.as_slice() {
             ["watchlist", authority, shard] => {
@@ -70,6 +84,9 @@ impl DocKind {
             }
             ["incidents", post, month] if !post.is_empty() && month.len() == 7 => {
                 Ok(DocKind::Incidents { post: post.to_string(), month: month.to_string() })
+            }
+            ["audit", post, month] if !post.is_empty() && month.len() == 7 => {
+                Ok(DocKind::Audit { post: post.to_string(), month: month.to_string() })
             }
             _ => Err(bad()),
         }
@@ -99,6 +116,7 @@ impl DocKind {
         match self {
             DocKind::Watchlist { .. } => "entries",
             DocKind::Incidents { .. } => "incidents",
+            DocKind::Audit { .. } => "records",
         }
     }
 }
@@ -192,6 +210,11 @@ impl Document {
             }
             DocKind::Incidents { post, month } => {
                 doc.put(ROOT, "kind", "incidents")?;
+                doc.put(ROOT, "post", post.as_str())?;
+                doc.put(ROOT, "month", month.as_str())?;
+            }
+            DocKind::Audit { post, month } => {
+                doc.put(ROOT, "kind", "audit")?;
                 doc.put(ROOT, "post", post.as_str())?;
                 doc.put(ROOT, "month", month.as_str())?;
             }
@@ -355,6 +378,9 @@ impl Document {
                     let id = crate::ids::IncidentId::parse(key)
                         .map_err(|e| ModelError::schema(&self.id, key.as_str(), e.to_string()))?;
                     incidents::read_incident(self, id)?;
+                }
+                DocKind::Audit { .. } => {
+                    audit::read_audit_record(self, key)?;
                 }
             }
         }

@@ -11,6 +11,9 @@ pub enum Scope {
     Records,
     /// Append notes to the incidents' narratives and mark them referred.
     NotesAndReferrals,
+    /// Add records, each written whole by the change that creates it, and
+    /// change none: a post's own audit log.
+    Append,
     Nothing,
 }
 
@@ -22,6 +25,13 @@ pub fn scope(fleet: &Fleet, member: &Member, rights: &[Right], doc: &DocKind) ->
         DocKind::Watchlist { authority, .. } => {
             let writes = rights.iter().any(|r| matches!(r, Right::Watchlist { authority: a } if a == authority));
             if writes { Scope::Records } else { Scope::Nothing }
+        }
+        DocKind::Audit { post, .. } => {
+            if *post == member.name {
+                Scope::Append
+            } else {
+                Scope::Nothing
+            }
         }
         DocKind::Incidents { post, .. } => {
             if *post == member.name && rights.contains(&Right::IncidentLog) {

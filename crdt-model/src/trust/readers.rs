@@ -70,6 +70,7 @@ impl ReadPolicy {
         match kind {
             DocKind::Watchlist { .. } => self.watchlists,
             DocKind::Incidents { .. } => self.incidents,
+            DocKind::Audit { .. } => self.audit,
         }
     }
 
@@ -94,7 +95,7 @@ fn owner_of<'a>(fleet: &'a Fleet, member: &Member, kind: &DocKind) -> Option<(Op
                 fleet.roster.members.iter().find(|m| m.authority == *authority).map(|m| m.country.as_deref())?;
             Some((country, member.authority == *authority))
         }
-        DocKind::Incidents { post, .. } => {
+        DocKind::Incidents { post, .. } | DocKind::Audit { post, .. } => {
             let owner = fleet.member_named(post)?;
             Some((owner.country.as_deref(), owner.key == member.key))
         }
@@ -152,6 +153,7 @@ mod tests {
         let fleet = fleet(&roster);
         let doc = |s: &str| DocId::parse(s).unwrap();
         let incidents = doc("incidents/kg-torugart/2026-11");
+        let audit = doc("audit/kg-torugart/2026-11");
         let watchlist = doc("watchlist/KGZ-BS/03");
         let who = |doc: &DocId| -> Vec<&str> {
             roster.members.iter().filter(|m| fleet.may_receive(&m.key, doc)).map(|m| m.name.as_str()).collect()
@@ -164,6 +166,9 @@ mod tests {
         let mut on_incidents = who(&incidents);
         on_incidents.sort();
         assert_eq!(on_incidents, ["caricc", "kg-centre", "kg-torugart"]);
+        let mut on_audit = who(&audit);
+        on_audit.sort();
+        assert_eq!(on_audit, ["kg-centre", "kg-torugart"]);
         // A post the roster does not know has no audience but the fleet's.
         assert!(!fleet.may_receive(&caricc.key, &doc("incidents/ghost-post/2026-11")));
         // A revoked member receives nothing.

@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use outpost_model::api::{
-    ApiError, AuditPage, EntryList, EntryView, ErrorKind, Imported, IncidentList, MAX_PAGE, PROTOCOL_VERSION,
-    PeerDocument, PeerList, PeerView, ReplicationStatus, Request, Response, SearchResults, StatusInfo, StorageStatus,
-    SyncStarted, created,
+    ApiError, AuditCheck, AuditPage, EntryList, EntryView, ErrorKind, Imported, IncidentList, MAX_PAGE,
+    PROTOCOL_VERSION, PeerDocument, PeerList, PeerView, ReplicationStatus, Request, Response, SearchResults,
+    StatusInfo, StorageStatus, SyncStarted, created,
 };
 use outpost_model::date::{Day, Timestamp};
 use outpost_model::replication::engine::PeerKey;
 use outpost_model::search::SearchQuery;
-use outpost_model::validate::PostContext;
+use outpost_model::validate::{self, PostContext};
 use outpost_model::vocab::{EntryStatus, FollowUp, SubjectKind};
 use outpost_model::{EntryId, IncidentId};
 use time::UtcOffset;
@@ -28,7 +28,9 @@ use crate::net::SharedNetState;
 use crate::now;
 use crate::roles::{RoleGroups, authorise};
 use crate::store::{EntryFilter, IncidentFilter, Lookup, Store, StoreError};
-use crate::writer::{Caller, PeerDocs, ReplicationInput, SharedIndex, SyncReport, WriteOp, WriterHandle, Written};
+use crate::writer::{
+    AuditLog, Caller, PeerDocs, ReplicationInput, SharedIndex, SyncReport, WriteOp, WriterHandle, Written,
+};
 
 const DEFAULT_PAGE: u32 = 100;
 
@@ -139,6 +141,15 @@ impl Service {
     ) -> Result<(), ApiError> {
         let event = caller.audit_event(now(), action, purpose, detail, result_ids);
         self.writer.submit(WriteOp::Audit(event), caller).await.map(|_| ())
+    }
+
+    /// `post`'s audit log as this node holds it, checked by the writer.
+    async fn post_audit_log(&self, post: &str, caller: &Caller) -> Result<AuditLog, ApiError> {
+        validate::node_name(post)?;
+        match self.writer.submit(WriteOp::AuditLog { post: post.to_string() }, caller).await? {
+            Written::AuditLog(log) => Ok(*log),
+            _ => Err(internal("unexpected writer reply")),
+        }
     }
 
     /// A full id, or a fragment that picks out exactly one stored id.
@@ -296,17 +307,55 @@ impl Service {
                 let id = self.incident_id(id).await?;
                 self.incident_reply(self.writer.submit(WriteOp::FollowUp { id, follow_up, note }, caller).await?)
             }
-            Request::Audit { since, limit } => {
+            Request::Audit { since, limit, post: Some(post) } => {
+                let since_ts = since.as_deref().map(|s| Timestamp::parse("since", s)).transpose()?;
+                let limit = page(limit)?;
+                let detail = describe(&format!("read the audit log of {post}"), &[("since", since.clone())]);
+                self.audit(caller, "audit.read", None, detail, vec![]).await?;
+                let log = self.post_audit_log(&post, caller).await?;
+                let problems: Vec<String> = log.check.problems.iter().cloned().chain(alarm_lines(&log)).collect();
+                let mut records: Vec<_> =
+                    log.records.into_iter().map(|s| s.record).filter(|r| since_ts.is_none_or(|t| r.at >= t)).collect();
+                let skip = records.len().saturating_sub(limit);
+                records.drain(..skip);
+                Ok(Response::Audit(AuditPage {
+                    post: Some(post),
+                    records,
+                    chain_verified: problems.is_empty(),
+                    chain_length: log.check.records,
+                    chain_error: (!problems.is_empty()).then(|| problems.join("; ")),
+                }))
+            }
+            Request::Audit { since, limit, post: None } => {
                 let since_ts = since.as_deref().map(|s| Timestamp::parse("since", s)).transpose()?;
                 let limit = page(limit)?;
                 self.audit(caller, "audit.read", None, describe("read audit log", &[("since", since.clone())]), vec![])
                     .await?;
                 let view = self.blocking(move |s| s.audit(since_ts, limit)).await?;
                 Ok(Response::Audit(AuditPage {
+                    post: None,
                     records: view.records,
                     chain_verified: view.chain_error.is_none(),
                     chain_length: view.chain_length,
                     chain_error: view.chain_error,
+                }))
+            }
+            Request::AuditVerify { post } => {
+                self.audit(caller, "audit.verify", None, format!("verify the audit log of {post}"), vec![]).await?;
+                let log = self.post_audit_log(&post, caller).await?;
+                let signatures_checked = log.signatures_checked;
+                let mut problems = log.check.problems.clone();
+                problems.extend(alarm_lines(&log));
+                problems.sort();
+                problems.dedup();
+                Ok(Response::AuditCheck(AuditCheck {
+                    post,
+                    records: log.check.records,
+                    first: log.check.first,
+                    head_seq: log.check.head.as_ref().map(|h| h.0),
+                    head_hash: log.check.head.map(|h| h.1),
+                    signatures_checked,
+                    problems,
                 }))
             }
         }
@@ -444,6 +493,13 @@ impl Service {
                     connected_peers: state.peers.values().filter(|p| p.connected).count() as u64,
                     stalest_document: report.stalest.as_ref().map(|(doc, _)| doc.to_string()),
                     stalest_agreed_at: report.stalest.and_then(|(_, at)| at),
+                    audit_alarms: self
+                        .store
+                        .audit_alarms(None)
+                        .map_err(internal)?
+                        .into_iter()
+                        .map(|(post, seq, text)| format!("{post} record {seq}: {text}"))
+                        .collect(),
                 };
                 (state.listen_addrs.clone(), Some(replication))
             }
@@ -482,4 +538,9 @@ impl Service {
             replication,
         })))
     }
+}
+
+/// The alarms raised as `log`'s records arrived, one line each.
+fn alarm_lines(log: &AuditLog) -> impl Iterator<Item = String> + '_ {
+    log.alarms.iter().map(|(_, text)| format!("on arrival: {text}"))
 }

@@ -13,19 +13,23 @@
 //! | `search_keys` | entry id | postcard [`IndexRecord`] | what the search index reloads at start |
 //! | `doc_heads` | doc id | 32-byte hashes | each document's heads, for the replication inventory at start |
 //! | `sync_states` | (peer id, doc id) | Automerge sync state | what a reconnect to that peer resumes from |
+//! | `audit_trail` | (post, seq) | JSON [`TrailEntry`] | each record of other posts' audit logs this node holds, by number |
+//! | `audit_alarms` | (post, seq) | text | signs that a post's audit log was tampered with |
 //!
 //! Every write that the daemon acknowledges went through [`Store::commit`]:
 //! one redb transaction holding the document change, the projection rows it
 //! produced and its audit record, committed with fsync before the reply.
 
 mod read;
+mod trail;
 mod trust;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use outpost_model::audit::{AuditEvent, AuditRecord, GENESIS_HASH, seal};
+use outpost_model::audit::log::TrailEntry;
+use outpost_model::audit::{AuditRecord, GENESIS_HASH};
 use outpost_model::incident::Incident;
 use outpost_model::search::{INDEX_RECORD_VERSION, IndexRecord};
 use outpost_model::trust::proof::StoredProof;
@@ -55,6 +59,10 @@ pub(crate) const QUARANTINE: TableDefinition<(&str, &[u8]), &[u8]> = TableDefini
 /// Revoked member's name → its changes beyond the cut this node admitted
 /// on an attestation.
 pub(crate) const ATTESTED: TableDefinition<&str, u64> = TableDefinition::new("attested");
+/// (post, record number) → the record of that post's audit log held here.
+pub(crate) const AUDIT_TRAIL: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("audit_trail");
+/// (post, record number) → what showed that post's audit log was tampered with.
+pub(crate) const AUDIT_ALARMS: TableDefinition<(&str, u64), &str> = TableDefinition::new("audit_alarms");
 
 /// The format version this build writes, per table. A table recorded with a
 /// higher version was written by a newer release: we refuse to touch it
@@ -71,6 +79,8 @@ const FORMAT: &[(&str, u32)] = &[
     ("change_proofs", 1),
     ("quarantine", 1),
     ("attested", 1),
+    ("audit_trail", 1),
+    ("audit_alarms", 1),
 ];
 
 pub const DB_FILE: &str = "outpost.redb";
@@ -98,6 +108,8 @@ pub enum StoreError {
     Postcard(#[from] postcard::Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("audit record {seq} does not continue the stored chain (it ends at record {last})")]
+    AuditOutOfStep { seq: u64, last: u64 },
 }
 
 /// The database holds every watchlist and incident and the audit log:
@@ -137,7 +149,12 @@ pub struct Batch {
     pub incidents: Vec<Incident>,
     /// The search index's records of `entries`, kept in step with them.
     pub index_records: Vec<IndexRecord>,
-    pub audit: Vec<AuditEvent>,
+    /// Audit records, sealed onto the stored chain by the writer.
+    pub audit: Vec<AuditRecord>,
+    /// Records of other posts' audit logs that arrived, for the trail.
+    pub trail: Vec<(String, TrailEntry, u64)>,
+    /// Signs of tampering those records showed.
+    pub alarms: Vec<(String, u64, String)>,
     /// The heads of every document in `changes` after them.
     pub heads: Vec<(DocId, Vec<automerge::ChangeHash>)>,
     /// Sync states to keep, per (peer id, document).
@@ -163,6 +180,8 @@ impl Batch {
             && self.entries.is_empty()
             && self.incidents.is_empty()
             && self.audit.is_empty()
+            && self.trail.is_empty()
+            && self.alarms.is_empty()
             && self.sync_states.is_empty()
             && self.proofs.is_empty()
             && self.release.is_empty()
@@ -185,7 +204,6 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     node_id: NodeId,
-    node_name: String,
     repaired_on_open: bool,
     /// The stored index records were written by another matcher version.
     search_keys_stale: bool,
@@ -195,7 +213,7 @@ pub struct Store {
 impl Store {
     /// Opens or creates the database in `dir`. `fresh_node_id` is used only
     /// when the database is new.
-    pub fn open(dir: &Path, node_name: &str, fresh_node_id: [u8; 16]) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path, fresh_node_id: [u8; 16]) -> Result<Self, StoreError> {
         let path = dir.join(DB_FILE);
         let repaired = Arc::new(AtomicBool::new(false));
         let flag = repaired.clone();
@@ -218,7 +236,6 @@ impl Store {
             db,
             path,
             node_id,
-            node_name: node_name.to_string(),
             repaired_on_open,
             search_keys_stale,
             audit_check: std::sync::Mutex::new(read::VerifiedPrefix::default()),
@@ -295,6 +312,8 @@ impl Store {
             txn.open_table(CHANGE_PROOFS).map_err(db)?;
             txn.open_table(QUARANTINE).map_err(db)?;
             txn.open_table(ATTESTED).map_err(db)?;
+            txn.open_table(AUDIT_TRAIL).map_err(db)?;
+            txn.open_table(AUDIT_ALARMS).map_err(db)?;
         }
         txn.commit().map_err(db)?;
         Ok((node_id, search_keys_stale))
@@ -381,27 +400,31 @@ impl Store {
                 states.insert((peer.as_str(), doc.as_str()), state.as_slice()).map_err(db)?;
             }
             trust::write(&txn, &batch)?;
+            trail::write(&txn, &batch)?;
             let mut audit = txn.open_table(AUDIT).map_err(db)?;
-            let (mut seq, mut prev) =
-                match audit.last().map_err(db)? {
-                    Some((k, v)) => {
-                        let record: AuditRecord = serde_json::from_slice(v.value()).map_err(|e| {
-                            StoreError::Damaged { table: "audit", key: k.value().to_string(), detail: e.to_string() }
-                        })?;
-                        (record.seq, record.hash)
-                    }
-                    None => (0, GENESIS_HASH.to_string()),
-                };
-            for event in batch.audit {
-                seq += 1;
-                let record = seal(event, seq, &self.node_name, &prev);
-                audit.insert(seq, serde_json::to_vec(&record)?.as_slice()).map_err(db)?;
+            let (mut seq, mut prev) = last_audit(&audit)?;
+            for record in batch.audit {
+                // The writer seals records onto the chain it read; one that
+                // does not continue what is stored is refused whole.
+                if record.seq != seq + 1 || record.prev_hash != prev {
+                    return Err(StoreError::AuditOutOfStep { seq: record.seq, last: seq });
+                }
+                audit.insert(record.seq, serde_json::to_vec(&record)?.as_slice()).map_err(db)?;
+                seq = record.seq;
                 prev = record.hash.clone();
                 receipt.audit.push(record);
             }
         }
         txn.commit().map_err(db)?;
         Ok(receipt)
+    }
+
+    /// The number and hash of the last audit record: where the next one
+    /// is sealed onto.
+    pub fn audit_head(&self) -> Result<(u64, String), StoreError> {
+        let txn = self.read_txn()?;
+        let audit = txn.open_table(AUDIT).map_err(db)?;
+        last_audit(&audit)
     }
 
     /// Replaces a document's snapshot and drops the changes it now contains.
@@ -423,6 +446,20 @@ impl Store {
 
     pub(crate) fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
         self.db.begin_read().map_err(db)
+    }
+}
+
+fn last_audit(audit: &impl ReadableTable<u64, &'static [u8]>) -> Result<(u64, String), StoreError> {
+    match audit.last().map_err(db)? {
+        Some((k, v)) => {
+            let record: AuditRecord = serde_json::from_slice(v.value()).map_err(|e| StoreError::Damaged {
+                table: "audit",
+                key: k.value().to_string(),
+                detail: e.to_string(),
+            })?;
+            Ok((record.seq, record.hash))
+        }
+        None => Ok((0, GENESIS_HASH.to_string())),
     }
 }
 

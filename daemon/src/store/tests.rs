@@ -4,7 +4,7 @@ use outpost_model::date::Timestamp;
 use super::*;
 
 fn store(dir: &Path) -> Store {
-    Store::open(dir, "test-post", [7; 16]).unwrap()
+    Store::open(dir, [7; 16]).unwrap()
 }
 
 fn event(n: i64) -> AuditEvent {
@@ -25,7 +25,7 @@ fn event(n: i64) -> AuditEvent {
 fn the_node_id_is_created_once_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let first = store(dir.path()).node_id();
-    let again = Store::open(dir.path(), "test-post", [9; 16]).unwrap().node_id();
+    let again = Store::open(dir.path(), [9; 16]).unwrap().node_id();
     assert_eq!(first, again);
 }
 
@@ -33,7 +33,7 @@ fn the_node_id_is_created_once_and_kept() {
 fn a_second_daemon_on_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = store(dir.path());
-    let err = Store::open(dir.path(), "test-post", [9; 16]).unwrap_err();
+    let err = Store::open(dir.path(), [9; 16]).unwrap_err();
     assert!(matches!(err, StoreError::InUse { .. }), "{err}");
 }
 
@@ -66,7 +66,7 @@ fn a_table_from_a_newer_release_is_refused_by_name() {
         txn.open_table(TABLE_VERSIONS).unwrap().insert("entries", 99).unwrap();
         txn.commit().unwrap();
     }
-    let err = Store::open(dir.path(), "test-post", [7; 16]).unwrap_err().to_string();
+    let err = Store::open(dir.path(), [7; 16]).unwrap_err().to_string();
     assert!(err.contains("table entries has format version 99"), "{err}");
 }
 
@@ -94,12 +94,26 @@ fn changes_get_consecutive_sequence_numbers_per_document_and_compact_away() {
     assert_eq!(receipt.change_seqs, vec![(a, 3)], "sequence numbers are never reused after compaction");
 }
 
+/// Seals `events` onto the store's chain, as the writer does.
+fn sealed(s: &Store, events: Vec<AuditEvent>) -> Vec<AuditRecord> {
+    let (mut seq, mut prev) = s.audit_head().unwrap();
+    events
+        .into_iter()
+        .map(|event| {
+            seq += 1;
+            let record = outpost_model::audit::seal(event, seq, "test-post", &prev);
+            prev = record.hash.clone();
+            record
+        })
+        .collect()
+}
+
 #[test]
 fn audit_records_chain_across_commits_and_verify() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
     for n in 0..3 {
-        s.commit(Batch { audit: vec![event(n), event(n + 10)], ..Default::default() }).unwrap();
+        s.commit(Batch { audit: sealed(&s, vec![event(n), event(n + 10)]), ..Default::default() }).unwrap();
     }
     let view = s.audit(None, 4).unwrap();
     assert_eq!(view.chain_length, 6);
@@ -111,10 +125,25 @@ fn audit_records_chain_across_commits_and_verify() {
 }
 
 #[test]
+fn a_record_that_does_not_continue_the_stored_chain_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let first = sealed(&s, vec![event(1)]);
+    s.commit(Batch { audit: first.clone(), ..Default::default() }).unwrap();
+    // Sealed onto a head that is no longer the stored one.
+    let stale = outpost_model::audit::seal(event(2), 1, "test-post", outpost_model::audit::GENESIS_HASH);
+    let a = DocId::parse("watchlist/KAZ-BS/01").unwrap();
+    let err = s.commit(Batch { changes: vec![(a.clone(), vec![1])], audit: vec![stale], ..Default::default() });
+    assert!(matches!(err, Err(StoreError::AuditOutOfStep { seq: 1, last: 1 })), "{err:?}");
+    assert!(s.load_doc(&a).unwrap().changes.is_empty(), "nothing of the batch was stored");
+    assert_eq!(s.audit_head().unwrap(), (1, first[0].hash.clone()));
+}
+
+#[test]
 fn a_tampered_audit_record_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
-    s.commit(Batch { audit: vec![event(1), event(2), event(3)], ..Default::default() }).unwrap();
+    s.commit(Batch { audit: sealed(&s, vec![event(1), event(2), event(3)]), ..Default::default() }).unwrap();
     {
         let txn = s.db.begin_write().unwrap();
         {

@@ -3,6 +3,7 @@
 
 use outpost_model::DocId;
 use outpost_model::api::ApiError;
+use outpost_model::audit::AuditEvent;
 use outpost_model::search::IndexRecord;
 use outpost_model::watchlist::Entry;
 
@@ -15,10 +16,31 @@ impl Writer {
     /// durable transaction; then makes the entries searchable. Returns the
     /// documents it changed.
     ///
+    /// `audit`: who did it. The events are sealed onto this node's audit
+    /// chain and mirrored into its audit document in the same transaction
+    /// (`writer/audit.rs`), which is pushed to peers once stored.
+    ///
     /// On failure nothing was stored, and the documents the batch touched
     /// are dropped from memory, so that no change storage lacks stays in
     /// memory.
-    pub(super) fn commit_and_index(&mut self, mut batch: Batch, entries: Vec<Entry>) -> Result<Vec<DocId>, ApiError> {
+    pub(super) fn commit_and_index(
+        &mut self,
+        mut batch: Batch,
+        entries: Vec<Entry>,
+        audit: Vec<AuditEvent>,
+    ) -> Result<Vec<DocId>, ApiError> {
+        let (audit_docs, audit_head) = if audit.is_empty() {
+            (Vec::new(), None)
+        } else {
+            match self.seal_and_mirror(audit, &mut batch) {
+                Ok((docs, head)) => (docs, Some(head)),
+                Err(err) => {
+                    let touched: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
+                    self.cache.forget(&touched);
+                    return Err(err);
+                }
+            }
+        };
         let records = {
             let index = self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             entries.iter().map(|e| index.prepare(e)).collect::<Vec<IndexRecord>>()
@@ -51,10 +73,21 @@ impl Writer {
                 for record in &records {
                     index.insert(record);
                 }
+                if audit_head.is_some() {
+                    self.audit_head = audit_head;
+                }
+                for doc in audit_docs {
+                    if !self.audit_to_push.contains(&doc) {
+                        self.audit_to_push.push(doc);
+                    }
+                }
                 Ok(touched)
             }
             Err(err) => {
                 self.cache.forget(&touched);
+                // The head may have moved on disk behind our back (a
+                // rewritten store): read it again next time.
+                self.audit_head = None;
                 Err(storage_failed(err))
             }
         }

@@ -15,6 +15,8 @@
 //! to the engine, which pushes it to every connected peer.
 //!
 //! One job per file:
+//! - `audit`: this node's audit records mirrored, signed, into its audit
+//!   document; other posts' records checked as they arrive;
 //! - `cache`: documents in memory, and the engine's `DocHost`;
 //! - `commit`: `commit_and_index`, the one path anything is stored by;
 //! - `officer`: officers' writes;
@@ -24,6 +26,8 @@
 //! - `quarantine`: changes that wait for a roster, within bounds;
 //! - `compaction`: snapshots of documents whose changes piled up, when idle.
 
+mod audit;
+pub use audit::AuditLog;
 mod cache;
 mod commit;
 mod compaction;
@@ -146,6 +150,10 @@ pub enum WriteOp {
     RevocationCut {
         peer: String,
     },
+    /// A post's audit log as this node holds it, checked.
+    AuditLog {
+        post: String,
+    },
 }
 
 #[derive(Debug)]
@@ -207,6 +215,7 @@ pub enum Written {
     TrustReport(Box<TrustReport>),
     RosterPublished(u64),
     Cut(Vec<outpost_model::trust::roster::CutEntry>),
+    AuditLog(Box<AuditLog>),
 }
 
 #[derive(Debug)]
@@ -299,7 +308,18 @@ pub fn spawn(
     };
     let cache = DocCache::new(store.clone(), settings.actor.clone(), settings.max_loaded_docs);
     let quarantine = quarantine::Quarantine::load(&store);
-    let writer = Writer { store, index, settings, cache, backlog, replication, quarantine };
+    let writer = Writer {
+        store,
+        index,
+        settings,
+        cache,
+        backlog,
+        replication,
+        quarantine,
+        audit_head: None,
+        audit_to_push: Vec::new(),
+        received_from: None,
+    };
     let (stop_tx, stopped) = oneshot::channel();
     let join = std::thread::Builder::new().name("outpost-writer".into()).spawn(move || {
         let _signal = StopSignal(Some(stop_tx));
@@ -322,6 +342,13 @@ struct Writer {
     replication: Option<Replication>,
     /// What the store's quarantine holds, from whom.
     quarantine: quarantine::Quarantine,
+    /// The number and hash of this node's last audit record (`None`: read
+    /// it from the store).
+    audit_head: Option<(u64, String)>,
+    /// Audit documents stored since the last job, to push to peers.
+    audit_to_push: Vec<DocId>,
+    /// The peer whose frame the engine's effects being carried out answer.
+    received_from: Option<PeerKey>,
 }
 
 fn internal(err: impl std::fmt::Display) -> ApiError {
@@ -352,6 +379,9 @@ impl Writer {
             let result = self.handle(job.op, &job.caller);
             // The caller may have gone; the write stands either way.
             let _ = job.reply.send(result);
+            for doc in std::mem::take(&mut self.audit_to_push) {
+                self.push_local(&doc);
+            }
         }
         tracing::info!("writer stopped");
     }
@@ -359,9 +389,10 @@ impl Writer {
     fn handle(&mut self, op: WriteOp, caller: &Caller) -> Result<Written, ApiError> {
         match op {
             WriteOp::Audit(event) => {
-                self.commit_and_index(Batch { audit: vec![event], ..Default::default() }, Vec::new())?;
+                self.commit_and_index(Batch::default(), Vec::new(), vec![event])?;
                 Ok(Written::Audited)
             }
+            WriteOp::AuditLog { post } => self.audit_log(&post).map(|log| Written::AuditLog(Box::new(log))),
             WriteOp::Replication(input) => {
                 self.replicate(input);
                 Ok(Written::Replicated)

@@ -76,7 +76,8 @@ impl Writer {
             | WriteOp::SyncReport
             | WriteOp::TrustReport
             | WriteOp::PublishRoster(_)
-            | WriteOp::RevocationCut { .. } => Err(internal("not an officer's write")),
+            | WriteOp::RevocationCut { .. }
+            | WriteOp::AuditLog { .. } => Err(internal("not an officer's write")),
         }
     }
 
@@ -184,20 +185,20 @@ impl Writer {
             many => format!("imported {} entries", many.len()),
         };
         let ids = entries.iter().map(|e| e.id.to_string()).collect();
-        batch.audit.push(caller.audit_event(ctx.now, op, None, detail, ids));
-        self.commit_officer(batch, entries.clone())?;
+        let audit = caller.audit_event(ctx.now, op, None, detail, ids);
+        self.commit_officer(batch, entries.clone(), audit)?;
         Ok(Written::Entries(entries))
     }
 
     /// Commits an officer's write and pushes it to peers.
-    fn commit_officer(&mut self, mut batch: Batch, entries: Vec<Entry>) -> Result<(), ApiError> {
+    fn commit_officer(&mut self, mut batch: Batch, entries: Vec<Entry>, audit: AuditEvent) -> Result<(), ApiError> {
         let docs: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
         if let Err(err) = self.admit_and_sign(&mut batch) {
             // The change is in memory but will not be stored.
             self.cache.forget(&docs);
             return Err(err);
         }
-        let touched = self.commit_and_index(batch, entries)?;
+        let touched = self.commit_and_index(batch, entries, vec![audit])?;
         for doc in touched {
             self.push_local(&doc);
         }
@@ -216,12 +217,9 @@ impl Writer {
         let (_, bytes) = self.apply(&entry.doc, &meta, edit)?;
         let updated = self.read_back(&entry.doc, |doc| read_entry(doc, entry.id))?;
         let audit = change_event(ctx, caller, op, format!("{op} on {} entry", entry.subject.kind()), entry.id);
-        let batch = Batch {
-            changes: bytes.map(|b| (entry.doc.clone(), b)).into_iter().collect(),
-            audit: vec![audit],
-            ..Default::default()
-        };
-        self.commit_officer(batch, vec![updated.clone()])?;
+        let batch =
+            Batch { changes: bytes.map(|b| (entry.doc.clone(), b)).into_iter().collect(), ..Default::default() };
+        self.commit_officer(batch, vec![updated.clone()], audit)?;
         Ok(Written::Entries(vec![updated]))
     }
 
@@ -279,10 +277,9 @@ impl Writer {
         let batch = Batch {
             changes: bytes.map(|b| (doc_id.clone(), b)).into_iter().collect(),
             incidents: vec![incident.clone()],
-            audit: vec![audit],
             ..Default::default()
         };
-        self.commit_officer(batch, Vec::new())?;
+        self.commit_officer(batch, Vec::new(), audit)?;
         Ok(Written::Incident(Box::new(incident)))
     }
 }

@@ -5,18 +5,20 @@
 use std::collections::HashMap;
 
 use automerge::ChangeHash;
+use outpost_model::audit::AuditEvent;
 use outpost_model::replication::engine::{Effect, PeerKey};
 use outpost_model::replication::session::shared_heads_of;
 use outpost_model::schema::DocKind;
+use outpost_model::schema::audit::read_audit_record;
 use outpost_model::schema::incidents::read_incident;
 use outpost_model::schema::watchlist::read_entry;
 use outpost_model::watchlist::Entry;
 use outpost_model::{DocId, EntryId, IncidentId, ModelError};
 
-use super::{PeerDocs, ReplicationInput, SyncReport, Writer};
-use crate::engine_now;
+use super::{Caller, PeerDocs, ReplicationInput, SyncReport, Writer};
 use crate::net::NetCommand;
 use crate::store::Batch;
+use crate::{engine_now, now};
 
 impl Writer {
     /// Gives the engine the heads of every stored document. Heads missing
@@ -80,6 +82,10 @@ impl Writer {
         let engine = &mut replication.engine;
         self.cache.pinned = true;
         let now = engine_now();
+        let from = match &input {
+            ReplicationInput::Frame(peer, _) => Some(peer.clone()),
+            _ => None,
+        };
         let effects = match input {
             ReplicationInput::Connected(peer) => engine.handle_connected(now, &peer),
             ReplicationInput::Disconnected(peer) => engine.handle_disconnected(now, &peer),
@@ -87,7 +93,9 @@ impl Writer {
             ReplicationInput::Timer => engine.handle_timer(now, &mut self.cache),
             ReplicationInput::SyncNow(peer) => engine.handle_sync_now(now, peer.as_ref()),
         };
+        self.received_from = from;
         self.carry_out(effects, Vec::new());
+        self.received_from = None;
         self.cache.pinned = false;
         // Everything the engine applied is stored now.
         self.cache.evict_if_full();
@@ -114,10 +122,12 @@ impl Writer {
         let mut outgoing = Vec::new();
         let mut roster = None;
         let mut revoked = Vec::new();
+        let mut received = Vec::new();
         for effect in effects {
             match effect {
                 Effect::StoreChanges { doc, since, proofs } => {
-                    self.stage_merge(&doc, &since, &mut batch, &mut entries);
+                    let count = self.stage_merge(&doc, &since, &mut batch, &mut entries);
+                    received.push((doc.clone(), count));
                     batch.proofs.extend(proofs.into_iter().map(|(hash, proof)| (doc.clone(), hash, proof)));
                 }
                 Effect::PersistSyncState { peer, doc, state } => batch.sync_states.push((peer.0, doc, state)),
@@ -148,8 +158,9 @@ impl Writer {
             self.stage_attestations(&revoked, &mut batch);
         }
         let merged: Vec<DocId> = batch.changes.iter().map(|(d, _)| d.clone()).collect();
-        if !batch.is_empty()
-            && let Err(err) = self.commit_and_index(batch, entries)
+        let audit = self.received_events(&received);
+        if !(batch.is_empty() && audit.is_empty())
+            && let Err(err) = self.commit_and_index(batch, entries, audit)
         {
             // Nothing was stored and the documents were dropped from
             // memory; what we were about to send may describe state that
@@ -187,18 +198,51 @@ impl Writer {
         }
     }
 
+    /// The audit records of changes received from a peer: who sent how
+    /// many changes to which document. Changes to audit logs are logged,
+    /// not audited: auditing them would change this node's own audit log,
+    /// which its centres would receive and audit in turn, for ever.
+    fn received_events(&self, received: &[(DocId, usize)]) -> Vec<AuditEvent> {
+        let Some(peer) = &self.received_from else { return Vec::new() };
+        let name = self
+            .replication
+            .as_ref()
+            .and_then(|r| r.engine.peer_summary(peer))
+            .map(|s| s.name)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "?".into());
+        let mut events = Vec::new();
+        for (doc, count) in received.iter().filter(|(_, n)| *n > 0) {
+            if matches!(DocKind::parse(doc), Ok(DocKind::Audit { .. })) {
+                tracing::info!(%doc, %peer, changes = count, "received audit log changes");
+                continue;
+            }
+            let detail = format!("received {count} change(s) to {doc} from {name} ({peer})");
+            events.push(Caller::daemon().audit_event(
+                now(),
+                "replication.receive",
+                None,
+                detail,
+                vec![doc.to_string()],
+            ));
+        }
+        events
+    }
+
     /// Adds the changes a peer brought to `doc` since `since`, and the
-    /// records they touched, to the batch.
-    fn stage_merge(&mut self, doc: &DocId, since: &[ChangeHash], batch: &mut Batch, entries: &mut Vec<Entry>) {
+    /// records they touched, to the batch; returns how many changes.
+    fn stage_merge(&mut self, doc: &DocId, since: &[ChangeHash], batch: &mut Batch, entries: &mut Vec<Entry>) -> usize {
         let Some(loaded) = self.cache.in_memory(doc) else {
             tracing::error!(%doc, "merged document left memory before it was stored");
-            return;
+            return 0;
         };
         let changes = loaded.doc.stored_changes_since(since);
         let touched = loaded.doc.touched_records(since);
         tracing::debug!(%doc, changes = changes.len(), records = touched.len(), "storing replicated changes");
+        let count = changes.len();
         batch.changes.extend(changes.into_iter().map(|c| (doc.clone(), c)));
         let kind = DocKind::parse(doc);
+        let mut arrived = Vec::new();
         for record in touched {
             let read = match kind {
                 Ok(DocKind::Watchlist { .. }) => EntryId::parse(&record)
@@ -209,6 +253,10 @@ impl Writer {
                     .map_err(ModelError::from)
                     .and_then(|id| read_incident(&loaded.doc, id))
                     .map(|i| i.map(|i| batch.incidents.push(i))),
+                Ok(DocKind::Audit { .. }) => read_audit_record(&loaded.doc, &record).map(|r| {
+                    arrived.push(r.record);
+                    Some(())
+                }),
                 Err(ref e) => Err(ModelError::from(e.clone())),
             };
             if let Err(err) = read {
@@ -217,6 +265,10 @@ impl Writer {
                 tracing::error!(%doc, %record, error = %err, "a replicated record does not read; its row is not updated");
             }
         }
+        if let Ok(DocKind::Audit { post, .. }) = kind {
+            self.check_arrivals(&post, arrived, batch);
+        }
+        count
     }
 
     pub(super) fn sync_report(&mut self) -> SyncReport {

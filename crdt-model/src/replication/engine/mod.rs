@@ -93,6 +93,8 @@ pub enum Lane {
     Control,
     Watchlist,
     Incidents,
+    /// Posts' audit logs, to their national centres: after everything else.
+    Audit,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -271,7 +273,8 @@ fn lane_of(doc: &DocId) -> (Lane, Reverse<String>) {
         Ok(DocKind::Watchlist { .. }) => (Lane::Watchlist, Reverse(String::new())),
         // Newest month first: it is the one officers are working on.
         Ok(DocKind::Incidents { month, .. }) => (Lane::Incidents, Reverse(month)),
-        Err(_) => (Lane::Incidents, Reverse(String::new())),
+        Ok(DocKind::Audit { month, .. }) => (Lane::Audit, Reverse(month)),
+        Err(_) => (Lane::Audit, Reverse(String::new())),
     }
 }
 
@@ -545,6 +548,7 @@ impl Engine {
         let kind = match named.as_ref().map(DocKind::parse) {
             Some(Ok(DocKind::Watchlist { .. })) => "watchlist",
             Some(Ok(DocKind::Incidents { .. })) => "incidents",
+            Some(Ok(DocKind::Audit { .. })) => "audit",
             _ => "unknown",
         };
         *self.received_by_kind.entry(peer.clone()).or_default().entry(kind).or_default() += bytes as u64;

@@ -22,6 +22,9 @@ use outpost_model::trust::roster::Member;
 use super::{Writer, internal};
 use crate::store::Batch;
 
+/// A change this node made, with its signature, as a batch keeps it.
+pub(super) type SignedChange = (DocId, automerge::ChangeHash, outpost_model::trust::proof::StoredProof);
+
 /// Who this node writes as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -73,6 +76,17 @@ impl Writer {
     /// Checks the changes of an officer's write against the rules every
     /// other node will apply to them, and signs them into the batch.
     pub(super) fn admit_and_sign(&mut self, batch: &mut Batch) -> Result<(), ApiError> {
+        let mut proofs = Vec::new();
+        for (doc, stored) in &batch.changes {
+            proofs.push(self.admit_and_sign_one(doc, stored)?);
+        }
+        batch.proofs.extend(proofs);
+        Ok(())
+    }
+
+    /// Checks one change this node just made to `doc` (stored form) as
+    /// every other node will, and signs it.
+    pub(super) fn admit_and_sign_one(&self, doc: &DocId, stored: &[u8]) -> Result<SignedChange, ApiError> {
         let key = self.settings.signer.public();
         let engine = self.replication.as_ref().map(|r| &r.engine);
         let standing = match engine.filter(|e| matches!(e.trust(), Trust::Fleet { .. })) {
@@ -82,17 +96,12 @@ impl Writer {
                 None => Standing::Unenrolled { name: &self.settings.post },
             },
         };
-        let mut proofs = Vec::new();
-        for (doc, stored) in &batch.changes {
-            let change = Change::from_bytes(stored.get(32..).unwrap_or_default().to_vec()).map_err(internal)?;
-            let document = self.cache.loaded(doc)?;
-            if let Err(reason) = admission::check_local(document, &change, standing) {
-                return Err(refused_locally(doc, &reason));
-            }
-            proofs.push((doc.clone(), change.hash(), sign_change(&self.settings.signer, doc, &change.hash())));
+        let change = Change::from_bytes(stored.get(32..).unwrap_or_default().to_vec()).map_err(internal)?;
+        let document = self.cache.loaded(doc)?;
+        if let Err(reason) = admission::check_local(document, &change, standing) {
+            return Err(refused_locally(doc, &reason));
         }
-        batch.proofs.extend(proofs);
-        Ok(())
+        Ok((doc.clone(), change.hash(), sign_change(&self.settings.signer, doc, &change.hash())))
     }
 
     pub(super) fn trust_report(&self) -> super::TrustReport {

@@ -40,7 +40,7 @@ impl Writer {
     /// An audit record of a fleet operation asked for on this node.
     pub(in crate::writer) fn audit_fleet(&mut self, caller: &Caller, action: &str, detail: String) {
         let event = caller.audit_event(now(), action, None, detail, Vec::new());
-        if let Err(err) = self.commit_and_index(Batch { audit: vec![event], ..Batch::default() }, Vec::new()) {
+        if let Err(err) = self.commit_and_index(Batch::default(), Vec::new(), vec![event]) {
             tracing::error!(error = %err.message, action, "cannot write the audit record of a fleet operation");
         }
     }

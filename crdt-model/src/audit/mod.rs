@@ -1,6 +1,11 @@
 //! The audit log of consultations and changes (Police Directive Art. 25):
 //! who, when, what was asked, why, and what came back. Records are hash
 //! chained, so removing or editing one breaks every later hash.
+//!
+//! A post's log also leaves the post: [`log`] is the signed copy its
+//! national centre holds and checks.
+
+pub mod log;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -52,7 +57,7 @@ pub struct AuditRecord {
 /// The hash before the first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-fn digest(record: &AuditRecord) -> String {
+pub(crate) fn digest(record: &AuditRecord) -> String {
     let unsealed = AuditRecord { hash: String::new(), ..record.clone() };
     // serde_json writes struct fields in declaration order, so the bytes
     // hashed are stable for a given record.
