@@ -584,6 +584,9 @@ pub enum ErrorKind {
     UnsupportedVersion,
     /// Every connection slot is answering a request; try again shortly.
     Busy,
+    /// The storage failed (a full disk, an IO error): nothing was stored.
+    /// The daemon retries by itself; try again once the disk has room.
+    Unavailable,
     Internal,
 }
 

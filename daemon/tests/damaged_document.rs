@@ -3,48 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, RwLock};
+mod common;
 
+use std::sync::Arc;
+
+use common::{add, start};
 use outpost_daemon::store::{Batch, Store};
-use outpost_daemon::writer::{self, Caller, SharedIndex, WriteOp, WriterHandle, WriterSettings, Written};
-use outpost_model::api::{AmendInput, ErrorKind, NewEntryInput};
-use outpost_model::schema::actor_for;
-use outpost_model::search::{NameIndex, WatchlistIndex};
-use outpost_model::watchlist::Entry;
-
-fn start(store: Arc<Store>) -> (WriterHandle, std::thread::JoinHandle<()>) {
-    let index: SharedIndex = Arc::new(RwLock::new(Box::new(NameIndex::new()) as Box<dyn WatchlistIndex>));
-    let settings = WriterSettings {
-        post: "kz-test".into(),
-        authority: "KAZ-BS".into(),
-        offset: time::UtcOffset::UTC,
-        actor: actor_for(&store.node_id(), [1, 2, 3, 4]),
-        signer: outpost_model::trust::Signer::from_secret([7; 32]),
-        compact_after_changes: 1000,
-        max_loaded_docs: 64,
-        quarantine: writer::QuarantineLimits::default(),
-    };
-    let (handle, thread) = writer::spawn(store, index, settings, None).unwrap();
-    (handle, thread.join)
-}
-
-fn person(name: &str) -> NewEntryInput {
-    NewEntryInput {
-        kind: "person".into(),
-        category: "warning".into(),
-        reason: "test".into(),
-        names: vec![name.into()],
-        ..Default::default()
-    }
-}
-
-async fn add(writer: &WriterHandle, names: &[&str]) -> Vec<Entry> {
-    let inputs = names.iter().map(|n| person(n)).collect();
-    match writer.submit(WriteOp::AddEntries { inputs }, &Caller::daemon()).await.unwrap() {
-        Written::Entries(entries) => entries,
-        other => panic!("unexpected {other:?}"),
-    }
-}
+use outpost_daemon::writer::{Caller, WriteOp};
+use outpost_model::api::{AmendInput, ErrorKind};
 
 fn amend(reason: &str) -> Box<AmendInput> {
     Box::new(AmendInput { reason: Some(reason.into()), ..Default::default() })

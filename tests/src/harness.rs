@@ -108,6 +108,9 @@ pub struct PostOptions {
     /// Files copied into the data directory before the first start (a
     /// store written by an older release), with mode 0600.
     pub data_from: Option<PathBuf>,
+    /// Mount a tmpfs of this many bytes as the data directory (needs root),
+    /// so that a test can fill the disk.
+    pub data_tmpfs: Option<u64>,
 }
 
 impl Default for PostOptions {
@@ -119,6 +122,7 @@ impl Default for PostOptions {
             extra_config: String::new(),
             wrapper: Vec::new(),
             data_from: None,
+            data_tmpfs: None,
         }
     }
 }
@@ -132,6 +136,8 @@ pub struct Post {
     /// The name and authority it was configured with.
     pub name: String,
     pub authority: String,
+    /// A tmpfs mounted as the data directory, unmounted when dropped.
+    mounted: Option<PathBuf>,
 }
 
 impl Post {
@@ -162,8 +168,31 @@ impl Post {
                 std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod seed data");
             }
         }
-        let mut post =
-            Self { dir, child: None, wrapper: options.wrapper, name: options.node_name, authority: options.authority };
+        let mut mounted = None;
+        if let Some(bytes) = options.data_tmpfs {
+            let data = dir.path().join("data");
+            std::fs::create_dir_all(&data).expect("create the data directory");
+            let out = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes},mode=0700"), "tmpfs"])
+                .arg(&data)
+                .output()
+                .expect("run mount");
+            assert!(
+                out.status.success(),
+                "mount a tmpfs at {}: {}",
+                data.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            mounted = Some(data);
+        }
+        let mut post = Self {
+            dir,
+            child: None,
+            wrapper: options.wrapper,
+            name: options.node_name,
+            authority: options.authority,
+            mounted,
+        };
         post.spawn();
         post
     }
@@ -303,7 +332,25 @@ impl Post {
 impl Drop for Post {
     fn drop(&mut self) {
         self.kill();
+        if let Some(data) = self.mounted.take() {
+            let _ = Command::new("umount").arg(&data).output();
+        }
     }
+}
+
+/// Whether the test runs as root; when it does not, it may only be skipped
+/// on request (`OUTPOST_SKIP_ROOT_TESTS`), never silently. `needs` says
+/// what root is needed for.
+pub fn running_as_root(needs: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("OUTPOST_SKIP_ROOT_TESTS").is_some(),
+        "this test {needs} and needs root; run as root, or set OUTPOST_SKIP_ROOT_TESTS=1"
+    );
+    eprintln!("SKIPPED on request (OUTPOST_SKIP_ROOT_TESTS): not root");
+    false
 }
 
 /// Polls `condition` every few milliseconds until it holds or `deadline` passes.

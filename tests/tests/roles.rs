@@ -8,7 +8,7 @@
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use outpost_tests::harness::{Post, PostOptions, Run, binary};
+use outpost_tests::harness::{Post, PostOptions, Run, binary, running_as_root};
 
 /// Users and groups made for this test, removed when it ends.
 struct Accounts {
@@ -73,12 +73,7 @@ fn as_user(cli: &std::path::Path, post: &Post, (uid, gid): (u32, u32), args: &[&
 
 #[test]
 fn each_role_does_its_own_requests_and_is_refused_the_rest_by_name() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("OUTPOST_SKIP_ROOT_TESTS").is_some(),
-            "this test makes Unix users and groups and needs root; run as root, or set OUTPOST_SKIP_ROOT_TESTS=1"
-        );
-        eprintln!("SKIPPED on request (OUTPOST_SKIP_ROOT_TESTS): not root");
+    if !running_as_root("makes Unix users and groups") {
         return;
     }
     let tag = format!("op{}", std::process::id() % 100_000);

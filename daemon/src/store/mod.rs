@@ -20,6 +20,7 @@
 //! one redb transaction holding the document change, the projection rows it
 //! produced and its audit record, committed with fsync before the reply.
 
+pub mod backend;
 mod read;
 mod trail;
 mod trust;
@@ -36,6 +37,8 @@ use outpost_model::trust::proof::StoredProof;
 use outpost_model::watchlist::Entry;
 use outpost_model::{DocId, NodeId};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+pub use self::backend::{Faults, Medium};
 use thiserror::Error;
 
 pub use read::{AuditView, Counts, EntryFilter, IncidentFilter, Lookup, StoredDoc};
@@ -110,6 +113,30 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("audit record {seq} does not continue the stored chain (it ends at record {last})")]
     AuditOutOfStep { seq: u64, last: u64 },
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// The storage itself failed (an IO error, a full disk, a failed
+    /// fsync): redb refuses everything until the database is reopened.
+    pub fn needs_reopen(&self) -> bool {
+        match self {
+            StoreError::Redb(err) => matches!(err, redb::Error::Io(_) | redb::Error::PreviousIo),
+            StoreError::Unavailable(_) | StoreError::Io(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The disk is full.
+    pub fn disk_full(&self) -> bool {
+        match self {
+            StoreError::Redb(redb::Error::Io(err)) | StoreError::Io(err) => {
+                err.kind() == std::io::ErrorKind::StorageFull
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The database holds every watchlist and incident and the audit log:
@@ -201,7 +228,9 @@ pub struct Receipt {
 
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    /// `None` only while it is being reopened.
+    db: std::sync::RwLock<Option<Database>>,
+    medium: Medium,
     path: PathBuf,
     node_id: NodeId,
     repaired_on_open: bool,
@@ -214,32 +243,51 @@ impl Store {
     /// Opens or creates the database in `dir`. `fresh_node_id` is used only
     /// when the database is new.
     pub fn open(dir: &Path, fresh_node_id: [u8; 16]) -> Result<Self, StoreError> {
-        let path = dir.join(DB_FILE);
-        let repaired = Arc::new(AtomicBool::new(false));
-        let flag = repaired.clone();
-        let mut builder = Database::builder();
-        // Queries read single rows and start-up reads the index records once;
-        // redb's default 1 GiB page cache would only grow the daemon's RSS.
-        builder.set_cache_size(64 * 1024 * 1024);
-        builder.set_repair_callback(move |_| flag.store(true, Ordering::Relaxed));
-        create_private(&path)?;
-        let db = builder.create(&path).map_err(|source| match source {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.clone() },
-            source => StoreError::Open { path: path.clone(), source },
-        })?;
-        let repaired_on_open = repaired.load(Ordering::Relaxed);
+        Self::open_on(Medium::File(dir.to_path_buf()), fresh_node_id)
+    }
+
+    /// Opens or creates the database on `medium`.
+    pub fn open_on(medium: Medium, fresh_node_id: [u8; 16]) -> Result<Self, StoreError> {
+        let path = match &medium {
+            Medium::File(dir) | Medium::Faulty(dir, _) => dir.join(DB_FILE),
+            Medium::Memory => PathBuf::from("(memory)"),
+        };
+        let (db, repaired_on_open) = open_database(&medium, &path)?;
         if repaired_on_open {
             tracing::warn!(path = %path.display(), "database was not closed cleanly and needed repair");
         }
         let (node_id, search_keys_stale) = Self::prepare(&db, fresh_node_id)?;
         Ok(Self {
-            db,
+            db: std::sync::RwLock::new(Some(db)),
+            medium,
             path,
             node_id,
             repaired_on_open,
             search_keys_stale,
             audit_check: std::sync::Mutex::new(read::VerifiedPrefix::default()),
         })
+    }
+
+    /// Opens the database again after an IO error, which redb answers
+    /// with a refusal of everything until it is reopened. What was
+    /// committed before is intact (each commit is two-phase); what failed
+    /// was not stored. Fails while the medium still fails, or for a store
+    /// in memory, which a reopen would empty.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        if matches!(self.medium, Medium::Memory) {
+            return Err(StoreError::Unavailable("a store in memory cannot be reopened".into()));
+        }
+        let mut slot = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The old handle must be gone before the file is opened again: it
+        // holds the file's lock.
+        drop(slot.take());
+        let (db, repaired) = open_database(&self.medium, &self.path)?;
+        if repaired {
+            tracing::warn!(path = %self.path.display(), "the database needed repair when reopened");
+        }
+        *slot = Some(db);
+        tracing::info!(path = %self.path.display(), "database reopened after a storage error");
+        Ok(())
     }
 
     /// Checks table versions and creates what a new database lacks.
@@ -353,7 +401,9 @@ impl Store {
     }
 
     fn begin_write(&self) -> Result<redb::WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write().map_err(db)?;
+        let slot = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let database = slot.as_ref().ok_or_else(|| StoreError::Unavailable("the database is being reopened".into()))?;
+        let mut txn = database.begin_write().map_err(db)?;
         // Saves the allocator state with each commit, so that reopening after
         // a crash needs no full repair; it also turns on two-phase commit.
         txn.set_quick_repair(true);
@@ -445,8 +495,38 @@ impl Store {
     }
 
     pub(crate) fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
-        self.db.begin_read().map_err(db)
+        let slot = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let database = slot.as_ref().ok_or_else(|| StoreError::Unavailable("the database is being reopened".into()))?;
+        database.begin_read().map_err(db)
     }
+}
+
+/// Opens (or creates) the database on `medium`; says whether it needed
+/// repair.
+fn open_database(medium: &Medium, path: &Path) -> Result<(Database, bool), StoreError> {
+    let repaired = Arc::new(AtomicBool::new(false));
+    let flag = repaired.clone();
+    let mut builder = Database::builder();
+    // Queries read single rows and start-up reads the index records once;
+    // redb's default 1 GiB page cache would only grow the daemon's RSS.
+    builder.set_cache_size(64 * 1024 * 1024);
+    builder.set_repair_callback(move |_| flag.store(true, Ordering::Relaxed));
+    let opened = match medium {
+        Medium::File(_) => {
+            create_private(path)?;
+            builder.create(path)
+        }
+        Medium::Memory => builder.create_with_backend(redb::backends::InMemoryBackend::new()),
+        Medium::Faulty(_, faults) => {
+            create_private(path)?;
+            builder.create_with_backend(backend::FaultyBackend::open(path, faults.clone())?)
+        }
+    };
+    let db = opened.map_err(|source| match source {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path: path.to_path_buf() },
+        source => StoreError::Open { path: path.to_path_buf(), source },
+    })?;
+    Ok((db, repaired.load(Ordering::Relaxed)))
 }
 
 fn last_audit(audit: &impl ReadableTable<u64, &'static [u8]>) -> Result<(u64, String), StoreError> {

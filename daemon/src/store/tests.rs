@@ -44,7 +44,7 @@ fn old_index_records_stay_stale_until_they_are_rebuilt() {
         let s = store(dir.path());
         assert!(s.search_keys_stale(), "a new database has no records yet");
         s.replace_index_records(&[]).unwrap();
-        let txn = s.db.begin_write().unwrap();
+        let txn = s.begin_write().unwrap();
         txn.open_table(TABLE_VERSIONS).unwrap().insert("search_keys", INDEX_RECORD_VERSION - 1).unwrap();
         txn.commit().unwrap();
     }
@@ -62,7 +62,7 @@ fn a_table_from_a_newer_release_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = store(dir.path());
-        let txn = s.db.begin_write().unwrap();
+        let txn = s.begin_write().unwrap();
         txn.open_table(TABLE_VERSIONS).unwrap().insert("entries", 99).unwrap();
         txn.commit().unwrap();
     }
@@ -145,7 +145,7 @@ fn a_tampered_audit_record_is_reported() {
     let s = store(dir.path());
     s.commit(Batch { audit: sealed(&s, vec![event(1), event(2), event(3)]), ..Default::default() }).unwrap();
     {
-        let txn = s.db.begin_write().unwrap();
+        let txn = s.begin_write().unwrap();
         {
             let mut audit = txn.open_table(AUDIT).unwrap();
             let mut record: AuditRecord = serde_json::from_slice(audit.get(2).unwrap().unwrap().value()).unwrap();
@@ -164,7 +164,7 @@ fn a_damaged_projection_row_is_named_and_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
     {
-        let txn = s.db.begin_write().unwrap();
+        let txn = s.begin_write().unwrap();
         txn.open_table(ENTRIES)
             .unwrap()
             .insert("0193a5c2-0000-7000-8000-000000000000", b"{not json".as_slice())
@@ -189,4 +189,33 @@ fn the_database_is_readable_by_the_daemons_user_only() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     drop(store(dir.path()));
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn a_store_in_memory_works_and_is_never_reopened_empty() {
+    let s = Store::open_on(Medium::Memory, [3; 16]).unwrap();
+    let a = DocId::parse("watchlist/KAZ-BS/01").unwrap();
+    s.commit(Batch { changes: vec![(a.clone(), vec![1])], audit: sealed(&s, vec![event(1)]), ..Default::default() })
+        .unwrap();
+    assert_eq!(s.load_doc(&a).unwrap().changes, vec![(1, vec![1])]);
+    assert!(matches!(s.reopen(), Err(StoreError::Unavailable(_))));
+    assert_eq!(s.audit(None, 10).unwrap().chain_length, 1, "still there");
+}
+
+#[test]
+fn after_an_io_error_the_store_refuses_everything_until_reopened_and_keeps_what_was_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::new();
+    let s = Store::open_on(Medium::Faulty(dir.path().to_path_buf(), faults.clone()), [3; 16]).unwrap();
+    let a = DocId::parse("watchlist/KAZ-BS/01").unwrap();
+    s.commit(Batch { changes: vec![(a.clone(), vec![1])], ..Default::default() }).unwrap();
+    faults.fail_write_in(1);
+    let err = s.commit(Batch { changes: vec![(a.clone(), vec![2])], ..Default::default() }).unwrap_err();
+    assert!(err.needs_reopen(), "{err}");
+    let refused = s.commit(Batch { changes: vec![(a.clone(), vec![3])], ..Default::default() }).unwrap_err();
+    assert!(refused.needs_reopen(), "redb refuses until reopened: {refused}");
+    s.reopen().unwrap();
+    assert_eq!(s.load_doc(&a).unwrap().changes, vec![(1, vec![1])], "the committed change, and only it");
+    s.commit(Batch { changes: vec![(a.clone(), vec![4])], ..Default::default() }).unwrap();
+    assert_eq!(s.load_doc(&a).unwrap().changes.len(), 2);
 }

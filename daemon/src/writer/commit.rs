@@ -88,7 +88,12 @@ impl Writer {
                 // The head may have moved on disk behind our back (a
                 // rewritten store): read it again next time.
                 self.audit_head = None;
-                Err(storage_failed(err))
+                let reopen = err.needs_reopen();
+                let answer = storage_failed(err);
+                if reopen {
+                    self.storage_failed_now();
+                }
+                Err(answer)
             }
         }
     }

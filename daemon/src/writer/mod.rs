@@ -319,6 +319,7 @@ pub fn spawn(
         audit_head: None,
         audit_to_push: Vec::new(),
         received_from: None,
+        storage_broken: None,
     };
     let (stop_tx, stopped) = oneshot::channel();
     let join = std::thread::Builder::new().name("outpost-writer".into()).spawn(move || {
@@ -349,6 +350,9 @@ struct Writer {
     audit_to_push: Vec<DocId>,
     /// The peer whose frame the engine's effects being carried out answer.
     received_from: Option<PeerKey>,
+    /// When the storage last failed, and whether the database has been
+    /// reopened since.
+    storage_broken: Option<(std::time::Instant, bool)>,
 }
 
 fn internal(err: impl std::fmt::Display) -> ApiError {
@@ -356,9 +360,26 @@ fn internal(err: impl std::fmt::Display) -> ApiError {
 }
 
 fn storage_failed(err: StoreError) -> ApiError {
-    tracing::error!(error = %err, "commit failed; nothing was stored");
+    tracing::error!(error = %err, disk_full = err.disk_full(), "commit failed; nothing was stored");
+    if err.disk_full() {
+        return ApiError::new(
+            ErrorKind::Unavailable,
+            "the disk is full: nothing was stored; outpostd goes on by itself once there is room, and reads still work",
+        );
+    }
+    if err.needs_reopen() {
+        return ApiError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the storage failed, nothing was stored ({err}); outpostd reopens the database and retries by itself"
+            ),
+        );
+    }
     ApiError::new(ErrorKind::Internal, format!("storage failed, nothing was stored: {err}"))
 }
+
+/// How often a broken store is opened again while nothing else asks.
+const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
@@ -386,7 +407,60 @@ impl Writer {
         tracing::info!("writer stopped");
     }
 
+    /// After a storage error: the database is opened again (redb refuses
+    /// everything until it is), so that the next write can succeed once
+    /// the disk works or has room again. For a second, and until a reopen
+    /// works, peers' frames are dropped rather than applied and refused.
+    fn storage_failed_now(&mut self) {
+        let reopened = match self.store.reopen() {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot reopen the database; retried every second");
+                false
+            }
+        };
+        self.storage_broken = Some((std::time::Instant::now(), reopened));
+    }
+
+    /// Before a job: a database that could not be reopened is tried again
+    /// (for an officer's request at once, for peers' input at most once a
+    /// second), and a second after a storage error peers' frames are taken
+    /// again.
+    fn storage_retry(&mut self, officer: bool) {
+        let Some((since, reopened)) = self.storage_broken else { return };
+        let due = since.elapsed() >= REOPEN_EVERY;
+        if reopened {
+            if due {
+                self.storage_broken = None;
+            }
+            return;
+        }
+        if !due && !officer {
+            return;
+        }
+        match self.store.reopen() {
+            Ok(()) => {
+                self.storage_broken = None;
+                tracing::info!("the database is open again; peers' changes are taken again");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "the database still cannot be reopened");
+                self.storage_broken = Some((std::time::Instant::now(), false));
+            }
+        }
+    }
+
     fn handle(&mut self, op: WriteOp, caller: &Caller) -> Result<Written, ApiError> {
+        self.storage_retry(!matches!(op, WriteOp::Replication(_)));
+        if self.storage_broken.is_some() {
+            // Frames would be applied in memory and then fail to store;
+            // they are dropped instead, and the sessions they belong to
+            // start over once the storage works (peers are never told of
+            // changes that were not stored).
+            if let WriteOp::Replication(ReplicationInput::Frame(..)) = op {
+                return Ok(Written::Replicated);
+            }
+        }
         match op {
             WriteOp::Audit(event) => {
                 self.commit_and_index(Batch::default(), Vec::new(), vec![event])?;
