@@ -46,6 +46,13 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(25 * 60);
 /// Redial backoff for static peers: from 2 s, doubling, to 5 minutes, with
 /// up to a quarter of jitter so that a centre's peers do not redial in step.
+/// Bytes waiting to be written to one peer before it counts as one that
+/// does not read: its connection is closed rather than let the queue grow.
+pub const MAX_QUEUED_BYTES_PER_PEER: usize = 32 << 20;
+/// Connections one peer may hold at once: two, for when both sides dial.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Sync streams one peer may open to us at once: one per connection.
+pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 2;
 const REDIAL_FIRST: Duration = Duration::from_secs(2);
 const REDIAL_MAX: Duration = Duration::from_secs(300);
 
@@ -238,6 +245,14 @@ fn jittered(base: Duration) -> Duration {
 enum Internal {
     /// A stream to or from the peer failed; the connection is closed.
     Failed(PeerId, String),
+    /// A stream from the peer ended.
+    InboundEnded(PeerId),
+}
+
+/// Where frames for one peer wait, and how many bytes of them.
+struct PeerQueue {
+    tx: mpsc::UnboundedSender<(Lane, Vec<u8>)>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Tells the engine about a newly connected peer, once, and opens our
@@ -248,7 +263,7 @@ enum Internal {
 /// has stopped.
 async fn ensure_connected(
     peer: PeerId,
-    senders: &mut HashMap<PeerId, mpsc::UnboundedSender<(Lane, Vec<u8>)>>,
+    senders: &mut HashMap<PeerId, PeerQueue>,
     control: &libp2p_stream::Control,
     internal: &mpsc::UnboundedSender<Internal>,
     state: &SharedNetState,
@@ -258,13 +273,14 @@ async fn ensure_connected(
         return true;
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    senders.insert(peer, tx);
+    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    senders.insert(peer, PeerQueue { tx, queued: queued.clone() });
     let mut control = control.clone();
     let internal = internal.clone();
     let state = state.clone();
     tokio::spawn(async move {
         let outcome = match control.open_stream(peer, PROTOCOL).await {
-            Ok(stream) => write_frames(peer, stream, rx, &state).await,
+            Ok(stream) => write_frames(peer, stream, rx, &queued, &state).await,
             Err(err) => Err(err.to_string()),
         };
         if let Err(err) = outcome {
@@ -300,7 +316,8 @@ pub async fn run(
     let mut incoming =
         control.accept(PROTOCOL).map_err(|e| NetError::Setup(format!("cannot accept {PROTOCOL}: {e}")))?;
     let (internal_tx, mut internal) = mpsc::unbounded_channel::<Internal>();
-    let mut senders: HashMap<PeerId, mpsc::UnboundedSender<(Lane, Vec<u8>)>> = HashMap::new();
+    let mut senders: HashMap<PeerId, PeerQueue> = HashMap::new();
+    let mut inbound: HashMap<PeerId, usize> = HashMap::new();
     let mut redials: Vec<Redial> = settings
         .peers
         .iter()
@@ -333,6 +350,17 @@ pub async fn run(
                 }
             }
             Some((peer, stream)) = incoming.next() => {
+                let open = inbound.entry(peer).or_default();
+                if *open >= MAX_INBOUND_STREAMS_PER_PEER {
+                    // An honest peer opens one per connection; closing the
+                    // connection, rather than dropping streams one by one,
+                    // also keeps the log from flooding.
+                    tracing::warn!(%peer, limit = MAX_INBOUND_STREAMS_PER_PEER,
+                        "a peer opened more sync streams than it may; closing the connection");
+                    let _ = swarm.disconnect_peer_id(peer);
+                    continue;
+                }
+                *open += 1;
                 // The engine must know the peer before its first frame.
                 if !ensure_connected(peer, &mut senders, &control, &internal_tx, &state, &writer).await {
                     break;
@@ -345,18 +373,36 @@ pub async fn run(
                     if let Err(err) = outcome {
                         let _ = internal_tx.send(Internal::Failed(peer, err));
                     }
+                    let _ = internal_tx.send(Internal::InboundEnded(peer));
                 });
             }
-            Some(Internal::Failed(peer, err)) = internal.recv() => {
-                tracing::warn!(%peer, error = %err, "sync stream failed; closing the connection");
-                let _ = swarm.disconnect_peer_id(peer);
-            }
+            Some(event) = internal.recv() => match event {
+                Internal::Failed(peer, err) => {
+                    tracing::warn!(%peer, error = %err, "sync stream failed; closing the connection");
+                    let _ = swarm.disconnect_peer_id(peer);
+                }
+                Internal::InboundEnded(peer) => {
+                    if let Some(open) = inbound.get_mut(&peer) {
+                        *open = open.saturating_sub(1);
+                        if *open == 0 {
+                            inbound.remove(&peer);
+                        }
+                    }
+                }
+            },
             Some(command) = commands.recv() => match command {
                 NetCommand::Send { peer, lane, frame } => {
-                    let sender = peer.0.parse::<PeerId>().ok().and_then(|p| senders.get(&p));
-                    if let Some(tx) = sender {
-                        let _ = tx.send((lane, frame));
+                    let Ok(peer) = peer.0.parse::<PeerId>() else { continue };
+                    let Some(queue) = senders.get(&peer) else { continue };
+                    let queued = queue.queued.fetch_add(frame.len(), std::sync::atomic::Ordering::SeqCst) + frame.len();
+                    if queued > MAX_QUEUED_BYTES_PER_PEER {
+                        tracing::warn!(%peer, queued, limit = MAX_QUEUED_BYTES_PER_PEER,
+                            "the peer does not read what is sent to it; closing the connection");
+                        senders.remove(&peer);
+                        let _ = swarm.disconnect_peer_id(peer);
+                        continue;
                     }
+                    let _ = queue.tx.send((lane, frame));
                 }
                 NetCommand::Disconnect { peer } => {
                     if let Ok(peer) = peer.0.parse::<PeerId>() {
@@ -372,6 +418,12 @@ pub async fn run(
                 SwarmEvent::NewListenAddr { address, .. } => {
                     tracing::info!(%address, "listening");
                     lock(&state).listen_addrs.push(address.to_string());
+                }
+                SwarmEvent::ConnectionEstablished { peer_id, connection_id, num_established, .. }
+                    if num_established.get() > MAX_CONNECTIONS_PER_PEER =>
+                {
+                    tracing::warn!(peer = %peer_id, limit = MAX_CONNECTIONS_PER_PEER, "a peer holds more connections than it may; the newest is closed");
+                    let _ = swarm.close_connection(connection_id);
                 }
                 SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
                     let addr = match &endpoint {
@@ -456,6 +508,7 @@ async fn write_frames(
     peer: PeerId,
     mut stream: libp2p::Stream,
     mut queue: mpsc::UnboundedReceiver<(Lane, Vec<u8>)>,
+    queued: &std::sync::atomic::AtomicUsize,
     state: &SharedNetState,
 ) -> Result<(), String> {
     let mut lanes: [VecDeque<Vec<u8>>; 4] = Default::default();
@@ -485,6 +538,8 @@ async fn write_frames(
         stream.write_all(&len.to_be_bytes()).await.map_err(|e| e.to_string())?;
         stream.write_all(&frame).await.map_err(|e| e.to_string())?;
         stream.flush().await.map_err(|e| e.to_string())?;
+        // Counted in before it was queued, so this never goes below zero.
+        queued.fetch_sub(frame.len(), std::sync::atomic::Ordering::SeqCst);
         let mut s = lock(state);
         let stats = s.peers.entry(peer.to_string()).or_default();
         stats.bytes_sent += 4 + frame.len() as u64;

@@ -42,6 +42,8 @@ enum Command {
     Act(Act),
     /// Send these bytes as one frame to the connected peer.
     Raw(Vec<u8>),
+    /// Open this many more sync streams to the peer, and keep them open.
+    ExtraStreams(usize),
 }
 
 /// What the rogue has seen, for the test's assertions.
@@ -110,6 +112,13 @@ impl Rogue {
         let _ = self.commands.send(Command::Raw(frame));
     }
 
+    /// Opens `n` more sync streams to the peer than the one it speaks on,
+    /// sends an empty frame on each (so that the peer sees them) and holds
+    /// them open.
+    pub fn extra_streams(&self, n: usize) {
+        let _ = self.commands.send(Command::ExtraStreams(n));
+    }
+
     pub fn connected(&self) -> bool {
         self.seen.lock().map(|s| s.connected).unwrap_or(false)
     }
@@ -172,6 +181,8 @@ async fn run(
     let mut redial =
         tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
     let mut sessions: BTreeMap<PeerId, ()> = BTreeMap::new();
+    let mut extra: Vec<libp2p::Stream> = Vec::new();
+    let (kept_tx, mut kept_rx) = mpsc::unbounded_channel::<libp2p::Stream>();
     loop {
         tokio::select! {
             event = swarm.select_next_some() => match event {
@@ -217,6 +228,7 @@ async fn run(
                     }
                 });
             }
+            Some(stream) = kept_rx.recv() => extra.push(stream),
             Some(frame) = frames_rx.recv() => {
                 if let Some(p) = peer {
                     if let Ok(mut s) = seen.lock() {
@@ -232,6 +244,28 @@ async fn run(
                     carry(&mut mind, effects, &mut pending, &seen);
                 }
                 Command::Raw(frame) => pending.push(frame),
+                Command::ExtraStreams(n) => {
+                    // Opened from tasks of their own: a stream opens only
+                    // while the swarm is polled, which is this loop.
+                    if let Some(p) = peer {
+                        for _ in 0..n {
+                            let mut control = control.clone();
+                            let keep = kept_tx.clone();
+                            tokio::spawn(async move {
+                                match control.open_stream(p, PROTOCOL).await {
+                                    // The protocol is proposed with the first
+                                    // bytes written (lazy negotiation): an
+                                    // empty frame's length sends it.
+                                    Ok(mut stream) => {
+                                        let _ = write_frame(&mut stream, &[]).await;
+                                        let _ = keep.send(stream);
+                                    }
+                                    Err(err) => eprintln!("rogue: cannot open a stream: {err}"),
+                                }
+                            });
+                        }
+                    }
+                }
             },
             _ = redial.tick() => {
                 if peer.is_none() {

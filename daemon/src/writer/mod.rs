@@ -248,21 +248,37 @@ pub struct Replication {
     pub net: mpsc::UnboundedSender<NetCommand>,
 }
 
+/// Jobs wait in two queues: officers' requests, and what peers and the
+/// network hand in. The writer always takes an officer's request first, so
+/// an officer never waits behind a queue of peers' frames, only behind the
+/// one job the writer is doing.
 #[derive(Debug, Clone)]
 pub struct WriterHandle {
-    tx: mpsc::Sender<Job>,
+    officers: mpsc::Sender<Job>,
+    peers: mpsc::Sender<Job>,
 }
 
+/// Jobs each queue holds before senders wait: the network task then stops
+/// reading a peer that sends faster than the writer takes its frames.
+const QUEUE_JOBS: usize = 1024;
+
 impl WriterHandle {
+    fn queue_for(&self, op: &WriteOp) -> &mpsc::Sender<Job> {
+        match op {
+            WriteOp::Replication(_) => &self.peers,
+            _ => &self.officers,
+        }
+    }
+
     /// Hands the writer an input without waiting for it to be handled.
     pub async fn notify(&self, op: WriteOp) -> bool {
         let (reply, _) = oneshot::channel();
-        self.tx.send(Job { op, caller: Caller::daemon(), reply }).await.is_ok()
+        self.queue_for(&op).send(Job { op, caller: Caller::daemon(), reply }).await.is_ok()
     }
 
     pub async fn submit(&self, op: WriteOp, caller: &Caller) -> Result<Written, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
+        self.queue_for(&op)
             .send(Job { op, caller: caller.clone(), reply })
             .await
             .map_err(|_| ApiError::new(ErrorKind::Internal, "outpostd is shutting down"))?;
@@ -297,7 +313,8 @@ pub fn spawn(
     settings: WriterSettings,
     replication: Option<Replication>,
 ) -> std::io::Result<(WriterHandle, WriterThread)> {
-    let (tx, rx) = mpsc::channel(1024);
+    let (officers, officers_rx) = mpsc::channel(QUEUE_JOBS);
+    let (peers, peers_rx) = mpsc::channel(QUEUE_JOBS);
     let threshold = settings.compact_after_changes;
     let backlog = match store.changes_per_doc() {
         Ok(counts) => counts.into_iter().filter(|(_, n)| *n >= threshold).map(|(id, _)| id).collect(),
@@ -328,9 +345,9 @@ pub fn spawn(
         writer.sign_legacy_history();
         writer.prime_inventory();
         writer.log_identity();
-        writer.run(rx);
+        writer.run(officers_rx, peers_rx);
     })?;
-    Ok((WriterHandle { tx }, WriterThread { join, stopped }))
+    Ok((WriterHandle { officers, peers }, WriterThread { join, stopped }))
 }
 
 struct Writer {
@@ -382,20 +399,37 @@ fn storage_failed(err: StoreError) -> ApiError {
 const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+    fn run(mut self, mut officers: mpsc::Receiver<Job>, mut peers: mpsc::Receiver<Job>) {
+        // Waiting on two queues at once takes a runtime; a small one of
+        // this thread's own, used for nothing else.
+        let waiter = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                tracing::error!(error = %err, "the writer cannot wait for jobs; it stops");
+                return;
+            }
+        };
         loop {
-            let job = match rx.try_recv() {
+            let ready = officers.try_recv().or_else(|_| peers.try_recv());
+            let job = match ready {
                 Ok(job) => job,
-                Err(mpsc::error::TryRecvError::Empty) => {
+                Err(_) => {
                     if self.compact_one() {
                         continue;
                     }
-                    match rx.blocking_recv() {
+                    let next = waiter.block_on(async {
+                        tokio::select! {
+                            biased;
+                            job = officers.recv() => job,
+                            job = peers.recv() => job,
+                        }
+                    });
+                    match next {
                         Some(job) => job,
+                        // Every handle is gone (both queues close together).
                         None => break,
                     }
                 }
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
             };
             let result = self.handle(job.op, &job.caller);
             // The caller may have gone; the write stands either way.

@@ -49,6 +49,12 @@ pub struct Limits {
     pub cut_off_ms: i64,
     /// Peers whose strikes are remembered at once.
     pub max_struck_peers: usize,
+    /// Times one document may start over with one peer within a recheck
+    /// period (a snapshot built for it, a `Reset` from it): a peer that
+    /// claims to hold nothing and resets again and again would otherwise
+    /// make this node build the whole document in a loop. Beyond, the
+    /// document waits for the next period.
+    pub max_restarts_per_doc: u32,
 }
 
 impl Default for Limits {
@@ -72,6 +78,7 @@ impl Default for Limits {
             max_refused_changes: 32,
             cut_off_ms: 30 * 60 * 1000,
             max_struck_peers: 1024,
+            max_restarts_per_doc: 16,
         }
     }
 }

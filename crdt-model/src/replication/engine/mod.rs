@@ -436,6 +436,7 @@ impl Engine {
                 // A new period: only the timer opens one, so a peer cannot
                 // lift the cap by greeting again.
                 state.reconcile_frames = 0;
+                state.restarts.clear();
                 self.start_reconcile(now, &peer, &mut out);
             }
         }
@@ -503,6 +504,9 @@ impl Engine {
             Body::Reset { slot, reason } => {
                 if let Some(doc) = self.doc_of(peer, slot, &mut out) {
                     out.problem(peer, Some(&doc), format!("peer reset the session: {reason}"));
+                    if !self.may_restart(now, peer, &doc, &mut out) {
+                        return self.finish(out);
+                    }
                     // Our replies may never have arrived because the peer
                     // never saw our alias's `Open`: give the document a
                     // fresh one.

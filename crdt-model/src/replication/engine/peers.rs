@@ -57,6 +57,8 @@ pub(super) struct Peer {
     pub(super) quiet: BTreeMap<DocId, (u32, Timestamp)>,
     pub(super) next_check: Timestamp,
     pub(super) reconcile_frames: u32,
+    /// Times each document started over with this peer in this period.
+    pub(super) restarts: BTreeMap<DocId, u32>,
     pub(super) bad_frames: u32,
     pub(super) last_reconciled: Option<Timestamp>,
 }
@@ -92,6 +94,7 @@ impl Engine {
                 quiet: BTreeMap::new(),
                 next_check: Timestamp::from_millis(now.as_millis() + self.config.limits.recheck_every_ms),
                 reconcile_frames: 0,
+                restarts: BTreeMap::new(),
                 bad_frames: 0,
                 last_reconciled: None,
             },

@@ -123,6 +123,10 @@ impl Engine {
         let signed = self.signs();
         let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) else { return };
         if peer_lacks_it && session.sync.shared_heads().is_empty() {
+            if !self.may_restart(now, peer, doc, out) {
+                return;
+            }
+            let Ok(document) = host.doc(doc) else { return };
             let heads = document.heads();
             let proofs = if signed { tip_proofs(&self.fresh_proofs, host, doc) } else { Vec::new() };
             let Ok(document) = host.doc(doc) else { return };
@@ -262,6 +266,23 @@ impl Engine {
     /// Ends the session on `doc` with `peer` after a refusal, either way;
     /// a second refusal leaves the document alone until about the next
     /// digest check, which tries it again.
+    /// Counts one more start-over of `doc` with `peer` in this period;
+    /// false, and the document left alone until the next period, beyond
+    /// [`super::Limits::max_restarts_per_doc`].
+    pub(super) fn may_restart(&mut self, now: Timestamp, peer: &PeerKey, doc: &DocId, out: &mut Out) -> bool {
+        let limit = self.config.limits.max_restarts_per_doc;
+        let Some(state) = self.peers.get_mut(peer) else { return false };
+        let count = state.restarts.entry(doc.clone()).or_insert(0);
+        *count += 1;
+        if *count <= limit {
+            return true;
+        }
+        state.sessions.remove(doc);
+        state.quiet.insert(doc.clone(), (u32::MAX, now));
+        out.problem(peer, Some(doc), format!("started over more than {limit} times this period; left until the next"));
+        false
+    }
+
     pub(super) fn quiet(&mut self, now: Timestamp, peer: &PeerKey, doc: &DocId) {
         if let Some(state) = self.peers.get_mut(peer) {
             state.sessions.remove(doc);

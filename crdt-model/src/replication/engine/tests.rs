@@ -696,3 +696,30 @@ fn a_relay_outside_the_audience_does_not_carry_the_document_on() {
     pair.a.host.doc(&incidents).unwrap().transact(&meta, |r| r.add_incident(&draft)).unwrap();
     assert_eq!(pair.push_from_a(&incidents).frames, 0, "no frame about the incident log crosses");
 }
+
+#[test]
+fn a_peer_that_resets_again_and_again_gets_the_document_rebuilt_only_a_few_times_a_period() {
+    let mut pair = Pair::new(Node::new(1, vec![doc_with(4, 40, 1)]), Node::new(2, Vec::new()));
+    pair.connect();
+    assert!(pair.in_sync());
+    let slot = *pair.b.engine.peers.get(&pair.a.key).unwrap().my_slots.get(&shard(4)).unwrap();
+    let limit = Limits::default().max_restarts_per_doc;
+    let mut answered = Vec::new();
+    for _ in 0..limit + 6 {
+        let before = pair.traffic;
+        // B claims it lost everything: a reset, then the sync states it
+        // holds nothing.
+        pair.b.engine.peers.get_mut(&pair.a.key).unwrap().sessions.clear();
+        let reset = Body::Reset { slot, reason: "start again".into() }.encode().unwrap();
+        pair.deliver(Side::B, &reset);
+        pair.settle();
+        answered.push(pair.traffic.bytes - before.bytes);
+    }
+    let rebuilt = answered.iter().filter(|b| **b > 0).count() as u32;
+    assert!(rebuilt >= 1 && rebuilt <= limit, "the document was sent again {rebuilt} times: {answered:?}");
+    assert_eq!(answered.last(), Some(&0), "{answered:?}");
+    assert!(pair.problems.iter().any(|p| p.contains("started over more than")), "{:?}", pair.problems);
+    // A new period lifts it.
+    pair.advance(Limits::default().recheck_every_ms + 1);
+    assert!(pair.in_sync(), "{:?}", pair.problems);
+}
