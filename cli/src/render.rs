@@ -109,7 +109,13 @@ pub fn status(s: &StatusInfo) -> String {
                 .list("AUDIT LOG TAMPERED", r.audit_alarms.iter().cloned())
                 .row("Peers", format!("{} connected", r.connected_peers));
             if r.held_changes > 0 {
-                card.row("Held", format!("{} changes wait for a roster that lets them in", r.held_changes));
+                card.row(
+                    "Held",
+                    format!(
+                        "{} changes held until they can be judged (a newer roster, or changes they depend on)",
+                        r.held_changes
+                    ),
+                );
             }
             let stalest = match (&r.stalest_document, r.stalest_agreed_at) {
                 (Some(doc), Some(at)) => format!("{doc}, last agreed with a peer at {at}"),
@@ -177,7 +183,10 @@ pub fn fleet(view: &FleetView) -> String {
         out.push_str(&format!("WARNING: {conflict}\n"));
     }
     if view.held_changes > 0 {
-        out.push_str(&format!("{} changes wait for a roster that lets them in\n", view.held_changes));
+        out.push_str(&format!(
+            "{} changes held until they can be judged (a newer roster, or changes they depend on)\n",
+            view.held_changes
+        ));
     }
     out
 }

@@ -345,7 +345,8 @@ pub struct FleetView {
     pub this_node: String,
     /// Where this node's config and its roster entry disagree.
     pub conflicts: Vec<String>,
-    /// Changes held until a roster lets them in.
+    /// Changes held until they can be judged: until a roster lets them in,
+    /// or the changes they depend on arrive.
     pub held_changes: u64,
     /// Who receives each kind of document:
     /// `watchlists=fleet incidents=country audit=national-centres`.
@@ -445,7 +446,8 @@ pub struct ReplicationStatus {
     pub roster_revoked: bool,
     /// Where this node's config and its roster entry disagree.
     pub conflicts: Vec<String>,
-    /// Changes held until a roster lets them in.
+    /// Changes held until they can be judged: until a roster lets them in,
+    /// or the changes they depend on arrive.
     pub held_changes: u64,
     pub connected_peers: u64,
     /// The document held here longest since shown to agree with any peer.

@@ -44,8 +44,6 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 /// Each side's engine exchanges digests at least every 10 minutes; a peer
 /// silent for 25 is gone, even if TCP has not noticed.
 const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(25 * 60);
-/// Redial backoff for static peers: from 2 s, doubling, to 5 minutes, with
-/// up to a quarter of jitter so that a centre's peers do not redial in step.
 /// Bytes waiting to be written to one peer before it counts as one that
 /// does not read: its connection is closed rather than let the queue grow.
 pub const MAX_QUEUED_BYTES_PER_PEER: usize = 32 << 20;
@@ -53,6 +51,8 @@ pub const MAX_QUEUED_BYTES_PER_PEER: usize = 32 << 20;
 pub const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 /// Sync streams one peer may open to us at once: one per connection.
 pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 2;
+/// Redial backoff for static peers: from 2 s, doubling, to 5 minutes, with
+/// up to a quarter of jitter so that a centre's peers do not redial in step.
 const REDIAL_FIRST: Duration = Duration::from_secs(2);
 const REDIAL_MAX: Duration = Duration::from_secs(300);
 
@@ -187,9 +187,18 @@ pub fn signer_of(key: &Keypair) -> Result<outpost_model::trust::Signer, NetError
 #[derive(NetworkBehaviour)]
 #[allow(missing_debug_implementations)]
 pub struct Behaviour {
+    /// Bounds connections across peer ids: anyone who can reach the port
+    /// can start a key exchange, and a fleet-key holder can mint peer ids.
+    pub limits: libp2p::connection_limits::Behaviour,
     pub stream: libp2p_stream::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
+
+/// Incoming connections still in their key exchange or handshake at once.
+pub const MAX_PENDING_INCOMING: u32 = 64;
+/// Established connections at once, in all: a 50-post fleet's centre with
+/// every post connected twice, and room to spare.
+pub const MAX_ESTABLISHED: u32 = 256;
 
 /// The transport every node speaks: TCP, the fleet key (pnet), noise,
 /// yamux. Public so that test peers speak exactly the daemon's stack.
@@ -215,7 +224,14 @@ pub fn build_swarm(key: Keypair, psk: PreSharedKey, use_mdns: bool) -> Result<Sw
             } else {
                 None
             };
-            Ok(Behaviour { stream: libp2p_stream::Behaviour::new(), mdns: Toggle::from(mdns) })
+            let limits = libp2p::connection_limits::ConnectionLimits::default()
+                .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                .with_max_established(Some(MAX_ESTABLISHED));
+            Ok(Behaviour {
+                limits: libp2p::connection_limits::Behaviour::new(limits),
+                stream: libp2p_stream::Behaviour::new(),
+                mdns: Toggle::from(mdns),
+            })
         })
         .map_err(|e| setup(&e))?
         // Every peer speaks /outpost/sync/1 (the key admits only fleet
@@ -461,6 +477,7 @@ pub async fn run(
                             let stats = s.peers.entry(peer_id.to_string()).or_default();
                             stats.connected = false;
                             stats.last_seen = Some(crate::now());
+                            forget_beyond(&mut s.peers, MAX_REMEMBERED_PEERS);
                         }
                         for redial in redials.iter_mut().filter(|r| r.peer == Some(peer_id)) {
                             redial.peer = None;
@@ -500,6 +517,21 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Peers `outpost peers` remembers: a fleet-key holder can mint peer ids,
+/// so the disconnected ones seen longest ago are forgotten beyond this.
+pub const MAX_REMEMBERED_PEERS: usize = 1024;
+
+/// Forgets the disconnected peers seen longest ago until at most `max`
+/// remain (connected ones are never forgotten).
+fn forget_beyond(peers: &mut HashMap<String, PeerStats>, max: usize) {
+    while peers.len() > max {
+        let oldest =
+            peers.iter().filter(|(_, p)| !p.connected).min_by_key(|(_, p)| p.last_seen).map(|(k, _)| k.clone());
+        let Some(oldest) = oldest else { return };
+        peers.remove(&oldest);
+    }
 }
 
 /// Writes queued frames to the peer, control first, then watchlists, then
@@ -588,6 +620,20 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn disconnected_peers_seen_longest_ago_are_forgotten_first() {
+        let mut peers: HashMap<String, PeerStats> = HashMap::new();
+        for n in 0..5 {
+            let stats =
+                PeerStats { connected: n == 0, last_seen: Some(Timestamp::from_millis(n)), ..PeerStats::default() };
+            peers.insert(format!("p{n}"), stats);
+        }
+        forget_beyond(&mut peers, 3);
+        let mut kept: Vec<&String> = peers.keys().collect();
+        kept.sort();
+        assert_eq!(kept, ["p0", "p3", "p4"], "the connected one stays, however old");
+    }
 
     #[test]
     fn a_fleet_key_others_can_read_is_refused_by_name() {

@@ -7,6 +7,7 @@
 //! act on its engine and documents, and reads what it saw.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,28 @@ enum Command {
     Raw(Vec<u8>),
     /// Open this many more sync streams to the peer, and keep them open.
     ExtraStreams(usize),
+    /// Send these frames over and over, as fast as the peer reads them.
+    Flood(Flood),
+}
+
+/// A flood of frames in progress: sent in a cycle while `running`, each
+/// frame counted in `sent`.
+#[derive(Debug, Clone)]
+pub struct Flood {
+    frames: Arc<Vec<Vec<u8>>>,
+    running: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+}
+
+impl Flood {
+    pub fn stop(&self) {
+        self.running.store(false, Ordering::Relaxed);
+    }
+
+    /// Frames sent so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
 }
 
 /// What the rogue has seen, for the test's assertions.
@@ -119,6 +142,18 @@ impl Rogue {
         let _ = self.commands.send(Command::ExtraStreams(n));
     }
 
+    /// Sends `frames` in a cycle, as fast as the peer takes them, from a
+    /// connection (and after each redial) until the flood is stopped.
+    pub fn flood(&self, frames: Vec<Vec<u8>>) -> Flood {
+        let flood = Flood {
+            frames: Arc::new(frames),
+            running: Arc::new(AtomicBool::new(true)),
+            sent: Arc::new(AtomicU64::new(0)),
+        };
+        let _ = self.commands.send(Command::Flood(flood.clone()));
+        flood
+    }
+
     pub fn connected(&self) -> bool {
         self.seen.lock().map(|s| s.connected).unwrap_or(false)
     }
@@ -183,8 +218,13 @@ async fn run(
     let mut sessions: BTreeMap<PeerId, ()> = BTreeMap::new();
     let mut extra: Vec<libp2p::Stream> = Vec::new();
     let (kept_tx, mut kept_rx) = mpsc::unbounded_channel::<libp2p::Stream>();
+    let mut flood: Option<(Flood, usize)> = None;
     loop {
+        let flooding = flood.as_ref().is_some_and(|(f, _)| f.running.load(Ordering::Relaxed)) && outgoing.is_some();
         tokio::select! {
+            // While flooding, the loop goes round without waiting, so that
+            // the writes below go as fast as the peer reads.
+            () = std::future::ready(()), if flooding => {}
             event = swarm.select_next_some() => match event {
                 // A second connection to the same peer (the first redial can
                 // race the first dial) must not restart the engine's session:
@@ -244,6 +284,7 @@ async fn run(
                     carry(&mut mind, effects, &mut pending, &seen);
                 }
                 Command::Raw(frame) => pending.push(frame),
+                Command::Flood(next) => flood = Some((next, 0)),
                 Command::ExtraStreams(n) => {
                     // Opened from tasks of their own: a stream opens only
                     // while the swarm is polled, which is this loop.
@@ -279,8 +320,77 @@ async fn run(
                     break;
                 }
             }
+            if let Some((flood, next)) = flood.as_mut().filter(|(f, _)| f.running.load(Ordering::Relaxed)) {
+                // A few frames a turn, so that what the peer sends is read.
+                for _ in 0..8 {
+                    let Some(frame) = flood.frames.get(*next % flood.frames.len().max(1)) else { break };
+                    *next += 1;
+                    if write_frame(stream, frame).await.is_err() {
+                        outgoing = None;
+                        break;
+                    }
+                    flood.sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
+}
+
+/// A chain of `n` incidents in `post`'s incident log of this month, each
+/// its own change, written by the member with key `secret` (its actor as
+/// the rogue's): the log's id and the changes, oldest first.
+pub fn incident_chain(secret: [u8; 32], post: &str, authority: &str, n: usize) -> (DocId, Vec<automerge::Change>) {
+    use outpost_model::api::NewIncidentInput;
+    use outpost_model::ids::IncidentId;
+    use outpost_model::schema::{ChangeMeta, DocKind, Document};
+    use outpost_model::validate::{PostContext, new_incident};
+    let signer = Signer::from_secret(secret);
+    let at = now();
+    let context = PostContext { now: at, offset: time::UtcOffset::UTC, authority: authority.into(), post: post.into() };
+    let kind = DocKind::Incidents { post: post.into(), month: outpost_model::audit::log::audit_month(at) };
+    let Ok(mut doc) = Document::genesis(kind.clone()) else { return (kind.doc_id(), Vec::new()) };
+    let mut actor = signer.public().actor_prefix().to_vec();
+    actor.extend_from_slice(&[6, 6, 6, 6]);
+    doc.set_actor(automerge::ActorId::from(actor));
+    let genesis = doc.heads();
+    for k in 0..n {
+        let id =
+            IncidentId::owned_by(post, uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0000 | k as u128));
+        let input = NewIncidentInput {
+            incident_type: "seizure".into(),
+            narrative: format!("incident {k}"),
+            ..Default::default()
+        };
+        let Ok(draft) = new_incident(&input, id, &context) else { continue };
+        let meta = ChangeMeta { at, by: format!("1000@{post}"), op: "incident.log" };
+        let _ = doc.transact(&meta, |r| r.add_incident(&draft));
+    }
+    let changes = doc.changes_since(&genesis);
+    (kind.doc_id(), changes)
+}
+
+/// The frames that carry `changes` of `doc` to a peer as one `Changes`
+/// bundle on alias `slot`, each change signed by `signer`: the `Open`,
+/// then the bundle's parts.
+pub fn bundle_frames(slot: u32, doc: &DocId, changes: &[automerge::Change], signer: &Signer) -> Vec<Vec<u8>> {
+    use outpost_model::replication::bundle::BundlePayload;
+    use outpost_model::replication::frame::{Body, BundleKind};
+    use outpost_model::trust::proof::{sign_change, wire_proofs};
+    let proofs = wire_proofs(changes, |h| vec![sign_change(signer, doc, h)]);
+    let chunks = changes.iter().map(|c| c.raw_bytes().to_vec()).collect();
+    let Ok(parts) = BundlePayload::new(&[], chunks, proofs).into_parts() else { return Vec::new() };
+    let of = parts.len() as u16;
+    let open = Body::Open { slot, doc: doc.to_string(), priority: 2 };
+    std::iter::once(open)
+        .chain(parts.into_iter().enumerate().map(|(part, data)| Body::Bundle {
+            slot,
+            kind: BundleKind::Changes,
+            part: part as u16,
+            of,
+            data,
+        }))
+        .filter_map(|body| body.encode().ok())
+        .collect()
 }
 
 /// A proof that does not verify.
@@ -291,4 +401,17 @@ pub fn forged_proof() -> StoredProof {
 /// The document ids the rogue holds.
 pub fn held(mind: &Mind) -> Vec<DocId> {
     mind.host.docs.keys().cloned().collect()
+}
+
+/// Appends `n` as unsigned LEB128, as Automerge's chunk headers are
+/// written, for hand-made chunks.
+pub fn uleb(mut n: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        out.push(if n == 0 { byte } else { byte | 0x80 });
+        if n == 0 {
+            return;
+        }
+    }
 }

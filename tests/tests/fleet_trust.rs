@@ -144,7 +144,7 @@ fn a_change_by_a_member_not_yet_on_this_nodes_roster_waits_and_is_applied_when_t
     wait_for("the centre to hold the change", DEADLINE, || centre.held_changes() == 1);
     let shown = centre.outpost(&["--json", "watchlist", "show", &id.to_string(), "--purpose", "test"]);
     assert_ne!(shown.code, 0, "not applied while its author is unknown: {shown:?}");
-    assert!(centre.log().contains("change held until a roster lets it in"), "{}", centre.log());
+    assert!(centre.log().contains("change held until it can be judged"), "{}", centre.log());
 
     // The quarantine is stored: it survives a restart.
     assert!(centre.stop().success());

@@ -26,7 +26,7 @@ use outpost_model::trust::proof::{StoredProof, sign_change};
 use outpost_model::trust::{PublicKey, Signer};
 use outpost_model::validate::{PostContext, new_entry, new_incident};
 use outpost_tests::harness::{FleetKey, Post, free_port, networked_post, wait_for};
-use outpost_tests::rogue::{Mind, Rogue, forged_proof};
+use outpost_tests::rogue::{Mind, Rogue, forged_proof, uleb};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const SECRET: [u8; 32] = [42; 32];
@@ -151,17 +151,6 @@ fn deflate(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
-}
-
-fn uleb(mut n: u64, out: &mut Vec<u8>) {
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        out.push(if n == 0 { byte } else { byte | 0x80 });
-        if n == 0 {
-            return;
-        }
-    }
 }
 
 /// An Automerge chunk of `kind` (0 document, 2 compressed change) around

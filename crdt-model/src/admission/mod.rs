@@ -22,8 +22,11 @@
 //!   and every operation stays inside what it may write, a new record
 //!   under an id made for the document's owner ([`fields`]);
 //! - **dependencies**: a change that depends on a refused one is refused;
-//!   one whose dependencies are missing waits. Changes are judged in
-//!   causal order ([`order`]).
+//!   one whose dependencies are missing (an orphan) is held, unjudged and
+//!   its proofs unchecked, and judged once they arrive: Automerge itself
+//!   never holds an orphan, so what it would queue in memory is stored,
+//!   within the quarantine's bounds, and never acknowledged to a sender
+//!   until it applies. Changes are judged in causal order ([`order`]).
 //!
 //! The schema check (records still read after applying) needs the
 //! changes applied; the caller applies the admitted ones, checks the
@@ -99,6 +102,9 @@ pub enum Reason {
     Schema(String),
     /// Its batch's proofs cover one another in a chain too long to settle.
     Tangled,
+    /// It depends on a change this node does not hold yet (it waits, and
+    /// is judged once that arrives).
+    MissingDependencies,
 }
 
 impl std::fmt::Display for Reason {
@@ -118,6 +124,7 @@ impl std::fmt::Display for Reason {
             Reason::Tangled => {
                 f.write_str("its batch's signatures cover one another in a chain no honest sender makes")
             }
+            Reason::MissingDependencies => f.write_str("it depends on a change this node does not hold yet"),
         }
     }
 }
@@ -138,6 +145,7 @@ impl Reason {
             Reason::Dependency => "dependency",
             Reason::Schema(_) => "schema",
             Reason::Tangled => "tangled",
+            Reason::MissingDependencies => "missing-dependencies",
         }
     }
 
@@ -160,6 +168,7 @@ impl Reason {
                 | Reason::CutUnknown
                 | Reason::Revoked
                 | Reason::Dependency
+                | Reason::MissingDependencies
         )
     }
 }
@@ -189,7 +198,9 @@ pub struct Verdict {
     pub touched: BTreeMap<ChangeHash, BTreeSet<String>>,
     pub rejected: Vec<(ChangeHash, ActorId, Reason)>,
     pub held: Vec<Held>,
-    /// Changes whose dependencies are missing: neither applied nor refused.
+    /// Changes whose dependencies are missing: neither applied nor
+    /// refused, but held (in [`Verdict::held`], for
+    /// [`Reason::MissingDependencies`]).
     pub waiting: usize,
     /// Admitted changes of revoked members beyond their cuts, let in by
     /// an attestation.
@@ -374,7 +385,9 @@ impl Batch {
     fn verify_proofs(&self, authority: &Authority<'_>) -> Proven {
         let mut proven = Proven::default();
         let Authority::Fleet { fleet, .. } = authority else { return proven };
-        for (hash, proof) in &self.proofs {
+        // An orphan is judged, and its proofs checked, only once what it
+        // depends on has arrived.
+        for (hash, proof) in self.proofs.iter().filter(|(hash, _)| !self.missing.contains(hash)) {
             let Some(change) = self.changes.get(hash) else { continue };
             let Some(author) = fleet.member_of_actor(change.actor_id().to_bytes()) else { continue };
             let verified = match proof.attester {
@@ -517,12 +530,7 @@ impl Batch {
                     fate.insert(*hash, Fate::Admitted);
                 }
                 Err((Fate::Held, reason)) => {
-                    // What waits cannot be checked yet: a few proofs per
-                    // change are kept, so that a sender cannot fill the
-                    // quarantine with them.
-                    let proofs =
-                        self.proofs.iter().filter(|(h, _)| h == hash).map(|(_, p)| *p).take(MAX_HELD_PROOFS).collect();
-                    verdict.held.push(Held { change: change.clone(), proofs, reason, announced: 0 });
+                    verdict.held.push(self.held(change, reason));
                     fate.insert(*hash, Fate::Held);
                 }
                 Err((_, reason)) => {
@@ -532,7 +540,19 @@ impl Batch {
             }
         }
         verdict.waiting = self.missing.len();
+        for change in self.missing.iter().filter_map(|hash| self.changes.get(hash)) {
+            verdict.held.push(self.held(change, Reason::MissingDependencies));
+        }
         verdict
+    }
+
+    /// `change`, to hold. What waits cannot be checked yet: a few proofs
+    /// per change are kept, so that a sender cannot fill the quarantine
+    /// with them.
+    fn held(&self, change: &Change, reason: Reason) -> Held {
+        let hash = change.hash();
+        let proofs = self.proofs.iter().filter(|(h, _)| *h == hash).map(|(_, p)| *p).take(MAX_HELD_PROOFS).collect();
+        Held { change: change.clone(), proofs, reason, announced: 0 }
     }
 
     /// The scope a change's author writes it with, or why it is not let in.

@@ -360,6 +360,40 @@ fn a_change_depending_on_a_refused_one_is_refused_and_one_with_missing_dependenc
     let verdict = judge(&mut receiver, later.clone(), &wire(&later, &proofs[1..]), &fleet(&w));
     assert!(verdict.admitted.is_empty() && verdict.rejected.is_empty());
     assert_eq!(verdict.waiting, 1);
+    assert_eq!(verdict.held.len(), 1);
+    assert_eq!(verdict.held[0].reason, Reason::MissingDependencies);
+}
+
+/// An orphan is held with its proofs, unchecked (a forged proof on it
+/// costs no signature check and counts as nothing yet), and admitted with
+/// them once its parent has arrived.
+#[test]
+fn an_orphan_is_held_with_its_proofs_and_admitted_once_its_parent_arrives() {
+    let w = world();
+    let centre = &w.signers["kz-centre"];
+    let mut writer = copy(&kaz_shard(), centre);
+    let before = writer.heads();
+    add_entry(&mut writer, 1);
+    let middle = writer.heads();
+    add_entry(&mut writer, 2);
+    let (changes, proofs) = signed_since(&mut writer, &before, centre);
+    let (parent, child) = (changes[0].clone(), changes[1].clone());
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let forged = sign_change(&w.signers["stranger"], writer.id(), &child.hash());
+    let orphan = vec![child.clone()];
+    let verdict = judge(&mut receiver, orphan.clone(), &wire(&orphan, &[forged]), &fleet(&w));
+    assert_eq!((verdict.admitted.len(), verdict.rejected.len(), verdict.bad_proofs), (0, 0, 0));
+    assert_eq!(verdict.held.len(), 1);
+    assert_eq!(verdict.held[0].reason, Reason::MissingDependencies);
+    let verdict = judge(&mut receiver, orphan.clone(), &wire(&orphan, &proofs[1..]), &fleet(&w));
+    let kept = verdict.held[0].proofs.clone();
+    assert_eq!(kept, proofs[1..].to_vec(), "the orphan's proofs are kept with it");
+    let parent_only = vec![parent];
+    let verdict = judge(&mut receiver, parent_only.clone(), &wire(&parent_only, &proofs[..1]), &fleet(&w));
+    receiver.apply_changes(verdict.admitted).unwrap();
+    assert_eq!(receiver.heads(), middle);
+    let verdict = judge(&mut receiver, orphan.clone(), &wire(&orphan, &kept), &fleet(&w));
+    assert_eq!(verdict.admitted.len(), 1, "{:?}", verdict.rejected);
 }
 
 #[test]

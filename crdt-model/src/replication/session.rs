@@ -82,6 +82,14 @@ pub struct Received {
     pub changes: Vec<Change>,
 }
 
+impl Received {
+    /// Bytes of the Bloom filters the message carries, which the session
+    /// keeps once it is applied.
+    pub fn bloom_bytes(&self) -> usize {
+        self.message.have.iter().map(|h| h.bloom.to_bytes().len()).sum()
+    }
+}
+
 #[derive(Debug)]
 pub struct DocSession {
     state: State,
@@ -91,6 +99,8 @@ pub struct DocSession {
     last_progress: Timestamp,
     /// A message was sent and no reply has come since.
     awaiting: bool,
+    /// Bytes of the peer's Bloom filters the sync state holds.
+    their_bloom_bytes: usize,
 }
 
 impl DocSession {
@@ -103,7 +113,7 @@ impl DocSession {
             Some(Err(_)) => (State::new(), true),
             None => (State::new(), false),
         };
-        (Self { state, rounds: 0, last_progress: now, awaiting: false }, replaced)
+        (Self { state, rounds: 0, last_progress: now, awaiting: false, their_bloom_bytes: 0 }, replaced)
     }
 
     /// What to persist for (peer, document).
@@ -199,11 +209,13 @@ impl DocSession {
         received: Received,
         keep: impl Fn(&Change) -> bool,
     ) -> Result<(), SessionError> {
+        let bloom_bytes = received.bloom_bytes();
         let Received { mut message, changes } = received;
         message.changes =
             ChunkList::from(changes.iter().filter(|c| keep(c)).map(|c| c.raw_bytes().to_vec()).collect::<Vec<_>>());
         let before = doc.heads();
         doc.receive_sync_message(&mut self.state, message).map_err(|e| SessionError::Rejected(e.to_string()))?;
+        self.their_bloom_bytes = bloom_bytes;
         if doc.heads() != before {
             self.rounds = 0;
         }
@@ -216,6 +228,11 @@ impl DocSession {
     pub fn receive(&mut self, now: Timestamp, doc: &mut Document, bytes: &[u8]) -> Result<(), SessionError> {
         let received = self.decode(doc, bytes, ReceiveLimits::default())?;
         self.apply(now, doc, received, |_| true)
+    }
+
+    /// Bytes of the peer's Bloom filters this session holds.
+    pub fn their_bloom_bytes(&self) -> usize {
+        self.their_bloom_bytes
     }
 
     /// A message was sent and no reply has come since.
@@ -256,6 +273,7 @@ impl DocSession {
     /// on filtering out changes it believes it already sent.
     pub fn reset(&mut self, now: Timestamp) {
         self.state = State::new();
+        self.their_bloom_bytes = 0;
         self.rounds = 0;
         self.awaiting = false;
         self.last_progress = now;

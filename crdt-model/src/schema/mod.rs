@@ -74,21 +74,36 @@ impl DocKind {
             value: id.to_string(),
             expected: "watchlist/AUTHORITY/SHARD, incidents/POST/YYYY-MM or audit/POST/YYYY-MM",
         };
-        match parts.as_slice() {
+        let kind = match parts.as_slice() {
             ["watchlist", authority, shard] => {
                 let shard = u8::from_str_radix(shard, 16).map_err(|_| bad())?;
                 if shard >= WATCHLIST_SHARDS || authority.is_empty() {
                     return Err(bad());
                 }
-                Ok(DocKind::Watchlist { authority: authority.to_string(), shard })
+                DocKind::Watchlist { authority: authority.to_string(), shard }
             }
-            ["incidents", post, month] if !post.is_empty() && month.len() == 7 => {
-                Ok(DocKind::Incidents { post: post.to_string(), month: month.to_string() })
+            ["incidents", post, month] if !post.is_empty() && is_month(month) => {
+                DocKind::Incidents { post: post.to_string(), month: month.to_string() }
             }
-            ["audit", post, month] if !post.is_empty() && month.len() == 7 => {
-                Ok(DocKind::Audit { post: post.to_string(), month: month.to_string() })
+            ["audit", post, month] if !post.is_empty() && is_month(month) => {
+                DocKind::Audit { post: post.to_string(), month: month.to_string() }
             }
-            _ => Err(bad()),
+            _ => return Err(bad()),
+        };
+        // One document, one id: `watchlist/X/0f` and `watchlist/X/f` would
+        // otherwise be two documents for one shard.
+        if kind.doc_id() != *id {
+            return Err(bad());
+        }
+        Ok(kind)
+    }
+
+    /// The month a monthly document covers (`YYYY-MM`), `None` for a
+    /// watchlist shard.
+    pub fn month(&self) -> Option<&str> {
+        match self {
+            DocKind::Watchlist { .. } => None,
+            DocKind::Incidents { month, .. } | DocKind::Audit { month, .. } => Some(month),
         }
     }
 
@@ -119,6 +134,17 @@ impl DocKind {
             DocKind::Audit { .. } => "records",
         }
     }
+}
+
+/// `YYYY-MM` with a month from 01 to 12.
+fn is_month(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| bytes.get(range).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    bytes.len() == 7
+        && digits(0..4)
+        && bytes.get(4) == Some(&b'-')
+        && digits(5..7)
+        && matches!(text.get(5..7).and_then(|m| m.parse::<u8>().ok()), Some(1..=12))
 }
 
 /// Who made a change and when; becomes the Automerge change's time and message.
@@ -766,7 +792,10 @@ mod tests {
         assert_eq!(DocKind::parse(&kind.doc_id()).ok(), Some(kind));
         let kind = DocKind::Incidents { post: "kz-nurzhol".into(), month: "2026-11".into() };
         assert_eq!(DocKind::parse(&kind.doc_id()).ok(), Some(kind));
-        for bad in ["watchlist/KAZ/10", "watchlist/KAZ", "incidents/x/2026", "other/a/b"] {
+        let aliases = ["watchlist/KAZ/f", "watchlist/KAZ/00f", "watchlist/KAZ/0F"];
+        let months = ["incidents/x/2026-13", "incidents/x/2026-00", "audit/x/zzzz-zz", "audit/x/2026_11"];
+        let others = ["watchlist/KAZ/10", "watchlist/KAZ", "incidents/x/2026", "other/a/b"];
+        for bad in aliases.into_iter().chain(months).chain(others) {
             let id = DocId::parse(bad).unwrap();
             assert!(DocKind::parse(&id).is_err(), "{bad}");
         }

@@ -20,6 +20,13 @@ pub enum Scope {
 /// What `member`, holding `rights`, may write in `doc`. The rights are
 /// passed in because a revoked member's changes inside its cut are judged
 /// by the rights it had.
+/// Whether any member of the roster (revoked ones with the rights they
+/// had) may write in `doc`. A document nobody may write can hold nothing
+/// but its genesis: only junk has such an id.
+pub fn anyone_writes(fleet: &Fleet, doc: &DocKind) -> bool {
+    fleet.roster.members.iter().any(|m| scope(fleet, m, &m.rights, doc) != Scope::Nothing)
+}
+
 pub fn scope(fleet: &Fleet, member: &Member, rights: &[Right], doc: &DocKind) -> Scope {
     match doc {
         DocKind::Watchlist { authority, .. } => {

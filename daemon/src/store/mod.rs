@@ -188,8 +188,9 @@ pub struct Batch {
     pub sync_states: Vec<(String, DocId, Vec<u8>)>,
     /// Proofs to keep beside changes (added to those kept before).
     pub proofs: Vec<(DocId, automerge::ChangeHash, StoredProof)>,
-    /// Documents whose held changes are all released (before `hold`).
-    pub release: Vec<DocId>,
+    /// Held changes handed back to the engine, removed from the
+    /// quarantine (before `hold`, which holds again what still waits).
+    pub release: std::collections::BTreeSet<(DocId, automerge::ChangeHash)>,
     /// Changes to hold back until a roster lets them in.
     pub hold: Vec<(DocId, automerge::ChangeHash, HeldRecord)>,
     /// The signed roster this node now holds.

@@ -57,10 +57,8 @@ pub(super) fn write(txn: &redb::WriteTransaction, batch: &Batch) -> Result<(), S
         }
     }
     let mut held = txn.open_table(QUARANTINE).map_err(db)?;
-    for doc in &batch.release {
-        let low: &[u8] = &[];
-        let high: &[u8] = &[0xff; 33];
-        held.retain_in((doc.as_str(), low)..=(doc.as_str(), high), |_, _| false).map_err(db)?;
+    for (doc, hash) in &batch.release {
+        held.remove((doc.as_str(), hash.0.as_slice())).map_err(db)?;
     }
     for (doc, hash, record) in &batch.hold {
         held.insert((doc.as_str(), hash.0.as_slice()), postcard::to_stdvec(record)?.as_slice()).map_err(db)?;
@@ -135,6 +133,23 @@ impl Store {
         let low: &[u8] = &[];
         let high: &[u8] = &[0xff; 33];
         self.held_rows((doc.as_str(), low)..=(doc.as_str(), high))
+    }
+
+    /// The held changes of `doc` among `hashes` (those no longer held are
+    /// left out). A damaged row is named and skipped.
+    pub fn held_changes(&self, doc: &DocId, hashes: &[ChangeHash]) -> Result<Held, StoreError> {
+        let txn = self.read_txn()?;
+        let table = txn.open_table(QUARANTINE).map_err(db)?;
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        for hash in hashes {
+            let Some(row) = table.get((doc.as_str(), hash.0.as_slice())).map_err(db)? else { continue };
+            match postcard::from_bytes(row.value()) {
+                Ok(record) => out.push((doc.clone(), *hash, record)),
+                Err(err) => bad.push(damaged("quarantine", format!("{doc} {hash}"), err)),
+            }
+        }
+        Ok((out, bad))
     }
 
     fn held_rows<'k>(&self, keys: impl std::ops::RangeBounds<(&'k str, &'k [u8])>) -> Result<Held, StoreError> {

@@ -60,12 +60,13 @@ impl Writer {
             .hold
             .iter()
             .map(|(doc, hash, record)| {
-                (doc.clone(), *hash, record.from.clone(), super::quarantine::record_bytes(record))
+                let deps = super::quarantine::deps_of(&record.change);
+                (doc.clone(), *hash, record.from.clone(), super::quarantine::record_bytes(record), deps)
             })
             .collect();
         match self.store.commit(batch) {
             Ok(receipt) => {
-                self.quarantine.committed(&release, &held);
+                self.quarantine.committed(&release, held);
                 for (doc, seq) in receipt.change_seqs {
                     self.cache.record_stored(&doc, seq);
                 }

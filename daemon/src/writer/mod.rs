@@ -258,13 +258,21 @@ pub struct WriterHandle {
     peers: mpsc::Sender<Job>,
 }
 
-/// Jobs each queue holds before senders wait: the network task then stops
-/// reading a peer that sends faster than the writer takes its frames.
-const QUEUE_JOBS: usize = 1024;
+/// Officers' requests waiting before a client waits to hand one in.
+const OFFICER_JOBS: usize = 1024;
+/// Peers' frames (and connection events) waiting before the network waits
+/// to hand one in: a reading task then stops reading its peer, so a peer
+/// that sends faster than the writer takes its frames holds at most this
+/// many frames (1 MiB each at most) in memory. Waiting senders are served
+/// in turn (tokio's channel is fair), so the network's own events wait
+/// behind at most the frames already queued, never behind a flood.
+pub const PEER_JOBS: usize = 64;
 
 impl WriterHandle {
     fn queue_for(&self, op: &WriteOp) -> &mpsc::Sender<Job> {
         match op {
+            // An officer's `outpost sync` does not wait behind peers.
+            WriteOp::Replication(ReplicationInput::SyncNow(_)) => &self.officers,
             WriteOp::Replication(_) => &self.peers,
             _ => &self.officers,
         }
@@ -313,8 +321,8 @@ pub fn spawn(
     settings: WriterSettings,
     replication: Option<Replication>,
 ) -> std::io::Result<(WriterHandle, WriterThread)> {
-    let (officers, officers_rx) = mpsc::channel(QUEUE_JOBS);
-    let (peers, peers_rx) = mpsc::channel(QUEUE_JOBS);
+    let (officers, officers_rx) = mpsc::channel(OFFICER_JOBS);
+    let (peers, peers_rx) = mpsc::channel(PEER_JOBS);
     let threshold = settings.compact_after_changes;
     let backlog = match store.changes_per_doc() {
         Ok(counts) => counts.into_iter().filter(|(_, n)| *n >= threshold).map(|(id, _)| id).collect(),

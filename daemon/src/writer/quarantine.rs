@@ -1,7 +1,9 @@
-//! The quarantine on the writer: changes that wait for a roster (or for
-//! the change a revocation's cut names), kept in the store within bounds,
-//! in all and per peer, and handed back to the engine when a roster is
-//! installed or a document they wait in changes.
+//! The quarantine on the writer: changes that wait for a roster, for the
+//! change a revocation's cut names, or for changes they depend on
+//! (orphans), kept in the store within bounds, in all and per peer, and
+//! handed back to the engine when a roster is installed (all of them) or a
+//! document they wait in changes (those whose dependencies are all there
+//! now, so that a flood of orphans costs no work per change received).
 //!
 //! Which changes are held, from whom and how large, is kept in memory too,
 //! so that the bounds and "does this document hold any" cost no read of
@@ -44,6 +46,14 @@ pub(super) struct Quarantine {
 struct Slot {
     from: String,
     bytes: u64,
+    /// The changes it depends on.
+    deps: Vec<ChangeHash>,
+}
+
+/// The changes a held change (as stored) depends on; none if it does not
+/// parse, so that it is handed back, found broken and dropped.
+pub(super) fn deps_of(change: &[u8]) -> Vec<ChangeHash> {
+    Change::from_bytes(change.to_vec()).map(|c| c.deps().to_vec()).unwrap_or_default()
 }
 
 /// Changes held and bytes they take.
@@ -81,7 +91,8 @@ impl Quarantine {
         let mut rows = BTreeMap::new();
         for (doc, hash, record) in records {
             let bytes = record_bytes(&record);
-            rows.insert((doc, hash), Slot { from: record.from, bytes });
+            let deps = deps_of(&record.change);
+            rows.insert((doc, hash), Slot { from: record.from, bytes, deps });
         }
         Self { rows }
     }
@@ -95,19 +106,61 @@ impl Quarantine {
         self.rows.keys().map(|(doc, _)| doc.clone()).collect()
     }
 
-    /// Follows a committed batch: its documents released, then its changes
-    /// held.
-    pub(super) fn committed(&mut self, release: &[DocId], hold: &[(DocId, ChangeHash, String, u64)]) {
-        self.rows.retain(|(doc, _), _| !release.contains(doc));
-        for (doc, hash, from, bytes) in hold {
-            self.rows.insert((doc.clone(), *hash), Slot { from: from.clone(), bytes: *bytes });
+    /// The changes held in `doc`.
+    pub(super) fn held_in(&self, doc: &DocId) -> Vec<ChangeHash> {
+        self.rows.keys().filter(|(d, _)| d == doc).map(|(_, hash)| *hash).collect()
+    }
+
+    /// The changes held in `doc` that lack no dependency any more: each
+    /// dependency is in the document (`known`) or is itself such a held
+    /// change. One pass over the held changes, each judged after those it
+    /// depends on.
+    pub(super) fn ready_in(&self, doc: &DocId, mut known: impl FnMut(&ChangeHash) -> bool) -> Vec<ChangeHash> {
+        let held: BTreeMap<ChangeHash, &Slot> =
+            self.rows.iter().filter(|((d, _), _)| d == doc).map(|((_, hash), slot)| (*hash, slot)).collect();
+        let mut ready: BTreeMap<ChangeHash, bool> = BTreeMap::new();
+        for start in held.keys() {
+            let mut stack = vec![(*start, false)];
+            while let Some((hash, judged_deps)) = stack.pop() {
+                if ready.contains_key(&hash) {
+                    continue;
+                }
+                let Some(slot) = held.get(&hash) else { continue };
+                if judged_deps {
+                    // A held dependency not judged yet could only be a
+                    // cycle, which hashes rule out: it counts as missing.
+                    let all = slot.deps.iter().all(|d| match held.get(d) {
+                        Some(_) => ready.get(d).copied().unwrap_or(false),
+                        None => known(d),
+                    });
+                    ready.insert(hash, all);
+                } else {
+                    stack.push((hash, true));
+                    let waiting = slot.deps.iter().filter(|d| held.contains_key(*d) && !ready.contains_key(*d));
+                    stack.extend(waiting.map(|d| (*d, false)));
+                }
+            }
+        }
+        ready.into_iter().filter(|(_, ok)| *ok).map(|(hash, _)| hash).collect()
+    }
+
+    /// Follows a committed batch: its released changes gone, then its
+    /// changes held.
+    pub(super) fn committed(
+        &mut self,
+        release: &BTreeSet<(DocId, ChangeHash)>,
+        hold: Vec<(DocId, ChangeHash, String, u64, Vec<ChangeHash>)>,
+    ) {
+        self.rows.retain(|key, _| !release.contains(key));
+        for (doc, hash, from, bytes, deps) in hold {
+            self.rows.insert((doc, hash), Slot { from, bytes, deps });
         }
     }
 
     /// What stays held once `batch` is committed, in all and per peer.
     fn usage(&self, batch: &Batch) -> (Usage, BTreeMap<String, Usage>) {
         let (mut all, mut per_peer) = (Usage::default(), BTreeMap::<String, Usage>::new());
-        let kept = self.rows.iter().filter(|((doc, _), _)| !batch.release.contains(doc));
+        let kept = self.rows.iter().filter(|(key, _)| !batch.release.contains(*key));
         let staged = batch.hold.iter().map(|(_, _, record)| (record.from.as_str(), record_bytes(record)));
         for (origin, bytes) in kept.map(|(_, slot)| (slot.from.as_str(), slot.bytes)).chain(staged) {
             all.add(bytes);
@@ -130,9 +183,10 @@ fn held_bytes(held: &Held) -> u64 {
 const PROOF_BYTES: usize = 64 + 17;
 
 impl Writer {
-    /// The changes held for `docs` (all documents when `None`), handed back
-    /// to the engine: what passes now is applied, what still waits is held
-    /// again.
+    /// The changes held for `docs`, handed back to the engine: what passes
+    /// now is applied, what still waits is held again. When `docs` is
+    /// `None` (a roster was installed) every held change goes back; when
+    /// documents changed, only their held changes that lack no dependency.
     pub(super) fn requeue_held(&mut self, docs: Option<&[DocId]>) {
         if self.replication.is_none() {
             return;
@@ -143,7 +197,20 @@ impl Writer {
             None => held_docs.into_iter().collect(),
         };
         for doc in wanted {
-            let (records, damaged) = match self.store.held_in(&doc) {
+            let hashes = match docs {
+                None => self.quarantine.held_in(&doc),
+                Some(_) => match self.cache.get_mut(&doc) {
+                    Ok(loaded) => self.quarantine.ready_in(&doc, |hash| loaded.doc.knows(&[*hash])),
+                    Err(err) => {
+                        tracing::error!(%doc, error = %err.message, "cannot load a document with held changes");
+                        continue;
+                    }
+                },
+            };
+            if hashes.is_empty() {
+                continue;
+            }
+            let (records, damaged) = match self.store.held_changes(&doc, &hashes) {
                 Ok(found) => found,
                 Err(err) => {
                     tracing::error!(%doc, error = %err, "cannot read the quarantine");
@@ -166,7 +233,8 @@ impl Writer {
             self.cache.pinned = true;
             let effects = replication.engine.handle_held(engine_now(), &doc, held, &mut self.cache);
             self.cache.pinned = false;
-            self.carry_out(effects, vec![doc]);
+            let release = hashes.into_iter().map(|hash| (doc.clone(), hash)).collect();
+            self.carry_out(effects, release);
         }
     }
 
@@ -199,7 +267,8 @@ impl Quarantine {
                 Some(peer) => peer.0.clone(),
                 None => self.rows.get(&(doc.clone(), hash)).map_or_else(|| "unknown".into(), |s| s.from.clone()),
             };
-            let still_held = self.rows.contains_key(&(doc.clone(), hash)) && !batch.release.contains(doc);
+            let key = (doc.clone(), hash);
+            let still_held = self.rows.contains_key(&key) && !batch.release.contains(&key);
             if still_held || batch.hold.iter().any(|(d, h, _)| d == doc && *h == hash) {
                 continue;
             }
@@ -213,7 +282,7 @@ impl Quarantine {
             }
             all.add(bytes);
             peer.add(bytes);
-            tracing::info!(%doc, change = %hash, reason = %item.reason, from = %origin, "change held until a roster lets it in");
+            tracing::info!(%doc, change = %hash, reason = %item.reason, from = %origin, "change held until it can be judged");
             let record = HeldRecord {
                 change: item.change.raw_bytes().to_vec(),
                 proofs: item.proofs,
@@ -263,8 +332,8 @@ mod tests {
         let honest = PeerKey("honest".into());
         assert_eq!(quarantine.stage(&doc(), Some(&honest), changes(1, 2), &mut batch, &limits), 0);
         assert_eq!(batch.hold.len(), 4);
-        let rows: Vec<_> = batch.hold.iter().map(|(d, h, r)| (d.clone(), *h, r.from.clone(), 1)).collect();
-        quarantine.committed(&[], &rows);
+        let rows: Vec<_> = batch.hold.iter().map(|(d, h, r)| (d.clone(), *h, r.from.clone(), 1, Vec::new())).collect();
+        quarantine.committed(&BTreeSet::new(), rows);
         // Offered again, nothing is held twice; the flooder's share stays full.
         let mut next = Batch::default();
         assert_eq!(quarantine.stage(&doc(), Some(&flooder), changes(10, 1), &mut next, &limits), 7);
@@ -281,16 +350,40 @@ mod tests {
         let mut batch = Batch::default();
         let flooder = PeerKey("flooder".into());
         quarantine.stage(&doc(), Some(&flooder), changes(2, 1), &mut batch, &limits);
-        let rows: Vec<_> = batch.hold.iter().map(|(d, h, r)| (d.clone(), *h, r.from.clone(), 1)).collect();
-        quarantine.committed(&[], &rows);
+        let rows: Vec<_> = batch.hold.iter().map(|(d, h, r)| (d.clone(), *h, r.from.clone(), 1, Vec::new())).collect();
+        quarantine.committed(&BTreeSet::new(), rows);
         // Handed back to the engine and held again: released and staged
         // in one batch, under the same peer.
-        let mut requeued = Batch { release: vec![doc()], ..Batch::default() };
+        let release = quarantine.held_in(&doc()).into_iter().map(|h| (doc(), h)).collect();
+        let mut requeued = Batch { release, ..Batch::default() };
         assert_eq!(quarantine.stage(&doc(), None, changes(2, 1), &mut requeued, &limits), 0);
         assert!(requeued.hold.iter().all(|(_, _, r)| r.from == "flooder"));
         // Bytes count as well as changes.
         let tight = QuarantineLimits { bytes_per_peer: 1, ..limits };
         let mut other = Batch::default();
         assert_eq!(quarantine.stage(&doc(), Some(&PeerKey("b".into())), changes(1, 2), &mut other, &tight), 1);
+    }
+
+    /// Orphans go back to the engine only once nothing they depend on is
+    /// missing: a chain waits whole for its first link, and then goes back
+    /// whole.
+    #[test]
+    fn only_orphans_whose_dependencies_arrived_go_back() {
+        let limits = QuarantineLimits::default();
+        let chain = changes(4, 1);
+        let hashes: Vec<ChangeHash> = chain.iter().map(|h| h.change.hash()).collect();
+        let mut quarantine = Quarantine::default();
+        let mut batch = Batch::default();
+        // The first change never arrived; the three after it are held.
+        quarantine.stage(&doc(), Some(&PeerKey("p".into())), chain[1..].to_vec(), &mut batch, &limits);
+        let rows: Vec<_> =
+            batch.hold.iter().map(|(d, h, r)| (d.clone(), *h, r.from.clone(), 1, deps_of(&r.change))).collect();
+        quarantine.committed(&BTreeSet::new(), rows);
+        assert!(quarantine.ready_in(&doc(), |_| false).is_empty(), "nothing goes back while the first link is missing");
+        let mut ready = quarantine.ready_in(&doc(), |h| *h == hashes[0]);
+        ready.sort();
+        let mut expected = hashes[1..].to_vec();
+        expected.sort();
+        assert_eq!(ready, expected);
     }
 }

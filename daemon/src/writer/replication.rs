@@ -2,7 +2,7 @@
 //! effects carried out in order (everything to store in one transaction
 //! through `commit_and_index`, committed before any frame is sent).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use automerge::ChangeHash;
 use outpost_model::audit::AuditEvent;
@@ -94,7 +94,7 @@ impl Writer {
             ReplicationInput::SyncNow(peer) => engine.handle_sync_now(now, peer.as_ref()),
         };
         self.received_from = from;
-        self.carry_out(effects, Vec::new());
+        self.carry_out(effects, BTreeSet::new());
         self.received_from = None;
         self.cache.pinned = false;
         // Everything the engine applied is stored now.
@@ -106,7 +106,7 @@ impl Writer {
         let Some(replication) = self.replication.as_mut() else { return };
         self.cache.pinned = true;
         let effects = replication.engine.handle_local_change(engine_now(), doc, &mut self.cache);
-        self.carry_out(effects, Vec::new());
+        self.carry_out(effects, BTreeSet::new());
         self.cache.pinned = false;
         // Everything the engine applied is stored now.
         self.cache.evict_if_full();
@@ -114,9 +114,9 @@ impl Writer {
 
     /// Carries out the engine's effects: everything to store goes into one
     /// transaction, committed before any frame is sent. `release`: the
-    /// documents whose held changes were handed back to the engine, which
-    /// holds again, in these effects, what still waits.
-    pub(super) fn carry_out(&mut self, effects: Vec<Effect>, release: Vec<DocId>) {
+    /// held changes handed back to the engine, which holds again, in these
+    /// effects, what still waits.
+    pub(super) fn carry_out(&mut self, effects: Vec<Effect>, release: BTreeSet<(DocId, ChangeHash)>) {
         let mut batch = Batch { release, ..Batch::default() };
         let mut entries = Vec::new();
         let mut outgoing = Vec::new();
@@ -175,7 +175,7 @@ impl Writer {
             }
             outgoing.retain(|c| matches!(c, NetCommand::Timer { .. }));
             self.send_all(outgoing);
-            return self.carry_out(retry, Vec::new());
+            return self.carry_out(retry, BTreeSet::new());
         }
         self.send_all(outgoing);
         if roster.is_some() {

@@ -133,7 +133,7 @@ impl Engine {
                 self.persist(peer, doc, out);
                 let fp = fingerprint(doc, &after);
                 self.send_doc(peer, doc, |slot| Body::Done { slot, fingerprint: fp }, out);
-                self.agreed_at.insert(doc.clone(), now);
+                self.agreed(doc, now);
             } else {
                 self.drive(now, peer, doc, host, out);
             }

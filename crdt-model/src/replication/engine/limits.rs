@@ -33,8 +33,13 @@ pub struct Limits {
     /// Idle sessions are dropped long before (`max_sessions`), so only a
     /// peer that opens documents without end reaches this.
     pub max_peer_sessions: usize,
-    /// Bundle bytes being reassembled from one peer at once.
+    /// Bundle bytes being reassembled from one peer at once; beyond, it is
+    /// cut off.
     pub max_peer_reassembly_bytes: usize,
+    /// Bytes of a peer's Bloom filters (the `have` of its sync messages)
+    /// its sessions may hold at once; a message that would pass it is
+    /// refused.
+    pub max_peer_bloom_bytes: usize,
     /// Reconcile frames a peer may send within one recheck period.
     pub max_reconcile_frames: u32,
     /// Frames that fail to decode before a peer is cut off.
@@ -70,8 +75,13 @@ impl Default for Limits {
             hello_retry_ms: 30_000,
             max_aliases: 1 << 16,
             push_whole_up_to: 64,
-            max_peer_sessions: 1024,
-            max_peer_reassembly_bytes: 128 << 20,
+            // Idle sessions beyond `max_sessions` (64) are dropped, and an
+            // honest peer keeps at most `max_active` (8) awaiting replies.
+            max_peer_sessions: 128,
+            // A 62,500-entry shard (1M entries per post) saves to ~4 MB.
+            max_peer_reassembly_bytes: 32 << 20,
+            // 10 bits per change: 16 MiB covers 13M changes.
+            max_peer_bloom_bytes: 16 << 20,
             max_reconcile_frames: 512,
             max_bad_frames: 16,
             receive: ReceiveLimits::default(),

@@ -266,6 +266,9 @@ pub struct Engine {
     fresh_proofs: sync::FreshProofs,
     /// Bytes of document frames received from each peer, by document kind.
     received_by_kind: BTreeMap<PeerKey, BTreeMap<&'static str, u64>>,
+    /// What a peer's period had counted when its connection closed, so
+    /// that reconnecting lifts none of the per-period caps.
+    periods: BTreeMap<PeerKey, peers::Period>,
 }
 
 fn lane_of(doc: &DocId) -> (Lane, Reverse<String>) {
@@ -315,12 +318,21 @@ impl Engine {
             offences: BTreeMap::new(),
             fresh_proofs: BTreeMap::new(),
             received_by_kind: BTreeMap::new(),
+            periods: BTreeMap::new(),
         }
     }
 
     /// Records a document this node holds, at start; no effects.
     pub fn set_held(&mut self, doc: &DocId, heads: &[ChangeHash]) {
         self.inventory.set(doc, heads);
+    }
+
+    /// `doc` was shown to agree with a peer at `now`; only documents this
+    /// node holds are remembered, so a peer cannot grow the map.
+    fn agreed(&mut self, doc: &DocId, now: Timestamp) {
+        if self.inventory.state_of(doc).is_some() {
+            self.agreed_at.insert(doc.clone(), now);
+        }
     }
 
     pub fn inventory(&self) -> &Inventory {

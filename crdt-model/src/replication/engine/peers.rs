@@ -17,6 +17,13 @@ use crate::trust::{Fleet, PublicKey};
 /// repeated `Hello` without it means ours was lost, so it is answered.
 const HEARD_YOU: u32 = 1;
 
+/// How far ahead of this node's clock a monthly document's month may lie:
+/// a month, for clocks that disagree around a month's turn.
+const NEXT_MONTH_MS: i64 = 32 * 24 * 3600 * 1000;
+/// The first month a monthly document may cover: incident logs and audit
+/// logs start with the programme, and a month before it can only be junk.
+const FIRST_MONTH: &str = "2000-01";
+
 /// What a peer's `Hello` says.
 pub(super) struct Greeting {
     pub(super) node: [u8; 16],
@@ -61,6 +68,15 @@ pub(super) struct Peer {
     pub(super) restarts: BTreeMap<DocId, u32>,
     pub(super) bad_frames: u32,
     pub(super) last_reconciled: Option<Timestamp>,
+}
+
+/// One peer's counts for its current period, kept past its connection.
+#[derive(Debug, Clone)]
+pub(super) struct Period {
+    ends: Timestamp,
+    reconcile_frames: u32,
+    restarts: BTreeMap<DocId, u32>,
+    quiet: BTreeMap<DocId, (u32, Timestamp)>,
 }
 
 impl Engine {
@@ -143,8 +159,22 @@ impl Engine {
     }
 
     /// What was in flight is forgotten; persisted sync states stay.
-    pub fn handle_disconnected(&mut self, _now: Timestamp, peer: &PeerKey) -> Vec<Effect> {
-        self.peers.remove(peer);
+    pub fn handle_disconnected(&mut self, now: Timestamp, peer: &PeerKey) -> Vec<Effect> {
+        if let Some(state) = self.peers.remove(peer).filter(|s| s.node.is_some() && now < s.next_check) {
+            let period = Period {
+                ends: state.next_check,
+                reconcile_frames: state.reconcile_frames,
+                restarts: state.restarts,
+                quiet: state.quiet,
+            };
+            self.periods.retain(|_, p| now < p.ends);
+            if self.periods.len() >= self.config.limits.max_struck_peers
+                && let Some(soonest) = self.periods.iter().min_by_key(|(_, p)| p.ends).map(|(k, _)| k.clone())
+            {
+                self.periods.remove(&soonest);
+            }
+            self.periods.insert(peer.clone(), period);
+        }
         self.finish(Out { effects: Vec::new() })
     }
 
@@ -173,8 +203,20 @@ impl Engine {
                 return;
             }
             // The peer greets again without having heard us: our `Hello`,
-            // and the digest behind it, were lost.
+            // and the digest behind it, were lost. It counts as a reconcile
+            // frame, since it costs a digest.
             Some(_) if features & HEARD_YOU == 0 => {
+                state.reconcile_frames += 1;
+                if state.reconcile_frames > self.config.limits.max_reconcile_frames {
+                    out.effects.push(Effect::Disconnect {
+                        peer: peer.clone(),
+                        reason: format!(
+                            "more than {} reconcile frames in one period",
+                            self.config.limits.max_reconcile_frames
+                        ),
+                    });
+                    return;
+                }
                 out.send(peer, Lane::Control, &self.hello(true));
                 if syncing {
                     self.start_reconcile(now, peer, out);
@@ -185,6 +227,14 @@ impl Engine {
                 // Our digest already went out behind our `Hello`.
                 state.node = Some(node);
                 state.next_check = Timestamp::from_millis(now.as_millis() + self.config.limits.recheck_every_ms);
+                // A period the peer's last connection left unfinished goes
+                // on, with what it counted.
+                if let Some(period) = self.periods.remove(peer).filter(|p| now < p.ends) {
+                    state.next_check = period.ends;
+                    state.reconcile_frames += period.reconcile_frames;
+                    state.restarts = period.restarts;
+                    state.quiet.extend(period.quiet);
+                }
             }
         }
         // The newer roster goes first, before any document byte.
@@ -243,7 +293,7 @@ impl Engine {
         let ours = self.roster_version();
         let step = self.view_for(peer).step(parts);
         for doc in &step.agreed {
-            self.agreed_at.insert(doc.clone(), now);
+            self.agreed(doc, now);
         }
         let Some(state) = self.peers.get_mut(peer) else { return };
         state.last_reconciled = Some(now);
@@ -271,17 +321,20 @@ impl Engine {
     }
 
     pub(super) fn on_open(&mut self, peer: &PeerKey, slot: Slot, doc: &str, out: &mut Out) {
-        let Some(state) = self.peers.get_mut(peer) else { return };
+        if !self.peers.contains_key(peer) {
+            return;
+        }
         let Ok(doc) = DocId::parse(doc) else { return };
         if let Err(err) = DocKind::parse(&doc) {
             out.send(peer, Lane::Control, &Body::Refuse { slot, reason: format!("unknown document kind: {err}") });
             return;
         }
+
         // Need-to-know, on the receiving side: a node takes no document it
         // may not hold, and says nothing about one to a peer that may not
         // receive it (the peer named it, so refusing its alias reveals
         // nothing).
-        let key = state.key;
+        let Some(key) = self.peers.get(peer).map(|state| state.key) else { return };
         if !self.may_receive(&self.config.key, &doc) || !self.may_receive(&key, &doc) {
             out.send(peer, Lane::Control, &Body::Refuse { slot, reason: "not for this node to hold".into() });
             return;
@@ -296,6 +349,27 @@ impl Engine {
             return;
         }
         state.their_slots.insert(slot, doc);
+    }
+
+    /// Why `doc` cannot hold anything, if it cannot: no member of the
+    /// roster may write in it (unless `peer` announced a newer roster,
+    /// which may enrol its writer), or its month has not begun.
+    pub(super) fn junk(&self, now: Timestamp, peer: &PeerKey, doc: &DocId) -> Option<String> {
+        let kind = match DocKind::parse(doc) {
+            Ok(kind) => kind,
+            Err(err) => return Some(format!("unknown document kind: {err}")),
+        };
+        let latest = crate::audit::log::audit_month(Timestamp::from_millis(now.as_millis() + NEXT_MONTH_MS));
+        if kind.month().is_some_and(|month| month > latest.as_str()) {
+            return Some(format!("its month is after {latest}, which has not begun"));
+        }
+        if kind.month().is_some_and(|month| month < FIRST_MONTH) {
+            return Some(format!("its month is before {FIRST_MONTH}, before any record this fleet keeps"));
+        }
+        let fleet = self.fleet.as_ref()?;
+        let newer_roster = self.peers.get(peer).is_some_and(|p| p.roster > self.roster_version());
+        (!newer_roster && !crate::trust::policy::anyone_writes(fleet, &kind))
+            .then(|| "no member of the roster may write it".into())
     }
 
     pub(super) fn doc_of(&mut self, peer: &PeerKey, slot: Slot, out: &mut Out) -> Option<DocId> {

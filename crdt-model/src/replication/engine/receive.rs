@@ -208,8 +208,14 @@ impl Engine {
         outcome.waiting = verdict.waiting > 0;
         if let Some(first) = verdict.rejected.first() {
             outcome.refused = Some(format!("{} change(s) refused: {}", verdict.rejected.len(), first.2));
-        } else if let Some(first) = verdict.held.first() {
-            outcome.refused = Some(format!("{} change(s) held back: {}", verdict.held.len(), first.reason));
+        } else {
+            // Orphans wait without a refusal: the sender is asked again
+            // (`waiting`), and what it was missing brings them in.
+            let held_back: Vec<_> =
+                verdict.held.iter().filter(|h| h.reason != crate::admission::Reason::MissingDependencies).collect();
+            if let Some(first) = held_back.first() {
+                outcome.refused = Some(format!("{} change(s) held back: {}", held_back.len(), first.reason));
+            }
         }
         let mut attested: BTreeMap<String, u64> = BTreeMap::new();
         for change in verdict.admitted.iter().filter(|c| verdict.attested.contains(&c.hash())) {

@@ -67,6 +67,17 @@ impl Engine {
             Some((refusals, _)) if *refusals >= 2 => return false,
             _ => {}
         }
+        if !state.sessions.contains_key(doc)
+            && let Some(junk) = self.junk(now, peer, doc)
+        {
+            // Only documents someone may write exist: a peer that names
+            // junk (an id no member may write in, a month not begun) gets
+            // no session, no place in the queues and no load of it.
+            out.problem(peer, Some(doc), format!("refused to sync {doc}: {junk}"));
+            self.refuse(now, peer, doc, &junk, out);
+            return false;
+        }
+        let Some(state) = self.peers.get_mut(peer) else { return false };
         if !state.sessions.contains_key(doc) && state.sessions.len() >= self.config.limits.max_peer_sessions {
             out.effects.push(Effect::Disconnect {
                 peer: peer.clone(),
@@ -220,6 +231,16 @@ impl Engine {
                 return;
             }
         };
+        let others: usize = self.peers.get(peer).map_or(0, |state| {
+            state.sessions.iter().filter(|(d, _)| *d != doc).map(|(_, s)| s.sync.their_bloom_bytes()).sum()
+        });
+        let limit = self.config.limits.max_peer_bloom_bytes;
+        if others + received.bloom_bytes() > limit {
+            let reason = format!("its Bloom filters would take more than {limit} bytes here");
+            out.problem(peer, Some(doc), format!("refused a sync message: {reason}"));
+            self.refuse(now, peer, doc, &reason, out);
+            return;
+        }
         let changes = received.changes.clone();
         let outcome = self.receive(now, Origin::Peer(peer), doc, changes, proofs, Some(received), host, out);
         // Changes are stored before the sync state that claims them, and
@@ -313,7 +334,7 @@ impl Engine {
         if fingerprint(doc, &heads) == theirs {
             session.sync.settle_at(now, heads);
             self.persist(peer, doc, out);
-            self.agreed_at.insert(doc.clone(), now);
+            self.agreed(doc, now);
             self.pump(now, peer, host, out);
         } else {
             // It changed meanwhile on one side: an ordinary sync finishes.
@@ -348,7 +369,7 @@ impl Engine {
                 let mut theirs = session.sync.shared_heads().to_vec();
                 theirs.sort_unstable();
                 if heads == theirs {
-                    self.agreed_at.insert(doc.clone(), now);
+                    self.agreed(doc, now);
                 }
             }
             self.pump(now, peer, host, out);

@@ -566,7 +566,9 @@ fn a_change_that_breaks_a_record_is_refused_after_applying_and_the_honest_one_be
 /// not in a loop of refusals and restarts.
 #[test]
 fn a_change_the_peer_keeps_refusing_is_offered_again_only_now_and_then() {
-    let fleet = TestFleet::centres(2);
+    use crate::trust::roster::Role;
+    // node-2 writes UZB-DCS's watchlists; node-1 may not.
+    let fleet = TestFleet::with_members(&[(1, Role::Centre, "KAZ-BS"), (2, Role::Centre, "UZB-DCS")]);
     let uzb = DocKind::Watchlist { authority: "UZB-DCS".into(), shard: 4 };
     let mut doc = Document::genesis(uzb.clone()).unwrap();
     doc.set_actor(node_actor(1));
@@ -722,4 +724,180 @@ fn a_peer_that_resets_again_and_again_gets_the_document_rebuilt_only_a_few_times
     // A new period lifts it.
     pair.advance(Limits::default().recheck_every_ms + 1);
     assert!(pair.in_sync(), "{:?}", pair.problems);
+}
+
+/// Sends `changes` of `doc` from A to B as one `Changes` bundle, each
+/// signed by A, on A's slot for the document.
+fn bundle_from_a(pair: &mut Pair, doc: &DocId, changes: &[automerge::Change]) {
+    let slot = *pair.a.engine.peers.get(&pair.b.key).unwrap().my_slots.get(doc).unwrap();
+    let signer = pair.a.signer.clone();
+    let proofs = crate::trust::proof::wire_proofs(changes, |h| vec![crate::trust::proof::sign_change(&signer, doc, h)]);
+    let chunks = changes.iter().map(|c| c.raw_bytes().to_vec()).collect();
+    let parts = crate::replication::bundle::BundlePayload::new(&[], chunks, proofs).into_parts().unwrap();
+    let of = parts.len() as u16;
+    for (part, data) in parts.into_iter().enumerate() {
+        let kind = crate::replication::frame::BundleKind::Changes;
+        pair.deliver(Side::A, &Body::Bundle { slot, kind, part: part as u16, of, data }.encode().unwrap());
+    }
+}
+
+/// A bundle whose first change is missing (bundles may arrive in any
+/// order) is neither applied nor refused: its changes are held, and go in
+/// once what they depend on has arrived.
+#[test]
+fn an_orphan_in_a_bundle_is_held_and_goes_in_once_its_parent_arrives() {
+    let fleet = TestFleet::centres(2);
+    let mut pair =
+        Pair::new(Node::in_fleet(1, vec![member_doc(1, 3, 1)], &fleet), Node::in_fleet(2, Vec::new(), &fleet));
+    pair.connect();
+    assert!(pair.in_sync(), "{:?}", pair.problems);
+    let before = pair.a.host.doc(&shard(1)).unwrap().heads();
+    write_at_a(&mut pair, &shard(1), 70);
+    write_at_a(&mut pair, &shard(1), 71);
+    let changes = pair.a.host.doc(&shard(1)).unwrap().changes_since(&before);
+    let (parent, child) = (changes[0].clone(), changes[1].clone());
+    let b_before = pair.b.host.doc(&shard(1)).unwrap().heads();
+
+    bundle_from_a(&mut pair, &shard(1), std::slice::from_ref(&child));
+    assert_eq!(pair.b.host.doc(&shard(1)).unwrap().heads(), b_before, "the orphan is not applied");
+    let held = pair.b.host.held.remove(&shard(1)).unwrap_or_default();
+    assert_eq!(held.len(), 1, "the orphan is held");
+    assert_eq!(held[0].reason, crate::admission::Reason::MissingDependencies);
+    assert!(!held[0].proofs.is_empty(), "with its proof");
+    assert!(pair.disconnects.is_empty(), "an orphan is no fault: {:?}", pair.disconnects);
+    assert!(!pair.problems.iter().any(|p| p.contains("refused")), "{:?}", pair.problems);
+
+    bundle_from_a(&mut pair, &shard(1), std::slice::from_ref(&parent));
+    assert!(pair.b.host.doc(&shard(1)).unwrap().knows(&[parent.hash()]));
+    // The writer hands held changes back once their document changed.
+    let now = pair.now;
+    let effects = pair.b.engine.handle_held(now, &shard(1), held, &mut pair.b.host);
+    pair.carry(Side::B, effects);
+    assert!(pair.b.host.doc(&shard(1)).unwrap().knows(&[child.hash()]), "{:?}", pair.problems);
+    assert!(pair.b.host.held.get(&shard(1)).is_none_or(Vec::is_empty), "nothing waits any more");
+    let stored = pair.b.host.proofs(&shard(1), &child.hash());
+    assert!(!stored.is_empty(), "the orphan's proof is kept beside it once it goes in");
+}
+
+/// Bundle parts being reassembled from one peer are bounded: a peer that
+/// sends more at once is cut off.
+#[test]
+fn a_peer_sending_bundle_parts_beyond_the_reassembly_bound_is_cut_off() {
+    let limits = Limits { max_peer_reassembly_bytes: 4096, ..Limits::default() };
+    let mut pair = Pair::new(Node::with_limits(1, Vec::new(), limits), Node::new(2, Vec::new()));
+    pair.connect();
+    let open = Body::Open { slot: 7, doc: shard(5).to_string(), priority: 1 };
+    pair.deliver(Side::B, &open.encode().unwrap());
+    let kind = crate::replication::frame::BundleKind::Snapshot;
+    for part in 0..2u16 {
+        let data = vec![part as u8; 1500];
+        pair.deliver(Side::B, &Body::Bundle { slot: 7, kind, part, of: 8, data }.encode().unwrap());
+    }
+    assert!(pair.disconnects.is_empty(), "3,000 bytes are within the bound");
+    let data = vec![9; 1500];
+    pair.deliver(Side::B, &Body::Bundle { slot: 7, kind, part: 2, of: 8, data }.encode().unwrap());
+    assert!(
+        matches!(pair.disconnects.as_slice(), [(Side::A, reason)] if reason.contains("bundles of more than 4096")),
+        "{:?}",
+        pair.disconnects
+    );
+}
+
+/// The Bloom filters a peer's sync messages carry are kept by its
+/// sessions; what one peer may make this node keep is bounded.
+#[test]
+fn a_peers_bloom_filters_beyond_the_bound_are_refused() {
+    // A filter over five changes takes 10 bytes: 3 of header, 50 bits.
+    for (limit, refused) in [(8, true), (Limits::default().max_peer_bloom_bytes, false)] {
+        let limits = Limits { max_peer_bloom_bytes: limit, ..Limits::default() };
+        let mut pair =
+            Pair::new(Node::with_limits(1, vec![doc_with(1, 5, 1)], limits), Node::new(2, vec![doc_with(1, 5, 2)]));
+        pair.connect();
+        let said = pair.problems.iter().any(|p| p.contains("Bloom filters would take more than"));
+        assert_eq!(said, refused, "limit {limit}: {:?}", pair.problems);
+        assert_eq!(pair.in_sync(), !refused, "limit {limit}");
+    }
+}
+
+/// A peer cannot make this node open (and queue, and load) documents that
+/// no member may write, or months that have not begun: junk ids are
+/// refused before anything is loaded for them.
+#[test]
+fn a_peer_opening_junk_documents_is_refused_by_name() {
+    let fleet = TestFleet::centres(2);
+    let mut pair = Pair::new(Node::in_fleet(1, Vec::new(), &fleet), Node::in_fleet(2, Vec::new(), &fleet));
+    pair.connect();
+    let junk = [
+        ("watchlist/NOBODY/00", "no member of the roster may write it"),
+        ("incidents/node-2/2999-01", "has not begun"),
+        ("audit/node-2/2999-01", "has not begun"),
+    ];
+    // An opening sync message, as a peer with an empty copy sends.
+    let message = {
+        let mut empty = automerge::AutoCommit::new();
+        let mut state = automerge::sync::State::new();
+        automerge::sync::SyncDoc::generate_sync_message(&empty.sync(), &mut state).unwrap().encode()
+    };
+    let open_and_sync = |pair: &mut Pair, slot: u32, doc: &str| {
+        pair.deliver(Side::B, &Body::Open { slot, doc: doc.to_string(), priority: 1 }.encode().unwrap());
+        pair.deliver(Side::B, &Body::Sync { slot, message: message.clone(), proofs: vec![] }.encode().unwrap());
+    };
+    for (n, (doc, why)) in junk.iter().enumerate() {
+        open_and_sync(&mut pair, 100 + n as u32, doc);
+        assert!(pair.problems.iter().any(|p| p.contains(doc) && p.contains(why)), "{doc}: {:?}", pair.problems);
+        let id = DocId::parse(doc).unwrap();
+        assert!(!pair.a.host.docs.contains_key(&id), "nothing is loaded for junk");
+        assert!(!pair.a.engine.peers.get(&pair.b.key).unwrap().sessions.contains_key(&id));
+    }
+    let before = pair.problems.len();
+    open_and_sync(&mut pair, 200, "incidents/node-2/2026-11");
+    assert_eq!(pair.problems.len(), before, "{:?}", pair.problems);
+    let real = DocId::parse("incidents/node-2/2026-11").unwrap();
+    assert!(pair.a.engine.peers.get(&pair.b.key).unwrap().sessions.contains_key(&real));
+    assert!(pair.disconnects.is_empty());
+}
+
+/// Whatever a peer names, watchlist shards are synced first: a document id
+/// that is not a known kind goes last.
+#[test]
+fn a_junk_document_id_never_sorts_ahead_of_watchlist_shards() {
+    let mut ids: Vec<DocId> = ["audit/kz/2026-11", "0000", "incidents/kz/2026-11", "watchlist/ZZZ/0f", "-"]
+        .iter()
+        .filter_map(|s| DocId::parse(s).ok())
+        .collect();
+    ids.push(shard(3));
+    let mut queue: BTreeSet<_> = ids.iter().map(|d| (lane_of(d).0, lane_of(d).1, d.clone())).collect();
+    let first_two: Vec<DocId> = (0..2).filter_map(|_| queue.pop_first()).map(|(_, _, d)| d).collect();
+    assert!(
+        first_two.iter().all(|d| d.as_str().starts_with("watchlist/")),
+        "watchlist shards come first: {first_two:?}"
+    );
+    let last = queue.pop_last().map(|(_, _, d)| d).unwrap();
+    assert!(DocKind::parse(&last).is_err() || last.as_str().starts_with("audit/"), "{last}");
+}
+
+/// Reconnecting does not lift a per-period cap: the restarts a document
+/// made with a peer are counted across its connections.
+#[test]
+fn reconnecting_does_not_reset_the_count_of_restarts() {
+    // The first snapshot counts as one start.
+    let limits = Limits { max_restarts_per_doc: 3, ..Limits::default() };
+    let mut pair = Pair::new(Node::with_limits(1, vec![doc_with(4, 40, 1)], limits), Node::new(2, Vec::new()));
+    let reset_from_b = |pair: &mut Pair| {
+        let slot = 900;
+        pair.deliver(Side::B, &Body::Open { slot, doc: shard(4).to_string(), priority: 1 }.encode().unwrap());
+        pair.b.engine.peers.get_mut(&pair.a.key).unwrap().sessions.clear();
+        let before = pair.traffic;
+        pair.deliver(Side::B, &Body::Reset { slot, reason: "start again".into() }.encode().unwrap());
+        pair.settle();
+        pair.traffic.bytes - before.bytes
+    };
+    pair.connect();
+    assert!(pair.in_sync());
+    assert!(reset_from_b(&mut pair) > 0);
+    assert!(reset_from_b(&mut pair) > 0);
+    pair.disconnect();
+    pair.connect();
+    assert_eq!(reset_from_b(&mut pair), 0, "the fourth start in the period is refused after a reconnect too");
+    assert!(pair.problems.iter().any(|p| p.contains("started over more than 3")), "{:?}", pair.problems);
 }

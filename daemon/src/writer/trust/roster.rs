@@ -24,7 +24,7 @@ impl Writer {
         let (detail, outcome) = match effects {
             Ok(effects) => {
                 let version = replication_version(&effects).unwrap_or_default();
-                self.carry_out(effects, Vec::new());
+                self.carry_out(effects, Default::default());
                 let changes = match self.replication.as_ref().and_then(|r| r.engine.fleet()) {
                     Some(fleet) => fleet.roster.changes_from(before.as_ref()),
                     None => Vec::new(),

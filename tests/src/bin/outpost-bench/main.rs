@@ -8,6 +8,7 @@ use outpost_model::api::{Request, Response};
 use std::time::Duration;
 
 mod fleet;
+mod hostile;
 mod names;
 mod post;
 mod shards;
@@ -15,6 +16,7 @@ mod sim;
 mod sync;
 
 use fleet::*;
+use hostile::*;
 use names::*;
 use post::*;
 use shards::*;
@@ -43,6 +45,10 @@ pub(crate) enum Bench {
     /// Name matching on the labelled evaluation set: recall@5 on variants
     /// of listed names and false top-1 alerts on names not on the list.
     Names(NamesArgs),
+    /// One enrolled but hostile member flooding a real release daemon:
+    /// officer search latency under each attack beside no attack, and RSS
+    /// above idle.
+    Hostile(HostileArgs),
 }
 
 pub(crate) struct Stats(Vec<Duration>);
@@ -113,6 +119,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Post(args) => post(&args),
         Bench::Shards(args) => shards(&args),
         Bench::Names(args) => names(&args),
+        Bench::Hostile(args) => hostile(&args),
         Bench::Sync(args) => sync(&args),
         Bench::Sim(args) => sim(&args),
         Bench::Fleet(args) => fleet(&args),
