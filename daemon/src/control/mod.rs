@@ -148,17 +148,18 @@ async fn connection(
             Ok(Err(err)) => return Err(err),
             Err(_) => return Ok(()),
         }
-        let len = u32::from_be_bytes(header);
-        if len > MAX_REQUEST_BYTES {
-            tracing::warn!(uid = caller.uid, len, "oversized request refused");
-            let message = format!("request of {len} bytes is larger than the limit of {MAX_REQUEST_BYTES}");
-            send(&mut stream, &error_envelope(ErrorKind::TooLarge, message), shutdown.clone()).await?;
-            return Ok(());
-        }
+        let len = match request_len(header) {
+            Ok(len) => len,
+            Err(refused) => {
+                tracing::warn!(uid = caller.uid, len = u32::from_be_bytes(header), "oversized request refused");
+                send(&mut stream, &refused, shutdown.clone()).await?;
+                return Ok(());
+            }
+        };
         // Until the whole body is in, the connection still counts as idle:
         // a client that trickles a request holds its slot no better than
         // one that sends nothing.
-        let mut body = vec![0u8; len as usize];
+        let mut body = vec![0u8; len];
         let read = tokio::select! {
             read = tokio::time::timeout(BODY_TIMEOUT, stream.read_exact(&mut body)) => read,
             _ = shutdown.changed() => return Ok(()),
@@ -175,28 +176,92 @@ async fn connection(
     }
 }
 
-async fn answer(service: &Service, caller: &Caller, body: &[u8]) -> ResponseEnvelope {
-    let value: serde_json::Value = match serde_json::from_slice(body) {
-        Ok(value) => value,
-        Err(err) => {
-            tracing::info!(uid = caller.uid, error = %err, "malformed request");
-            return error_envelope(ErrorKind::BadInput, format!("malformed request: {err}"));
-        }
+/// The length a request's 4-byte header announces, or the reply that
+/// refuses it (the connection is then closed: the stream cannot be
+/// resynchronised without reading the oversized body).
+// The refusal is the reply itself, made once per refused request.
+#[allow(clippy::result_large_err)]
+pub fn request_len(header: [u8; 4]) -> Result<usize, ResponseEnvelope> {
+    let len = u32::from_be_bytes(header);
+    if len > MAX_REQUEST_BYTES {
+        let message = format!("request of {len} bytes is larger than the limit of {MAX_REQUEST_BYTES}");
+        return Err(error_envelope(ErrorKind::TooLarge, message));
+    }
+    Ok(len as usize)
+}
+
+/// A request body that cannot be answered.
+#[derive(Debug)]
+pub struct BadRequest {
+    /// The `op` the body named, if it named one, for the log.
+    pub op: String,
+    /// The reply naming the problem.
+    pub reply: ResponseEnvelope,
+}
+
+/// What is read of a body before the envelope: its version and `op`,
+/// without building a tree of the whole body (a 4 MiB request in every
+/// slot would cost hundreds of MiB as `serde_json::Value`s). A body where
+/// either has another type reads as neither; the envelope's parse then
+/// names the problem.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Peek {
+    #[serde(default)]
+    version: Option<u64>,
+    #[serde(default)]
+    request: Option<PeekRequest>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PeekRequest {
+    #[serde(default)]
+    op: Option<String>,
+}
+
+/// Parses one request body: JSON, then the protocol version, then the
+/// envelope. Returns the `op` it names, for the log, and the envelope.
+/// Pure, so that it can be fuzzed (`fuzz/`).
+// The refusal is the reply itself, made once per refused request.
+#[allow(clippy::result_large_err)]
+pub fn parse_request(body: &[u8]) -> Result<(String, RequestEnvelope), BadRequest> {
+    let malformed = |op: String, err: serde_json::Error| BadRequest {
+        op,
+        reply: error_envelope(ErrorKind::BadInput, format!("malformed request: {err}")),
     };
-    if let Some(version) = value.get("version").and_then(serde_json::Value::as_u64)
+    // Syntax first, so that broken JSON is named as such.
+    let peek = match serde_json::from_slice::<Peek>(body) {
+        Ok(peek) => peek,
+        Err(err) if err.is_syntax() || err.is_eof() => return Err(malformed(String::new(), err)),
+        Err(_) => Peek::default(),
+    };
+    if let Some(version) = peek.version
         && version != u64::from(PROTOCOL_VERSION)
     {
-        return error_envelope(
-            ErrorKind::UnsupportedVersion,
-            format!("protocol version {version} is not supported; this outpostd speaks version {PROTOCOL_VERSION}"),
-        );
+        return Err(BadRequest {
+            op: String::new(),
+            reply: error_envelope(
+                ErrorKind::UnsupportedVersion,
+                format!("protocol version {version} is not supported; this outpostd speaks version {PROTOCOL_VERSION}"),
+            ),
+        });
     }
-    let op = value.pointer("/request/op").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
-    let envelope: RequestEnvelope = match serde_json::from_value(value) {
-        Ok(envelope) => envelope,
-        Err(err) => {
-            tracing::info!(uid = caller.uid, op, error = %err, "malformed request");
-            return error_envelope(ErrorKind::BadInput, format!("malformed request: {err}"));
+    let op = peek.request.and_then(|r| r.op).unwrap_or_default();
+    match serde_json::from_slice(body) {
+        Ok(envelope) => Ok((op, envelope)),
+        Err(err) => Err(malformed(op, err)),
+    }
+}
+
+async fn answer(service: &Service, caller: &Caller, body: &[u8]) -> ResponseEnvelope {
+    let (op, envelope) = match parse_request(body) {
+        Ok(parsed) => parsed,
+        Err(BadRequest { op, reply }) => {
+            if let Outcome::Error(err) = &reply.outcome
+                && err.kind == ErrorKind::BadInput
+            {
+                tracing::info!(uid = caller.uid, op, error = %err.message, "malformed request");
+            }
+            return reply;
         }
     };
     let started = std::time::Instant::now();
@@ -209,4 +274,40 @@ async fn answer(service: &Service, caller: &Caller, body: &[u8]) -> ResponseEnve
     };
     tracing::debug!(uid = caller.uid, op, elapsed_us = started.elapsed().as_micros() as u64, "request served");
     ResponseEnvelope { version: PROTOCOL_VERSION, outcome }
+}
+
+#[cfg(test)]
+mod tests {
+    use outpost_model::api::Request;
+
+    use super::*;
+
+    fn refused(body: &[u8]) -> (ErrorKind, String) {
+        match parse_request(body).map(|_| ()).unwrap_err().reply.outcome {
+            Outcome::Error(err) => (err.kind, err.message),
+            Outcome::Ok(_) => panic!("a refusal that is not an error"),
+        }
+    }
+
+    #[test]
+    fn a_request_is_parsed_or_refused_naming_the_problem() {
+        let (op, envelope) = parse_request(br#"{"version":1,"request":{"op":"sync_now"}}"#).unwrap();
+        assert_eq!(op, "sync_now");
+        assert!(matches!(envelope.request, Request::SyncNow { peer: None }));
+        let (kind, message) = refused(b"{not json");
+        assert_eq!(kind, ErrorKind::BadInput);
+        assert!(message.starts_with("malformed request: "), "{message}");
+        let (kind, message) = refused(br#"{"version":7,"request":{"op":"status"}}"#);
+        assert_eq!(kind, ErrorKind::UnsupportedVersion);
+        assert!(message.contains("version 7"), "{message}");
+        let bad = parse_request(br#"{"version":1,"request":{"op":"watchlist_show"}}"#).map(|_| ()).unwrap_err();
+        assert_eq!(bad.op, "watchlist_show");
+    }
+
+    #[test]
+    fn an_oversized_request_is_refused_by_its_header() {
+        assert_eq!(request_len(MAX_REQUEST_BYTES.to_be_bytes()).unwrap(), MAX_REQUEST_BYTES as usize);
+        let reply = request_len((MAX_REQUEST_BYTES + 1).to_be_bytes()).unwrap_err();
+        assert!(matches!(reply.outcome, Outcome::Error(err) if err.kind == ErrorKind::TooLarge));
+    }
 }
