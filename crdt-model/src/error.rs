@@ -55,6 +55,24 @@ pub enum ModelError {
     Schema { doc: String, path: String, detail: String },
     #[error("automerge: {0}")]
     Automerge(#[from] automerge::AutomergeError),
+    /// Automerge panicked on a change a peer crafted; the document in
+    /// memory may be inconsistent and must be reloaded from storage.
+    #[error("automerge failed on these changes ({0}); nothing of them is kept")]
+    AutomergePanicked(String),
+}
+
+/// Runs `work`, which hands peers' bytes to Automerge, turning a panic of
+/// Automerge's (it unwraps on some malformed changes: fuzzing found
+/// them) into an error. The release profile must keep `panic = "unwind"`
+/// for this to hold.
+pub fn guard<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into())
+    })
 }
 
 impl ModelError {

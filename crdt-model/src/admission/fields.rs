@@ -138,7 +138,10 @@ pub(super) fn check(
     change: &Change,
     (scope, ids): (Scope, NewIds),
 ) -> Result<Effects, String> {
-    let expanded = change.decode();
+    // Automerge unwraps on some malformed changes (an op naming an actor
+    // the change does not list): such a change is refused, not a crash.
+    let expanded = crate::error::guard(|| change.decode())
+        .map_err(|panic| format!("wrote operations that do not decode ({panic})"))?;
     let records = doc.kind().records_key();
     let start = change.start_op().get();
     let actor = change.actor_id().clone();

@@ -428,26 +428,39 @@ pub fn changes_within<'a>(
             match kind {
                 CHANGE => {
                     check_change_body(body, budget)?;
-                    changes.push(Change::from_bytes(chunk.to_vec()).map_err(|e| SizeError::Change(e.to_string()))?);
+                    changes.push(parse_change(chunk)?);
                 }
                 COMPRESSED_CHANGE => {
                     let inflated = inflate(body, budget)?;
                     check_change_body(&inflated, budget)?;
-                    changes.push(Change::from_bytes(chunk.to_vec()).map_err(|e| SizeError::Change(e.to_string()))?);
+                    changes.push(parse_change(chunk)?);
                 }
                 DOCUMENT => {
                     check_document_body(body, budget)?;
-                    let mut copy = AutoCommit::load(chunk).map_err(|e| SizeError::Document(e.to_string()))?;
-                    if !genesis.iter().all(|h| copy.get_change_by_hash(h).is_some()) {
-                        return Err(SizeError::OtherDocument);
-                    }
-                    changes.extend(copy.get_changes(&[]));
+                    // Automerge unwraps on some malformed input: a panic
+                    // is a refusal, never a crash.
+                    let loaded = crate::error::guard(|| -> Result<Option<Vec<Change>>, SizeError> {
+                        let mut copy = AutoCommit::load(chunk).map_err(|e| SizeError::Document(e.to_string()))?;
+                        if !genesis.iter().all(|h| copy.get_change_by_hash(h).is_some()) {
+                            return Ok(None);
+                        }
+                        Ok(Some(copy.get_changes(&[])))
+                    })
+                    .map_err(SizeError::Document)??;
+                    changes.extend(loaded.ok_or(SizeError::OtherDocument)?);
                 }
                 other => return Err(SizeError::UnknownChunkType(other)),
             }
         }
     }
     Ok(changes)
+}
+
+/// A change chunk parsed by Automerge, whose panics are refusals.
+fn parse_change(chunk: &[u8]) -> Result<Change, SizeError> {
+    crate::error::guard(|| Change::from_bytes(chunk.to_vec()))
+        .map_err(SizeError::Change)?
+        .map_err(|e| SizeError::Change(e.to_string()))
 }
 
 #[cfg(test)]

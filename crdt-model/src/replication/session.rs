@@ -214,7 +214,10 @@ impl DocSession {
         message.changes =
             ChunkList::from(changes.iter().filter(|c| keep(c)).map(|c| c.raw_bytes().to_vec()).collect::<Vec<_>>());
         let before = doc.heads();
-        doc.receive_sync_message(&mut self.state, message).map_err(|e| SessionError::Rejected(e.to_string()))?;
+        let state = &mut self.state;
+        crate::error::guard(|| doc.receive_sync_message(state, message))
+            .map_err(|panic| SessionError::Rejected(format!("automerge failed on it ({panic})")))?
+            .map_err(|e| SessionError::Rejected(e.to_string()))?;
         self.their_bloom_bytes = bloom_bytes;
         if doc.heads() != before {
             self.rounds = 0;

@@ -495,8 +495,12 @@ impl Document {
 
     /// Applies changes that passed admission, as one batch: a failure
     /// leaves none of them applied.
+    /// Applies changes. If Automerge panics on them (a crafted change),
+    /// the error says so and the document must be discarded: it may be
+    /// half-changed.
     pub fn apply_changes(&mut self, changes: Vec<automerge::Change>) -> Result<(), ModelError> {
-        self.doc.apply_changes(changes)?;
+        let doc = &mut self.doc;
+        crate::error::guard(move || doc.apply_changes(changes)).map_err(ModelError::AutomergePanicked)??;
         Ok(())
     }
 

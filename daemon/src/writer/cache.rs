@@ -95,6 +95,13 @@ impl DocCache {
     }
 
     /// Drops documents from memory; the next use reloads them from disk.
+    /// Drops every document from memory (after a panic, when any of them
+    /// may hold what storage lacks).
+    pub(super) fn forget_all(&mut self) {
+        self.docs.clear();
+        self.pinned = false;
+    }
+
     pub(super) fn forget(&mut self, docs: &[DocId]) {
         for doc in docs {
             self.docs.remove(doc);

@@ -56,14 +56,8 @@ impl Writer {
             }
         }
         let release = batch.release.clone();
-        let held: Vec<_> = batch
-            .hold
-            .iter()
-            .map(|(doc, hash, record)| {
-                let deps = super::quarantine::deps_of(&record.change);
-                (doc.clone(), *hash, record.from.clone(), super::quarantine::record_bytes(record), deps)
-            })
-            .collect();
+        let held: Vec<_> =
+            batch.hold.iter().map(|(doc, hash, record)| super::quarantine::HeldRow::of(doc, *hash, record)).collect();
         match self.store.commit(batch) {
             Ok(receipt) => {
                 self.quarantine.committed(&release, held);

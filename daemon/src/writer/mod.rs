@@ -439,7 +439,18 @@ impl Writer {
                     }
                 }
             };
-            let result = self.handle(job.op, &job.caller);
+            // Automerge panics on some changes a peer can craft, and not
+            // only where the model guards it: a job that panics is
+            // answered with an error and the writer goes on, rather than
+            // the daemon stopping (and stopping again after each restart,
+            // as the peer sends the same change again).
+            let result = match outpost_model::error::guard(|| self.handle(job.op, &job.caller)) {
+                Ok(result) => result,
+                Err(panic) => {
+                    self.after_panic(&panic);
+                    Err(ApiError::new(ErrorKind::Internal, format!("outpostd failed on this request: {panic}")))
+                }
+            };
             // The caller may have gone; the write stands either way.
             let _ = job.reply.send(result);
             for doc in std::mem::take(&mut self.audit_to_push) {
@@ -447,6 +458,18 @@ impl Writer {
             }
         }
         tracing::info!("writer stopped");
+    }
+
+    /// After a job panicked: every document in memory is dropped (each is
+    /// reloaded from what was stored), and the peer whose frame it was is
+    /// disconnected, so that nothing half-applied is stored or sent.
+    fn after_panic(&mut self, panic: &str) {
+        tracing::error!(panic, peer = ?self.received_from, "a job failed inside outpostd; documents are reloaded from storage");
+        self.cache.forget_all();
+        self.audit_to_push.clear();
+        if let (Some(peer), Some(replication)) = (self.received_from.take(), self.replication.as_ref()) {
+            let _ = replication.net.send(NetCommand::Disconnect { peer });
+        }
     }
 
     /// After a storage error: the database is opened again (redb refuses

@@ -48,12 +48,52 @@ struct Slot {
     bytes: u64,
     /// The changes it depends on.
     deps: Vec<ChangeHash>,
+    /// It waits for changes (its dependencies, or the change a cut names),
+    /// not for a roster: only such a change is judged again when its
+    /// document changes, so that held changes cost no work per change
+    /// received until something they wait for may have come.
+    waits_for_changes: bool,
 }
 
 /// The changes a held change (as stored) depends on; none if it does not
 /// parse, so that it is handed back, found broken and dropped.
 pub(super) fn deps_of(change: &[u8]) -> Vec<ChangeHash> {
-    Change::from_bytes(change.to_vec()).map(|c| c.deps().to_vec()).unwrap_or_default()
+    outpost_model::error::guard(|| Change::from_bytes(change.to_vec()))
+        .ok()
+        .and_then(Result::ok)
+        .map(|c| c.deps().to_vec())
+        .unwrap_or_default()
+}
+
+/// A change a committed batch holds, as the quarantine keeps it in memory.
+#[derive(Debug)]
+pub(super) struct HeldRow {
+    pub(super) doc: DocId,
+    pub(super) hash: ChangeHash,
+    pub(super) from: String,
+    pub(super) bytes: u64,
+    pub(super) deps: Vec<ChangeHash>,
+    pub(super) waits_for_changes: bool,
+}
+
+impl HeldRow {
+    pub(super) fn of(doc: &DocId, hash: ChangeHash, record: &HeldRecord) -> Self {
+        HeldRow {
+            doc: doc.clone(),
+            hash,
+            from: record.from.clone(),
+            bytes: record_bytes(record),
+            deps: deps_of(&record.change),
+            waits_for_changes: waits_for_changes(&record.reason),
+        }
+    }
+}
+
+/// Whether a change held for `reason` (as stored) waits for changes rather
+/// than for a roster; one held for depending on a held change waits for
+/// what that one waits for.
+pub(super) fn waits_for_changes(reason: &str) -> bool {
+    [Reason::MissingDependencies, Reason::CutUnknown, Reason::Dependency].iter().any(|r| r.to_string() == reason)
 }
 
 /// Changes held and bytes they take.
@@ -92,7 +132,8 @@ impl Quarantine {
         for (doc, hash, record) in records {
             let bytes = record_bytes(&record);
             let deps = deps_of(&record.change);
-            rows.insert((doc, hash), Slot { from: record.from, bytes, deps });
+            let waits_for_changes = waits_for_changes(&record.reason);
+            rows.insert((doc, hash), Slot { from: record.from, bytes, deps, waits_for_changes });
         }
         Self { rows }
     }
@@ -111,10 +152,10 @@ impl Quarantine {
         self.rows.keys().filter(|(d, _)| d == doc).map(|(_, hash)| *hash).collect()
     }
 
-    /// The changes held in `doc` that lack no dependency any more: each
-    /// dependency is in the document (`known`) or is itself such a held
-    /// change. One pass over the held changes, each judged after those it
-    /// depends on.
+    /// The changes held in `doc` that wait for changes and lack no
+    /// dependency any more: each dependency is in the document (`known`)
+    /// or is itself such a held change. One pass over the held changes,
+    /// each judged after those it depends on.
     pub(super) fn ready_in(&self, doc: &DocId, mut known: impl FnMut(&ChangeHash) -> bool) -> Vec<ChangeHash> {
         let held: BTreeMap<ChangeHash, &Slot> =
             self.rows.iter().filter(|((d, _), _)| d == doc).map(|((_, hash), slot)| (*hash, slot)).collect();
@@ -133,7 +174,7 @@ impl Quarantine {
                         Some(_) => ready.get(d).copied().unwrap_or(false),
                         None => known(d),
                     });
-                    ready.insert(hash, all);
+                    ready.insert(hash, all && slot.waits_for_changes);
                 } else {
                     stack.push((hash, true));
                     let waiting = slot.deps.iter().filter(|d| held.contains_key(*d) && !ready.contains_key(*d));
@@ -146,14 +187,10 @@ impl Quarantine {
 
     /// Follows a committed batch: its released changes gone, then its
     /// changes held.
-    pub(super) fn committed(
-        &mut self,
-        release: &BTreeSet<(DocId, ChangeHash)>,
-        hold: Vec<(DocId, ChangeHash, String, u64, Vec<ChangeHash>)>,
-    ) {
+    pub(super) fn committed(&mut self, release: &BTreeSet<(DocId, ChangeHash)>, hold: Vec<HeldRow>) {
         self.rows.retain(|key, _| !release.contains(key));
-        for (doc, hash, from, bytes, deps) in hold {
-            self.rows.insert((doc, hash), Slot { from, bytes, deps });
+        for HeldRow { doc, hash, from, bytes, deps, waits_for_changes } in hold {
+            self.rows.insert((doc, hash), Slot { from, bytes, deps, waits_for_changes });
         }
     }
 
@@ -222,7 +259,9 @@ impl Writer {
             }
             let mut held = Vec::new();
             for (_, _, record) in records {
-                let Ok(change) = Change::from_bytes(record.change) else {
+                let parsed =
+                    outpost_model::error::guard(|| Change::from_bytes(record.change)).ok().and_then(Result::ok);
+                let Some(change) = parsed else {
                     tracing::error!(%doc, "a held change does not parse; it is dropped");
                     continue;
                 };
@@ -332,7 +371,7 @@ mod tests {
         let honest = PeerKey("honest".into());
         assert_eq!(quarantine.stage(&doc(), Some(&honest), changes(1, 2), &mut batch, &limits), 0);
         assert_eq!(batch.hold.len(), 4);
-        let rows: Vec<_> = batch.hold.iter().map(|(d, h, r)| (d.clone(), *h, r.from.clone(), 1, Vec::new())).collect();
+        let rows = batch.hold.iter().map(|(d, h, r)| HeldRow::of(d, *h, r)).collect();
         quarantine.committed(&BTreeSet::new(), rows);
         // Offered again, nothing is held twice; the flooder's share stays full.
         let mut next = Batch::default();
@@ -350,7 +389,7 @@ mod tests {
         let mut batch = Batch::default();
         let flooder = PeerKey("flooder".into());
         quarantine.stage(&doc(), Some(&flooder), changes(2, 1), &mut batch, &limits);
-        let rows: Vec<_> = batch.hold.iter().map(|(d, h, r)| (d.clone(), *h, r.from.clone(), 1, Vec::new())).collect();
+        let rows = batch.hold.iter().map(|(d, h, r)| HeldRow::of(d, *h, r)).collect();
         quarantine.committed(&BTreeSet::new(), rows);
         // Handed back to the engine and held again: released and staged
         // in one batch, under the same peer.
@@ -375,9 +414,10 @@ mod tests {
         let mut quarantine = Quarantine::default();
         let mut batch = Batch::default();
         // The first change never arrived; the three after it are held.
-        quarantine.stage(&doc(), Some(&PeerKey("p".into())), chain[1..].to_vec(), &mut batch, &limits);
-        let rows: Vec<_> =
-            batch.hold.iter().map(|(d, h, r)| (d.clone(), *h, r.from.clone(), 1, deps_of(&r.change))).collect();
+        let orphans: Vec<Held> =
+            chain[1..].iter().cloned().map(|h| Held { reason: Reason::MissingDependencies, ..h }).collect();
+        quarantine.stage(&doc(), Some(&PeerKey("p".into())), orphans, &mut batch, &limits);
+        let rows = batch.hold.iter().map(|(d, h, r)| HeldRow::of(d, *h, r)).collect();
         quarantine.committed(&BTreeSet::new(), rows);
         assert!(quarantine.ready_in(&doc(), |_| false).is_empty(), "nothing goes back while the first link is missing");
         let mut ready = quarantine.ready_in(&doc(), |h| *h == hashes[0]);
@@ -385,5 +425,24 @@ mod tests {
         let mut expected = hashes[1..].to_vec();
         expected.sort();
         assert_eq!(ready, expected);
+    }
+
+    /// A change waiting for a roster (and one held behind it) is judged
+    /// again when a roster comes, not each time its document changes: a
+    /// member cannot make every change received re-check thousands of
+    /// held signatures.
+    #[test]
+    fn changes_that_wait_for_a_roster_do_not_go_back_when_the_document_changes() {
+        let chain = changes(3, 1);
+        let mut held: Vec<Held> = chain.clone();
+        held[1].reason = Reason::Dependency;
+        held[2].reason = Reason::Dependency;
+        let mut quarantine = Quarantine::default();
+        let mut batch = Batch::default();
+        quarantine.stage(&doc(), Some(&PeerKey("p".into())), held, &mut batch, &QuarantineLimits::default());
+        let rows = batch.hold.iter().map(|(d, h, r)| HeldRow::of(d, *h, r)).collect();
+        quarantine.committed(&BTreeSet::new(), rows);
+        assert!(quarantine.ready_in(&doc(), |_| true).is_empty(), "all wait for the roster");
+        assert_eq!(quarantine.held_in(&doc()).len(), 3, "a roster hands them all back");
     }
 }

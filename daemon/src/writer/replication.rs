@@ -82,7 +82,9 @@ impl Writer {
         let engine = &mut replication.engine;
         self.cache.pinned = true;
         let now = engine_now();
-        let from = match &input {
+        // Set before the engine runs, so that a panic in it knows whose
+        // frame it was.
+        self.received_from = match &input {
             ReplicationInput::Frame(peer, _) => Some(peer.clone()),
             _ => None,
         };
@@ -93,7 +95,6 @@ impl Writer {
             ReplicationInput::Timer => engine.handle_timer(now, &mut self.cache),
             ReplicationInput::SyncNow(peer) => engine.handle_sync_now(now, peer.as_ref()),
         };
-        self.received_from = from;
         self.carry_out(effects, BTreeSet::new());
         self.received_from = None;
         self.cache.pinned = false;

@@ -5,23 +5,12 @@ use super::receive::Origin;
 use super::{DocHost, Effect, Engine, Out, PeerKey, sorted};
 use crate::date::Timestamp;
 use crate::ids::DocId;
-use crate::replication::bundle::{BundleError, BundlePayload, Reassembly};
+use crate::replication::bundle::{BundleError, Reassembly};
 use crate::replication::digest::fingerprint;
 use crate::replication::frame::{Body, BundleKind};
 use crate::replication::received::{Budget, changes_within};
 
 impl Engine {
-    pub(super) fn send_bundle(
-        &mut self,
-        peer: &PeerKey,
-        doc: &DocId,
-        kind: BundleKind,
-        payload: BundlePayload,
-        out: &mut Out,
-    ) {
-        self.send_parts(peer, doc, kind, payload.into_parts(), out);
-    }
-
     pub(super) fn send_parts(
         &mut self,
         peer: &PeerKey,
@@ -76,7 +65,7 @@ impl Engine {
                     self.config.limits.max_peer_reassembly_bytes
                 ),
             });
-            self.peers.remove(peer);
+            self.drop_peer(now, peer);
             return;
         }
         let Some(session) = self.session_mut(peer, doc) else { return };

@@ -156,7 +156,7 @@ impl Engine {
             let revoked = self.fleet.as_ref().and_then(|f| f.member(&key)).is_some_and(|m| !m.is_active());
             if revoked {
                 out.effects.push(Effect::Disconnect { peer: peer.clone(), reason: "revoked from the fleet".into() });
-                self.peers.remove(&peer);
+                self.drop_peer(now, &peer);
                 continue;
             }
             let syncing = self.may_sync(&key);
@@ -318,7 +318,7 @@ impl Engine {
                 reason: format!("sent more than {limit} changes that no honest node sends; cut off until {until}"),
             });
             self.cut_off.insert(peer.clone(), until);
-            self.peers.remove(peer);
+            self.drop_peer(now, peer);
         }
     }
 }

@@ -31,6 +31,7 @@
 //! - `sync`: per-document sessions, replies due, resets;
 //! - `receive`: admitting, applying and checking received changes;
 //! - `bundles`: snapshot and change bundles;
+//! - `snapshots`: whole-document bundles kept by heads;
 //! - `fanout`: pushing changes to every peer, the per-peer queue.
 
 mod bundles;
@@ -39,6 +40,7 @@ mod fleet;
 pub mod limits;
 mod peers;
 mod receive;
+mod snapshots;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -269,6 +271,9 @@ pub struct Engine {
     /// What a peer's period had counted when its connection closed, so
     /// that reconnecting lifts none of the per-period caps.
     periods: BTreeMap<PeerKey, peers::Period>,
+    /// Whole-document bundles by heads, so that an unchanged document is
+    /// not saved and compressed again.
+    snapshots: snapshots::Snapshots,
 }
 
 fn lane_of(doc: &DocId) -> (Lane, Reverse<String>) {
@@ -319,6 +324,7 @@ impl Engine {
             fresh_proofs: BTreeMap::new(),
             received_by_kind: BTreeMap::new(),
             periods: BTreeMap::new(),
+            snapshots: snapshots::Snapshots::default(),
         }
     }
 

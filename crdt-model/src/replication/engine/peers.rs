@@ -92,6 +92,8 @@ impl Engine {
             return self.finish(out);
         };
         let syncing = self.may_sync(&key);
+        // A second report of the same peer keeps what its period counted.
+        self.drop_peer(now, peer);
         self.peers.insert(
             peer.clone(),
             Peer {
@@ -160,7 +162,15 @@ impl Engine {
 
     /// What was in flight is forgotten; persisted sync states stay.
     pub fn handle_disconnected(&mut self, now: Timestamp, peer: &PeerKey) -> Vec<Effect> {
-        if let Some(state) = self.peers.remove(peer).filter(|s| s.node.is_some() && now < s.next_check) {
+        self.drop_peer(now, peer);
+        self.finish(Out { effects: Vec::new() })
+    }
+
+    /// Forgets a peer's connection, keeping what its period counted (for
+    /// members it syncs with; others can do little, and can mint peer ids)
+    /// until the period ends. Every way a peer's state goes passes here.
+    pub(super) fn drop_peer(&mut self, now: Timestamp, peer: &PeerKey) {
+        if let Some(state) = self.peers.remove(peer).filter(|s| s.syncing && s.node.is_some() && now < s.next_check) {
             let period = Period {
                 ends: state.next_check,
                 reconcile_frames: state.reconcile_frames,
@@ -175,7 +185,6 @@ impl Engine {
             }
             self.periods.insert(peer.clone(), period);
         }
-        self.finish(Out { effects: Vec::new() })
     }
 
     pub(super) fn on_hello(&mut self, now: Timestamp, peer: &PeerKey, hello: Greeting, out: &mut Out) {
@@ -315,7 +324,11 @@ impl Engine {
             }
         }
         for doc in restart {
-            self.reset_session(now, peer, &doc, "the digest shows the document still differs", host, out);
+            // A digest that claims every document differs must not rebuild
+            // them all, again and again: each start-over counts.
+            if self.may_restart(now, peer, &doc, out) {
+                self.reset_session(now, peer, &doc, "the digest shows the document still differs", host, out);
+            }
         }
         self.pump(now, peer, host, out);
     }

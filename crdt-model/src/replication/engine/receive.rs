@@ -119,6 +119,9 @@ impl Engine {
             _ => document.apply_changes(verdict.admitted.clone()).map_err(|e| e.to_string()),
         };
         if let Err(err) = applied {
+            // Whatever applied before the failure is not kept: the
+            // document is reloaded from what was stored.
+            host.discard(doc);
             outcome.error = Some(err);
             return outcome;
         }

@@ -83,7 +83,7 @@ impl Engine {
                 peer: peer.clone(),
                 reason: format!("keeps more than {} document sessions open", self.config.limits.max_peer_sessions),
             });
-            self.peers.remove(peer);
+            self.drop_peer(now, peer);
             return false;
         }
         if !state.sessions.contains_key(doc) {
@@ -137,15 +137,11 @@ impl Engine {
             if !self.may_restart(now, peer, doc, out) {
                 return;
             }
-            let Ok(document) = host.doc(doc) else { return };
-            let heads = document.heads();
-            let proofs = if signed { tip_proofs(&self.fresh_proofs, host, doc) } else { Vec::new() };
-            let Ok(document) = host.doc(doc) else { return };
-            let payload = BundlePayload::new(&heads, vec![document.save()], proofs);
+            let parts = self.whole_parts(doc, host);
             if let Some(session) = self.session_mut(peer, doc) {
                 session.awaiting_bundle_reply = Some(now);
             }
-            self.send_bundle(peer, doc, BundleKind::Snapshot, payload, out);
+            self.send_parts(peer, doc, BundleKind::Snapshot, parts, out);
             return;
         }
         // Assuming the peer holds only the genesis resends the whole
@@ -168,10 +164,8 @@ impl Engine {
             // document when that is smaller (its columns compress far better
             // than changes one by one), and the sync message follows bare.
             message.changes = ChunkList::empty();
-            let whole_proofs = if signed { tip_proofs(&self.fresh_proofs, host, doc) } else { Vec::new() };
-            let Ok(document) = host.doc(doc) else { return };
             let changes = BundlePayload::new(&message.heads, chunks, proofs).into_parts();
-            let whole = BundlePayload::new(&message.heads, vec![document.save()], whole_proofs).into_parts();
+            let whole = self.whole_parts(doc, host);
             let size =
                 |parts: &Result<Vec<Vec<u8>>, _>| parts.as_ref().map_or(usize::MAX, |p| p.iter().map(Vec::len).sum());
             let smaller = if size(&whole) < size(&changes) { whole } else { changes };
@@ -344,6 +338,11 @@ impl Engine {
 
     /// Persists the session's sync state if it changed.
     pub(super) fn persist(&mut self, peer: &PeerKey, doc: &DocId, out: &mut Out) {
+        // Only for documents this node holds: a peer that syncs documents
+        // it never sends anything of must not grow the store.
+        if self.inventory.state_of(doc).is_none() {
+            return;
+        }
         let Some(session) = self.peers.get_mut(peer).and_then(|s| s.sessions.get_mut(doc)) else { return };
         let state = session.sync.persisted();
         if state != session.persisted {
@@ -420,7 +419,7 @@ impl Engine {
 
 /// Proofs over the newest change of every actor of `doc`: what a whole
 /// copy of it needs.
-fn tip_proofs(fresh: &FreshProofs, host: &mut dyn DocHost, doc: &DocId) -> Vec<Proof> {
+pub(super) fn tip_proofs(fresh: &FreshProofs, host: &mut dyn DocHost, doc: &DocId) -> Vec<Proof> {
     let tips = match host.doc(doc) {
         Ok(document) => document.actor_tips(),
         Err(_) => return Vec::new(),

@@ -199,7 +199,8 @@ fn attacks(args: &HostileArgs, roster: u64) -> anyhow::Result<Vec<Attack>> {
     let reassembly = {
         let mut frames = Vec::new();
         for n in 0..64u32 {
-            let doc = DocKind::Incidents { post: ROGUE_NAME.into(), month: format!("2010-{:02}", n % 12 + 1) };
+            let month = format!("{}-{:02}", 2010 + n / 12, n % 12 + 1);
+            let doc = DocKind::Incidents { post: ROGUE_NAME.into(), month };
             let slot = 9_000 + n;
             frames.push(frame(Body::Open { slot, doc: doc.doc_id().to_string(), priority: 2 })?);
             let data = vec![n as u8; 1000 * 1024];
