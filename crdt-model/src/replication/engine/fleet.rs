@@ -86,16 +86,8 @@ impl Engine {
         // A roster costs a decode and a signature check: it counts against
         // the same per-period cap as a digest, and a copy of ours costs
         // neither.
-        if let Some(state) = self.peers.get_mut(peer) {
-            state.reconcile_frames += 1;
-            let cap = self.config.limits.max_reconcile_frames;
-            if state.reconcile_frames > cap {
-                out.effects.push(Effect::Disconnect {
-                    peer: peer.clone(),
-                    reason: format!("more than {cap} reconcile frames in one period"),
-                });
-                return;
-            }
+        if !self.count_reconcile_frame(peer, out) {
+            return;
         }
         if self.fleet.as_ref().is_some_and(|held| held.encoded() == bytes) {
             return;

@@ -215,15 +215,7 @@ impl Engine {
             // and the digest behind it, were lost. It counts as a reconcile
             // frame, since it costs a digest.
             Some(_) if features & HEARD_YOU == 0 => {
-                state.reconcile_frames += 1;
-                if state.reconcile_frames > self.config.limits.max_reconcile_frames {
-                    out.effects.push(Effect::Disconnect {
-                        peer: peer.clone(),
-                        reason: format!(
-                            "more than {} reconcile frames in one period",
-                            self.config.limits.max_reconcile_frames
-                        ),
-                    });
+                if !self.count_reconcile_frame(peer, out) {
                     return;
                 }
                 out.send(peer, Lane::Control, &self.hello(true));
@@ -250,6 +242,22 @@ impl Engine {
         if newer_here {
             self.send_roster(peer, out);
         }
+    }
+
+    /// Counts a frame that costs a digest or a roster check against the
+    /// period's cap; false, and the peer disconnected, beyond it.
+    pub(super) fn count_reconcile_frame(&mut self, peer: &PeerKey, out: &mut Out) -> bool {
+        let cap = self.config.limits.max_reconcile_frames;
+        let Some(state) = self.peers.get_mut(peer) else { return true };
+        state.reconcile_frames += 1;
+        if state.reconcile_frames > cap {
+            out.effects.push(Effect::Disconnect {
+                peer: peer.clone(),
+                reason: format!("more than {cap} reconcile frames in one period"),
+            });
+            return false;
+        }
+        true
     }
 
     pub(super) fn start_reconcile(&mut self, now: Timestamp, peer: &PeerKey, out: &mut Out) {
