@@ -4,6 +4,7 @@
 //! socket, configuration and systemd integration. Domain rules live in the
 //! model; this crate moves bytes, holds state and keeps it durable.
 
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod net;
@@ -143,6 +144,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         compact_after_changes: config.compact_after_changes,
         max_loaded_docs: MAX_LOADED_DOCS,
         quarantine: writer::QuarantineLimits::default(),
+        clock: Arc::new(clock::SystemClock),
     };
     // The key is checked before anything starts, so that a bad key file
     // stops the daemon with its name.

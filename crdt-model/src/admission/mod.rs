@@ -105,6 +105,10 @@ pub enum Reason {
     /// It depends on a change this node does not hold yet (it waits, and
     /// is judged once that arrives).
     MissingDependencies,
+    /// Its sequence number does not follow its author's last change here
+    /// (a gap, or a number already taken), or it names an author out of
+    /// place: Automerge's change graph assumes neither happens.
+    Sequence,
 }
 
 impl std::fmt::Display for Reason {
@@ -125,6 +129,7 @@ impl std::fmt::Display for Reason {
                 f.write_str("its batch's signatures cover one another in a chain no honest sender makes")
             }
             Reason::MissingDependencies => f.write_str("it depends on a change this node does not hold yet"),
+            Reason::Sequence => f.write_str("its sequence number does not follow its author's previous change"),
         }
     }
 }
@@ -146,6 +151,7 @@ impl Reason {
             Reason::Schema(_) => "schema",
             Reason::Tangled => "tangled",
             Reason::MissingDependencies => "missing-dependencies",
+            Reason::Sequence => "sequence",
         }
     }
 
@@ -287,6 +293,19 @@ pub fn admit(
     let rejected =
         batch.order.iter().map(|hash| (*hash, batch.changes[hash].actor_id().clone(), Reason::Tangled)).collect();
     Verdict { rejected, waiting: batch.missing.len(), ..Verdict::default() }
+}
+
+/// Whether `change` takes the next sequence number of its actor, after
+/// the document's changes and `last_seq` (the batch's admitted ones), and
+/// names an author, if at all, only on its actor's first change (Automerge
+/// asserts both).
+fn follows(doc: &mut Document, last_seq: &BTreeMap<ActorId, u64>, change: &Change) -> bool {
+    let last = match last_seq.get(change.actor_id()) {
+        Some(seq) => *seq,
+        None => doc.seq_of(change.actor_id()),
+    };
+    let author_in_place = crate::error::guard(|| change.author().is_none()).unwrap_or(false) || change.seq() == 1;
+    change.seq() == last.saturating_add(1) && author_in_place
 }
 
 /// Which ids `change` may create records under: ids tagged for the
@@ -486,6 +505,11 @@ impl Batch {
         let mut cuts = Cuts::default();
         // How each change fared, so that its dependents follow it.
         let mut fate: BTreeMap<ChangeHash, Fate> = BTreeMap::new();
+        // Each actor's last sequence number once this batch's admitted
+        // changes are applied: Automerge numbers an actor's changes 1, 2,
+        // 3, ... and its change graph panics on anything else (fuzzing
+        // finding F2, F3), so a change must take exactly the next number.
+        let mut last_seq: BTreeMap<ActorId, u64> = BTreeMap::new();
         for hash in &self.order {
             let change = &self.changes[hash];
             let inherited = change.deps().iter().filter_map(|d| fate.get(d)).max().copied();
@@ -513,6 +537,7 @@ impl Batch {
                 {
                     Err((Fate::Rejected, Reason::Equivocation))
                 }
+                _ if !follows(doc, &last_seq, change) => Err((Fate::Rejected, Reason::Sequence)),
                 _ => self.scope_of(doc, authority, proven, (&authored, &attested), &mut cuts, change, &mut verdict),
             };
             let outcome = judged.and_then(|scope| {
@@ -528,6 +553,7 @@ impl Batch {
                     verdict.touched.insert(*hash, std::mem::take(&mut effects.touched));
                     verdict.admitted.push(change.clone());
                     fate.insert(*hash, Fate::Admitted);
+                    last_seq.insert(change.actor_id().clone(), change.seq());
                 }
                 Err((Fate::Held, reason)) => {
                     verdict.held.push(self.held(change, reason));

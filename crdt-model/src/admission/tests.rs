@@ -725,3 +725,51 @@ fn entry_draft(id: crate::ids::EntryId, name: &str) -> crate::watchlist::EntryDr
     };
     crate::validate::new_entry(&crate::test_support::person(name), id, &ctx).unwrap()
 }
+
+#[test]
+fn a_change_must_take_its_authors_next_sequence_number() {
+    // Automerge numbers an actor's changes 1, 2, 3, ... and its change
+    // graph panics on a document that breaks that (fuzzing findings F2,
+    // F3): admission refuses such a change, signed or not, under any
+    // authority.
+    let w = world();
+    let centre = &w.signers["kz-centre"];
+    let mut writer = copy(&kaz_shard(), centre);
+    let base = writer.heads();
+    let renumbered = |change: &Change, seq: u64| {
+        let mut expanded = change.decode();
+        expanded.seq = seq;
+        Change::from(expanded)
+    };
+    let mut first = writer.fork(actor(centre, 1));
+    add_entry(&mut first, 1);
+    let made = first.changes_since(&base);
+    // The actor's first change, numbered 3: a gap.
+    let gap = vec![renumbered(&made[0], 3)];
+    for authority in [Authority::Open, fleet(&w)] {
+        let proofs: Vec<StoredProof> = gap.iter().map(|c| sign_change(centre, writer.id(), &c.hash())).collect();
+        let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+        let verdict = judge(&mut receiver, gap.clone(), &wire(&gap, &proofs), &authority);
+        assert_eq!(reasons(&verdict), ["sequence"], "{authority:?}");
+    }
+    // A number already taken in the document, by a change no one signed:
+    // refused for its number before its signature is looked at.
+    let mut holder = copy(&kaz_shard(), &w.signers["kz-post"]);
+    holder.apply_changes(made.clone()).unwrap();
+    let mut other = writer.fork(actor(centre, 1));
+    add_entry(&mut other, 2);
+    let taken = other.changes_since(&base);
+    let verdict = judge(&mut holder, taken.clone(), &[], &fleet(&w));
+    assert_eq!(reasons(&verdict), ["sequence"]);
+    // The document is whole: what it holds is read back.
+    assert_eq!(holder.stored_changes_since(&base).len(), 1);
+    // The next number is taken, in a batch after the first.
+    let mut next = first.fork(actor(centre, 1));
+    add_entry(&mut next, 3);
+    let mut both = made.clone();
+    both.extend(next.changes_since(&first.heads()));
+    let proofs: Vec<StoredProof> = both.iter().map(|c| sign_change(centre, writer.id(), &c.hash())).collect();
+    let mut receiver = copy(&kaz_shard(), &w.signers["kz-post"]);
+    let verdict = judge(&mut receiver, both.clone(), &wire(&both, &proofs), &fleet(&w));
+    assert_eq!(verdict.admitted.len(), 2, "{:?}", verdict.rejected);
+}

@@ -86,11 +86,15 @@ impl Right {
             Some((name, arg)) => (name, Some(arg)),
             None => (text.trim(), None),
         };
+        // The member's own authority and country are checked as any other
+        // (a right must read back from what it shows).
         match (name, arg) {
-            ("watchlist", None) => Ok(Right::Watchlist { authority: authority.to_string() }),
+            ("watchlist", None) => Ok(Right::Watchlist { authority: validate::authority_code(authority)? }),
             ("watchlist", Some(auth)) => Ok(Right::Watchlist { authority: validate::authority_code(auth)? }),
             ("incident-log", None) => Ok(Right::IncidentLog),
-            ("incident-notes", None) => Ok(Right::IncidentNotes { country: country.map(str::to_string) }),
+            ("incident-notes", None) => Ok(Right::IncidentNotes {
+                country: country.map(|c| crate::country::parse_country("country", c)).transpose()?,
+            }),
             ("incident-notes", Some("*")) => Ok(Right::IncidentNotes { country: None }),
             ("incident-notes", Some(c)) => {
                 Ok(Right::IncidentNotes { country: Some(crate::country::parse_country("country", c)?) })
@@ -98,6 +102,28 @@ impl Right {
             _ => Err(TrustError::Invalid(format!(
                 "right {text:?}: expected watchlist[:AUTHORITY], incident-log or incident-notes[:COUNTRY|*]"
             ))),
+        }
+    }
+}
+
+impl Right {
+    /// Whether what it names is well formed, as [`Right::parse`] would
+    /// have made it: a roster is checked with it, since a signed roster
+    /// may come from any tool.
+    pub fn validate(&self) -> Result<(), TrustError> {
+        let same = |parsed: String, given: &str| {
+            if parsed == given {
+                Ok(())
+            } else {
+                Err(TrustError::Invalid(format!("right {self}: {given:?} is not written as {parsed:?} would be")))
+            }
+        };
+        match self {
+            Right::Watchlist { authority } => same(validate::authority_code(authority)?, authority),
+            Right::IncidentNotes { country: Some(country) } => {
+                same(crate::country::parse_country("country", country)?, country)
+            }
+            Right::IncidentLog | Right::IncidentNotes { country: None } => Ok(()),
         }
     }
 }
@@ -397,6 +423,9 @@ impl Roster {
             if !member.rights.windows(2).all(|w| w[0] < w[1]) {
                 return Err(TrustError::Invalid(format!("member {}: rights not sorted or repeated", member.name)));
             }
+            for right in &member.rights {
+                right.validate().map_err(|e| TrustError::Invalid(format!("member {}: {e}", member.name)))?;
+            }
             if let Some(revocation) = &member.revoked {
                 if revocation.cut.len() > MAX_CUT_ENTRIES {
                     return Err(TrustError::Invalid(format!("member {}: revocation cut too long", member.name)));
@@ -675,6 +704,26 @@ pub(crate) mod tests {
         stray.body.push(0);
         stray.signature = admin().sign(&[ROSTER_DOMAIN, &stray.body].concat());
         assert!(stray.verify(&admin().public()).is_err());
+    }
+
+    #[test]
+    fn a_right_reads_back_from_what_it_shows_and_a_roster_with_a_malformed_one_is_refused() {
+        // Fuzzing finding F5: the member's own authority and country were
+        // taken as given, so a right could show what does not parse.
+        assert!(Right::parse("watchlist", "kaz bs", None).is_err());
+        assert!(Right::parse("incident-notes", "KAZ-BS", Some("Atlantis")).is_err());
+        let right = Right::parse("incident-notes", "KAZ-BS", Some("kaz")).unwrap();
+        assert_eq!(Right::parse(&right.to_string(), "KAZ-BS", None).unwrap(), right);
+        // A roster signed by another tool is checked right by right.
+        let (_, mut centre) = member(1, "kz-centre", Role::Centre, "KAZ-BS");
+        centre.rights = vec![Right::Watchlist { authority: "kaz bs".into() }];
+        let roster = Roster { version: 1, members: vec![centre], ..Roster::default() };
+        let err = roster.validate().unwrap_err().to_string();
+        assert!(err.contains("kz-centre") && err.contains("authority"), "{err}");
+        let (_, mut post) = member(2, "kz-post", Role::Post, "KAZ-BS");
+        post.rights = vec![Right::IncidentNotes { country: Some("kaz".into()) }];
+        let roster = Roster { version: 1, members: vec![post], ..Roster::default() };
+        assert!(roster.validate().is_err());
     }
 
     #[test]

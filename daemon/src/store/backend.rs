@@ -1,6 +1,7 @@
 //! Where the database lives. The seam is redb's own `StorageBackend`: the
 //! file (production), redb's `InMemoryBackend` (nothing survives the
-//! process), and a backend that wraps the file and fails on command, the
+//! process), and a backend that wraps the file, or memory that outlives
+//! the database (the fleet simulator's disk), and fails on command, the
 //! way redb's own tests inject faults: an IO error at the N-th write or
 //! at every N-th write, a failed fsync, a full disk.
 //!
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use redb::backends::FileBackend;
+use redb::backends::{FileBackend, InMemoryBackend};
 use redb::{BackendError, StorageBackend};
 
 /// What the database is stored on.
@@ -27,6 +28,55 @@ pub enum Medium {
     /// The file in this directory, through a backend that fails as
     /// `faults` says.
     Faulty(PathBuf, Arc<Faults>),
+    /// Memory that outlives every database opened on it, as a disk
+    /// outlives a process (reopened, it holds what was written), failing
+    /// as its faults say: the fleet simulator's storage.
+    Simulated(Arc<SimulatedDisk>),
+}
+
+/// A disk in memory, for the simulator: shared by the databases opened on
+/// it one after another.
+#[derive(Debug)]
+pub struct SimulatedDisk {
+    memory: Arc<InMemoryBackend>,
+    pub faults: Arc<Faults>,
+}
+
+impl SimulatedDisk {
+    pub fn new() -> Arc<Self> {
+        Arc::new(SimulatedDisk { memory: Arc::new(InMemoryBackend::new()), faults: Faults::new() })
+    }
+
+    /// A backend over this disk, failing as its faults say.
+    pub(super) fn backend(&self) -> FaultyBackend {
+        FaultyBackend { inner: Box::new(SharedMemory(self.memory.clone())), faults: self.faults.clone() }
+    }
+}
+
+/// redb's memory backend, shared.
+#[derive(Debug)]
+struct SharedMemory(Arc<InMemoryBackend>);
+
+impl StorageBackend for SharedMemory {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.0.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.0.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.0.set_len(len)
+    }
+
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.0.sync_data()
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.0.write(offset, data)
+    }
 }
 
 /// Faults to inject, changed while the database runs (tests flip them).
@@ -88,10 +138,10 @@ impl Faults {
     }
 }
 
-/// The file backend, failing as [`Faults`] says.
+/// A backend (the file, or a simulated disk), failing as [`Faults`] says.
 #[derive(Debug)]
 pub struct FaultyBackend {
-    inner: FileBackend,
+    inner: Box<dyn StorageBackend>,
     faults: Arc<Faults>,
 }
 
@@ -99,7 +149,7 @@ impl FaultyBackend {
     pub fn open(path: &std::path::Path, faults: Arc<Faults>) -> std::io::Result<Self> {
         let file: File = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         let inner = FileBackend::new(file).map_err(std::io::Error::other)?;
-        Ok(Self { inner, faults })
+        Ok(Self { inner: Box::new(inner), faults })
     }
 }
 

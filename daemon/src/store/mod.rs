@@ -38,7 +38,7 @@ use outpost_model::watchlist::Entry;
 use outpost_model::{DocId, NodeId};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-pub use self::backend::{Faults, Medium};
+pub use self::backend::{Faults, Medium, SimulatedDisk};
 use thiserror::Error;
 
 pub use read::{AuditView, Counts, EntryFilter, IncidentFilter, Lookup, StoredDoc};
@@ -252,6 +252,7 @@ impl Store {
         let path = match &medium {
             Medium::File(dir) | Medium::Faulty(dir, _) => dir.join(DB_FILE),
             Medium::Memory => PathBuf::from("(memory)"),
+            Medium::Simulated(_) => PathBuf::from("(simulated disk)"),
         };
         let (db, repaired_on_open) = open_database(&medium, &path)?;
         if repaired_on_open {
@@ -518,6 +519,7 @@ fn open_database(medium: &Medium, path: &Path) -> Result<(Database, bool), Store
             builder.create(path)
         }
         Medium::Memory => builder.create_with_backend(redb::backends::InMemoryBackend::new()),
+        Medium::Simulated(disk) => builder.create_with_backend(disk.backend()),
         Medium::Faulty(_, faults) => {
             create_private(path)?;
             builder.create_with_backend(backend::FaultyBackend::open(path, faults.clone())?)

@@ -238,6 +238,8 @@ pub struct WriterSettings {
     pub max_loaded_docs: usize,
     /// What the quarantine may hold.
     pub quarantine: QuarantineLimits,
+    /// Where the time is read: the machine's clocks, or the simulator's.
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// The replication engine and where its frames go; absent when networking
@@ -323,90 +325,67 @@ pub fn spawn(
 ) -> std::io::Result<(WriterHandle, WriterThread)> {
     let (officers, officers_rx) = mpsc::channel(OFFICER_JOBS);
     let (peers, peers_rx) = mpsc::channel(PEER_JOBS);
-    let threshold = settings.compact_after_changes;
-    let backlog = match store.changes_per_doc() {
-        Ok(counts) => counts.into_iter().filter(|(_, n)| *n >= threshold).map(|(id, _)| id).collect(),
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot count stored changes; compaction waits for new writes");
-            Vec::new()
-        }
-    };
-    let cache = DocCache::new(store.clone(), settings.actor.clone(), settings.max_loaded_docs);
-    let quarantine = quarantine::Quarantine::load(&store);
-    let writer = Writer {
-        store,
-        index,
-        settings,
-        cache,
-        backlog,
-        replication,
-        quarantine,
-        audit_head: None,
-        audit_to_push: Vec::new(),
-        received_from: None,
-        storage_broken: None,
-    };
     let (stop_tx, stopped) = oneshot::channel();
     let join = std::thread::Builder::new().name("outpost-writer".into()).spawn(move || {
         let _signal = StopSignal(Some(stop_tx));
-        let mut writer = writer;
-        writer.sign_legacy_history();
-        writer.prime_inventory();
-        writer.log_identity();
-        writer.run(officers_rx, peers_rx);
+        WriterCore::start(store, index, settings, replication).run(officers_rx, peers_rx);
     })?;
     Ok((WriterHandle { officers, peers }, WriterThread { join, stopped }))
 }
 
-struct Writer {
-    store: Arc<Store>,
-    index: SharedIndex,
-    settings: WriterSettings,
-    cache: DocCache,
-    /// Documents found at start with enough stored changes to compact.
-    backlog: Vec<DocId>,
-    replication: Option<Replication>,
-    /// What the store's quarantine holds, from whom.
-    quarantine: quarantine::Quarantine,
-    /// The number and hash of this node's last audit record (`None`: read
-    /// it from the store).
-    audit_head: Option<(u64, String)>,
-    /// Audit documents stored since the last job, to push to peers.
-    audit_to_push: Vec<DocId>,
-    /// The peer whose frame the engine's effects being carried out answer.
-    received_from: Option<PeerKey>,
-    /// When the storage last failed, and whether the database has been
-    /// reopened since.
-    storage_broken: Option<(std::time::Instant, bool)>,
-}
+/// The writer's work without its thread and queues: jobs handled one at a
+/// time, in the caller's thread. The daemon runs it on the writer thread;
+/// the fleet simulator drives it directly, on simulated time and storage.
+pub struct WriterCore(Writer);
 
-fn internal(err: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ErrorKind::Internal, err.to_string())
-}
-
-fn storage_failed(err: StoreError) -> ApiError {
-    tracing::error!(error = %err, disk_full = err.disk_full(), "commit failed; nothing was stored");
-    if err.disk_full() {
-        return ApiError::new(
-            ErrorKind::Unavailable,
-            "the disk is full: nothing was stored; outpostd goes on by itself once there is room, and reads still work",
-        );
+impl std::fmt::Debug for WriterCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterCore").field("post", &self.0.settings.post).finish_non_exhaustive()
     }
-    if err.needs_reopen() {
-        return ApiError::new(
-            ErrorKind::Unavailable,
-            format!(
-                "the storage failed, nothing was stored ({err}); outpostd reopens the database and retries by itself"
-            ),
-        );
-    }
-    ApiError::new(ErrorKind::Internal, format!("storage failed, nothing was stored: {err}"))
 }
 
-/// How often a broken store is opened again while nothing else asks.
-const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+impl WriterCore {
+    /// Takes over `store`: signs history from before fleet trust, hands
+    /// the engine the stored inventory, and logs who this node is.
+    pub fn start(
+        store: Arc<Store>,
+        index: SharedIndex,
+        settings: WriterSettings,
+        replication: Option<Replication>,
+    ) -> Self {
+        let mut writer = Writer::new(store, index, settings, replication);
+        writer.sign_legacy_history();
+        writer.prime_inventory();
+        writer.log_identity();
+        WriterCore(writer)
+    }
 
-impl Writer {
+    /// Handles one job. Automerge panics on some changes a peer can craft,
+    /// and not only where the model guards it: a job that panics is
+    /// answered with an error and the writer goes on, rather than the
+    /// daemon stopping (and stopping again after each restart, as the peer
+    /// sends the same change again).
+    pub fn handle(&mut self, op: WriteOp, caller: &Caller) -> Result<Written, ApiError> {
+        let writer = &mut self.0;
+        let result = match outpost_model::error::guard(|| writer.handle(op, caller)) {
+            Ok(result) => result,
+            Err(panic) => {
+                writer.after_panic(&panic);
+                Err(ApiError::new(ErrorKind::Internal, format!("outpostd failed on this request: {panic}")))
+            }
+        };
+        for doc in std::mem::take(&mut writer.audit_to_push) {
+            writer.push_local(&doc);
+        }
+        result
+    }
+
+    /// Compacts one document whose changes piled up, if any; says whether
+    /// it did (the writer calls it while no job waits).
+    pub fn compact_one(&mut self) -> bool {
+        self.0.compact_one()
+    }
+
     fn run(mut self, mut officers: mpsc::Receiver<Job>, mut peers: mpsc::Receiver<Job>) {
         // Waiting on two queues at once takes a runtime; a small one of
         // this thread's own, used for nothing else.
@@ -439,27 +418,91 @@ impl Writer {
                     }
                 }
             };
-            // Automerge panics on some changes a peer can craft, and not
-            // only where the model guards it: a job that panics is
-            // answered with an error and the writer goes on, rather than
-            // the daemon stopping (and stopping again after each restart,
-            // as the peer sends the same change again).
-            let result = match outpost_model::error::guard(|| self.handle(job.op, &job.caller)) {
-                Ok(result) => result,
-                Err(panic) => {
-                    self.after_panic(&panic);
-                    Err(ApiError::new(ErrorKind::Internal, format!("outpostd failed on this request: {panic}")))
-                }
-            };
+            let result = self.handle(job.op, &job.caller);
             // The caller may have gone; the write stands either way.
             let _ = job.reply.send(result);
-            for doc in std::mem::take(&mut self.audit_to_push) {
-                self.push_local(&doc);
-            }
         }
         tracing::info!("writer stopped");
     }
+}
 
+impl Writer {
+    fn new(store: Arc<Store>, index: SharedIndex, settings: WriterSettings, replication: Option<Replication>) -> Self {
+        let threshold = settings.compact_after_changes;
+        let backlog = match store.changes_per_doc() {
+            Ok(counts) => counts.into_iter().filter(|(_, n)| *n >= threshold).map(|(id, _)| id).collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot count stored changes; compaction waits for new writes");
+                Vec::new()
+            }
+        };
+        let cache = DocCache::new(store.clone(), settings.actor.clone(), settings.max_loaded_docs);
+        let quarantine = quarantine::Quarantine::load(&store);
+        Writer {
+            store,
+            index,
+            settings,
+            cache,
+            backlog,
+            replication,
+            quarantine,
+            audit_head: None,
+            audit_to_push: Vec::new(),
+            received_from: None,
+            storage_broken: None,
+        }
+    }
+}
+
+struct Writer {
+    store: Arc<Store>,
+    index: SharedIndex,
+    settings: WriterSettings,
+    cache: DocCache,
+    /// Documents found at start with enough stored changes to compact.
+    backlog: Vec<DocId>,
+    replication: Option<Replication>,
+    /// What the store's quarantine holds, from whom.
+    quarantine: quarantine::Quarantine,
+    /// The number and hash of this node's last audit record (`None`: read
+    /// it from the store).
+    audit_head: Option<(u64, String)>,
+    /// Audit documents stored since the last job, to push to peers.
+    audit_to_push: Vec<DocId>,
+    /// The peer whose frame the engine's effects being carried out answer.
+    received_from: Option<PeerKey>,
+    /// When the storage last failed, and whether the database has been
+    /// reopened since.
+    storage_broken: Option<(outpost_model::date::Timestamp, bool)>,
+}
+
+fn internal(err: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorKind::Internal, err.to_string())
+}
+
+fn storage_failed(err: StoreError) -> ApiError {
+    tracing::error!(error = %err, disk_full = err.disk_full(), "commit failed; nothing was stored");
+    if err.disk_full() {
+        return ApiError::new(
+            ErrorKind::Unavailable,
+            "the disk is full: nothing was stored; outpostd goes on by itself once there is room, and reads still work",
+        );
+    }
+    if err.needs_reopen() {
+        return ApiError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the storage failed, nothing was stored ({err}); outpostd reopens the database and retries by itself"
+            ),
+        );
+    }
+    ApiError::new(ErrorKind::Internal, format!("storage failed, nothing was stored: {err}"))
+}
+
+/// How often a broken store is opened again while nothing else asks (ms).
+const REOPEN_EVERY_MS: i64 = 1000;
+
+impl Writer {
     /// After a job panicked: every document in memory is dropped (each is
     /// reloaded from what was stored), and the peer whose frame it was is
     /// disconnected, so that nothing half-applied is stored or sent.
@@ -484,7 +527,7 @@ impl Writer {
                 false
             }
         };
-        self.storage_broken = Some((std::time::Instant::now(), reopened));
+        self.storage_broken = Some((self.settings.clock.monotonic(), reopened));
     }
 
     /// Before a job: a database that could not be reopened is tried again
@@ -493,7 +536,7 @@ impl Writer {
     /// again.
     fn storage_retry(&mut self, officer: bool) {
         let Some((since, reopened)) = self.storage_broken else { return };
-        let due = since.elapsed() >= REOPEN_EVERY;
+        let due = self.settings.clock.monotonic().as_millis() - since.as_millis() >= REOPEN_EVERY_MS;
         if reopened {
             if due {
                 self.storage_broken = None;
@@ -510,7 +553,7 @@ impl Writer {
             }
             Err(err) => {
                 tracing::warn!(error = %err, "the database still cannot be reopened");
-                self.storage_broken = Some((std::time::Instant::now(), false));
+                self.storage_broken = Some((self.settings.clock.monotonic(), false));
             }
         }
     }

@@ -16,7 +16,6 @@ use outpost_model::watchlist::Entry;
 use outpost_model::{DocId, EntryId, IncidentId, ModelError};
 
 use super::{Caller, WriteOp, Writer, Written, internal};
-use crate::now;
 use crate::store::Batch;
 
 /// The audit record of a change to one record.
@@ -33,7 +32,12 @@ fn change_event(
 impl Writer {
     fn context(&self) -> PostContext {
         let identity = self.identity();
-        PostContext { now: now(), offset: self.settings.offset, authority: identity.authority, post: identity.post }
+        PostContext {
+            now: self.settings.clock.wall(),
+            offset: self.settings.offset,
+            authority: identity.authority,
+            post: identity.post,
+        }
     }
 
     fn meta(&self, ctx: &PostContext, caller: &Caller, op: &'static str) -> ChangeMeta {

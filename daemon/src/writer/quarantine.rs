@@ -19,7 +19,6 @@ use outpost_model::replication::engine::PeerKey;
 
 use super::Writer;
 use crate::store::{Batch, HeldRecord, Store};
-use crate::{engine_now, now};
 
 /// How much the quarantine may hold, in all and from one peer.
 #[derive(Debug, Clone, Copy)]
@@ -270,7 +269,7 @@ impl Writer {
             }
             let Some(replication) = self.replication.as_mut() else { return };
             self.cache.pinned = true;
-            let effects = replication.engine.handle_held(engine_now(), &doc, held, &mut self.cache);
+            let effects = replication.engine.handle_held(self.settings.clock.monotonic(), &doc, held, &mut self.cache);
             self.cache.pinned = false;
             let release = hashes.into_iter().map(|hash| (doc.clone(), hash)).collect();
             self.carry_out(effects, release);
@@ -279,7 +278,13 @@ impl Writer {
 
     /// Held changes from an `Effect::Hold`, as rows, within the bounds.
     pub(super) fn hold_rows(&self, doc: &DocId, from: Option<PeerKey>, held: Vec<Held>, batch: &mut Batch) {
-        let refused = self.quarantine.stage(doc, from.as_ref(), held, batch, &self.settings.quarantine);
+        let refused = self.quarantine.stage(
+            doc,
+            from.as_ref(),
+            held,
+            batch,
+            (&self.settings.quarantine, self.settings.clock.wall()),
+        );
         if refused > 0 {
             tracing::error!(%doc, refused, "the quarantine (or this peer's share of it) is full; these changes are not held (a peer offers them again)");
         }
@@ -296,7 +301,7 @@ impl Quarantine {
         from: Option<&PeerKey>,
         held: Vec<Held>,
         batch: &mut Batch,
-        limits: &QuarantineLimits,
+        (limits, now): (&QuarantineLimits, outpost_model::date::Timestamp),
     ) -> usize {
         let mut refused = 0;
         let (mut all, mut per_peer) = self.usage(batch);
@@ -326,7 +331,7 @@ impl Quarantine {
                 change: item.change.raw_bytes().to_vec(),
                 proofs: item.proofs,
                 reason: item.reason.to_string(),
-                since: now(),
+                since: now,
                 from: origin,
                 announced: item.announced,
             };
@@ -367,19 +372,19 @@ mod tests {
         let mut quarantine = Quarantine::default();
         let mut batch = Batch::default();
         let flooder = PeerKey("flooder".into());
-        assert_eq!(quarantine.stage(&doc(), Some(&flooder), changes(10, 1), &mut batch, &limits), 7);
+        assert_eq!(quarantine.stage(&doc(), Some(&flooder), changes(10, 1), &mut batch, (&limits, crate::now())), 7);
         let honest = PeerKey("honest".into());
-        assert_eq!(quarantine.stage(&doc(), Some(&honest), changes(1, 2), &mut batch, &limits), 0);
+        assert_eq!(quarantine.stage(&doc(), Some(&honest), changes(1, 2), &mut batch, (&limits, crate::now())), 0);
         assert_eq!(batch.hold.len(), 4);
         let rows = batch.hold.iter().map(|(d, h, r)| HeldRow::of(d, *h, r)).collect();
         quarantine.committed(&BTreeSet::new(), rows);
         // Offered again, nothing is held twice; the flooder's share stays full.
         let mut next = Batch::default();
-        assert_eq!(quarantine.stage(&doc(), Some(&flooder), changes(10, 1), &mut next, &limits), 7);
+        assert_eq!(quarantine.stage(&doc(), Some(&flooder), changes(10, 1), &mut next, (&limits, crate::now())), 7);
         assert!(next.hold.is_empty());
         // The whole bound holds too: one more peer gets one slot.
         let third = PeerKey("third".into());
-        assert_eq!(quarantine.stage(&doc(), Some(&third), changes(3, 3), &mut next, &limits), 2);
+        assert_eq!(quarantine.stage(&doc(), Some(&third), changes(3, 3), &mut next, (&limits, crate::now())), 2);
     }
 
     #[test]
@@ -388,19 +393,22 @@ mod tests {
         let mut quarantine = Quarantine::default();
         let mut batch = Batch::default();
         let flooder = PeerKey("flooder".into());
-        quarantine.stage(&doc(), Some(&flooder), changes(2, 1), &mut batch, &limits);
+        quarantine.stage(&doc(), Some(&flooder), changes(2, 1), &mut batch, (&limits, crate::now()));
         let rows = batch.hold.iter().map(|(d, h, r)| HeldRow::of(d, *h, r)).collect();
         quarantine.committed(&BTreeSet::new(), rows);
         // Handed back to the engine and held again: released and staged
         // in one batch, under the same peer.
         let release = quarantine.held_in(&doc()).into_iter().map(|h| (doc(), h)).collect();
         let mut requeued = Batch { release, ..Batch::default() };
-        assert_eq!(quarantine.stage(&doc(), None, changes(2, 1), &mut requeued, &limits), 0);
+        assert_eq!(quarantine.stage(&doc(), None, changes(2, 1), &mut requeued, (&limits, crate::now())), 0);
         assert!(requeued.hold.iter().all(|(_, _, r)| r.from == "flooder"));
         // Bytes count as well as changes.
         let tight = QuarantineLimits { bytes_per_peer: 1, ..limits };
         let mut other = Batch::default();
-        assert_eq!(quarantine.stage(&doc(), Some(&PeerKey("b".into())), changes(1, 2), &mut other, &tight), 1);
+        assert_eq!(
+            quarantine.stage(&doc(), Some(&PeerKey("b".into())), changes(1, 2), &mut other, (&tight, crate::now())),
+            1
+        );
     }
 
     /// Orphans go back to the engine only once nothing they depend on is
@@ -416,7 +424,7 @@ mod tests {
         // The first change never arrived; the three after it are held.
         let orphans: Vec<Held> =
             chain[1..].iter().cloned().map(|h| Held { reason: Reason::MissingDependencies, ..h }).collect();
-        quarantine.stage(&doc(), Some(&PeerKey("p".into())), orphans, &mut batch, &limits);
+        quarantine.stage(&doc(), Some(&PeerKey("p".into())), orphans, &mut batch, (&limits, crate::now()));
         let rows = batch.hold.iter().map(|(d, h, r)| HeldRow::of(d, *h, r)).collect();
         quarantine.committed(&BTreeSet::new(), rows);
         assert!(quarantine.ready_in(&doc(), |_| false).is_empty(), "nothing goes back while the first link is missing");
@@ -439,7 +447,13 @@ mod tests {
         held[2].reason = Reason::Dependency;
         let mut quarantine = Quarantine::default();
         let mut batch = Batch::default();
-        quarantine.stage(&doc(), Some(&PeerKey("p".into())), held, &mut batch, &QuarantineLimits::default());
+        quarantine.stage(
+            &doc(),
+            Some(&PeerKey("p".into())),
+            held,
+            &mut batch,
+            (&QuarantineLimits::default(), crate::now()),
+        );
         let rows = batch.hold.iter().map(|(d, h, r)| HeldRow::of(d, *h, r)).collect();
         quarantine.committed(&BTreeSet::new(), rows);
         assert!(quarantine.ready_in(&doc(), |_| true).is_empty(), "all wait for the roster");

@@ -18,7 +18,6 @@ use outpost_model::{DocId, EntryId, IncidentId, ModelError};
 use super::{Caller, PeerDocs, ReplicationInput, SyncReport, Writer};
 use crate::net::NetCommand;
 use crate::store::Batch;
-use crate::{engine_now, now};
 
 impl Writer {
     /// Gives the engine the heads of every stored document. Heads missing
@@ -81,7 +80,7 @@ impl Writer {
         let Some(replication) = self.replication.as_mut() else { return };
         let engine = &mut replication.engine;
         self.cache.pinned = true;
-        let now = engine_now();
+        let now = self.settings.clock.monotonic();
         // Set before the engine runs, so that a panic in it knows whose
         // frame it was.
         self.received_from = match &input {
@@ -106,7 +105,7 @@ impl Writer {
     pub(super) fn push_local(&mut self, doc: &DocId) {
         let Some(replication) = self.replication.as_mut() else { return };
         self.cache.pinned = true;
-        let effects = replication.engine.handle_local_change(engine_now(), doc, &mut self.cache);
+        let effects = replication.engine.handle_local_change(self.settings.clock.monotonic(), doc, &mut self.cache);
         self.carry_out(effects, BTreeSet::new());
         self.cache.pinned = false;
         // Everything the engine applied is stored now.
@@ -171,7 +170,11 @@ impl Writer {
             let mut retry = Vec::new();
             if let Some(replication) = self.replication.as_mut() {
                 for doc in merged {
-                    retry.extend(replication.engine.handle_store_failed(engine_now(), &doc, &mut self.cache));
+                    retry.extend(replication.engine.handle_store_failed(
+                        self.settings.clock.monotonic(),
+                        &doc,
+                        &mut self.cache,
+                    ));
                 }
             }
             outgoing.retain(|c| matches!(c, NetCommand::Timer { .. }));
@@ -220,7 +223,7 @@ impl Writer {
             }
             let detail = format!("received {count} change(s) to {doc} from {name} ({peer})");
             events.push(Caller::daemon().audit_event(
-                now(),
+                self.settings.clock.wall(),
                 "replication.receive",
                 None,
                 detail,

@@ -24,6 +24,7 @@ pub fn start(store: Arc<Store>) -> (WriterHandle, std::thread::JoinHandle<()>) {
         compact_after_changes: 1000,
         max_loaded_docs: 64,
         quarantine: writer::QuarantineLimits::default(),
+        clock: Arc::new(outpost_daemon::clock::SystemClock),
     };
     let (handle, thread) = writer::spawn(store, index, settings, None).unwrap();
     (handle, thread.join)

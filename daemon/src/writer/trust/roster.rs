@@ -4,8 +4,6 @@
 use outpost_model::api::{ApiError, ErrorKind};
 
 use super::{replication_version, trust_error};
-use crate::engine_now;
-use crate::now;
 use crate::store::Batch;
 use crate::writer::{Caller, Writer};
 
@@ -19,7 +17,10 @@ impl Writer {
         };
         let before = replication.engine.fleet().map(|f| f.roster.clone());
         self.cache.pinned = true;
-        let effects = replication.engine.handle_roster(engine_now(), bytes, &mut self.cache).map_err(trust_error);
+        let effects = replication
+            .engine
+            .handle_roster(self.settings.clock.monotonic(), bytes, &mut self.cache)
+            .map_err(trust_error);
         self.cache.pinned = false;
         let (detail, outcome) = match effects {
             Ok(effects) => {
@@ -39,7 +40,7 @@ impl Writer {
 
     /// An audit record of a fleet operation asked for on this node.
     pub(in crate::writer) fn audit_fleet(&mut self, caller: &Caller, action: &str, detail: String) {
-        let event = caller.audit_event(now(), action, None, detail, Vec::new());
+        let event = caller.audit_event(self.settings.clock.wall(), action, None, detail, Vec::new());
         if let Err(err) = self.commit_and_index(Batch::default(), Vec::new(), vec![event]) {
             tracing::error!(error = %err.message, action, "cannot write the audit record of a fleet operation");
         }
