@@ -59,6 +59,11 @@ pub enum ModelError {
     /// memory may be inconsistent and must be reloaded from storage.
     #[error("automerge failed on these changes ({0}); nothing of them is kept")]
     AutomergePanicked(String),
+    /// Automerge applied a crafted change without error and then gives it
+    /// back otherwise than it was sent; the document in memory is broken
+    /// and must be reloaded from storage.
+    #[error("change {0} applied, and Automerge does not give it back as it was sent; nothing of this batch is kept")]
+    NotGivenBack(String),
 }
 
 /// Runs `work`, which hands peers' bytes to Automerge, turning a panic of

@@ -11,6 +11,9 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The monotonic clock, for deadlines (the replication engine's, the
     /// storage's retries): never stepped back or forward.
     fn monotonic(&self) -> Timestamp;
+    /// A new record id: a UUIDv7, its time from the wall clock and the
+    /// rest random.
+    fn new_uuid(&self) -> uuid::Uuid;
 }
 
 /// The machine's clocks: [`crate::now`] and [`crate::engine_now`].
@@ -24,5 +27,9 @@ impl Clock for SystemClock {
 
     fn monotonic(&self) -> Timestamp {
         crate::engine_now()
+    }
+
+    fn new_uuid(&self) -> uuid::Uuid {
+        uuid::Uuid::now_v7()
     }
 }

@@ -68,6 +68,25 @@ pub enum DaemonError {
     Net(#[from] net::NetError),
 }
 
+/// A replication engine holding the roster `store` keeps, if it verifies.
+pub fn engine_over(store: &Store, config: EngineConfig) -> Engine {
+    let mut engine = Engine::new(config);
+    match store.roster() {
+        Ok(Some(roster)) => match engine.set_roster(&roster) {
+            Ok(version) => tracing::info!(version, "fleet roster loaded"),
+            Err(err) => tracing::error!(error = %err, "the stored roster does not verify; waiting for a valid one"),
+        },
+        Ok(None) => {}
+        Err(err) => tracing::error!(error = %err, "cannot read the stored roster; waiting for one from a peer"),
+    }
+    engine
+}
+
+/// The search index over `store`'s entries, as the daemon starts with it.
+pub fn load_index(store: &Store) -> Result<SharedIndex, StoreError> {
+    Ok(Arc::new(RwLock::new(Box::new(build_index(store)?) as Box<dyn WatchlistIndex>)))
+}
+
 /// Loads the search index from its stored records, or rebuilds them from
 /// the projection when they are missing, stale or damaged. A damaged
 /// projection row is logged by name and skipped, so one bad row never stops
@@ -134,7 +153,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
     let signer = net::signer_of(&key)?;
     let public = signer.public();
     let store = Arc::new(Store::open(&config.data_dir, public.actor_prefix())?);
-    let index: SharedIndex = Arc::new(RwLock::new(Box::new(build_index(&store)?) as Box<dyn WatchlistIndex>));
+    let index = load_index(&store)?;
     let settings = WriterSettings {
         post: config.node_name.clone(),
         authority: config.authority.clone(),
@@ -176,17 +195,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
                     Trust::Closed
                 }
             };
-            let mut engine = Engine::new(EngineConfig::new(public, &config.node_name, trust));
-            match store.roster() {
-                Ok(Some(roster)) => match engine.set_roster(&roster) {
-                    Ok(version) => tracing::info!(version, "fleet roster loaded"),
-                    Err(err) => {
-                        tracing::error!(error = %err, "the stored roster does not verify; waiting for a valid one")
-                    }
-                },
-                Ok(None) => {}
-                Err(err) => tracing::error!(error = %err, "cannot read the stored roster; waiting for one from a peer"),
-            }
+            let engine = engine_over(&store, EngineConfig::new(public, &config.node_name, trust));
             Some(writer::Replication { engine, net: net_tx })
         }
         None => None,

@@ -432,12 +432,15 @@ pub fn run(data: &[u8]) {
         Authority::Fleet { fleet, .. } => fleet_rules(fleet, &id, &verdict, &proofs, &sent),
     }
 
-    // What is admitted applies, whole and in order; or Automerge refuses it
-    // by panicking, which the model turns into an error (since `728e4f4`,
-    // after F2): the caller then keeps nothing of the batch.
-    match doc.apply_changes(verdict.admitted.clone()) {
+    // What is admitted applies, whole and in order, and comes back as it
+    // was sent; or Automerge refuses it by panicking, or gives it back
+    // otherwise, which the model turns into an error (since `728e4f4` and
+    // `Document::gives_back`, after F2, F3 and E2): the engine then keeps
+    // nothing of the batch.
+    let before = doc.heads();
+    match doc.apply_changes(verdict.admitted.clone()).and_then(|()| doc.gives_back(&before, &admitted.iter().copied().collect())) {
         Ok(()) => {}
-        Err(outpost_model::ModelError::AutomergePanicked(_)) => return,
+        Err(outpost_model::ModelError::AutomergePanicked(_) | outpost_model::ModelError::NotGivenBack(_)) => return,
         Err(err) => panic!("admitted changes do not apply: {err}"),
     }
     for hash in &admitted {

@@ -1,6 +1,8 @@
-//! The seeded fleet simulator over the real engine. CI runs 2,000 honest
-//! seeds and 2,000 byzantine ones, split over a few tests so they run in
-//! parallel; `OUTPOST_SIM_SEEDS=20000` runs more of each.
+//! The seeded fleet simulator over the daemon's real writer (and so the
+//! real engine and storage), with disk faults in about a third of the
+//! seeds. CI runs 2,000 honest seeds and 2,000 byzantine ones, split over a
+//! few tests so they run in parallel; `OUTPOST_SIM_SEEDS=20000` runs more
+//! of each.
 
 use outpost_tests::fleet_sim::{self, Mode};
 
@@ -22,6 +24,13 @@ fn run_shard(mode: Mode, shard: u64) {
     }
     assert!(failures.is_empty(), "{} seeds failed; the first: {}", failures.len(), failures[0]);
     assert!(!reports.is_empty());
+    // Disks failed, and officers were told so, not only in theory.
+    let disk_faults: usize = reports.iter().map(|r| r.disk_faults).sum();
+    let refused: usize = reports.iter().map(|r| r.refused_by_disk).sum();
+    assert!(disk_faults > 0, "no disk failed in {} seeds", reports.len());
+    if reports.len() >= 100 {
+        assert!(refused > 0, "no officer's write met a failing disk in {} seeds", reports.len());
+    }
     if mode == Mode::Byzantine {
         // The mode must have done what it is for, not merely converged.
         let attacks: usize = reports.iter().map(|r| r.attacks).sum();

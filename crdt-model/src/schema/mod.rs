@@ -504,6 +504,28 @@ impl Document {
         Ok(())
     }
 
+    /// Whether every change in `applied`, just applied on top of `before`,
+    /// comes back from this copy under its own hash. Automerge applies
+    /// some crafted changes without error and then encodes them otherwise
+    /// (an operation's predecessor dropped), or panics reading them back
+    /// (fuzzing findings F3 and E2, `fuzz/README.md`): the document would
+    /// then fail every later read, and what is stored would not be what
+    /// was signed. On an error the document must be discarded.
+    pub fn gives_back(
+        &mut self,
+        before: &[ChangeHash],
+        applied: &std::collections::BTreeSet<ChangeHash>,
+    ) -> Result<(), ModelError> {
+        let doc = &mut self.doc;
+        let back: std::collections::BTreeSet<ChangeHash> =
+            crate::error::guard(move || doc.get_changes(before).iter().map(|c| c.hash()).collect())
+                .map_err(ModelError::AutomergePanicked)?;
+        match applied.iter().find(|hash| !back.contains(hash)) {
+            Some(hash) => Err(ModelError::NotGivenBack(hash.to_string())),
+            None => Ok(()),
+        }
+    }
+
     /// Merges another copy of this document.
     pub fn merge(&mut self, other: &mut Document) -> Result<(), ModelError> {
         self.doc.merge(&mut other.doc)?;

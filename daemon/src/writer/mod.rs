@@ -380,6 +380,12 @@ impl WriterCore {
         result
     }
 
+    /// The replication engine, when networking is on: for the
+    /// simulator's checks of what this node holds and may hold.
+    pub fn engine(&self) -> Option<&Engine> {
+        self.0.replication.as_ref().map(|r| &r.engine)
+    }
+
     /// Compacts one document whose changes piled up, if any; says whether
     /// it did (the writer calls it while no job waits).
     pub fn compact_one(&mut self) -> bool {
@@ -550,6 +556,10 @@ impl Writer {
             Ok(()) => {
                 self.storage_broken = None;
                 tracing::info!("the database is open again; peers' changes are taken again");
+                // Documents whose store failed while nothing could be read
+                // were taken out of the engine's inventory; what is stored
+                // goes back in.
+                self.prime_inventory();
             }
             Err(err) => {
                 tracing::warn!(error = %err, "the database still cannot be reopened");

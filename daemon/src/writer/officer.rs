@@ -156,7 +156,7 @@ impl Writer {
     ) -> Result<Written, ApiError> {
         let mut by_doc: BTreeMap<DocId, Vec<_>> = BTreeMap::new();
         for (n, input) in inputs.iter().enumerate() {
-            let id = EntryId::owned_by(&ctx.authority, uuid::Uuid::now_v7());
+            let id = EntryId::owned_by(&ctx.authority, self.settings.clock.new_uuid());
             let draft = validate::new_entry(input, id, ctx).map_err(|e| {
                 let message = if inputs.len() > 1 { format!("entry {}: {e}", n + 1) } else { e.to_string() };
                 ApiError::new(ErrorKind::BadInput, message)
@@ -233,7 +233,7 @@ impl Writer {
         caller: &Caller,
         input: &NewIncidentInput,
     ) -> Result<Written, ApiError> {
-        let id = IncidentId::owned_by(&ctx.post, uuid::Uuid::now_v7());
+        let id = IncidentId::owned_by(&ctx.post, self.settings.clock.new_uuid());
         let mut draft = validate::new_incident(input, id, ctx)?;
         let mut hits = Vec::new();
         for hit in &draft.hits {

@@ -1,5 +1,7 @@
-//! What a simulated node holds: its documents in memory (lost in a crash)
-//! over what it stored, as the daemon's writer keeps them.
+//! What the byzantine node holds: its documents in memory (lost in a
+//! crash) over what it stored. Honest nodes run the daemon's writer
+//! instead ([`super::writer_node`]); the byzantine node runs the model's
+//! engine on this host, so that it can also store what no writer would.
 
 use std::collections::BTreeMap;
 
@@ -21,13 +23,6 @@ pub(super) struct Stored {
     pub(super) proofs: BTreeMap<(DocId, ChangeHash), Vec<StoredProof>>,
     pub(super) held: BTreeMap<DocId, Vec<Held>>,
     pub(super) roster: Option<Vec<u8>>,
-}
-
-impl Stored {
-    /// Whether a change with `hash` is stored for any document.
-    pub(super) fn holds_change(&self, hash: &ChangeHash) -> bool {
-        self.changes.values().flatten().any(|c| c.get(..32) == Some(&hash.0[..]))
-    }
 }
 
 pub(super) struct SimHost {
@@ -90,16 +85,5 @@ impl SimHost {
                 self.stored.proofs.entry((doc.clone(), hash)).or_default().push(proof);
             }
         }
-    }
-
-    /// The cut a revocation of `member` issued at this node records.
-    pub(super) fn cut_for(&mut self, member: &Member) -> Vec<outpost_model::trust::roster::CutEntry> {
-        let docs: Vec<DocId> = self.stored.changes.keys().cloned().collect();
-        let mut cut = Vec::new();
-        for doc in docs {
-            let Ok(document) = self.doc(&doc) else { continue };
-            cut.extend(outpost_model::trust::attest::cut_in(document, member));
-        }
-        cut
     }
 }

@@ -409,9 +409,20 @@ impl Engine {
     /// memory: every session on it starts over on both sides.
     pub fn handle_store_failed(&mut self, now: Timestamp, doc: &DocId, host: &mut dyn DocHost) -> Vec<Effect> {
         let mut out = Out { effects: Vec::new() };
-        if let Ok(document) = host.doc(doc) {
-            let heads = document.heads();
-            self.inventory.set(doc, &heads);
+        match host.doc(doc) {
+            Ok(document) => {
+                let heads = document.heads();
+                self.inventory.set(doc, &heads);
+            }
+            // The storage cannot even be read (a database not yet opened
+            // again): this node no longer claims any state of the
+            // document, rather than the state that was not stored, which
+            // would agree with its peers' and never be sent again. The
+            // host hands the stored heads back (`set_held`) once it reads.
+            Err(_) => {
+                self.inventory.remove(doc);
+                self.agreed_at.remove(doc);
+            }
         }
         let peers: Vec<PeerKey> = self.peers.keys().cloned().collect();
         for peer in peers {
