@@ -164,6 +164,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         max_loaded_docs: MAX_LOADED_DOCS,
         quarantine: writer::QuarantineLimits::default(),
         clock: Arc::new(clock::SystemClock),
+        daemon_uid: nix::unistd::geteuid().as_raw(),
     };
     // The key is checked before anything starts, so that a bad key file
     // stops the daemon with its name.

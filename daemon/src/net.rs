@@ -93,6 +93,9 @@ pub struct NetSettings {
     pub mdns: bool,
 }
 
+/// Addresses remembered per peer, for `outpost peers`.
+pub const MAX_ADDRESSES_PER_PEER: usize = 8;
+
 /// A peer as the network has seen it, for `outpost peers`.
 #[derive(Debug, Clone, Default)]
 pub struct PeerStats {
@@ -458,8 +461,14 @@ pub async fn run(
                         let stats = s.peers.entry(peer_id.to_string()).or_default();
                         stats.connected = true;
                         stats.last_seen = Some(crate::now());
-                        if !stats.addresses.contains(&addr.to_string()) {
-                            stats.addresses.push(addr.to_string());
+                        // The most recent few, newest last: a peer that
+                        // reconnects from a new port each time cannot grow
+                        // the list (or `outpost peers`) without bound.
+                        let addr = addr.to_string();
+                        stats.addresses.retain(|a| *a != addr);
+                        stats.addresses.push(addr);
+                        if stats.addresses.len() > MAX_ADDRESSES_PER_PEER {
+                            stats.addresses.remove(0);
                         }
                     }
                     if num_established.get() == 1

@@ -435,10 +435,13 @@ pub fn run(data: &[u8]) {
     // What is admitted applies, whole and in order, and comes back as it
     // was sent; or Automerge refuses it by panicking, or gives it back
     // otherwise, which the model turns into an error (since `728e4f4` and
-    // `Document::gives_back`, after F2, F3 and E2): the engine then keeps
+    // `Document::check_round_trip`, after F2, F3 and E2): the engine then keeps
     // nothing of the batch.
     let before = doc.heads();
-    match doc.apply_changes(verdict.admitted.clone()).and_then(|()| doc.gives_back(&before, &admitted.iter().copied().collect())) {
+    match doc
+        .apply_changes(verdict.admitted.clone())
+        .and_then(|()| doc.check_round_trip(&before, &admitted.iter().copied().collect()))
+    {
         Ok(()) => {}
         Err(outpost_model::ModelError::AutomergePanicked(_) | outpost_model::ModelError::NotGivenBack(_)) => return,
         Err(err) => panic!("admitted changes do not apply: {err}"),

@@ -297,9 +297,9 @@ pub fn admit(
 
 /// Whether `change` takes the next sequence number of its actor, after
 /// the document's changes and `last_seq` (the batch's admitted ones), and
-/// names an author, if at all, only on its actor's first change (Automerge
-/// asserts both).
-fn follows(doc: &mut Document, last_seq: &BTreeMap<ActorId, u64>, change: &Change) -> bool {
+/// names an author (Automerge's author footer), if at all, only on its
+/// actor's first change: Automerge asserts both.
+fn takes_next_seq(doc: &mut Document, last_seq: &BTreeMap<ActorId, u64>, change: &Change) -> bool {
     let last = match last_seq.get(change.actor_id()) {
         Some(seq) => *seq,
         None => doc.seq_of(change.actor_id()),
@@ -537,8 +537,19 @@ impl Batch {
                 {
                     Err((Fate::Rejected, Reason::Equivocation))
                 }
-                _ if !follows(doc, &last_seq, change) => Err((Fate::Rejected, Reason::Sequence)),
-                _ => self.scope_of(doc, authority, proven, (&authored, &attested), &mut cuts, change, &mut verdict),
+                // The sequence rule comes after the signature and rights: a
+                // forged copy of a taken number is refused as unsigned, as
+                // before, and only what its author signed out of sequence
+                // is refused for its number (never honest: a strike).
+                _ => self
+                    .scope_of(doc, authority, proven, (&authored, &attested), &mut cuts, change, &mut verdict)
+                    .and_then(|scope| {
+                        if takes_next_seq(doc, &last_seq, change) {
+                            Ok(scope)
+                        } else {
+                            Err((Fate::Rejected, Reason::Sequence))
+                        }
+                    }),
             };
             let outcome = judged.and_then(|scope| {
                 if *change.actor_id() == genesis_actor {

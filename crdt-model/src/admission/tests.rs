@@ -753,14 +753,17 @@ fn a_change_must_take_its_authors_next_sequence_number() {
         assert_eq!(reasons(&verdict), ["sequence"], "{authority:?}");
     }
     // A number already taken in the document, by a change no one signed:
-    // refused for its number before its signature is looked at.
+    // refused as unsigned (no strike: anyone can forge a copy), and with
+    // no roster, where nothing is signed, for its number.
     let mut holder = copy(&kaz_shard(), &w.signers["kz-post"]);
     holder.apply_changes(made.clone()).unwrap();
     let mut other = writer.fork(actor(centre, 1));
     add_entry(&mut other, 2);
     let taken = other.changes_since(&base);
     let verdict = judge(&mut holder, taken.clone(), &[], &fleet(&w));
-    assert_eq!(reasons(&verdict), ["sequence"]);
+    assert_eq!(reasons(&verdict), ["unsigned"]);
+    let verdict = judge(&mut holder, taken.clone(), &[], &Authority::Open);
+    assert_eq!(reasons(&verdict), ["equivocation"]);
     // The document is whole: what it holds is read back.
     assert_eq!(holder.stored_changes_since(&base).len(), 1);
     // The next number is taken, in a batch after the first.

@@ -39,43 +39,75 @@ pub enum Medium {
 #[derive(Debug)]
 pub struct SimulatedDisk {
     memory: Arc<InMemoryBackend>,
-    pub faults: Arc<Faults>,
+    faults: Arc<Faults>,
+    /// Set at a simulated crash: nothing written after it reaches the
+    /// disk, so the database's clean shutdown (which runs as its handle is
+    /// dropped) is lost, as in a real crash, and the next open repairs.
+    crashed: Arc<AtomicBool>,
 }
 
 impl SimulatedDisk {
     pub fn new() -> Arc<Self> {
-        Arc::new(SimulatedDisk { memory: Arc::new(InMemoryBackend::new()), faults: Faults::new() })
+        Arc::new(SimulatedDisk {
+            memory: Arc::new(InMemoryBackend::new()),
+            faults: Faults::new(),
+            crashed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// The machine stops: from now on nothing written reaches this disk,
+    /// until [`SimulatedDisk::power_on`].
+    pub fn crash(&self) {
+        self.crashed.store(true, Ordering::SeqCst);
+    }
+
+    pub fn power_on(&self) {
+        self.crashed.store(false, Ordering::SeqCst);
     }
 
     /// A backend over this disk, failing as its faults say.
     pub(super) fn backend(&self) -> FaultyBackend {
-        FaultyBackend { inner: Box::new(SharedMemory(self.memory.clone())), faults: self.faults.clone() }
+        let inner = SharedMemory { memory: self.memory.clone(), crashed: self.crashed.clone() };
+        FaultyBackend { inner: Box::new(inner), faults: self.faults.clone() }
     }
 }
 
-/// redb's memory backend, shared.
+/// redb's memory backend, shared, losing what is written after a crash.
 #[derive(Debug)]
-struct SharedMemory(Arc<InMemoryBackend>);
+struct SharedMemory {
+    memory: Arc<InMemoryBackend>,
+    crashed: Arc<AtomicBool>,
+}
 
 impl StorageBackend for SharedMemory {
     fn len(&self) -> Result<u64, std::io::Error> {
-        self.0.len()
+        self.memory.len()
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
-        self.0.read(offset, out)
+        self.memory.read(offset, out)
     }
 
     fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
-        self.0.set_len(len)
+        if self.crashed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.memory.set_len(len)
     }
 
     fn sync_data(&self) -> Result<(), std::io::Error> {
-        self.0.sync_data()
+        self.memory.sync_data()
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
-        self.0.write(offset, data)
+        if self.crashed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.memory.write(offset, data)
     }
 }
 

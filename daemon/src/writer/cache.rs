@@ -6,7 +6,7 @@
 //! one job: whoever applies a change and then fails to store it calls
 //! [`DocCache::forget`], and the next use reloads it from disk.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use automerge::{ActorId, ChangeHash};
@@ -33,7 +33,7 @@ pub(super) struct DocCache {
     /// The actor this node writes with, set on every loaded document.
     actor: ActorId,
     max_loaded: usize,
-    docs: HashMap<DocId, Loaded>,
+    docs: BTreeMap<DocId, Loaded>,
     use_counter: u64,
     /// While the engine runs, documents stay loaded: changes it applied
     /// must still be in memory when they are stored.
@@ -42,7 +42,7 @@ pub(super) struct DocCache {
 
 impl DocCache {
     pub(super) fn new(store: Arc<Store>, actor: ActorId, max_loaded: usize) -> Self {
-        Self { store, actor, max_loaded, docs: HashMap::new(), use_counter: 0, pinned: false }
+        Self { store, actor, max_loaded, docs: BTreeMap::new(), use_counter: 0, pinned: false }
     }
 
     /// The document, loaded from storage if it is not in memory.
@@ -97,9 +97,10 @@ impl DocCache {
     /// Drops documents from memory; the next use reloads them from disk.
     /// Drops every document from memory (after a panic, when any of them
     /// may hold what storage lacks).
-    pub(super) fn forget_all(&mut self) {
-        self.docs.clear();
+    /// Drops every document in memory; returns which were loaded.
+    pub(super) fn forget_all(&mut self) -> Vec<DocId> {
         self.pinned = false;
+        std::mem::take(&mut self.docs).into_keys().collect()
     }
 
     pub(super) fn forget(&mut self, docs: &[DocId]) {

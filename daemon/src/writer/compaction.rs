@@ -2,7 +2,16 @@
 //! stored changes have piled up is saved as a new snapshot, and the changes
 //! it now holds are deleted, in one transaction.
 
+use automerge::ChangeHash;
+use outpost_model::schema::Document;
+
 use super::Writer;
+
+fn sorted(heads: &[ChangeHash]) -> Vec<ChangeHash> {
+    let mut heads = heads.to_vec();
+    heads.sort_unstable();
+    heads
+}
 
 impl Writer {
     /// Compacts one document whose changes have piled up. Returns whether it
@@ -19,6 +28,17 @@ impl Writer {
         let Some(loaded) = self.cache.in_memory(&doc_id) else { return false };
         let started = std::time::Instant::now();
         let snapshot = loaded.doc.save();
+        // The stored changes are deleted once the snapshot is in: it must
+        // load back to the same heads, or signed history would be lost
+        // (Automerge has applied crafted changes it then saves otherwise).
+        let heads = loaded.doc.heads();
+        let reloaded = Document::load(&doc_id, Some(&snapshot), std::iter::empty()).map(|mut d| d.heads());
+        if !matches!(&reloaded, Ok(back) if sorted(back) == sorted(&heads)) {
+            tracing::error!(doc = %doc_id, reloaded = ?reloaded.map(|h| h.len()),
+                "the document's snapshot does not load back as it is; its changes are kept, not compacted");
+            loaded.stored_changes = 0;
+            return true;
+        }
         match self.store.compact(&doc_id, &snapshot, loaded.last_seq) {
             Ok(()) => {
                 tracing::debug!(doc = %doc_id, changes = loaded.stored_changes, bytes = snapshot.len(),

@@ -73,8 +73,15 @@ pub struct Caller {
 impl Caller {
     /// The daemon itself, for its own requests to the writer.
     pub fn daemon() -> Self {
+        Self::daemon_as(nix::unistd::geteuid().as_raw())
+    }
+
+    /// The daemon, running as `uid` (the simulator fixes it, so that a
+    /// seed's audit records, and so its frames, are the same on every
+    /// machine).
+    pub fn daemon_as(uid: u32) -> Self {
         Caller {
-            uid: nix::unistd::geteuid().as_raw(),
+            uid,
             pid: None,
             user: "outpostd".into(),
             roles: std::collections::BTreeSet::from([outpost_model::api::Role::Admin]),
@@ -240,6 +247,8 @@ pub struct WriterSettings {
     pub quarantine: QuarantineLimits,
     /// Where the time is read: the machine's clocks, or the simulator's.
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// The user the daemon runs as, for the audit records it writes itself.
+    pub daemon_uid: u32,
 }
 
 /// The replication engine and where its frames go; absent when networking
@@ -389,7 +398,14 @@ impl WriterCore {
     /// Compacts one document whose changes piled up, if any; says whether
     /// it did (the writer calls it while no job waits).
     pub fn compact_one(&mut self) -> bool {
-        self.0.compact_one()
+        let writer = &mut self.0;
+        match outpost_model::error::guard(|| writer.compact_one()) {
+            Ok(did) => did,
+            Err(panic) => {
+                writer.after_panic(&panic);
+                true
+            }
+        }
     }
 
     fn run(mut self, mut officers: mpsc::Receiver<Job>, mut peers: mpsc::Receiver<Job>) {
@@ -514,10 +530,28 @@ impl Writer {
     /// disconnected, so that nothing half-applied is stored or sent.
     fn after_panic(&mut self, panic: &str) {
         tracing::error!(panic, peer = ?self.received_from, "a job failed inside outpostd; documents are reloaded from storage");
-        self.cache.forget_all();
+        let loaded = self.cache.forget_all();
         self.audit_to_push.clear();
         if let (Some(peer), Some(replication)) = (self.received_from.take(), self.replication.as_ref()) {
             let _ = replication.net.send(NetCommand::Disconnect { peer });
+        }
+        // The engine may have taken in what was then not stored: each
+        // document that was in memory goes back to its stored state in the
+        // engine's inventory, and its sessions start over, as after a
+        // failed store.
+        let now = self.settings.clock.monotonic();
+        let mut effects = Vec::new();
+        if let Some(replication) = self.replication.as_mut() {
+            for doc in &loaded {
+                effects.extend(replication.engine.handle_store_failed(now, doc, &mut self.cache));
+            }
+        }
+        if !effects.is_empty() {
+            // Guarded too: a second panic here must not end the writer.
+            if let Err(again) = outpost_model::error::guard(|| self.carry_out(effects, Default::default())) {
+                tracing::error!(panic = again, "starting sessions over failed too; they start over at the next check");
+                self.cache.forget_all();
+            }
         }
     }
 
@@ -527,7 +561,10 @@ impl Writer {
     /// works, peers' frames are dropped rather than applied and refused.
     fn storage_failed_now(&mut self) {
         let reopened = match self.store.reopen() {
-            Ok(()) => true,
+            Ok(()) => {
+                self.prime_inventory();
+                true
+            }
             Err(err) => {
                 tracing::error!(error = %err, "cannot reopen the database; retried every second");
                 false

@@ -177,7 +177,9 @@ impl Writer {
                     ));
                 }
             }
-            outgoing.retain(|c| matches!(c, NetCommand::Timer { .. }));
+            // Disconnects stand: the engine has already forgotten those
+            // peers.
+            outgoing.retain(|c| matches!(c, NetCommand::Timer { .. } | NetCommand::Disconnect { .. }));
             self.send_all(outgoing);
             return self.carry_out(retry, BTreeSet::new());
         }
@@ -222,7 +224,7 @@ impl Writer {
                 continue;
             }
             let detail = format!("received {count} change(s) to {doc} from {name} ({peer})");
-            events.push(Caller::daemon().audit_event(
+            events.push(Caller::daemon_as(self.settings.daemon_uid).audit_event(
                 self.settings.clock.wall(),
                 "replication.receive",
                 None,

@@ -25,6 +25,7 @@ pub fn start(store: Arc<Store>) -> (WriterHandle, std::thread::JoinHandle<()>) {
         max_loaded_docs: 64,
         quarantine: writer::QuarantineLimits::default(),
         clock: Arc::new(outpost_daemon::clock::SystemClock),
+        daemon_uid: 0,
     };
     let (handle, thread) = writer::spawn(store, index, settings, None).unwrap();
     (handle, thread.join)

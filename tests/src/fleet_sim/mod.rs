@@ -98,9 +98,11 @@ pub struct SimReport {
     pub bytes: u64,
     pub dropped: u64,
     pub duplicated: u64,
-    /// Spells of a failing disk, and officers' writes refused during them
-    /// (told the storage is unavailable; nothing acknowledged).
+    /// Spells of a failing disk, the faults the disks injected during them,
+    /// and officers' writes refused (told the storage is unavailable;
+    /// nothing acknowledged).
     pub disk_faults: usize,
+    pub faults_injected: u64,
     pub refused_by_disk: usize,
     /// Simulated milliseconds from the end of the faults to convergence.
     pub converged_after_ms: i64,
@@ -171,6 +173,13 @@ struct Link {
     up: bool,
     /// Bumped at every disconnect: frames of an older connection are lost.
     epoch: u64,
+}
+
+/// A write an officer was told is stored.
+#[derive(Debug, Clone, Copy)]
+enum Acked {
+    Entry(EntryId),
+    Incident(IncidentId),
 }
 
 /// How a disk fails for a while.
@@ -251,9 +260,14 @@ struct Fleet {
     lane_clock: BTreeMap<(usize, usize, Lane), i64>,
     acked_entries: Vec<(DocId, EntryId)>,
     acked_incidents: BTreeSet<IncidentId>,
+    /// Which node acknowledged each write: it must be on that node's own
+    /// disk, whatever crashed.
+    acked_at: Vec<(usize, Acked)>,
     /// Changes the byzantine node made that every honest node must refuse.
     bad: BTreeMap<ChangeHash, Attack>,
-    /// Officers' writes refused for what no rule or disk fault explains.
+    /// What must never happen and did: an officer's write refused for
+    /// what no rule or disk fault explains, an acknowledged write missing
+    /// from its node's disk after a restart.
     unexplained: Vec<String>,
     report: SimReport,
 }
@@ -373,6 +387,7 @@ impl Fleet {
             lane_clock: BTreeMap::new(),
             acked_entries: Vec::new(),
             acked_incidents: BTreeSet::new(),
+            acked_at: Vec::new(),
             bad: BTreeMap::new(),
             unexplained: Vec::new(),
             report,
@@ -426,6 +441,7 @@ impl Fleet {
                     anchor,
                     limits,
                 };
+                disk.power_on();
                 match WriterNode::start(disk, &who, clock) {
                     Ok(writer) => *running = Some(writer),
                     Err(err) => {
@@ -435,6 +451,20 @@ impl Fleet {
                         return;
                     }
                 }
+                // What it acknowledged before it crashed is on its disk,
+                // before any peer could bring it back.
+                let lost = self.acked_at.iter().filter(|(at, _)| *at == node).find(|(_, acked)| {
+                    let Some(writer) = self.nodes[node].writer() else { return true };
+                    match acked {
+                        Acked::Entry(id) => !matches!(writer.entry_row(id), Ok(Some(_))),
+                        Acked::Incident(id) => !matches!(writer.incident_row(id), Ok(Some(_))),
+                    }
+                });
+                if let Some((_, acked)) = lost {
+                    let post = &self.nodes[node].post;
+                    self.unexplained.push(format!("{post} restarted without {acked:?}, which it acknowledged"));
+                }
+                let n = &self.nodes[node];
                 if n.starts == 1 && n.kind == Kind::Honest {
                     // Installed before any peer is connected, as an
                     // administrator does at enrolment.
@@ -658,11 +688,13 @@ impl Fleet {
                 for entry in entries {
                     let doc = DocKind::watchlist_for(&entry.authority, &entry.id).doc_id();
                     self.acked_entries.push((doc, entry.id));
+                    self.acked_at.push((node, Acked::Entry(entry.id)));
                 }
             }
             Ok(Written::Incident(incident)) => {
                 self.report.edits += 1;
                 self.acked_incidents.insert(incident.id);
+                self.acked_at.push((node, Acked::Incident(incident.id)));
             }
             Ok(other) => self.unexplained.push(format!("{}: an edit answered {other:?}", self.nodes[node].post)),
             // Not acknowledged, and said so: the disk failed.
@@ -677,7 +709,11 @@ impl Fleet {
                 // Right after a disk healed, the writer may still be
                 // reopening the database; that too is the disk's fault.
                 if !(failing || err.kind == ErrorKind::Unavailable) {
-                    self.unexplained.push(format!("{} at {} ms: {err:?}", self.nodes[node].post, self.now));
+                    let post = &self.nodes[node].post;
+                    self.unexplained.push(format!(
+                        "{post}'s officer was refused at {} ms for no reason a rule or a disk gives: {err:?}",
+                        self.now
+                    ));
                 }
             }
         }
@@ -753,10 +789,15 @@ impl Fleet {
     }
 
     /// The administrator hands a roster to a node that is up, as `outpost
-    /// fleet` run there does.
+    /// fleet` run there does; a revocation's cut is asked of a node that
+    /// holds a roster, so not of a node not yet enrolled.
     fn publish(&mut self, change: RosterChange) {
+        let may_publish = |n: &Node| match change {
+            RosterChange::RevokeByzantine => n.kind == Kind::Honest,
+            RosterChange::EnrolLate | RosterChange::Stale => n.kind != Kind::Byzantine,
+        };
         let candidates: Vec<usize> =
-            (0..self.nodes.len()).filter(|i| self.nodes[*i].kind != Kind::Byzantine && self.alive(*i)).collect();
+            (0..self.nodes.len()).filter(|i| may_publish(&self.nodes[*i]) && self.alive(*i)).collect();
         if candidates.is_empty() {
             self.schedule(self.now + 60_000, Event::Publish { change });
             return;
@@ -804,10 +845,10 @@ impl Fleet {
     fn disk_fails(&mut self, node: usize, fault: DiskFault) {
         let Runtime::Writer { disk, .. } = &self.nodes[node].runtime else { return };
         match fault {
-            DiskFault::FailEvery(n) => disk.faults.fail_every(n),
-            DiskFault::FailWriteIn(n) => disk.faults.fail_write_in(n),
-            DiskFault::FailSync => disk.faults.fail_sync(true),
-            DiskFault::Full => disk.faults.disk_full(true),
+            DiskFault::FailEvery(n) => disk.faults().fail_every(n),
+            DiskFault::FailWriteIn(n) => disk.faults().fail_write_in(n),
+            DiskFault::FailSync => disk.faults().fail_sync(true),
+            DiskFault::Full => disk.faults().disk_full(true),
         }
         self.nodes[node].disk_failing = true;
         self.report.disk_faults += 1;
@@ -818,7 +859,7 @@ impl Fleet {
 
     fn disk_heals(&mut self, node: usize) {
         let Runtime::Writer { disk, .. } = &self.nodes[node].runtime else { return };
-        disk.faults.heal();
+        disk.faults().heal();
         self.nodes[node].disk_failing = false;
     }
 
@@ -876,7 +917,12 @@ impl Fleet {
                     let n = &mut self.nodes[node];
                     n.timer_at = None;
                     match &mut n.runtime {
-                        Runtime::Writer { running, .. } => *running = None,
+                        // Nothing more reaches the disk, not even the
+                        // database's clean shutdown as it is dropped.
+                        Runtime::Writer { running, disk } => {
+                            disk.crash();
+                            *running = None;
+                        }
                         Runtime::Model { engine, host } => {
                             *engine = None;
                             host.docs.clear();
@@ -1003,7 +1049,7 @@ impl Fleet {
     /// of the changes every node must refuse.
     fn converged(&mut self) -> Result<(), String> {
         if let Some(first) = self.unexplained.first() {
-            return Err(format!("an officer was refused for no reason a rule or a disk gives: {first}"));
+            return Err(first.clone());
         }
         let honest: Vec<usize> = (0..self.nodes.len()).filter(|i| self.nodes[*i].kind != Kind::Byzantine).collect();
         let held: Vec<BTreeMap<DocId, [u8; 32]>> = (0..self.nodes.len())
@@ -1097,6 +1143,27 @@ impl Fleet {
         if let Some(lost) = self.acked_incidents.difference(&incidents).next() {
             return Err(format!("acknowledged incident {lost} is missing"));
         }
+        // And on the disk of the node that acknowledged it (a write lost
+        // there could hide behind a copy that had already left).
+        for (node, acked) in self.acked_at.clone() {
+            let post = self.nodes[node].post.clone();
+            let Some(writer) = self.nodes[node].writer() else { return Err(format!("{post} is down")) };
+            let here = match acked {
+                Acked::Entry(id) => writer.entry_row(&id)?.is_some(),
+                Acked::Incident(id) => writer.incident_row(&id)?.is_some(),
+            };
+            if !here {
+                return Err(format!("{post} acknowledged {acked:?} and does not hold it"));
+            }
+        }
+        self.report.faults_injected = self
+            .nodes
+            .iter()
+            .map(|n| match &n.runtime {
+                Runtime::Writer { disk, .. } => disk.faults().injected(),
+                Runtime::Model { .. } => 0,
+            })
+            .sum();
         self.report.held = still_held;
         self.report.attested = attested;
         Ok(())

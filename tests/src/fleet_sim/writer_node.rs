@@ -78,6 +78,9 @@ pub(super) struct WriterNode {
     store: Arc<Store>,
 }
 
+/// The user every simulated daemon runs as, whoever runs the simulator.
+const DAEMON_UID: u32 = 990;
+
 /// The officer every simulated edit is made by.
 fn officer() -> Caller {
     Caller {
@@ -111,6 +114,7 @@ impl WriterNode {
             max_loaded_docs: 64,
             quarantine: QuarantineLimits::default(),
             clock,
+            daemon_uid: DAEMON_UID,
         };
         let mut config = EngineConfig::new(public, who.post, Trust::Fleet { anchor: who.anchor });
         config.limits = who.limits.clone();
@@ -126,7 +130,7 @@ impl WriterNode {
     pub(super) fn handle(&mut self, op: WriteOp) -> (Result<Written, ApiError>, Vec<NetCommand>) {
         let caller = match op {
             WriteOp::AddEntries { .. } | WriteOp::SetStatus { .. } | WriteOp::LogIncident { .. } => officer(),
-            _ => Caller::daemon(),
+            _ => Caller::daemon_as(DAEMON_UID),
         };
         let answer = self.core.handle(op, &caller);
         let mut commands = Vec::new();

@@ -271,11 +271,13 @@ impl Engine {
             .iter()
             .map(|(hash, actor, reason)| {
                 let author = author_of(actor);
-                // Two changes with one sequence number are the author's
-                // doing; a relay that took one of them first is honest.
+                // Two changes with one sequence number, or a change out of
+                // its actor's sequence, are the author's doing; a relay
+                // that took them (its copy may lack a proof that covered
+                // the gap) is honest.
                 let by_peer = author.as_ref().is_none_or(|(key, _)| Some(*key) == peer_key);
                 let strike = match reason {
-                    Reason::Equivocation => by_peer,
+                    Reason::Equivocation | Reason::Sequence => by_peer,
                     other => !other.may_be_honest(),
                 };
                 let detail = match (reason, author) {

@@ -118,7 +118,7 @@ impl Engine {
             }
             _ => document.apply_changes(verdict.admitted.clone()).map_err(|e| e.to_string()),
         };
-        let applied = applied.and_then(|()| document.gives_back(&before, &admitted).map_err(|e| e.to_string()));
+        let applied = applied.and_then(|()| document.check_round_trip(&before, &admitted).map_err(|e| e.to_string()));
         if let Err(err) = applied {
             // Whatever applied before the failure is not kept: the
             // document is reloaded from what was stored.
@@ -179,7 +179,7 @@ impl Engine {
         let before = document.heads();
         let applied = document
             .apply_changes(verdict.admitted.clone())
-            .and_then(|()| document.gives_back(&before, &verdict.admitted_hashes()));
+            .and_then(|()| document.check_round_trip(&before, &verdict.admitted_hashes()));
         if applied.is_err() || broken(document, &verdict).is_some() {
             // Still broken: take nothing of this batch.
             host.discard(doc);
