@@ -11,7 +11,8 @@ use outpost_model::audit::{AuditEvent, AuditRecord, seal};
 use outpost_model::schema::audit::read_audit;
 use outpost_model::schema::{ChangeMeta, DocKind};
 
-use super::{Writer, internal, storage_failed};
+use super::storage::storage_failed;
+use super::{Writer, internal};
 use crate::store::Batch;
 
 /// A post's audit log as this node holds it, checked.

@@ -7,7 +7,8 @@ use outpost_model::audit::AuditEvent;
 use outpost_model::search::IndexRecord;
 use outpost_model::watchlist::Entry;
 
-use super::{Writer, storage_failed};
+use super::Writer;
+use super::storage::storage_failed;
 use crate::store::Batch;
 
 impl Writer {
