@@ -1170,11 +1170,6 @@ impl Fleet {
     }
 }
 
-/// Runs one honest seed.
-pub fn run(seed: u64) -> Result<SimReport, String> {
-    run_mode(seed, Mode::Honest)
-}
-
 /// Runs one seed: faults for a simulated half hour, then a healed network
 /// until convergence. An error names what diverged.
 pub fn run_mode(seed: u64, mode: Mode) -> Result<SimReport, String> {
