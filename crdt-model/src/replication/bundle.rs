@@ -46,6 +46,7 @@ pub struct BundlePayload {
     /// holds exactly these confirms with `Done`.
     pub heads: Vec<[u8; 32]>,
     /// Automerge chunks: changes, or one whole document.
+    #[serde(with = "byte_chunks")]
     pub chunks: Vec<Vec<u8>>,
     /// Proofs over the newest change of each actor the chunks hold.
     pub proofs: Vec<Proof>,
@@ -138,9 +139,35 @@ impl Reassembly {
     }
 }
 
+/// Chunks as byte strings: decoded as one copy each, not byte by byte
+/// (a bundle of a large document holds megabytes). The encoding is the
+/// same as a list of byte lists.
+mod byte_chunks {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    pub(super) fn serialize<S: Serializer>(chunks: &[Vec<u8>], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(chunks.iter().map(|c| Bytes::new(c)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Ok(Vec::<ByteBuf>::deserialize(deserializer)?.into_iter().map(ByteBuf::into_vec).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_keep_the_wire_encoding_of_lists_of_bytes() {
+        let payload = BundlePayload::new(&[ChangeHash([4; 32])], vec![vec![1, 2], vec![3]], Vec::new());
+        let plain =
+            postcard::to_allocvec(&(vec![[4u8; 32]], vec![vec![1u8, 2], vec![3u8]], Vec::<Proof>::new())).unwrap();
+        let encoded = postcard::to_allocvec(&payload).unwrap();
+        assert_eq!(encoded, plain);
+        assert_eq!(postcard::from_bytes::<BundlePayload>(&encoded).unwrap(), payload);
+    }
 
     #[test]
     fn a_bundle_split_into_parts_comes_back_whole() {

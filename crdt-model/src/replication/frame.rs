@@ -67,6 +67,7 @@ pub enum Body {
     /// The sender's signed roster, newer than the one the receiver
     /// announced.
     Roster {
+        #[serde(with = "serde_bytes")]
         roster: Vec<u8>,
     },
     /// The digest exchange; between nodes that do not exchange documents,
@@ -90,6 +91,7 @@ pub enum Body {
     },
     Sync {
         slot: Slot,
+        #[serde(with = "serde_bytes")]
         message: Vec<u8>,
         /// Proofs over the newest change of each actor the message carries.
         proofs: Vec<Proof>,
@@ -100,6 +102,7 @@ pub enum Body {
         kind: BundleKind,
         part: u16,
         of: u16,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     Done {
@@ -323,6 +326,19 @@ pub(crate) mod tests {
             Body::Done { slot: 3, fingerprint: 42 },
             Body::Reset { slot: 3, reason: "no progress for 30 s".into() },
         ]
+    }
+
+    /// Byte fields decode as byte strings (one copy, not byte by byte);
+    /// on the wire they are what a list of bytes was, so older nodes read
+    /// them unchanged.
+    #[test]
+    fn byte_fields_keep_the_wire_encoding_of_a_list_of_bytes() {
+        let body = Body::Bundle { slot: 3, kind: BundleKind::Changes, part: 1, of: 2, data: vec![7, 8, 9] };
+        // Variant 6, slot 3, kind 1, part 1, of 2, then length 3 and the bytes.
+        assert_eq!(body.encode().unwrap(), [PROTOCOL_VERSION, 6, 3, 1, 1, 2, 3, 7, 8, 9]);
+        let plain = postcard::to_allocvec(&(5u8, 3u32, vec![1u8, 2, 3], Vec::<Proof>::new())).unwrap();
+        let sync = Body::Sync { slot: 3, message: vec![1, 2, 3], proofs: Vec::new() };
+        assert_eq!(sync.encode().unwrap()[1..], plain[..]);
     }
 
     #[test]

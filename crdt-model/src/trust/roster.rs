@@ -293,6 +293,7 @@ impl Handover {
 /// from the anchor, and the last key's signature over the content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedRoster {
+    #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
     pub handovers: Vec<Handover>,
     pub signature: Signature,

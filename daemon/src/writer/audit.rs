@@ -52,7 +52,7 @@ impl Writer {
             let meta = ChangeMeta { at: record.at, by: format!("{}@{post}", record.uid), op: "audit" };
             let stored = match self
                 .cache
-                .get_mut(&doc)
+                .get_for_officer(&doc)
                 .and_then(|loaded| loaded.doc.transact(&meta, |r| r.append_audit(&signed)).map_err(ApiError::from))
             {
                 Ok((_, stored)) => stored,

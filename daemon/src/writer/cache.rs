@@ -2,6 +2,12 @@
 //! kept up to `max_loaded` (the least recently used leave first), and the
 //! replication engine's [`DocHost`].
 //!
+//! Documents officers have used (the shards they write, the audit log)
+//! are not pushed out by what peers make the writer load: those fill at
+//! most half of the cache and leave first. Without this a peer opening
+//! documents without end makes the writer load a shard from disk again on
+//! an officer's next write, while the officer waits.
+//!
 //! A document in memory never holds a change storage lacks for longer than
 //! one job: whoever applies a change and then fails to store it calls
 //! [`DocCache::forget`], and the next use reloads it from disk.
@@ -26,6 +32,8 @@ pub(super) struct Loaded {
     pub(super) stored_changes: u64,
     pub(super) last_seq: u64,
     last_used: u64,
+    /// An officer's request used it since it was loaded.
+    officers_use_it: bool,
 }
 
 pub(super) struct DocCache {
@@ -45,17 +53,29 @@ impl DocCache {
         Self { store, actor, max_loaded, docs: BTreeMap::new(), use_counter: 0, pinned: false }
     }
 
-    /// The document, loaded from storage if it is not in memory.
+    /// The document, loaded from storage if it is not in memory, for the
+    /// node's own work (replication, compaction).
     pub(super) fn get_mut(&mut self, id: &DocId) -> Result<&mut Loaded, ApiError> {
+        self.get(id, false)
+    }
+
+    /// The document, for an officer's request: it stays in memory ahead of
+    /// those only peers use.
+    pub(super) fn get_for_officer(&mut self, id: &DocId) -> Result<&mut Loaded, ApiError> {
+        self.get(id, true)
+    }
+
+    fn get(&mut self, id: &DocId, for_officer: bool) -> Result<&mut Loaded, ApiError> {
         self.use_counter += 1;
         let tick = self.use_counter;
         if !self.docs.contains_key(id) {
-            self.evict_if_full();
+            self.make_room(for_officer);
             let loaded = self.load(id, tick)?;
             self.docs.insert(id.clone(), loaded);
         }
         let loaded = self.docs.get_mut(id).ok_or_else(|| internal("document cache lost a document"))?;
         loaded.last_used = tick;
+        loaded.officers_use_it |= for_officer;
         Ok(loaded)
     }
 
@@ -81,7 +101,7 @@ impl DocCache {
                 ApiError::new(ErrorKind::Internal, format!("document {id} cannot be loaded: {e}"))
             })?;
         doc.set_actor(self.actor.clone());
-        Ok(Loaded { doc, stored_changes, last_seq, last_used: tick })
+        Ok(Loaded { doc, stored_changes, last_seq, last_used: tick, officers_use_it: false })
     }
 
     /// The document if it is in memory; never loads.
@@ -109,13 +129,47 @@ impl DocCache {
         }
     }
 
+    /// Brings the cache back within its bounds, after a job that kept
+    /// everything it loaded.
     pub(super) fn evict_if_full(&mut self) {
-        while !self.pinned && self.docs.len() >= self.max_loaded {
-            let Some(oldest) = self.docs.iter().min_by_key(|(_, l)| l.last_used).map(|(id, _)| id.clone()) else {
+        while !self.pinned && self.docs.len() > self.max_loaded {
+            if !self.evict_oldest(|_| true) {
                 return;
-            };
-            self.docs.remove(&oldest);
+            }
         }
+        while !self.pinned && self.peer_docs() > self.max_loaded / 2 {
+            if !self.evict_oldest(|l| !l.officers_use_it) {
+                return;
+            }
+        }
+    }
+
+    /// Room for one more document: a document only peers use leaves first,
+    /// and one loaded for peers may push out only those.
+    fn make_room(&mut self, for_officer: bool) {
+        if self.pinned {
+            return;
+        }
+        if !for_officer && self.peer_docs() >= self.max_loaded / 2 {
+            self.evict_oldest(|l| !l.officers_use_it);
+        }
+        while self.docs.len() >= self.max_loaded {
+            if !self.evict_oldest(|l| !l.officers_use_it) && !self.evict_oldest(|_| true) {
+                return;
+            }
+        }
+    }
+
+    fn peer_docs(&self) -> usize {
+        self.docs.values().filter(|l| !l.officers_use_it).count()
+    }
+
+    /// Drops the least recently used document that `which` picks; whether
+    /// there was one.
+    fn evict_oldest(&mut self, which: impl Fn(&Loaded) -> bool) -> bool {
+        let oldest =
+            self.docs.iter().filter(|(_, l)| which(l)).min_by_key(|(_, l)| l.last_used).map(|(id, _)| id.clone());
+        oldest.is_some_and(|id| self.docs.remove(&id).is_some())
     }
 
     /// A stored change got sequence number `seq`.
@@ -160,5 +214,73 @@ impl DocHost for DocCache {
 
     fn discard(&mut self, doc: &DocId) {
         self.docs.remove(doc);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use outpost_model::schema::DocKind;
+
+    use super::*;
+    use crate::store::Medium;
+
+    fn incidents(n: u32) -> DocId {
+        DocKind::Incidents { post: "kz-rogue".into(), month: format!("{}-01", 2000 + n) }.doc_id()
+    }
+
+    fn shard(n: u8) -> DocId {
+        DocKind::Watchlist { authority: "KAZ-BS".into(), shard: n }.doc_id()
+    }
+
+    fn cache(max_loaded: usize) -> DocCache {
+        let store = Arc::new(Store::open_on(Medium::Memory, [3; 16]).unwrap());
+        DocCache::new(store, ActorId::from([1u8; 16]), max_loaded)
+    }
+
+    #[test]
+    fn what_peers_make_the_writer_load_never_pushes_out_what_officers_use() {
+        let mut cache = cache(8);
+        for n in 0..6 {
+            cache.get_for_officer(&shard(n)).unwrap();
+        }
+        for n in 0..100 {
+            cache.doc(&incidents(n)).unwrap();
+            assert!(cache.docs.len() <= 8);
+        }
+        for n in 0..6 {
+            assert!(cache.in_memory(&shard(n)).is_some(), "shard {n} was pushed out by a peer's documents");
+        }
+        assert_eq!(cache.peer_docs(), 2, "peers' documents take what officers leave, and their half at most");
+    }
+
+    #[test]
+    fn peers_documents_fill_at_most_half_and_leave_first() {
+        let mut cache = cache(8);
+        for n in 0..20 {
+            cache.doc(&incidents(n)).unwrap();
+        }
+        assert_eq!(cache.peer_docs(), 4);
+        assert!(cache.in_memory(&incidents(19)).is_some(), "the most recent stays");
+        for n in 0..8 {
+            cache.get_for_officer(&shard(n)).unwrap();
+        }
+        assert_eq!(cache.docs.len(), 8);
+        assert_eq!(cache.peer_docs(), 0, "an officer's document pushes out a peer's first");
+        // With officers' documents only, the least recently used leaves.
+        cache.get_for_officer(&shard(8)).unwrap();
+        assert!(cache.in_memory(&shard(0)).is_none());
+    }
+
+    #[test]
+    fn a_pinned_cache_keeps_everything_until_the_job_ends() {
+        let mut cache = cache(4);
+        cache.pinned = true;
+        for n in 0..10 {
+            cache.doc(&incidents(n)).unwrap();
+        }
+        assert_eq!(cache.docs.len(), 10);
+        cache.pinned = false;
+        cache.evict_if_full();
+        assert_eq!(cache.docs.len(), 2, "back within the peers' half");
     }
 }

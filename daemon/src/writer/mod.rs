@@ -17,6 +17,8 @@
 //! One job per file:
 //! - `api`: requests, answers, reports and settings;
 //! - `thread`: the thread and its two queues, officers' first;
+//! - `pacing`: while officers are at work, peers' jobs get half the
+//!   writer's time;
 //! - `core`: `WriterCore`, the work without the thread (which the fleet
 //!   simulator drives), and what a panicking job leaves behind;
 //! - `storage`: a failing disk: officers' errors, reopening the database;
@@ -50,6 +52,7 @@ pub use api::{
 };
 mod core;
 pub use self::core::WriterCore;
+mod pacing;
 mod storage;
 mod thread;
 pub use thread::{PEER_JOBS, WriterHandle, WriterThread, spawn};

@@ -114,7 +114,7 @@ impl Writer {
         meta: &ChangeMeta,
         edit: impl FnOnce(&mut Records<'_>) -> Result<T, ModelError>,
     ) -> Result<(T, Option<Vec<u8>>), ApiError> {
-        let loaded = self.cache.get_mut(doc_id)?;
+        let loaded = self.cache.get_for_officer(doc_id)?;
         let before = loaded.doc.heads();
         match loaded.doc.transact(meta, edit) {
             Ok(done) => Ok(done),

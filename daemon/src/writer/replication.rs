@@ -287,7 +287,9 @@ impl Writer {
             engine.connected_peers().filter_map(|p| engine.peer_summary(p).map(|s| (p.clone(), s))).collect();
         for (peer, summary) in summaries {
             let mut behind = Vec::new();
-            // Counting loads documents; a long list is summarised by its head.
+            // Counting loads documents (a copy for the count alone, which
+            // pushes nothing out of memory); a long list is summarised by
+            // its head.
             for doc in summary.differing.iter().take(32) {
                 let shared = self
                     .store
@@ -296,8 +298,8 @@ impl Writer {
                     .flatten()
                     .and_then(|state| shared_heads_of(&state))
                     .unwrap_or_default();
-                if let Ok(loaded) = self.cache.get_mut(doc) {
-                    behind.push((doc.clone(), loaded.doc.count_changes_since(&shared)));
+                if let Ok(count) = self.cache.read(doc, |document| document.count_changes_since(&shared)) {
+                    behind.push((doc.clone(), count));
                 }
             }
             report.peers.push(PeerDocs { peer, summary, behind });

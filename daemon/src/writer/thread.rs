@@ -2,12 +2,14 @@
 //! taken before peers' input.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use outpost_model::api::{ApiError, ErrorKind};
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::{Caller, Job, Replication, ReplicationInput, SharedIndex, WriteOp, WriterSettings, Written};
 use super::core::WriterCore;
+use super::pacing::PeerPacing;
 use crate::store::Store;
 
 /// Jobs wait in two queues: officers' requests, and what peers and the
@@ -104,31 +106,47 @@ impl WriterCore {
                 return;
             }
         };
+        let mut pacing = PeerPacing::new(Instant::now());
         loop {
-            let ready = officers.try_recv().or_else(|_| peers.try_recv());
-            let job = match ready {
-                Ok(job) => job,
-                Err(_) => {
-                    if self.compact_one() {
-                        continue;
+            let pause = pacing.pause(Instant::now());
+            let (job, from_officer) = if let Ok(job) = officers.try_recv() {
+                (job, true)
+            } else if !pause.is_zero() {
+                // Peers have had their share while officers are at work:
+                // wait for an officer's request, or for the pause to end.
+                match waiter.block_on(async { tokio::time::timeout(pause, officers.recv()).await }) {
+                    Ok(Some(job)) => (job, true),
+                    Ok(None) => break,
+                    Err(_) => continue,
+                }
+            } else if let Ok(job) = peers.try_recv() {
+                (job, false)
+            } else {
+                if self.compact_one() {
+                    continue;
+                }
+                let next = waiter.block_on(async {
+                    tokio::select! {
+                        biased;
+                        job = officers.recv() => job.map(|job| (job, true)),
+                        job = peers.recv() => job.map(|job| (job, false)),
                     }
-                    let next = waiter.block_on(async {
-                        tokio::select! {
-                            biased;
-                            job = officers.recv() => job,
-                            job = peers.recv() => job,
-                        }
-                    });
-                    match next {
-                        Some(job) => job,
-                        // Every handle is gone (both queues close together).
-                        None => break,
-                    }
+                });
+                match next {
+                    Some(next) => next,
+                    // Every handle is gone (both queues close together).
+                    None => break,
                 }
             };
+            let started = Instant::now();
             let result = self.handle(job.op, &job.caller);
             // The caller may have gone; the write stands either way.
             let _ = job.reply.send(result);
+            if from_officer {
+                pacing.officer_job(started);
+            } else {
+                pacing.peer_job(started, Instant::now());
+            }
         }
         tracing::info!("writer stopped");
     }

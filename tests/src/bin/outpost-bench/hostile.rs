@@ -33,6 +33,11 @@ pub(crate) struct HostileArgs {
     changes: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Runs only the attacks whose name contains one of these (for
+    /// example `--only valid --only Reset`), in their usual order; all of
+    /// them when absent.
+    #[arg(long)]
+    only: Vec<String>,
 }
 
 const ROGUE: [u8; 32] = [66; 32];
@@ -253,7 +258,10 @@ pub(crate) fn hostile(args: &HostileArgs) -> anyhow::Result<()> {
     let mut phases =
         vec![Phase { name: "no attack", searches: quiet, rss_peak_kib: quiet_peak, frames: 0, disconnects: 0 }];
 
-    for (name, frames) in attacks(args, centre.roster_version())? {
+    let chosen = attacks(args, centre.roster_version())?
+        .into_iter()
+        .filter(|(name, _)| args.only.is_empty() || args.only.iter().any(|only| name.contains(only.as_str())));
+    for (name, frames) in chosen {
         let before = rogue.seen.lock().map(|s| s.disconnects.len()).unwrap_or(0);
         let flood = rogue.flood(frames);
         let (searches, peak) = search_while(&centre, &queries, args.seconds)?;
