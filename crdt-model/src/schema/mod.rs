@@ -486,14 +486,52 @@ impl Document {
     /// The ids of the records (entries or incidents) that changed between
     /// `before` and the current heads, so that only those are projected
     /// again after a merge.
+    ///
+    /// Read from the new changes' own operations: the record an operation
+    /// writes is the one its object hangs under. A diff of the document
+    /// would do, but it walks the whole records map, so a peer sending
+    /// thousands of one-change bundles to a large document would cost the
+    /// writer the document's size per change. Where an operation's object
+    /// cannot be placed, the diff answers instead. The set may name a
+    /// record whose visible content ended as it was (a concurrent write
+    /// that lost); projecting it again is harmless.
     pub fn touched_records(&mut self, before: &[ChangeHash]) -> std::collections::BTreeSet<String> {
-        let after = self.doc.get_heads();
+        let changes = self.doc.get_changes(before);
+        self.touched_in(&changes, before)
+    }
+
+    /// The changes this copy holds beyond `before`, as stored
+    /// ([`stored_change`]), and the records they touched
+    /// ([`Document::touched_records`]): what storing a merge needs, with
+    /// the changes gathered once.
+    pub fn merged_since(&mut self, before: &[ChangeHash]) -> (Vec<Vec<u8>>, std::collections::BTreeSet<String>) {
+        let mut changes = self.doc.get_changes(before);
+        let touched = self.touched_in(&changes, before);
+        (changes.iter_mut().map(stored_change).collect(), touched)
+    }
+
+    fn touched_in(
+        &mut self,
+        changes: &[automerge::Change],
+        before: &[ChangeHash],
+    ) -> std::collections::BTreeSet<String> {
         let Ok(records) = self.records_obj() else { return Default::default() };
+        let doc = &self.doc;
+        // Placing an object walks Automerge's parent links, which it
+        // unwraps: a crafted change must not panic the writer here.
+        crate::error::guard(|| touched_by_operations(doc, changes, &records))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| self.touched_by_diff(before, &records))
+    }
+
+    fn touched_by_diff(&mut self, before: &[ChangeHash], records: &ObjId) -> std::collections::BTreeSet<String> {
+        let after = self.doc.get_heads();
         let mut touched = std::collections::BTreeSet::new();
         for patch in self.doc.diff(before, &after) {
             let key = match patch.path.get(1) {
-                Some((obj, automerge::Prop::Map(key))) if *obj == records => Some(key.clone()),
-                _ if patch.obj == records => match patch.action {
+                Some((obj, automerge::Prop::Map(key))) if obj == records => Some(key.clone()),
+                _ if patch.obj == *records => match patch.action {
                     automerge::PatchAction::PutMap { key, .. } | automerge::PatchAction::DeleteMap { key } => Some(key),
                     _ => None,
                 },
@@ -593,6 +631,51 @@ impl Document {
             _ => Err(ModelError::schema(&self.id, self.kind.records_key(), "missing record map")),
         }
     }
+}
+
+/// The records `changes` write, read from their operations; `None` where
+/// an operation's object cannot be placed under a record.
+fn touched_by_operations(
+    doc: &AutoCommit,
+    changes: &[automerge::Change],
+    records: &ObjId,
+) -> Option<std::collections::BTreeSet<String>> {
+    let records_id = records.to_string();
+    let mut touched = std::collections::BTreeSet::new();
+    let mut nested = std::collections::BTreeSet::new();
+    for change in changes {
+        for op in change.decode().operations {
+            let obj = op.obj.to_string();
+            if obj == records_id {
+                match op.key {
+                    automerge::legacy::Key::Map(key) => {
+                        touched.insert(key.to_string());
+                    }
+                    automerge::legacy::Key::Seq(_) => return None,
+                }
+            } else {
+                nested.insert(obj);
+            }
+        }
+    }
+    for obj in nested {
+        let (id, _) = doc.import(&obj).ok()?;
+        if id == ObjId::Root {
+            continue;
+        }
+        let path = doc.parents(&id).ok()?.path();
+        // Objects outside the records map (the document's own fields)
+        // touch no record.
+        if let Some((_, prop)) = path.iter().find(|(parent, _)| parent == records) {
+            match prop {
+                automerge::Prop::Map(key) => {
+                    touched.insert(key.clone());
+                }
+                automerge::Prop::Seq(_) => return None,
+            }
+        }
+    }
+    Some(touched)
 }
 
 /// Write access to a document's records inside one transaction.
@@ -839,6 +922,49 @@ mod tests {
             let id = DocId::parse(bad).unwrap();
             assert!(DocKind::parse(&id).is_err(), "{bad}");
         }
+    }
+
+    /// What the operations say was touched is what a diff of the
+    /// document says, over adds, amendments, status changes, notes and a
+    /// merge of concurrent edits.
+    #[test]
+    fn touched_records_from_operations_match_a_diff_of_the_document() {
+        use crate::date::Timestamp;
+        use crate::test_support::add_person;
+        let at = Timestamp::from_millis(1_795_600_000_000);
+        let meta = ChangeMeta { at, by: "1000@kz-test".into(), op: "test" };
+        let mut a = Document::genesis(DocKind::Watchlist { authority: "KAZ-BS".into(), shard: 1 }).unwrap();
+        for n in 0..20u128 {
+            add_person(&mut a, n, &format!("Алиев {n}"), at);
+        }
+        let ids: Vec<EntryId> = crate::schema::watchlist::read_entries(&a).unwrap().iter().map(|e| e.id).collect();
+        let mut b = a.fork(automerge::ActorId::from([7u8; 16]));
+        let before = a.heads();
+        a.transact(&meta, |r| r.set_entry_status(&ids[3], crate::vocab::EntryStatus::Closed, "found")).unwrap();
+        add_person(&mut a, 100, "Новый", at);
+        b.transact(&meta, |r| r.set_entry_status(&ids[5], crate::vocab::EntryStatus::Closed, "found")).unwrap();
+        b.transact(&meta, |r| r.set_entry_status(&ids[3], crate::vocab::EntryStatus::Closed, "also")).unwrap();
+        a.merge(&mut b).unwrap();
+        let records = a.records_obj().unwrap();
+        let changes = a.changes_since(&before);
+        let by_operations = touched_by_operations(&a.doc, &changes, &records).expect("every operation placed");
+        let by_diff = a.touched_by_diff(&before, &records);
+        assert_eq!(by_operations, by_diff);
+        assert_eq!(by_operations.len(), 3, "{by_operations:?}");
+        let now = a.heads();
+        assert_eq!(a.touched_records(&now), Default::default(), "nothing new, nothing touched");
+
+        let mut log =
+            Document::genesis(DocKind::Incidents { post: "kz-test".into(), month: "2026-11".into() }).unwrap();
+        let id = crate::ids::IncidentId::owned_by("kz-test", uuid::Uuid::from_u128(9));
+        let draft = crate::test_support::incident_draft("kz-test", id, "heroin in a spare tyre", at);
+        log.transact(&meta, |r| r.add_incident(&draft)).unwrap();
+        let before = log.heads();
+        log.transact(&meta, |r| r.append_note(&id, "seen again")).unwrap();
+        let records = log.records_obj().unwrap();
+        let changes = log.changes_since(&before);
+        assert_eq!(touched_by_operations(&log.doc, &changes, &records), Some(log.touched_by_diff(&before, &records)));
+        assert_eq!(log.touched_records(&before).len(), 1);
     }
 
     #[test]

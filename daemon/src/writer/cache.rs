@@ -3,14 +3,11 @@
 //! replication engine's [`DocHost`].
 //!
 //! Documents officers have used (the shards they write, the audit log)
-//! are not pushed out by what peers make the writer load: those fill at
-//! most half of the cache and leave first. Without this a peer opening
+//! are not pushed out by what peers make the writer load: documents only
+//! peers use always leave first, so an officer's document leaves only when
+//! officers' documents fill the whole cache. Without this a peer opening
 //! documents without end makes the writer load a shard from disk again on
 //! an officer's next write, while the officer waits.
-//!
-//! A document in memory never holds a change storage lacks for longer than
-//! one job: whoever applies a change and then fails to store it calls
-//! [`DocCache::forget`], and the next use reloads it from disk.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,7 +66,7 @@ impl DocCache {
         self.use_counter += 1;
         let tick = self.use_counter;
         if !self.docs.contains_key(id) {
-            self.make_room(for_officer);
+            self.make_room();
             let loaded = self.load(id, tick)?;
             self.docs.insert(id.clone(), loaded);
         }
@@ -129,37 +126,26 @@ impl DocCache {
         }
     }
 
-    /// Brings the cache back within its bounds, after a job that kept
-    /// everything it loaded.
+    /// Brings the cache back within its bound, after a job that kept
+    /// everything it loaded: documents only peers use leave first.
     pub(super) fn evict_if_full(&mut self) {
         while !self.pinned && self.docs.len() > self.max_loaded {
-            if !self.evict_oldest(|_| true) {
-                return;
-            }
-        }
-        while !self.pinned && self.peer_docs() > self.max_loaded / 2 {
-            if !self.evict_oldest(|l| !l.officers_use_it) {
-                return;
-            }
-        }
-    }
-
-    /// Room for one more document: a document only peers use leaves first,
-    /// and one loaded for peers may push out only those.
-    fn make_room(&mut self, for_officer: bool) {
-        if self.pinned {
-            return;
-        }
-        if !for_officer && self.peer_docs() >= self.max_loaded / 2 {
-            self.evict_oldest(|l| !l.officers_use_it);
-        }
-        while self.docs.len() >= self.max_loaded {
             if !self.evict_oldest(|l| !l.officers_use_it) && !self.evict_oldest(|_| true) {
                 return;
             }
         }
     }
 
+    /// Room for one more document: a document only peers use leaves first.
+    fn make_room(&mut self) {
+        while !self.pinned && self.docs.len() >= self.max_loaded {
+            if !self.evict_oldest(|l| !l.officers_use_it) && !self.evict_oldest(|_| true) {
+                return;
+            }
+        }
+    }
+
+    #[cfg(test)]
     fn peer_docs(&self) -> usize {
         self.docs.values().filter(|l| !l.officers_use_it).count()
     }
@@ -250,16 +236,16 @@ mod tests {
         for n in 0..6 {
             assert!(cache.in_memory(&shard(n)).is_some(), "shard {n} was pushed out by a peer's documents");
         }
-        assert_eq!(cache.peer_docs(), 2, "peers' documents take what officers leave, and their half at most");
+        assert_eq!(cache.peer_docs(), 2, "peers' documents take the room officers leave");
     }
 
     #[test]
-    fn peers_documents_fill_at_most_half_and_leave_first() {
+    fn peers_documents_leave_first_and_officers_only_when_theirs_fill_the_cache() {
         let mut cache = cache(8);
         for n in 0..20 {
             cache.doc(&incidents(n)).unwrap();
         }
-        assert_eq!(cache.peer_docs(), 4);
+        assert_eq!(cache.peer_docs(), 8, "with no officer at work peers use the whole cache");
         assert!(cache.in_memory(&incidents(19)).is_some(), "the most recent stays");
         for n in 0..8 {
             cache.get_for_officer(&shard(n)).unwrap();
@@ -271,16 +257,26 @@ mod tests {
         assert!(cache.in_memory(&shard(0)).is_none());
     }
 
+    /// One peer's input may load any number of documents (the cache is
+    /// pinned while the engine runs); trimming afterwards takes those back
+    /// first, not the officers' documents, whose last use is older.
     #[test]
-    fn a_pinned_cache_keeps_everything_until_the_job_ends() {
-        let mut cache = cache(4);
+    fn a_pinned_job_that_loads_many_documents_gives_back_its_own_first() {
+        let mut cache = cache(8);
+        for n in 0..5 {
+            cache.get_for_officer(&shard(n)).unwrap();
+        }
         cache.pinned = true;
-        for n in 0..10 {
+        for n in 0..40 {
             cache.doc(&incidents(n)).unwrap();
         }
-        assert_eq!(cache.docs.len(), 10);
+        assert_eq!(cache.docs.len(), 45);
         cache.pinned = false;
         cache.evict_if_full();
-        assert_eq!(cache.docs.len(), 2, "back within the peers' half");
+        assert_eq!(cache.docs.len(), 8);
+        for n in 0..5 {
+            assert!(cache.in_memory(&shard(n)).is_some(), "shard {n} was pushed out after a pinned job");
+        }
+        assert!(cache.in_memory(&incidents(39)).is_some(), "the job's most recent documents stay");
     }
 }

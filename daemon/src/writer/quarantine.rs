@@ -268,11 +268,14 @@ impl Writer {
                 held.push(Held { change, proofs: record.proofs, reason, announced: record.announced });
             }
             let Some(replication) = self.replication.as_mut() else { return };
-            self.cache.pinned = true;
+            // Pinned until the changes are stored: this may run inside the
+            // carrying out of another input, which stays pinned too.
+            let was_pinned = std::mem::replace(&mut self.cache.pinned, true);
             let effects = replication.engine.handle_held(self.settings.clock.monotonic(), &doc, held, &mut self.cache);
-            self.cache.pinned = false;
             let release = hashes.into_iter().map(|hash| (doc.clone(), hash)).collect();
             self.carry_out(effects, release);
+            self.cache.pinned = was_pinned;
+            self.cache.evict_if_full();
         }
     }
 

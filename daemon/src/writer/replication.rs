@@ -242,8 +242,7 @@ impl Writer {
             tracing::error!(%doc, "merged document left memory before it was stored");
             return 0;
         };
-        let changes = loaded.doc.stored_changes_since(since);
-        let touched = loaded.doc.touched_records(since);
+        let (changes, touched) = loaded.doc.merged_since(since);
         tracing::debug!(%doc, changes = changes.len(), records = touched.len(), "storing replicated changes");
         let count = changes.len();
         batch.changes.extend(changes.into_iter().map(|c| (doc.clone(), c)));

@@ -111,13 +111,13 @@ impl WriterCore {
             let pause = pacing.pause(Instant::now());
             let (job, from_officer) = if let Ok(job) = officers.try_recv() {
                 (job, true)
-            } else if !pause.is_zero() {
+            } else if !pause.is_zero() && !officers.is_closed() {
                 // Peers have had their share while officers are at work:
                 // wait for an officer's request, or for the pause to end.
                 match waiter.block_on(async { tokio::time::timeout(pause, officers.recv()).await }) {
                     Ok(Some(job)) => (job, true),
-                    Ok(None) => break,
-                    Err(_) => continue,
+                    // Shutting down: the peers' queue is drained unpaced.
+                    Ok(None) | Err(_) => continue,
                 }
             } else if let Ok(job) = peers.try_recv() {
                 (job, false)
