@@ -28,10 +28,18 @@
 //! picks, so rosters arrive late and out of order ([`admin`]). The honest
 //! nodes must converge as before, and none may hold a change the byzantine
 //! node made that every node must refuse.
+//!
+//! One job per file: this one holds the fleet, its event loop and the run;
+//! [`network`] the links and the frames on them; [`workload`] what happens
+//! to the fleet; [`checks`] what must hold at the end; [`writer_node`] an
+//! honest node on the real writer.
 
 mod admin;
 mod byzantine;
+mod checks;
 mod host;
+mod network;
+mod workload;
 mod writer_node;
 
 use std::cmp::Reverse;
@@ -61,6 +69,7 @@ use rand::{Rng, SeedableRng};
 use self::admin::{Admin, RosterChange};
 use self::byzantine::{ATTACKS, Attack};
 use self::host::{SimHost, Stored, load};
+use self::workload::{schedule_byzantine, schedule_disk_faults};
 use self::writer_node::{Identity, SimClock, WriterNode};
 use crate::sample::Generator;
 
@@ -513,31 +522,6 @@ impl Fleet {
         }
     }
 
-    fn link_usable(&self, link: usize) -> bool {
-        let l = &self.links[link];
-        l.up && self.alive(l.a) && self.alive(l.b)
-    }
-
-    fn connect(&mut self, link: usize) {
-        self.tell_both_ends(link, true);
-    }
-
-    fn disconnect(&mut self, link: usize) {
-        self.links[link].epoch += 1;
-        self.tell_both_ends(link, false);
-    }
-
-    /// Tells each live end of `link` that the other connected (or
-    /// disconnected).
-    fn tell_both_ends(&mut self, link: usize, connected: bool) {
-        let (a, b) = (self.links[link].a, self.links[link].b);
-        for (me, other) in [(a, b), (b, a)] {
-            let key = self.nodes[other].key.clone();
-            let input = if connected { ReplicationInput::Connected(key) } else { ReplicationInput::Disconnected(key) };
-            self.input(me, input);
-        }
-    }
-
     /// Hands `node` a replication input, whichever way it runs.
     fn input(&mut self, node: usize, input: ReplicationInput) {
         let now = ts(self.now);
@@ -557,36 +541,6 @@ impl Fleet {
             Runtime::Model { engine: None, .. } => return,
         };
         self.apply(node, effects);
-    }
-
-    fn link_between(&self, a: usize, b: usize) -> Option<usize> {
-        self.links.iter().position(|l| (l.a, l.b) == (a.min(b), a.max(b)))
-    }
-
-    fn send(&mut self, node: usize, peer: PeerKey, lane: Lane, frame: Vec<u8>) {
-        let Some(to) = self.nodes.iter().position(|n| n.key == peer) else { return };
-        let Some(link) = self.link_between(node, to) else { return };
-        if !self.link_usable(link) {
-            return;
-        }
-        self.report.frames += 1;
-        self.report.bytes += frame.len() as u64;
-        if self.faults && self.rng.random_bool(self.drop_p) {
-            self.report.dropped += 1;
-            return;
-        }
-        let copies = if self.faults && self.rng.random_bool(self.dup_p) { 2 } else { 1 };
-        self.report.duplicated += copies - 1;
-        for _ in 0..copies {
-            let jitter = if self.faults { self.rng.random_range(0..=self.jitter_ms) } else { 0 };
-            let epoch = self.links[link].epoch;
-            // The transport keeps each lane in order; frames of different
-            // lanes overtake each other.
-            let last = self.lane_clock.entry((link, to, lane)).or_default();
-            let at = (self.now + LATENCY_MS + jitter).max(*last);
-            *last = at;
-            self.schedule(at, Event::Deliver { link, epoch, to, frame: frame.clone() });
-        }
     }
 
     /// Carries out the byzantine node's engine's effects on its host.
@@ -630,237 +584,6 @@ impl Fleet {
             let effects = engine.handle_held(now, &doc, held, host);
             self.apply(node, effects);
         }
-    }
-
-    /// `node` closes its connection to `peer`, which must involve the
-    /// byzantine node: honest nodes never cut each other off. The peer
-    /// dials again a little later, as the daemon's dialler does.
-    fn close(&mut self, node: usize, peer: &PeerKey, reason: &str) {
-        let Some(to) = self.nodes.iter().position(|n| n.key == *peer) else { return };
-        let byzantine = [node, to].iter().any(|i| self.nodes[*i].kind == Kind::Byzantine);
-        assert!(byzantine, "honest node {} cut off honest {peer}: {reason}", self.nodes[node].key);
-        if self.nodes[node].kind != Kind::Byzantine {
-            self.report.byzantine_cut_offs += 1;
-        }
-        let Some(link) = self.link_between(node, to) else { return };
-        if self.links[link].up {
-            self.disconnect(link);
-            self.links[link].up = false;
-            let redial = self.rng.random_range(30_000..120_000);
-            self.schedule(self.now + redial, Event::Redial { link });
-        }
-    }
-
-    /// An officer at `node` adds an entry, closes one of its authority's,
-    /// or logs an incident, through the writer as `outpost` does.
-    fn edit(&mut self, node: usize) {
-        if !self.alive(node) {
-            return;
-        }
-        if self.nodes[node].kind == Kind::Byzantine {
-            return self.byzantine_edit(node);
-        }
-        let roll = self.rng.random_range(0..10);
-        let op = if roll < 6 {
-            WriteOp::AddEntries { inputs: vec![self.sample.entry()] }
-        } else if roll < 8 {
-            // Close an acknowledged entry, perhaps while another node
-            // closes or amends it elsewhere; the node may not hold it yet.
-            let authority = self.nodes[node].authority.clone();
-            let own: Vec<EntryId> = self
-                .acked_entries
-                .iter()
-                .filter(|(doc, _)| matches!(DocKind::parse(doc), Ok(DocKind::Watchlist { authority: a, .. }) if a == authority))
-                .map(|(_, id)| *id)
-                .collect();
-            if own.is_empty() {
-                return;
-            }
-            let id = own[self.rng.random_range(0..own.len())];
-            WriteOp::SetStatus { id, status: EntryStatus::Closed, reason: "sim".into() }
-        } else {
-            WriteOp::LogIncident { input: Box::new(self.sample.incident()) }
-        };
-        let Some(answer) = self.writer_job(node, op) else { return };
-        match answer {
-            Ok(Written::Entries(entries)) => {
-                self.report.edits += 1;
-                for entry in entries {
-                    let doc = DocKind::watchlist_for(&entry.authority, &entry.id).doc_id();
-                    self.acked_entries.push((doc, entry.id));
-                    self.acked_at.push((node, Acked::Entry(entry.id)));
-                }
-            }
-            Ok(Written::Incident(incident)) => {
-                self.report.edits += 1;
-                self.acked_incidents.insert(incident.id);
-                self.acked_at.push((node, Acked::Incident(incident.id)));
-            }
-            Ok(other) => self.unexplained.push(format!("{}: an edit answered {other:?}", self.nodes[node].post)),
-            // Not acknowledged, and said so: the disk failed.
-            Err(err) if err.kind == ErrorKind::Unavailable && self.nodes[node].disk_failing => {
-                self.report.refused_by_disk += 1;
-            }
-            // The rules: the entry is not here yet or already closed, or
-            // the node may not write it (a post writes no watchlist).
-            Err(err) if matches!(err.kind, ErrorKind::NotFound | ErrorKind::BadInput | ErrorKind::Forbidden) => {}
-            Err(err) => {
-                let failing = self.nodes[node].disk_failing;
-                // Right after a disk healed, the writer may still be
-                // reopening the database; that too is the disk's fault.
-                if !(failing || err.kind == ErrorKind::Unavailable) {
-                    let post = &self.nodes[node].post;
-                    self.unexplained.push(format!(
-                        "{post}'s officer was refused at {} ms for no reason a rule or a disk gives: {err:?}",
-                        self.now
-                    ));
-                }
-            }
-        }
-    }
-
-    /// The byzantine node's officer writes what it likes, through the
-    /// model, signed.
-    fn byzantine_edit(&mut self, node: usize) {
-        let now = ts(self.now);
-        let n = &self.nodes[node];
-        let ctx =
-            PostContext { now, offset: time::UtcOffset::UTC, authority: n.authority.clone(), post: n.post.clone() };
-        let meta = |op| ChangeMeta { at: now, by: format!("1000@{}", ctx.post), op };
-        let (doc_id, draft) = if self.rng.random_range(0..10) < 6 {
-            let id = EntryId::owned_by(&ctx.authority, uuid::Uuid::from_u128(self.rng.random()));
-            let Ok(draft) = new_entry(&self.sample.entry(), id, &ctx) else { return };
-            (DocKind::watchlist_for(&ctx.authority, &id).doc_id(), Ok(draft))
-        } else {
-            let id = IncidentId::owned_by(&ctx.post, uuid::Uuid::from_u128(self.rng.random()));
-            let Ok(draft) = new_incident(&self.sample.incident(), id, &ctx) else { return };
-            (DocKind::Incidents { post: ctx.post.clone(), month: draft.occurred_at.utc_month() }.doc_id(), Err(draft))
-        };
-        let signer = self.nodes[node].signer.clone();
-        let Runtime::Model { engine: Some(engine), host } = &mut self.nodes[node].runtime else { return };
-        let Ok(document) = outpost_model::replication::engine::DocHost::doc(host, &doc_id) else { return };
-        let result = match &draft {
-            Ok(entry) => document.transact(&meta("watchlist.add"), |r| r.add_entry(entry)),
-            Err(incident) => document.transact(&meta("incident.log"), |r| r.add_incident(incident)),
-        };
-        let Ok((_, Some(change))) = result else { return };
-        let Ok(hash) = change[..32].try_into().map(automerge::ChangeHash) else { return };
-        let proof = sign_change(&signer, &doc_id, &hash);
-        host.stored.changes.entry(doc_id.clone()).or_default().push(change);
-        host.stored.proofs.entry((doc_id.clone(), hash)).or_default().push(proof);
-        let effects = engine.handle_local_change(now, &doc_id, host);
-        self.apply(node, effects);
-    }
-
-    fn attack(&mut self, attack: Attack) {
-        let Some(node) = self.node_of(Kind::Byzantine) else { return };
-        if !self.alive(node) {
-            return;
-        }
-        let victims: Vec<(PublicKey, String)> = self
-            .nodes
-            .iter()
-            .filter(|n| n.kind != Kind::Byzantine)
-            .map(|n| (n.signer.public(), n.post.clone()))
-            .collect();
-        let entries: Vec<(DocId, EntryId)> = self
-            .acked_entries
-            .iter()
-            .filter(|(doc, _)| doc.as_str().starts_with("watchlist/KAZ-BS/"))
-            .cloned()
-            .collect();
-        let now = ts(self.now);
-        let signer = self.nodes[node].signer.clone();
-        let Runtime::Model { engine: Some(engine), host } = &mut self.nodes[node].runtime else { return };
-        let target = byzantine::Target { now, signer: &signer, victims: &victims, entries: &entries };
-        let Some(made) = byzantine::make(attack, &target, host, &mut self.sample, &mut self.rng) else {
-            return;
-        };
-        self.report.attacks += 1;
-        self.report.bad_changes += made.proofs.len();
-        self.bad.extend(made.hashes().map(|h| (h, attack)));
-        let doc = made.doc.clone();
-        host.stored.changes.entry(doc.clone()).or_default().extend(made.stored);
-        for (hash, proof) in made.proofs {
-            host.stored.proofs.entry((doc.clone(), hash)).or_default().push(proof);
-        }
-        let effects = engine.handle_local_change(now, &doc, host);
-        self.apply(node, effects);
-    }
-
-    /// The administrator hands a roster to a node that is up, as `outpost
-    /// fleet` run there does; a revocation's cut is asked of a node that
-    /// holds a roster, so not of a node not yet enrolled.
-    fn publish(&mut self, change: RosterChange) {
-        let may_publish = |n: &Node| match change {
-            RosterChange::RevokeByzantine => n.kind == Kind::Honest,
-            RosterChange::EnrolLate | RosterChange::Stale => n.kind != Kind::Byzantine,
-        };
-        let candidates: Vec<usize> =
-            (0..self.nodes.len()).filter(|i| may_publish(&self.nodes[*i]) && self.alive(*i)).collect();
-        if candidates.is_empty() {
-            self.schedule(self.now + 60_000, Event::Publish { change });
-            return;
-        }
-        let at = candidates[self.rng.random_range(0..candidates.len())];
-        let bytes = match change {
-            RosterChange::EnrolLate => {
-                let Some(late) = self.node_of(Kind::Late) else { return };
-                let n = &self.nodes[late];
-                let country = Member::default_country(&n.authority);
-                self.admin.enroll(Member::new(n.signer.public(), &n.post, Role::Post, &n.authority, country))
-            }
-            RosterChange::RevokeByzantine => {
-                let Some(byzantine) = self.node_of(Kind::Byzantine) else { return };
-                let key = self.nodes[byzantine].signer.public();
-                if self.admin.member(&key).is_none() {
-                    return;
-                }
-                // The cut, asked of the node the roster is handed to, as
-                // `outpost fleet revoke` does.
-                let cut = match self.writer_job(at, WriteOp::RevocationCut { peer: key.peer_id() }) {
-                    Some(Ok(Written::Cut(cut))) => cut,
-                    other => {
-                        assert!(self.nodes[at].disk_failing, "{} gave no cut: {other:?}", self.nodes[at].post);
-                        self.schedule(self.now + 60_000, Event::Publish { change });
-                        return;
-                    }
-                };
-                self.admin.revoke(&key, cut)
-            }
-            RosterChange::Stale => match self.admin.stale(&mut self.rng) {
-                Some(bytes) => bytes,
-                None => return,
-            },
-        };
-        self.report.rosters_published += 1;
-        match self.writer_job(at, WriteOp::PublishRoster(bytes)) {
-            Some(Ok(_)) | None => {}
-            // The node holds this version or a newer one.
-            Some(Err(_)) if change == RosterChange::Stale => {}
-            Some(Err(err)) => panic!("{} refused the administrator's roster: {err:?}", self.nodes[at].post),
-        }
-    }
-
-    fn disk_fails(&mut self, node: usize, fault: DiskFault) {
-        let Runtime::Writer { disk, .. } = &self.nodes[node].runtime else { return };
-        match fault {
-            DiskFault::FailEvery(n) => disk.faults().fail_every(n),
-            DiskFault::FailWriteIn(n) => disk.faults().fail_write_in(n),
-            DiskFault::FailSync => disk.faults().fail_sync(true),
-            DiskFault::Full => disk.faults().disk_full(true),
-        }
-        self.nodes[node].disk_failing = true;
-        self.report.disk_faults += 1;
-        if tracing_on() {
-            eprintln!("{} DISK {} {fault:?}", self.now, self.nodes[node].post);
-        }
-    }
-
-    fn disk_heals(&mut self, node: usize) {
-        let Runtime::Writer { disk, .. } = &self.nodes[node].runtime else { return };
-        disk.faults().heal();
-        self.nodes[node].disk_failing = false;
     }
 
     fn step(&mut self) -> bool {
@@ -943,230 +666,12 @@ impl Fleet {
         true
     }
 
-    fn bring_up(&mut self, link: usize) {
-        self.links[link].up = true;
-        if self.link_usable(link) {
-            self.connect(link);
-        }
-    }
-
     fn revokes_byzantine(&self, frame: &[u8]) -> bool {
         let Some(byzantine) = self.node_of(Kind::Byzantine) else { return false };
         match Body::decode(frame) {
             Ok(Body::Roster { roster }) => self.admin.revokes(&roster, &self.nodes[byzantine].signer.public()),
             _ => false,
         }
-    }
-
-    /// What one node stored that the other did not, change by change: the
-    /// document, the change, and whose actor made it.
-    fn difference(&self, a: usize, b: usize, doc: &DocId) -> String {
-        let changes = |n: usize| -> Result<BTreeMap<ChangeHash, String>, String> {
-            let Some(Runtime::Writer { running: Some(writer), .. }) = self.nodes.get(n).map(|n| &n.runtime) else {
-                return Err(format!("{} is not running", self.nodes[n].post));
-            };
-            let docs = writer.stored_docs()?;
-            let Some((_, mut loaded)) = docs.into_iter().find(|(id, _)| id == doc) else { return Ok(BTreeMap::new()) };
-            Ok(loaded
-                .changes_since(&[])
-                .iter()
-                .map(|c| {
-                    let bytes = c.actor_id().to_bytes();
-                    let owner =
-                        self.nodes.iter().find(|m| bytes.get(..16) == Some(&m.signer.public().actor_prefix()[..]));
-                    let who = owner.map_or("?".to_string(), |m| format!("{}:{:?}", m.post, m.kind));
-                    (c.hash(), format!("{who} seq {}", c.seq()))
-                })
-                .collect())
-        };
-        let inventory = |n: usize| {
-            let state = self.nodes[n].engine()?.inventory().iter().find(|(d, _)| *d == doc).map(|(_, s)| *s)?;
-            Some(hex::encode(&state[..4]))
-        };
-        if tracing_on() {
-            for n in 0..self.nodes.len() {
-                let stored = changes(n).map(|c| c.len());
-                eprintln!("{} holds {doc} as {:?}, stored {stored:?} changes", self.nodes[n].post, inventory(n));
-            }
-        }
-        let (ca, cb) = match (changes(a), changes(b)) {
-            (Ok(ca), Ok(cb)) => (ca, cb),
-            (Err(err), _) | (_, Err(err)) => return format!("cannot read what was stored: {err}"),
-        };
-        let mut out = Vec::new();
-        for (hash, who) in ca.iter().filter(|(h, _)| !cb.contains_key(h)).take(4) {
-            out.push(format!("only {} stored {hash} by {who}", self.nodes[a].post));
-        }
-        for (hash, who) in cb.iter().filter(|(h, _)| !ca.contains_key(h)).take(4) {
-            out.push(format!("only {} stored {hash} by {who}", self.nodes[b].post));
-        }
-        if out.is_empty() {
-            out.push(format!(
-                "both stored the same {} changes; the engines' inventories say {:?} and {:?}",
-                ca.len(),
-                inventory(a),
-                inventory(b)
-            ));
-        }
-        out.join("; ")
-    }
-
-    /// Whether node `n` may hold `doc`, by the roster its engine holds.
-    fn may_hold(&self, n: usize, doc: &DocId) -> bool {
-        let node = &self.nodes[n];
-        node.engine().is_some_and(|e| e.may_receive(&node.signer.public(), doc))
-    }
-
-    /// The honest nodes that must end up holding the same state of `doc`
-    /// as `from`: those reached from it over links between honest nodes
-    /// that may all hold the document (need-to-know: nothing else carries
-    /// it).
-    fn audience_reached(&self, doc: &DocId, from: usize) -> BTreeSet<usize> {
-        let allowed = |n: usize| self.nodes[n].kind != Kind::Byzantine && self.may_hold(n, doc);
-        let mut reached = BTreeSet::from([from]);
-        let mut frontier = vec![from];
-        while let Some(n) = frontier.pop() {
-            for link in &self.links {
-                let next = if link.a == n {
-                    link.b
-                } else if link.b == n {
-                    link.a
-                } else {
-                    continue;
-                };
-                if allowed(next) && reached.insert(next) {
-                    frontier.push(next);
-                }
-            }
-        }
-        reached
-    }
-
-    /// Every honest node holds what it may and nothing else: the same
-    /// heads and records of each document as every honest node its links
-    /// can carry that document to, read back from what it stored, with
-    /// the rows officers read agreeing; every acknowledged write; and none
-    /// of the changes every node must refuse.
-    fn converged(&mut self) -> Result<(), String> {
-        if let Some(first) = self.unexplained.first() {
-            return Err(first.clone());
-        }
-        let honest: Vec<usize> = (0..self.nodes.len()).filter(|i| self.nodes[*i].kind != Kind::Byzantine).collect();
-        let held: Vec<BTreeMap<DocId, [u8; 32]>> = (0..self.nodes.len())
-            .map(|i| {
-                self.nodes[i]
-                    .engine()
-                    .map(|e| e.inventory().iter().map(|(d, state)| (d.clone(), *state)).collect())
-                    .unwrap_or_default()
-            })
-            .collect();
-        // Cheap first: the engines' inventories (document, heads) agree
-        // within each document's audience, and nobody holds more.
-        for &i in &honest {
-            for (doc, state) in &held[i] {
-                if !self.may_hold(i, doc) {
-                    return Err(format!("{} holds {doc}, which it may not", self.nodes[i].key));
-                }
-                for other in self.audience_reached(doc, i) {
-                    if held[other].get(doc) != Some(state) {
-                        return Err(format!(
-                            "{} holds another state of {doc} than {}: {}",
-                            self.nodes[other].key,
-                            self.nodes[i].key,
-                            self.difference(i, other, doc)
-                        ));
-                    }
-                }
-            }
-        }
-        let mut reference: BTreeMap<DocId, (Vec<automerge::ChangeHash>, String)> = BTreeMap::new();
-        let mut entries = BTreeSet::new();
-        let mut incidents = BTreeSet::new();
-        let (mut still_held, mut attested) = (0, 0);
-        for &i in &honest {
-            let post = self.nodes[i].post.clone();
-            let bad: Vec<(ChangeHash, Attack)> = self.bad.iter().map(|(h, a)| (*h, *a)).collect();
-            let Some(writer) = self.nodes[i].writer() else { return Err(format!("{post} is down")) };
-            for (doc, mut loaded) in writer.stored_docs().map_err(|e| format!("{post}: {e}"))? {
-                if let Some((hash, attack)) = bad.iter().find(|(h, _)| loaded.knows(&[*h])) {
-                    return Err(format!("{post} holds the byzantine change {hash} ({attack:?}) in {doc}"));
-                }
-                let mut heads = loaded.heads();
-                heads.sort_unstable();
-                let records = match DocKind::parse(&doc) {
-                    Ok(DocKind::Watchlist { .. }) => {
-                        let list = read_entries(&loaded).map_err(|e| e.to_string())?;
-                        for entry in &list {
-                            if writer.entry_row(&entry.id)?.as_ref() != Some(entry) {
-                                return Err(format!("{post}: the row of entry {} is not what {doc} holds", entry.id));
-                            }
-                        }
-                        entries.extend(list.iter().map(|e| e.id));
-                        serde_json::to_string(&list).map_err(|e| e.to_string())?
-                    }
-                    Ok(DocKind::Incidents { .. }) => {
-                        let list = read_incidents(&loaded).map_err(|e| e.to_string())?;
-                        for incident in &list {
-                            if writer.incident_row(&incident.id)?.as_ref() != Some(incident) {
-                                return Err(format!(
-                                    "{post}: the row of incident {} is not what {doc} holds",
-                                    incident.id
-                                ));
-                            }
-                        }
-                        incidents.extend(list.iter().map(|i| i.id));
-                        serde_json::to_string(&list).map_err(|e| e.to_string())?
-                    }
-                    // Audit logs: the heads agree (the centre's checks of
-                    // them are the audit trail's own tests).
-                    Ok(DocKind::Audit { .. }) => String::new(),
-                    Err(err) => return Err(format!("{post} stored {doc}: {err}")),
-                };
-                match reference.get(&doc) {
-                    None => {
-                        reference.insert(doc.clone(), (heads, records));
-                    }
-                    Some((h, r)) if *h == heads && *r != records => {
-                        return Err(format!("{post} reads other records from {doc} with the same heads"));
-                    }
-                    Some(_) => {}
-                }
-            }
-            if let Some(Ok(Written::TrustReport(trust))) = self.writer_job(i, WriteOp::TrustReport) {
-                still_held += trust.held as usize;
-                attested += trust.attested.values().sum::<u64>();
-            }
-        }
-        if let Some((_, lost)) = self.acked_entries.iter().find(|(_, id)| !entries.contains(id)) {
-            return Err(format!("acknowledged entry {lost} is missing"));
-        }
-        if let Some(lost) = self.acked_incidents.difference(&incidents).next() {
-            return Err(format!("acknowledged incident {lost} is missing"));
-        }
-        // And on the disk of the node that acknowledged it (a write lost
-        // there could hide behind a copy that had already left).
-        for (node, acked) in self.acked_at.clone() {
-            let post = self.nodes[node].post.clone();
-            let Some(writer) = self.nodes[node].writer() else { return Err(format!("{post} is down")) };
-            let here = match acked {
-                Acked::Entry(id) => writer.entry_row(&id)?.is_some(),
-                Acked::Incident(id) => writer.incident_row(&id)?.is_some(),
-            };
-            if !here {
-                return Err(format!("{post} acknowledged {acked:?} and does not hold it"));
-            }
-        }
-        self.report.faults_injected = self
-            .nodes
-            .iter()
-            .map(|n| match &n.runtime {
-                Runtime::Writer { disk, .. } => disk.faults().injected(),
-                Runtime::Model { .. } => 0,
-            })
-            .sum();
-        self.report.held = still_held;
-        self.report.attested = attested;
-        Ok(())
     }
 }
 
@@ -1244,51 +749,6 @@ pub fn run_mode(seed: u64, mode: Mode) -> Result<SimReport, String> {
         last_check.err().unwrap_or_default(),
         fleet.report
     ))
-}
-
-/// In about a third of the seeds, one or two honest nodes' disks fail for
-/// a few minutes, each in one of the ways a disk fails.
-fn schedule_disk_faults(fleet: &mut Fleet) {
-    if !fleet.rng.random_bool(0.35) {
-        return;
-    }
-    let writers: Vec<usize> = (0..fleet.nodes.len()).filter(|i| fleet.nodes[*i].kind != Kind::Byzantine).collect();
-    for _ in 0..fleet.rng.random_range(1..=2) {
-        let node = writers[fleet.rng.random_range(0..writers.len())];
-        let fault = match fleet.rng.random_range(0..4) {
-            0 => DiskFault::FailEvery(fleet.rng.random_range(3..40)),
-            1 => DiskFault::FailWriteIn(fleet.rng.random_range(1..30)),
-            2 => DiskFault::FailSync,
-            _ => DiskFault::Full,
-        };
-        let at = fleet.rng.random_range(0..FAULT_MS * 3 / 4);
-        let lasts = fleet.rng.random_range(10_000..8 * 60_000);
-        fleet.schedule(at, Event::DiskFails { node, fault });
-        fleet.schedule(at + lasts, Event::DiskHeals { node });
-    }
-}
-
-/// The byzantine node's attacks, and the administrator's roster changes:
-/// the late node enrolled, the byzantine node perhaps revoked (before or
-/// after the enrolment), and stale rosters handed out.
-fn schedule_byzantine(fleet: &mut Fleet) {
-    for _ in 0..fleet.rng.random_range(3..15) {
-        let at = fleet.rng.random_range(0..FAULT_MS);
-        let attack = ATTACKS[fleet.rng.random_range(0..ATTACKS.len())];
-        fleet.schedule(at, Event::Attack { attack });
-    }
-    if fleet.node_of(Kind::Late).is_some() {
-        let at = fleet.rng.random_range(0..FAULT_MS * 3 / 4);
-        fleet.schedule(at, Event::Publish { change: RosterChange::EnrolLate });
-    }
-    if fleet.rng.random_bool(0.7) {
-        let at = fleet.rng.random_range(FAULT_MS / 5..FAULT_MS);
-        fleet.schedule(at, Event::Publish { change: RosterChange::RevokeByzantine });
-    }
-    for _ in 0..fleet.rng.random_range(0..3) {
-        let at = fleet.rng.random_range(FAULT_MS / 3..FAULT_MS);
-        fleet.schedule(at, Event::Publish { change: RosterChange::Stale });
-    }
 }
 
 /// `OUTPOST_SIM_TRACE=1` prints the fleet, every delivered frame and every
