@@ -925,8 +925,8 @@ mod tests {
     }
 
     /// What the operations say was touched is what a diff of the
-    /// document says, over adds, amendments, status changes, notes and a
-    /// merge of concurrent edits.
+    /// document says, over adds, status changes, notes and a merge of
+    /// concurrent edits.
     #[test]
     fn touched_records_from_operations_match_a_diff_of_the_document() {
         use crate::date::Timestamp;

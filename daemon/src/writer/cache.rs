@@ -2,6 +2,10 @@
 //! kept up to `max_loaded` (the least recently used leave first), and the
 //! replication engine's [`DocHost`].
 //!
+//! A document in memory never holds a change storage lacks for longer than
+//! one job: whoever applies a change and then fails to store it calls
+//! [`DocCache::forget`], and the next use reloads it from disk.
+//!
 //! Documents officers have used (the shards they write, the audit log)
 //! are not pushed out by what peers make the writer load: documents only
 //! peers use always leave first, so an officer's document leaves only when
@@ -127,18 +131,21 @@ impl DocCache {
     }
 
     /// Brings the cache back within its bound, after a job that kept
-    /// everything it loaded: documents only peers use leave first.
+    /// everything it loaded.
     pub(super) fn evict_if_full(&mut self) {
-        while !self.pinned && self.docs.len() > self.max_loaded {
-            if !self.evict_oldest(|l| !l.officers_use_it) && !self.evict_oldest(|_| true) {
-                return;
-            }
-        }
+        self.evict_down_to(self.max_loaded);
     }
 
-    /// Room for one more document: a document only peers use leaves first.
+    /// Room for one more document.
     fn make_room(&mut self) {
-        while !self.pinned && self.docs.len() >= self.max_loaded {
+        self.evict_down_to(self.max_loaded.saturating_sub(1));
+    }
+
+    /// Evicts until at most `keep` documents remain, unless pinned:
+    /// documents only peers use leave first, the least recently used of
+    /// each kind first.
+    fn evict_down_to(&mut self, keep: usize) {
+        while !self.pinned && self.docs.len() > keep {
             if !self.evict_oldest(|l| !l.officers_use_it) && !self.evict_oldest(|_| true) {
                 return;
             }
