@@ -66,6 +66,12 @@ pub enum Fleet {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Print this node's peer id from its node key file, without a running daemon, so that a post can be enrolled before it first starts.
+    Whoami {
+        /// The node key file (`outpostd --init` writes it; readable by root only).
+        #[arg(long, value_name = "FILE", default_value = "/etc/outpost/node.key")]
+        key: PathBuf,
+    },
     /// Enrol a node (or grant an enrolled one more rights): signs a new roster with the admin key and hands it to outpostd, which spreads it.
     Enroll {
         /// The node's libp2p peer id (`outpost status` at the node prints it).

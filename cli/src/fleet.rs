@@ -60,11 +60,33 @@ pub fn init(dir: &Path, json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `outpost fleet whoami`: the peer id of a node key file.
+pub fn whoami(path: &Path, json: bool) -> Result<(), Failure> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound => "; create it with `outpostd --init`",
+            std::io::ErrorKind::PermissionDenied => "; it is readable by root only: run this with sudo",
+            _ => "",
+        };
+        Failure::Local { code: 1, message: format!("cannot read {}: {e}{hint}", path.display()) }
+    })?;
+    let signer =
+        outpost_model::trust::keys::parse_node_key_file(&bytes).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let peer_id = signer.public().peer_id();
+    if json {
+        print_json(&serde_json::json!({ "peer_id": peer_id, "key": path.display().to_string() }));
+    } else {
+        println!("{peer_id}");
+    }
+    Ok(())
+}
+
 /// Runs a fleet command; `connect` reaches the daemon, for the commands
 /// that need it (`init` does not).
 pub fn run(connect: impl FnOnce() -> Result<Client, Failure>, command: Fleet, json: bool) -> Result<(), Failure> {
     match command {
         Fleet::Init { dir } => init(&dir, json),
+        Fleet::Whoami { key } => whoami(&key, json),
         Fleet::Roster => {
             let client = &mut connect()?;
             let view = roster_view(client)?;

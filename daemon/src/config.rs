@@ -8,6 +8,7 @@ use outpost_model::api::{PROJECT_DIRS, SOCKET_FILE};
 use outpost_model::date::parse_utc_offset;
 use outpost_model::trust::PublicKey;
 
+use crate::keys::{FLEET_KEY_CREDENTIAL, KeySource, NODE_KEY_FILE};
 use crate::roles::RoleGroups;
 use serde::Deserialize;
 use thiserror::Error;
@@ -44,8 +45,27 @@ pub struct RawConfig {
     pub socket_mode: Option<String>,
     /// Compact a document into a snapshot after this many stored changes.
     pub compact_after_changes: Option<u64>,
+    /// The node key file: where `outpostd --init` writes it and, outside
+    /// systemd, where the daemon reads it (default `DATA_DIR/node.key`,
+    /// created on first start).
+    pub node_key_file: Option<PathBuf>,
+    /// The log filter, e.g. `info` or `outpost_daemon=debug`.
+    pub log_level: Option<String>,
     pub network: Option<RawNetwork>,
     pub roles: Option<RawRoles>,
+    pub credentials: Option<RawCredentials>,
+}
+
+/// `[credentials]`: the names the unit's `LoadCredential=` gives the keys.
+/// Under systemd (`$CREDENTIALS_DIRECTORY` set) the daemon reads its keys
+/// only from there.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentials {
+    /// Default `node.key`.
+    pub node_key: Option<String>,
+    /// Default `swarm.key`.
+    pub fleet_key: Option<String>,
 }
 
 /// `[roles]`: which Unix group grants which role on the control socket.
@@ -88,6 +108,8 @@ pub struct RawNetwork {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub config: Option<PathBuf>,
+    pub node_key_file: Option<PathBuf>,
+    pub log_level: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub socket: Option<PathBuf>,
     pub node_name: Option<String>,
@@ -119,9 +141,18 @@ pub enum Membership {
 pub struct NetworkConfig {
     pub listen: Vec<libp2p::Multiaddr>,
     pub peers: Vec<libp2p::Multiaddr>,
-    pub psk_file: PathBuf,
+    /// The fleet key: the credential under systemd, else `psk_file`.
+    pub psk: KeySource,
     pub mdns: bool,
     pub membership: Membership,
+}
+
+/// Where the node key comes from.
+#[derive(Debug, Clone)]
+pub struct NodeKeyConfig {
+    pub source: KeySource,
+    /// Only the default file outside systemd is created on first start.
+    pub create_if_missing: bool,
 }
 
 /// The port `outpostd` listens on when `[network]` names none.
@@ -136,6 +167,9 @@ pub struct Config {
     pub socket: PathBuf,
     pub socket_mode: u32,
     pub compact_after_changes: u64,
+    pub node_key: NodeKeyConfig,
+    /// The log filter, if the file or a flag sets one.
+    pub log_level: Option<String>,
     /// `None`: no pre-shared key, so no networking.
     pub network: Option<NetworkConfig>,
     pub roles: RoleGroups,
@@ -156,7 +190,9 @@ impl Environment for ProcessEnvironment {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     }
     fn hostname(&self) -> Option<String> {
-        std::fs::read_to_string("/proc/sys/kernel/hostname").ok()
+        // gethostname(2), not /proc/sys/kernel/hostname: the unit's
+        // ProcSubset=pid hides /proc/sys.
+        nix::unistd::gethostname().ok().and_then(|name| name.into_string().ok())
     }
     fn project_dirs(&self) -> Option<directories::ProjectDirs> {
         let (qualifier, organisation, application) = PROJECT_DIRS;
@@ -207,16 +243,58 @@ fn node_name_from_hostname(host: &str) -> String {
     cleaned.trim_matches('-').chars().take(63).collect()
 }
 
-pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, ConfigError> {
-    let raw = match &overrides.config {
+/// The file named with `--config`, parsed; defaults when none is named.
+fn read_raw(overrides: &Overrides) -> Result<RawConfig, ConfigError> {
+    match &overrides.config {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
             toml::from_str::<RawConfig>(&text)
-                .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?
+                .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })
         }
-        None => RawConfig::default(),
-    };
+        None => Ok(RawConfig::default()),
+    }
+}
+
+/// The node key file `outpostd --init` writes: the flag, else the file's
+/// `node_key_file`, else `DATA_DIR/node.key`. Needs nothing else of the
+/// config, so that a fresh install's key can be made before the post is
+/// configured.
+pub fn node_key_file(overrides: &Overrides, env: &dyn Environment) -> Result<PathBuf, ConfigError> {
+    let raw = read_raw(overrides)?;
+    if let Some(path) = overrides.node_key_file.clone().or(raw.node_key_file) {
+        return Ok(path);
+    }
+    Ok(data_dir(overrides, raw.data_dir, env)?.join(NODE_KEY_FILE))
+}
+
+/// The flag, else the file's `data_dir`, else the environment's default.
+fn data_dir(overrides: &Overrides, from_file: Option<PathBuf>, env: &dyn Environment) -> Result<PathBuf, ConfigError> {
+    overrides
+        .data_dir
+        .clone()
+        .or(from_file)
+        .or_else(|| default_data_dir(env))
+        .ok_or(ConfigError::NoDefault { what: "data directory", flag: "data-dir" })
+}
+
+fn credential_name(field: &'static str, value: Option<String>, default: &str) -> Result<String, ConfigError> {
+    match value {
+        None => Ok(default.to_string()),
+        Some(name)
+            if !name.is_empty()
+                && name != "."
+                && name != ".."
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c)) =>
+        {
+            Ok(name)
+        }
+        Some(name) => Err(invalid(field, &name, "write a credential name as in LoadCredential=NAME:PATH")),
+    }
+}
+
+pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, ConfigError> {
+    let raw = read_raw(overrides)?;
     let node_name = match overrides.node_name.clone().or(raw.node_name) {
         Some(name) => check_node_name(&name)?,
         None => {
@@ -232,12 +310,7 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
         Some(text) => parse_utc_offset(&text).map_err(|e| invalid("utc_offset", &text, &e.to_string()))?,
         None => UtcOffset::UTC,
     };
-    let data_dir = overrides
-        .data_dir
-        .clone()
-        .or(raw.data_dir)
-        .or_else(|| default_data_dir(env))
-        .ok_or(ConfigError::NoDefault { what: "data directory", flag: "data-dir" })?;
+    let data_dir = data_dir(overrides, raw.data_dir, env)?;
     let socket = overrides.socket.clone().or(raw.socket).unwrap_or_else(|| default_socket(env, &data_dir));
     let socket_mode = match raw.socket_mode {
         Some(text) => u32::from_str_radix(text.trim_start_matches("0o"), 8)
@@ -250,9 +323,36 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
     if compact_after_changes == 0 {
         return Err(invalid("compact_after_changes", "0", "must be at least 1"));
     }
-    let network = network(overrides, raw.network.unwrap_or_default())?;
+    let credentials = raw.credentials.unwrap_or_default();
+    let node_key_credential = credential_name("credentials.node_key", credentials.node_key, NODE_KEY_FILE)?;
+    let fleet_key_credential = credential_name("credentials.fleet_key", credentials.fleet_key, FLEET_KEY_CREDENTIAL)?;
+    let credentials_dir = env.var("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let configured_key = overrides.node_key_file.clone().or(raw.node_key_file);
+    let node_key = match (&credentials_dir, configured_key) {
+        (Some(directory), _) => NodeKeyConfig {
+            source: KeySource::Credential { directory: directory.clone(), name: node_key_credential },
+            create_if_missing: false,
+        },
+        (None, Some(path)) => NodeKeyConfig { source: KeySource::File(path), create_if_missing: false },
+        (None, None) => {
+            NodeKeyConfig { source: KeySource::File(data_dir.join(NODE_KEY_FILE)), create_if_missing: true }
+        }
+    };
+    let log_level = overrides.log_level.clone().or(raw.log_level);
+    if let Some(filter) = &log_level {
+        tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| {
+            invalid("log_level", filter, &format!("{e}; write e.g. \"info\" or \"outpost_daemon=debug\""))
+        })?;
+    }
+    let fleet_key = |psk_file: PathBuf| match &credentials_dir {
+        Some(directory) => KeySource::Credential { directory: directory.clone(), name: fleet_key_credential.clone() },
+        None => KeySource::File(psk_file),
+    };
+    let network = network(overrides, raw.network.unwrap_or_default(), fleet_key)?;
     let roles = role_groups(raw.roles.unwrap_or_default())?;
     Ok(Config {
+        node_key,
+        log_level,
         node_name,
         authority,
         utc_offset,
@@ -263,6 +363,71 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
         network,
         roles,
     })
+}
+
+/// What `outpostd --check-config` found besides errors.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// Things that would stop or limit the daemon but are normal on a
+    /// fresh install: key files not made yet, groups not created yet.
+    pub warnings: Vec<String>,
+}
+
+/// Validates the configuration as `load` does, then looks for the files
+/// and groups it names, reporting their absence as warnings.
+pub fn check(overrides: &Overrides, env: &dyn Environment) -> Result<CheckReport, ConfigError> {
+    let config = load(overrides, env)?;
+    let mut report = CheckReport::default();
+    let key_warning = |what: &str, source: &KeySource, remedy: &str| -> Option<String> {
+        let path = source.path();
+        match std::fs::metadata(&path) {
+            Ok(meta) => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = meta.permissions().mode() & 0o777;
+                (mode & 0o077 != 0).then(|| {
+                    format!("{what} {source} has mode {mode:o}: outpostd refuses a key others can read (chmod 600)")
+                })
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                Some(format!("{what} {source} does not exist yet: {remedy}"))
+            }
+            Err(err) => Some(format!("{what} {source} cannot be checked: {err}")),
+        }
+    };
+    if !config.node_key.create_if_missing
+        && let Some(warning) = key_warning("the node key", &config.node_key.source, "create it with `outpostd --init`")
+    {
+        report.warnings.push(warning);
+    }
+    match &config.network {
+        Some(network) => {
+            if let Some(warning) =
+                key_warning("the fleet key", &network.psk, "copy the fleet's swarm.key there (mode 0600)")
+            {
+                report.warnings.push(warning);
+            }
+            if network.membership == Membership::Nobody {
+                report.warnings.push(
+                    "no fleet_admin is set: this post replicates with nobody until [network] fleet_admin names the \
+                     fleet admin's public key"
+                        .into(),
+                );
+            }
+        }
+        None => report.warnings.push("no psk_file is set: this post does not network".into()),
+    }
+    for (role, group) in [
+        ("officer", &config.roles.officer),
+        ("supervisor", &config.roles.supervisor),
+        ("auditor", &config.roles.auditor),
+    ] {
+        if !matches!(nix::unistd::Group::from_name(group), Ok(Some(_))) {
+            report.warnings.push(format!(
+                "the {role} group {group:?} does not exist: nobody holds that role (the package's sysusers file creates the default groups)"
+            ));
+        }
+    }
+    Ok(report)
 }
 
 fn role_groups(raw: RawRoles) -> Result<RoleGroups, ConfigError> {
@@ -290,7 +455,11 @@ fn multiaddrs(field: &'static str, list: &[String]) -> Result<Vec<libp2p::Multia
         .collect()
 }
 
-fn network(overrides: &Overrides, raw: RawNetwork) -> Result<Option<NetworkConfig>, ConfigError> {
+fn network(
+    overrides: &Overrides,
+    raw: RawNetwork,
+    fleet_key: impl FnOnce(PathBuf) -> KeySource,
+) -> Result<Option<NetworkConfig>, ConfigError> {
     let listen = if overrides.listen.is_empty() { raw.listen.unwrap_or_default() } else { overrides.listen.clone() };
     let peers = if overrides.peers.is_empty() { raw.peers.unwrap_or_default() } else { overrides.peers.clone() };
     let listen = multiaddrs("listen", &listen)?;
@@ -328,7 +497,7 @@ fn network(overrides: &Overrides, raw: RawNetwork) -> Result<Option<NetworkConfi
         (None, true) => Membership::PskOnly,
         (None, false) => Membership::Nobody,
     };
-    Ok(Some(NetworkConfig { listen, peers, psk_file, mdns, membership }))
+    Ok(Some(NetworkConfig { listen, peers, psk: fleet_key(psk_file), mdns, membership }))
 }
 
 #[cfg(test)]
@@ -420,10 +589,88 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_are_errors_naming_the_key() {
-        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\ndatadir = \"/x\"\n");
+    fn unknown_keys_are_errors_naming_the_key_and_its_line() {
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\n\n[network]\nmdns = true\nmnds = false\n");
         let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
-        assert!(err.contains("unknown field `datadir`"), "{err}");
+        assert!(err.contains("unknown field `mnds`"), "{err}");
+        assert!(err.contains("line 5"), "{err}");
+        assert!(err.contains("outpostd.toml"), "{err}");
+    }
+
+    #[test]
+    fn under_systemd_keys_come_from_credentials_only() {
+        let (_dir, overrides) = with_file(
+            "authority = \"KAZ-BS\"\ndata_dir = \"/srv/a\"\nnode_key_file = \"/etc/outpost/node.key\"\n[credentials]\nfleet_key = \"fleet.key\"\n[network]\npsk_file = \"/etc/outpost/swarm.key\"\n",
+        );
+        let env = FakeEnv(vec![
+            ("STATE_DIRECTORY", "/var/lib/outpost"),
+            ("CREDENTIALS_DIRECTORY", "/run/credentials/outpostd.service"),
+        ]);
+        let config = load(&overrides, &env).unwrap();
+        let credentials = PathBuf::from("/run/credentials/outpostd.service");
+        assert_eq!(
+            config.node_key.source,
+            KeySource::Credential { directory: credentials.clone(), name: "node.key".into() }
+        );
+        assert!(!config.node_key.create_if_missing);
+        assert_eq!(
+            config.network.unwrap().psk,
+            KeySource::Credential { directory: credentials, name: "fleet.key".into() }
+        );
+        // Outside systemd: the files, and only the default one is created.
+        let config = load(&overrides, &FakeEnv::default()).unwrap();
+        assert_eq!(config.node_key.source, KeySource::File("/etc/outpost/node.key".into()));
+        assert!(!config.node_key.create_if_missing);
+        assert_eq!(config.network.unwrap().psk, KeySource::File("/etc/outpost/swarm.key".into()));
+        let config = load(
+            &Overrides { authority: Some("KAZ-BS".into()), ..Default::default() },
+            &FakeEnv(vec![("STATE_DIRECTORY", "/srv/a")]),
+        )
+        .unwrap();
+        assert_eq!(config.node_key.source, KeySource::File("/srv/a/node.key".into()));
+        assert!(config.node_key.create_if_missing);
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\n[credentials]\nnode_key = \"../x\"\n");
+        let err = load(&overrides, &env).unwrap_err().to_string();
+        assert!(err.contains("credentials.node_key"), "{err}");
+    }
+
+    #[test]
+    fn init_needs_only_the_key_path_and_log_levels_are_checked() {
+        let (_dir, overrides) = with_file("node_key_file = \"/etc/outpost/node.key\"\n");
+        assert_eq!(node_key_file(&overrides, &FakeEnv::default()).unwrap(), PathBuf::from("/etc/outpost/node.key"));
+        let (_dir, overrides) = with_file("data_dir = \"/srv/a\"\n");
+        assert_eq!(node_key_file(&overrides, &FakeEnv::default()).unwrap(), PathBuf::from("/srv/a/node.key"));
+        let (_dir, overrides) =
+            with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\nlog_level = \"outpost_daemon=loud\"\n");
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("log_level"), "{err}");
+        let (_dir, overrides) =
+            with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\nlog_level = \"outpost_daemon=debug,info\"\n");
+        assert_eq!(
+            load(&overrides, &FakeEnv::default()).unwrap().log_level.as_deref(),
+            Some("outpost_daemon=debug,info")
+        );
+    }
+
+    #[test]
+    fn check_config_warns_of_missing_keys_and_groups_but_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = outpost_model::trust::Signer::from_secret([5; 32]).public().to_hex();
+        let text = format!(
+            "authority = \"KAZ-BS\"\ndata_dir = \"{0}\"\nnode_key_file = \"{0}/node.key\"\n[roles]\nauditor = \"no-such-group-here\"\n[network]\npsk_file = \"{0}/swarm.key\"\nfleet_admin = \"{admin}\"\n",
+            dir.path().display()
+        );
+        let (_file, overrides) = with_file(&text);
+        let report = check(&overrides, &FakeEnv::default()).unwrap();
+        let all = report.warnings.join("\n");
+        assert!(all.contains("node.key does not exist yet: create it with `outpostd --init`"), "{all}");
+        assert!(all.contains("swarm.key does not exist yet"), "{all}");
+        assert!(all.contains("\"no-such-group-here\" does not exist"), "{all}");
+        crate::keys::create_node_key(&dir.path().join("node.key")).unwrap();
+        let report = check(&overrides, &FakeEnv::default()).unwrap();
+        assert!(!report.warnings.join("\n").contains("node.key"), "{:?}", report.warnings);
+        let (_file, overrides) = with_file("authority = \"KAZ-BS\"\nsocket_mode = 5\n");
+        assert!(check(&overrides, &FakeEnv::default()).unwrap_err().to_string().contains("socket_mode"));
     }
 
     #[test]

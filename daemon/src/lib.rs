@@ -7,6 +7,9 @@
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod health;
+pub mod keys;
+pub mod logging;
 pub mod net;
 pub mod roles;
 pub mod service;
@@ -66,6 +69,16 @@ pub enum DaemonError {
     WriterStopped,
     #[error(transparent)]
     Net(#[from] net::NetError),
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+}
+
+impl DaemonError {
+    /// A mistake in the configuration or its keys, which a restart cannot
+    /// mend (the unit's RestartPreventExitStatus= keys off it).
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::Key(_))
+    }
 }
 
 /// A replication engine holding the roster `store` keeps, if it verifies.
@@ -134,9 +147,16 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
-/// Runs the daemon until `shutdown` completes. `ready` is called once the
-/// control socket accepts requests.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl FnOnce()) -> Result<(), DaemonError> {
+/// Runs the daemon until `shutdown` completes, telling systemd when it is
+/// ready (the control socket accepts requests), how it is, and that it
+/// stops.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let outcome = serve(config, shutdown).await;
+    health::stopping();
+    outcome
+}
+
+async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let started = Instant::now();
     let started_at = now();
     if !config.data_dir.exists() {
@@ -149,8 +169,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
     }
     // The node's key signs every change it makes, networked or not; its
     // public half is the peer id an admin enrols.
-    let key = net::node_key(&config.data_dir)?;
-    let signer = net::signer_of(&key)?;
+    let key = keys::node_key(&config.node_key.source, config.node_key.create_if_missing)?;
+    let signer = keys::signer_of(&key)?;
     let public = signer.public();
     let store = Arc::new(Store::open(&config.data_dir, public.actor_prefix())?);
     let index = load_index(&store)?;
@@ -170,7 +190,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
     // stops the daemon with its name.
     let network = match &config.network {
         Some(network) => {
-            let psk = net::read_psk(&network.psk_file)?;
+            let psk = keys::read_psk(&network.psk)?;
             Some((network.clone(), psk, key))
         }
         None => {
@@ -197,7 +217,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
                 }
             };
             let engine = engine_over(&store, EngineConfig::new(public, &config.node_name, trust));
-            Some(writer::Replication { engine, net: net_tx })
+            Some(writer::Replication { engine, net: net_tx.clone() })
         }
         None => None,
     };
@@ -234,6 +254,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         peer_id: public.peer_id(),
         roles: config.roles.clone(),
     };
+    let probes =
+        health::Probes { writer: writer.clone(), net: net_task.as_ref().map(|_| net_tx), net_state: info.net.clone() };
     let service = Service::new(store.clone(), index, writer, info);
     let (stop, stopped) = watch::channel(false);
     let server = tokio::spawn(control::serve(listener, service, stopped));
@@ -242,7 +264,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         socket = %config.socket.display(), data_dir = %config.data_dir.display(),
         startup_ms = started.elapsed().as_millis() as u64, "outpostd ready"
     );
-    ready();
+    health::ready(if probes.net.is_some() {
+        "started; connecting to peers"
+    } else {
+        "serving officers; this post does not network"
+    });
+    let watchdog = health::watchdog_interval();
+    if let Some(interval) = watchdog {
+        tracing::info!(
+            interval_ms = interval.as_millis() as u64,
+            "systemd watchdog on: pinging while the writer and network answer"
+        );
+    }
+    let (health_stop, health_stopped) = watch::channel(false);
+    let supervisor = tokio::spawn(health::supervise(probes, watchdog, health_stopped));
 
     let mut writer_stopped = writer_thread.stopped;
     let outcome = tokio::select! {
@@ -257,6 +292,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
             Err(DaemonError::WriterStopped)
         }
     };
+    let _ = health_stop.send(true);
+    let _ = supervisor.await;
     let _ = stop.send(true);
     let _ = server.await;
     let _ = net_stop.send(true);

@@ -1,17 +1,30 @@
-//! `outpostd`: parses flags, sets up logging, runs the daemon until SIGTERM.
+//! `outpostd`: parses flags, sets up logging, runs the daemon until SIGTERM;
+//! or, with `--init` or `--check-config`, makes the node key or checks the
+//! config and exits.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use outpost_daemon::config::{self, Overrides, ProcessEnvironment};
-use tracing_subscriber::EnvFilter;
 
 /// The Outpost border-post daemon: keeps watchlists and incident logs durable
 /// and serves the `outpost` command over a Unix socket.
+///
+/// Exit codes: 0 done; 1 the daemon failed while running; 78 the
+/// configuration or a key is wrong (the unit does not restart on 78).
 #[derive(Debug, Parser)]
 #[command(name = "outpostd", version)]
 struct Args {
+    /// Create the node key (mode 0600) unless it exists, print its peer id, and exit. Run once per post, before enrolment.
+    #[arg(long, conflicts_with = "check_config")]
+    init: bool,
+    /// Check the configuration and exit: errors exit 78, missing key files are warnings.
+    #[arg(long)]
+    check_config: bool,
+    /// The node key file (default: DATA_DIR/node.key, created on first start; the package keeps it in /etc/outpost/node.key).
+    #[arg(long, value_name = "FILE")]
+    node_key_file: Option<PathBuf>,
     /// TOML configuration file; flags override its values.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -48,10 +61,18 @@ struct Args {
     /// Replicate with every holder of the fleet key, unsigned, with no roster (the behaviour before fleet trust).
     #[arg(long)]
     psk_only: bool,
-    /// Log filter, e.g. `info` or `outpost_daemon=debug`.
-    #[arg(long, env = "OUTPOST_LOG", default_value = "info")]
-    log: String,
+    /// Log filter, e.g. `info` or `outpost_daemon=debug` (default: the config's log_level, else info).
+    #[arg(long, env = "OUTPOST_LOG")]
+    log: Option<String>,
 }
+
+/// EX_CONFIG from sysexits.h: the unit's RestartPreventExitStatus=78
+/// keeps a wrong config or a missing key from a restart loop.
+const EXIT_CONFIG: u8 = 78;
+/// The async runtime's threads at most; with the blocking pool, the
+/// writer and the main thread they stay well under the unit's TasksMax=64.
+const MAX_WORKER_THREADS: usize = 4;
+const MAX_BLOCKING_THREADS: usize = 32;
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -65,56 +86,127 @@ async fn shutdown_signal() {
     }
 }
 
+impl Args {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            node_key_file: self.node_key_file.clone(),
+            log_level: self.log.clone(),
+            data_dir: self.data_dir.clone(),
+            socket: self.socket.clone(),
+            node_name: self.node_name.clone(),
+            authority: self.authority.clone(),
+            utc_offset: self.utc_offset.clone(),
+            listen: self.listen.clone(),
+            peers: self.peer.clone(),
+            psk_file: self.psk_file.clone(),
+            no_mdns: self.no_mdns,
+            fleet_admin: self.fleet_admin.clone(),
+            psk_only: self.psk_only,
+        }
+    }
+}
+
+/// `outpostd --init`: the node key, made where the unit loads it from.
+fn init(overrides: &Overrides) -> ExitCode {
+    let path = match config::node_key_file(overrides, &ProcessEnvironment) {
+        Ok(path) => path,
+        Err(err) => {
+            eprintln!("outpostd: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        use std::os::unix::fs::DirBuilderExt;
+        if let Err(err) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent) {
+            eprintln!("outpostd: cannot create {}: {err}", parent.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    match outpost_daemon::keys::create_node_key(&path) {
+        Ok((key, created)) => {
+            println!("{}", key.public().to_peer_id());
+            if created {
+                eprintln!(
+                    "created the node key {} (mode 0600). The line above is this post's peer id: the fleet admin \
+                     enrols it with `outpost fleet enroll PEER_ID ...`.",
+                    path.display()
+                );
+            } else {
+                eprintln!("the node key {} exists; it is kept. The line above is its peer id.", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("outpostd: the node key {}: {err}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `outpostd --check-config`: validates without starting anything.
+fn check_config(overrides: &Overrides) -> ExitCode {
+    match config::check(overrides, &ProcessEnvironment) {
+        Ok(report) => {
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
+            let named = overrides.config.as_ref().map(|p| p.display().to_string());
+            println!(
+                "{}: valid ({} warning{})",
+                named.as_deref().unwrap_or("the defaults and flags"),
+                report.warnings.len(),
+                if report.warnings.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("outpostd: {err}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-
-    let overrides = Overrides {
-        config: args.config,
-        data_dir: args.data_dir,
-        socket: args.socket,
-        node_name: args.node_name,
-        authority: args.authority,
-        utc_offset: args.utc_offset,
-        listen: args.listen,
-        peers: args.peer,
-        psk_file: args.psk_file,
-        no_mdns: args.no_mdns,
-        fleet_admin: args.fleet_admin,
-        psk_only: args.psk_only,
-    };
+    let overrides = args.overrides();
+    if args.init {
+        return init(&overrides);
+    }
+    if args.check_config {
+        return check_config(&overrides);
+    }
     let config = match config::load(&overrides, &ProcessEnvironment) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("outpostd: {err}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    outpost_daemon::logging::init(config.log_level.as_deref().unwrap_or("info"));
+    // Bounded threads, so that the unit's TasksMax= holds on a centre's
+    // many-core machine too: the network is IO-bound and the writer has
+    // its own thread; blocking work is the officers' searches.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, MAX_WORKER_THREADS);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("outpostd: cannot start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(outpost_daemon::run(config, shutdown_signal(), || {
-        if let Err(err) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
-            tracing::warn!(error = %err, "cannot notify systemd");
-        }
-    }));
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let result = runtime.block_on(outpost_daemon::run(config, shutdown_signal()));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "outpostd failed");
             eprintln!("outpostd: {err}");
-            ExitCode::FAILURE
+            if err.is_configuration() { ExitCode::from(EXIT_CONFIG) } else { ExitCode::FAILURE }
         }
     }
 }

@@ -11,7 +11,6 @@
 //! so watchlist frames overtake incident frames on a slow link.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,7 +31,6 @@ use tokio::sync::mpsc;
 use crate::writer::{ReplicationInput, WriteOp, WriterHandle};
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/outpost/sync/1");
-pub const NODE_KEY_FILE: &str = "node.key";
 
 /// TCP, the key exchange, noise and yamux take about six round trips: 3.6 s
 /// at 600 ms, and a lossy link retransmits. A minute rides that out and
@@ -58,10 +56,6 @@ const REDIAL_MAX: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Error)]
 pub enum NetError {
-    #[error("pre-shared key file {path}: {detail}")]
-    Psk { path: std::path::PathBuf, detail: String },
-    #[error("node key {path}: {detail}")]
-    NodeKey { path: std::path::PathBuf, detail: String },
     #[error("network: {0}")]
     Setup(String),
     #[error("cannot listen on {addr}: {detail}")]
@@ -83,6 +77,9 @@ pub enum NetCommand {
     Timer {
         at: Timestamp,
     },
+    /// The watchdog's probe: answered by the network loop itself, so an
+    /// answer says the loop turns.
+    Probe(tokio::sync::oneshot::Sender<()>),
 }
 
 #[derive(Debug, Clone)]
@@ -120,70 +117,6 @@ pub type SharedNetState = Arc<Mutex<NetState>>;
 
 fn lock(state: &SharedNetState) -> std::sync::MutexGuard<'_, NetState> {
     state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Reads a `swarm.key` file: `/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex
-/// digits. A key others can read (group or world) is refused: officers
-/// are in the service's group and must not hold the fleet key.
-pub fn read_psk(path: &Path) -> Result<PreSharedKey, NetError> {
-    use std::os::unix::fs::PermissionsExt;
-    let bad = |detail: String| NetError::Psk { path: path.to_path_buf(), detail };
-    let mode = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(bad(format!(
-            "mode {:o} lets others read it; it must be readable by the service user only (chmod 600)",
-            mode & 0o777
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    text.trim().parse::<PreSharedKey>().map_err(|e| {
-        bad(format!("{e}; expected the libp2p swarm.key format: /key/swarm/psk/1.0.0/, /base16/, 64 hex digits"))
-    })
-}
-
-/// The node's libp2p identity, created on first start and kept with mode
-/// 0600 in the data directory.
-pub fn node_key(data_dir: &Path) -> Result<Keypair, NetError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let path = data_dir.join(NODE_KEY_FILE);
-    let bad = |detail: String| NetError::NodeKey { path: path.clone(), detail };
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let mode = std::fs::metadata(&path).map_err(|e| bad(e.to_string()))?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(bad(format!("mode {:o} lets others read it; chmod 600", mode & 0o777)));
-            }
-            Keypair::from_protobuf_encoding(&bytes).map_err(|e| bad(format!("does not decode: {e}")))
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            let key = Keypair::generate_ed25519();
-            let bytes = key.to_protobuf_encoding().map_err(|e| bad(e.to_string()))?;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| bad(e.to_string()))?;
-            std::io::Write::write_all(&mut file, &bytes).map_err(|e| bad(e.to_string()))?;
-            file.sync_all().map_err(|e| bad(e.to_string()))?;
-            tracing::info!(path = %path.display(), peer_id = %key.public().to_peer_id(), "created the node key");
-            Ok(key)
-        }
-        Err(err) => Err(bad(err.to_string())),
-    }
-}
-
-/// The node key as the model signs with it: the same ed25519 key libp2p
-/// authenticates the node with, so a peer id is the key that signs.
-pub fn signer_of(key: &Keypair) -> Result<outpost_model::trust::Signer, NetError> {
-    let ed25519 = key.clone().try_into_ed25519().map_err(|e| NetError::NodeKey {
-        path: std::path::PathBuf::from(NODE_KEY_FILE),
-        detail: format!("not an ed25519 key: {e}"),
-    })?;
-    let secret = ed25519.secret();
-    let mut bytes = [0u8; 32];
-    bytes.copy_from_slice(secret.as_ref());
-    Ok(outpost_model::trust::Signer::from_secret(bytes))
 }
 
 /// The swarm's behaviour: the sync streams, and mDNS when enabled.
@@ -432,6 +365,9 @@ pub async fn run(
                     let wait = (at.as_millis() - crate::engine_now().as_millis()).max(0) as u64;
                     timer = Some(tokio::time::Instant::now() + Duration::from_millis(wait));
                 }
+                NetCommand::Probe(reply) => {
+                    let _ = reply.send(());
+                }
             },
             event = swarm.select_next_some() => match event {
                 SwarmEvent::NewListenAddr { address, .. } => {
@@ -626,8 +562,6 @@ async fn read_frames(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::os::unix::fs::PermissionsExt;
-
     use super::*;
 
     #[test]
@@ -642,17 +576,5 @@ mod tests {
         let mut kept: Vec<&String> = peers.keys().collect();
         kept.sort();
         assert_eq!(kept, ["p0", "p3", "p4"], "the connected one stays, however old");
-    }
-
-    #[test]
-    fn a_fleet_key_others_can_read_is_refused_by_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("swarm.key");
-        std::fs::write(&path, format!("/key/swarm/psk/1.0.0/\n/base16/\n{}\n", "ab".repeat(32))).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let err = read_psk(&path).unwrap_err().to_string();
-        assert!(err.contains("swarm.key") && err.contains("mode 640") && err.contains("chmod 600"), "{err}");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(read_psk(&path).is_ok());
     }
 }

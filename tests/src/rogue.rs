@@ -108,7 +108,7 @@ impl Rogue {
         let key = libp2p::identity::Keypair::ed25519_from_bytes(secret).expect("an ed25519 key");
         let peer_id = key.public().to_peer_id().to_string();
         assert_eq!(peer_id, signer.public().peer_id(), "libp2p and the model agree on the peer id");
-        let psk = outpost_daemon::net::read_psk(psk).expect("the fleet key");
+        let psk = outpost_daemon::keys::read_psk_file(psk).expect("the fleet key");
         let mut engine = Engine::new(EngineConfig::new(signer.public(), name, Trust::Fleet { anchor }));
         if let Some(roster) = roster {
             engine.set_roster(roster).expect("a roster that verifies");

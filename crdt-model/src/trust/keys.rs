@@ -163,6 +163,27 @@ pub fn secret_file(signer: &Signer) -> String {
     )
 }
 
+/// The start of a node key file: libp2p's protobuf `PrivateKey` message,
+/// field 1 (key type) = 1 (Ed25519), field 2 (data) of 64 bytes: the
+/// secret half, then the public half.
+const NODE_KEY_FILE_PREFIX: [u8; 4] = [0x08, 0x01, 0x12, 0x40];
+
+/// The node key in a node key file (`node.key`, as `outpostd --init`
+/// writes it: libp2p's encoding of an ed25519 keypair), so that a tool
+/// can print a node's peer id without the daemon or libp2p.
+pub fn parse_node_key_file(bytes: &[u8]) -> Result<Signer, TrustError> {
+    let bad = |why: &str| TrustError::BadKey(format!("not a node key file: {why}"));
+    let pair = bytes.strip_prefix(&NODE_KEY_FILE_PREFIX[..]).ok_or_else(|| bad("not an ed25519 libp2p keypair"))?;
+    let pair: &[u8; 64] = pair.try_into().map_err(|_| bad("wrong length"))?;
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(&pair[..32]);
+    let signer = Signer::from_secret(secret);
+    if signer.public().0[..] != pair[32..] {
+        return Err(bad("its public half does not belong to its secret half"));
+    }
+    Ok(signer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +223,19 @@ mod tests {
         assert_eq!(PublicKey::parse_hex(&hex).unwrap(), signer.public());
         assert!(PublicKey::parse_hex("abc").is_err());
         assert_ne!(actor_prefix(&signer.public()), actor_prefix(&Signer::from_secret([8u8; 32]).public()));
+    }
+
+    #[test]
+    fn node_key_files_decode_and_mismatched_halves_are_refused() {
+        let signer = Signer::from_secret([4u8; 32]);
+        let mut file = NODE_KEY_FILE_PREFIX.to_vec();
+        file.extend_from_slice(&signer.secret());
+        file.extend_from_slice(&signer.public().0);
+        assert_eq!(parse_node_key_file(&file).unwrap().public(), signer.public());
+        let mut wrong = file.clone();
+        wrong[40] ^= 1;
+        assert!(parse_node_key_file(&wrong).unwrap_err().to_string().contains("public half"));
+        assert!(parse_node_key_file(&file[..60]).is_err());
+        assert!(parse_node_key_file(b"/key/swarm/psk/1.0.0/").is_err());
     }
 }

@@ -125,6 +125,9 @@ pub enum WriteOp {
     AuditLog {
         post: String,
     },
+    /// The watchdog's probe: answered from memory, so an answer says the
+    /// writer takes jobs.
+    Health,
 }
 
 #[derive(Debug)]
@@ -176,8 +179,22 @@ pub struct TrustReport {
     pub attested: std::collections::BTreeMap<String, u64>,
 }
 
+/// What the watchdog and systemd's STATUS= line read: from memory only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthSnapshot {
+    /// Peers connected and past their hello.
+    pub peers_ready: usize,
+    /// Documents some connected peer holds differently.
+    pub documents_differing: usize,
+    /// Changes held until a roster lets them in.
+    pub held: u64,
+    /// The store failed its last write and is being retried.
+    pub storage_failing: bool,
+}
+
 #[derive(Debug)]
 pub enum Written {
+    Health(HealthSnapshot),
     Entries(Vec<Entry>),
     Incident(Box<Incident>),
     Audited,

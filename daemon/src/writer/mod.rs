@@ -47,8 +47,8 @@ pub mod trust;
 
 mod api;
 pub use api::{
-    Caller, Job, PeerDocs, Replication, ReplicationInput, SharedIndex, SyncReport, TrustReport, WriteOp,
-    WriterSettings, Written,
+    Caller, HealthSnapshot, Job, PeerDocs, Replication, ReplicationInput, SharedIndex, SyncReport, TrustReport,
+    WriteOp, WriterSettings, Written,
 };
 mod core;
 pub use self::core::WriterCore;
@@ -144,6 +144,7 @@ impl Writer {
             }
             WriteOp::SyncReport => Ok(Written::SyncReport(Box::new(self.sync_report()))),
             WriteOp::TrustReport => Ok(Written::TrustReport(Box::new(self.trust_report()))),
+            WriteOp::Health => Ok(Written::Health(self.health())),
             WriteOp::PublishRoster(bytes) => self.publish_roster(&bytes, caller).map(Written::RosterPublished),
             WriteOp::RevocationCut { peer } => self.cut_for(&peer, caller).map(Written::Cut),
             officer => self.officer_write(officer, caller),

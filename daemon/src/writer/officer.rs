@@ -79,6 +79,7 @@ impl Writer {
             | WriteOp::Replication(_)
             | WriteOp::SyncReport
             | WriteOp::TrustReport
+            | WriteOp::Health
             | WriteOp::PublishRoster(_)
             | WriteOp::RevocationCut { .. }
             | WriteOp::AuditLog { .. } => Err(internal("not an officer's write")),

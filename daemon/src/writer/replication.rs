@@ -276,6 +276,24 @@ impl Writer {
         count
     }
 
+    pub(super) fn health(&self) -> super::HealthSnapshot {
+        let mut snapshot = super::HealthSnapshot {
+            held: self.quarantine.len(),
+            storage_failing: self.storage_broken.is_some(),
+            ..Default::default()
+        };
+        if let Some(replication) = self.replication.as_ref() {
+            let engine = &replication.engine;
+            let mut differing = std::collections::BTreeSet::new();
+            for summary in engine.connected_peers().filter_map(|p| engine.peer_summary(p)) {
+                snapshot.peers_ready += usize::from(summary.ready);
+                differing.extend(summary.differing);
+            }
+            snapshot.documents_differing = differing.len();
+        }
+        snapshot
+    }
+
     pub(super) fn sync_report(&mut self) -> SyncReport {
         let trust = self.trust_report();
         let Some(replication) = self.replication.as_ref() else { return SyncReport { trust, ..SyncReport::default() } };

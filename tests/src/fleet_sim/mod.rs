@@ -502,6 +502,8 @@ impl Fleet {
                 NetCommand::Send { peer, lane, frame } => self.send(node, peer, lane, frame),
                 NetCommand::Disconnect { peer } => self.close(node, &peer, "the writer closed the connection"),
                 NetCommand::Timer { at } => self.set_timer(node, at),
+                // Only the daemon's watchdog probes the network loop.
+                NetCommand::Probe(reply) => drop(reply),
             }
         }
         Some(answer)
