@@ -74,10 +74,12 @@ pub enum DaemonError {
 }
 
 impl DaemonError {
-    /// A mistake in the configuration or its keys, which a restart cannot
-    /// mend (the unit's RestartPreventExitStatus= keys off it).
-    pub fn is_configuration(&self) -> bool {
-        matches!(self, Self::Key(_))
+    /// A mistake a restart cannot mend: the configuration, a key, or a
+    /// store this build must not open (written by a newer release, or an
+    /// older one with no migration). The daemon exits 78 on these and the
+    /// unit's RestartPreventExitStatus= keeps it from a restart loop.
+    pub fn restart_cannot_mend(&self) -> bool {
+        matches!(self, Self::Key(_) | Self::Store(StoreError::TooNew { .. } | StoreError::NoMigration { .. }))
     }
 }
 

@@ -12,7 +12,8 @@ use outpost_daemon::config::{self, Overrides, ProcessEnvironment};
 /// and serves the `outpost` command over a Unix socket.
 ///
 /// Exit codes: 0 done; 1 the daemon failed while running; 78 the
-/// configuration or a key is wrong (the unit does not restart on 78).
+/// configuration or a key is wrong, or the store is from a newer release
+/// (the unit does not restart on 78).
 #[derive(Debug, Parser)]
 #[command(name = "outpostd", version)]
 struct Args {
@@ -67,7 +68,8 @@ struct Args {
 }
 
 /// EX_CONFIG from sysexits.h: the unit's RestartPreventExitStatus=78
-/// keeps a wrong config or a missing key from a restart loop.
+/// keeps a wrong config, a missing key or a store from a newer release
+/// from a restart loop.
 const EXIT_CONFIG: u8 = 78;
 /// The async runtime's threads at most; with the blocking pool, the
 /// writer and the main thread they stay well under the unit's TasksMax=64.
@@ -206,7 +208,7 @@ fn main() -> ExitCode {
         Err(err) => {
             tracing::error!(error = %err, "outpostd failed");
             eprintln!("outpostd: {err}");
-            if err.is_configuration() { ExitCode::from(EXIT_CONFIG) } else { ExitCode::FAILURE }
+            if err.restart_cannot_mend() { ExitCode::from(EXIT_CONFIG) } else { ExitCode::FAILURE }
         }
     }
 }

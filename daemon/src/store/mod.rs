@@ -139,6 +139,38 @@ impl StoreError {
     }
 }
 
+/// Whether this build may open a table recorded at format `found`.
+fn check_format(table: &str, found: u32, supported: u32) -> Result<(), StoreError> {
+    if found > supported {
+        return Err(StoreError::TooNew { table: table.to_string(), found, supported });
+    }
+    if found < supported {
+        return Err(StoreError::NoMigration { table: table.to_string(), found, supported });
+    }
+    Ok(())
+}
+
+/// Reads the table versions of an existing database without opening it
+/// for writing, and refuses one this build must not open: opening it for
+/// writing would already change the file (redb marks it open), and a
+/// store from a newer release must go back to that release untouched. A
+/// file that cannot be read this way (new, empty, or in need of repair) is
+/// left to the normal open, which checks the versions again.
+fn refuse_unsupported_format(path: &Path) -> Result<(), StoreError> {
+    if std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true) {
+        return Ok(());
+    }
+    let Ok(database) = redb::Builder::new().open_read_only(path) else { return Ok(()) };
+    let Ok(txn) = database.begin_read() else { return Ok(()) };
+    let Ok(versions) = txn.open_table(TABLE_VERSIONS) else { return Ok(()) };
+    for (table, supported) in FORMAT {
+        if let Some(found) = versions.get(*table).map_err(db)?.map(|v| v.value()) {
+            check_format(table, found, *supported)?;
+        }
+    }
+    Ok(())
+}
+
 /// The database holds every watchlist and incident and the audit log:
 /// only the daemon's user reads it, whatever the umask, or the mode a copy
 /// was restored with. Officers read through the socket. A missing file is
@@ -254,6 +286,9 @@ impl Store {
             Medium::Memory => PathBuf::from("(memory)"),
             Medium::Simulated(_) => PathBuf::from("(simulated disk)"),
         };
+        if let Medium::File(_) = medium {
+            refuse_unsupported_format(&path)?;
+        }
         let (db, repaired_on_open) = open_database(&medium, &path)?;
         if repaired_on_open {
             tracing::warn!(path = %path.display(), "database was not closed cleanly and needed repair");
@@ -316,13 +351,7 @@ impl Store {
                     None => {
                         versions.insert(*table, *supported).map_err(db)?;
                     }
-                    Some(found) if found > *supported => {
-                        return Err(StoreError::TooNew { table: table.to_string(), found, supported: *supported });
-                    }
-                    Some(found) if found < *supported => {
-                        return Err(StoreError::NoMigration { table: table.to_string(), found, supported: *supported });
-                    }
-                    Some(_) => {}
+                    Some(found) => check_format(table, found, *supported)?,
                 }
             }
             let mut meta = txn.open_table(META).map_err(db)?;
