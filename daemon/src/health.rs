@@ -44,25 +44,42 @@ impl std::fmt::Display for Stalled {
     }
 }
 
+/// What a probe found when both loops that run answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Healthy {
+    pub snapshot: HealthSnapshot,
+    /// The network loop has ended (it logged why): the post serves
+    /// officers but no longer replicates. A restart would not mend what
+    /// stopped it (a listen address taken, say), so this is reported, not
+    /// treated as a stall.
+    pub network_ended: bool,
+}
+
 impl Probes {
-    /// Asks both loops, each within `within`.
-    pub async fn probe(&self, within: Duration) -> Result<HealthSnapshot, Stalled> {
-        let writer = tokio::time::timeout(within, self.writer.submit(WriteOp::Health, &Caller::daemon())).await;
-        let snapshot = match writer {
-            Ok(Ok(Written::Health(snapshot))) => snapshot,
-            _ => return Err(Stalled::Writer),
+    /// Asks both loops at once, both within `within`.
+    pub async fn probe(&self, within: Duration) -> Result<Healthy, Stalled> {
+        let writer = async {
+            match self.writer.submit(WriteOp::Health, &Caller::daemon()).await {
+                Ok(Written::Health(snapshot)) => Some(snapshot),
+                _ => None,
+            }
         };
-        if let Some(net) = &self.net {
+        let network = async {
+            let Some(net) = &self.net else { return false };
             let (reply, answer) = oneshot::channel();
             if net.send(NetCommand::Probe(reply)).is_err() {
-                return Err(Stalled::Network);
+                // The loop's receiver is gone: it returned.
+                return true;
             }
-            match tokio::time::timeout(within, answer).await {
-                Ok(Ok(())) => {}
-                _ => return Err(Stalled::Network),
-            }
-        }
-        Ok(snapshot)
+            // Dropped unanswered: the loop ended meanwhile.
+            answer.await.is_err()
+        };
+        let deadline = tokio::time::Instant::now() + within;
+        let (writer, network) =
+            tokio::join!(tokio::time::timeout_at(deadline, writer), tokio::time::timeout_at(deadline, network));
+        let Ok(Some(snapshot)) = writer else { return Err(Stalled::Writer) };
+        let network_ended = network.map_err(|_| Stalled::Network)?;
+        Ok(Healthy { snapshot, network_ended })
     }
 
     fn peers_connected(&self) -> Option<usize> {
@@ -77,8 +94,12 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// The STATUS= line for a healthy post.
-pub fn status_line(snapshot: &HealthSnapshot, peers_connected: Option<usize>) -> String {
+pub fn status_line(healthy: &Healthy, peers_connected: Option<usize>) -> String {
+    let snapshot = &healthy.snapshot;
     let mut line = match peers_connected {
+        _ if healthy.network_ended => {
+            "serving officers; THE NETWORK STOPPED: this post no longer replicates (see the journal)".to_string()
+        }
         None => "serving officers; this post does not network".to_string(),
         Some(connected) => format!(
             "{}, {} ready; {} behind or ahead",
@@ -129,14 +150,14 @@ pub async fn supervise(probes: Probes, watchdog: Option<Duration>, mut stop: wat
     loop {
         let verdict = probes.probe(within).await;
         let status = match &verdict {
-            Ok(snapshot) => {
+            Ok(healthy) => {
                 if let Some(was) = stalled.take() {
                     tracing::warn!(stalled = %was, "answers again; watchdog pings resume");
                 }
                 if watchdog.is_some() {
                     notify(&[sd_notify::NotifyState::Watchdog]);
                 }
-                status_line(snapshot, probes.peers_connected())
+                status_line(healthy, probes.peers_connected())
             }
             Err(which) => {
                 if stalled != Some(*which) {
@@ -164,13 +185,22 @@ mod tests {
 
     #[test]
     fn status_lines_say_what_the_post_is_doing() {
+        let healthy = |snapshot: HealthSnapshot| Healthy { snapshot, network_ended: false };
         let mut snapshot = HealthSnapshot { peers_ready: 2, documents_differing: 1, ..Default::default() };
-        assert_eq!(status_line(&snapshot, Some(3)), "3 peers connected, 2 ready; 1 document behind or ahead");
+        assert_eq!(
+            status_line(&healthy(snapshot.clone()), Some(3)),
+            "3 peers connected, 2 ready; 1 document behind or ahead"
+        );
         snapshot.held = 4;
         snapshot.storage_failing = true;
-        let line = status_line(&snapshot, Some(1));
+        let line = status_line(&healthy(snapshot), Some(1));
         assert!(line.starts_with("1 peer connected"), "{line}");
         assert!(line.contains("4 changes held for a roster") && line.contains("STORAGE FAILING"), "{line}");
-        assert_eq!(status_line(&HealthSnapshot::default(), None), "serving officers; this post does not network");
+        assert_eq!(
+            status_line(&healthy(HealthSnapshot::default()), None),
+            "serving officers; this post does not network"
+        );
+        let ended = Healthy { snapshot: HealthSnapshot::default(), network_ended: true };
+        assert!(status_line(&ended, Some(0)).contains("THE NETWORK STOPPED"));
     }
 }

@@ -146,6 +146,7 @@ pub fn create_node_key(path: &Path) -> std::io::Result<(Keypair, bool)> {
     let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            check_private(path).map_err(|e| std::io::Error::other(format!("{} exists but {e}", path.display())))?;
             let existing = std::fs::read(path)?;
             let key = Keypair::from_protobuf_encoding(&existing)
                 .map_err(|e| std::io::Error::other(format!("{} exists but does not decode: {e}", path.display())))?;

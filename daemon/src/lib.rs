@@ -153,12 +153,6 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 /// ready (the control socket accepts requests), how it is, and that it
 /// stops.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
-    let outcome = serve(config, shutdown).await;
-    health::stopping();
-    outcome
-}
-
-async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let started = Instant::now();
     let started_at = now();
     if !config.data_dir.exists() {
@@ -294,6 +288,7 @@ async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(),
             Err(DaemonError::WriterStopped)
         }
     };
+    health::stopping();
     let _ = health_stop.send(true);
     let _ = supervisor.await;
     let _ = stop.send(true);

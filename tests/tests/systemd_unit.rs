@@ -75,6 +75,10 @@ struct UnitEnvironment {
 
 impl UnitEnvironment {
     fn new(fleet: &FleetKey) -> Self {
+        Self::listening_on(fleet, free_port())
+    }
+
+    fn listening_on(fleet: &FleetKey, port: u16) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         for (name, mode) in [("state", 0o700), ("run", 0o750), ("credentials", 0o700)] {
             let path = dir.path().join(name);
@@ -90,8 +94,7 @@ impl UnitEnvironment {
             "node_name = \"kz-nurzhol\"\nauthority = \"KAZ-BS\"\nutc_offset = \"+05:00\"\n\
              node_key_file = \"/etc/outpost/node.key\"\n\
              [network]\npsk_file = \"/etc/outpost/swarm.key\"\npsk_only = true\nmdns = false\n\
-             listen = [\"/ip4/127.0.0.1/tcp/{}\"]\n",
-            free_port()
+             listen = [\"/ip4/127.0.0.1/tcp/{port}\"]\n"
         );
         std::fs::write(dir.path().join("outpostd.toml"), config).expect("write the config");
         Self { dir }
@@ -242,6 +245,32 @@ fn started_as_the_unit_does_it_reports_ready_pings_while_healthy_and_stops_pingi
     let exit = daemon.wait().expect("wait for outpostd");
     assert!(exit.success(), "outpostd exited with {exit} on SIGTERM\n{}", unit.log());
     assert!(unit.log().contains("systemd watchdog on"), "{}", unit.log());
+}
+
+#[test]
+fn a_network_loop_that_ended_is_reported_while_the_pings_go_on() {
+    let fleet = FleetKey::generate();
+    // Someone else holds the post's port: the network cannot listen and
+    // its loop ends. Officers can still work, and a restart would not
+    // free the port, so the daemon says so and keeps pinging.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unit = UnitEnvironment::listening_on(&fleet, taken.local_addr().unwrap().port());
+    unit.init_node_key();
+    let mut manager = Manager::bind(&unit.path("notify.sock"));
+    let mut daemon = unit.start();
+    manager.wait_for("READY=1", START_DEADLINE, |l| l == "READY=1");
+    let status =
+        manager.wait_for("STATUS= saying the network stopped", WATCHDOG * 5, |l| l.contains("NETWORK STOPPED"));
+    assert!(!status.contains("STALLED"), "{status}");
+    for n in 0..3 {
+        manager.wait_for(&format!("watchdog ping {n} with the network ended"), WATCHDOG, |l| l == "WATCHDOG=1");
+    }
+    assert!(unit.log().contains("cannot listen on"), "{}", unit.log());
+    let search = unit.outpost(&["watchlist", "list"]);
+    assert_eq!(search.code, 0, "officers still work: {search:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .expect("SIGTERM outpostd");
+    assert!(daemon.wait().unwrap().success(), "{}", unit.log());
 }
 
 #[test]
