@@ -365,71 +365,6 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
     })
 }
 
-/// What `outpostd --check-config` found besides errors.
-#[derive(Debug, Default)]
-pub struct CheckReport {
-    /// Things that would stop or limit the daemon but are normal on a
-    /// fresh install: key files not made yet, groups not created yet.
-    pub warnings: Vec<String>,
-}
-
-/// Validates the configuration as `load` does, then looks for the files
-/// and groups it names, reporting their absence as warnings.
-pub fn check(overrides: &Overrides, env: &dyn Environment) -> Result<CheckReport, ConfigError> {
-    let config = load(overrides, env)?;
-    let mut report = CheckReport::default();
-    let key_warning = |what: &str, source: &KeySource, remedy: &str| -> Option<String> {
-        let path = source.path();
-        match std::fs::metadata(&path) {
-            Ok(meta) => {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = meta.permissions().mode() & 0o777;
-                (mode & 0o077 != 0).then(|| {
-                    format!("{what} {source} has mode {mode:o}: outpostd refuses a key others can read (chmod 600)")
-                })
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                Some(format!("{what} {source} does not exist yet: {remedy}"))
-            }
-            Err(err) => Some(format!("{what} {source} cannot be checked: {err}")),
-        }
-    };
-    if !config.node_key.create_if_missing
-        && let Some(warning) = key_warning("the node key", &config.node_key.source, "create it with `outpostd --init`")
-    {
-        report.warnings.push(warning);
-    }
-    match &config.network {
-        Some(network) => {
-            if let Some(warning) =
-                key_warning("the fleet key", &network.psk, "copy the fleet's swarm.key there (mode 0600)")
-            {
-                report.warnings.push(warning);
-            }
-            if network.membership == Membership::Nobody {
-                report.warnings.push(
-                    "no fleet_admin is set: this post replicates with nobody until [network] fleet_admin names the \
-                     fleet admin's public key"
-                        .into(),
-                );
-            }
-        }
-        None => report.warnings.push("no psk_file is set: this post does not network".into()),
-    }
-    for (role, group) in [
-        ("officer", &config.roles.officer),
-        ("supervisor", &config.roles.supervisor),
-        ("auditor", &config.roles.auditor),
-    ] {
-        if !matches!(nix::unistd::Group::from_name(group), Ok(Some(_))) {
-            report.warnings.push(format!(
-                "the {role} group {group:?} does not exist: nobody holds that role (the package's sysusers file creates the default groups)"
-            ));
-        }
-    }
-    Ok(report)
-}
-
 fn role_groups(raw: RawRoles) -> Result<RoleGroups, ConfigError> {
     let defaults = RoleGroups::default();
     let check = |field: &'static str, value: Option<String>, default: String| match value {
@@ -501,11 +436,11 @@ fn network(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[derive(Default)]
-    struct FakeEnv(Vec<(&'static str, &'static str)>);
+    pub(crate) struct FakeEnv(pub(crate) Vec<(&'static str, &'static str)>);
 
     impl Environment for FakeEnv {
         fn var(&self, name: &str) -> Option<String> {
@@ -519,7 +454,7 @@ mod tests {
         }
     }
 
-    fn with_file(text: &str) -> (tempfile::TempDir, Overrides) {
+    pub(crate) fn with_file(text: &str) -> (tempfile::TempDir, Overrides) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("outpostd.toml");
         std::fs::write(&path, text).unwrap();
@@ -650,27 +585,6 @@ mod tests {
             load(&overrides, &FakeEnv::default()).unwrap().log_level.as_deref(),
             Some("outpost_daemon=debug,info")
         );
-    }
-
-    #[test]
-    fn check_config_warns_of_missing_keys_and_groups_but_passes() {
-        let dir = tempfile::tempdir().unwrap();
-        let admin = outpost_model::trust::Signer::from_secret([5; 32]).public().to_hex();
-        let text = format!(
-            "authority = \"KAZ-BS\"\ndata_dir = \"{0}\"\nnode_key_file = \"{0}/node.key\"\n[roles]\nauditor = \"no-such-group-here\"\n[network]\npsk_file = \"{0}/swarm.key\"\nfleet_admin = \"{admin}\"\n",
-            dir.path().display()
-        );
-        let (_file, overrides) = with_file(&text);
-        let report = check(&overrides, &FakeEnv::default()).unwrap();
-        let all = report.warnings.join("\n");
-        assert!(all.contains("node.key does not exist yet: create it with `outpostd --init`"), "{all}");
-        assert!(all.contains("swarm.key does not exist yet"), "{all}");
-        assert!(all.contains("\"no-such-group-here\" does not exist"), "{all}");
-        crate::keys::create_node_key(&dir.path().join("node.key")).unwrap();
-        let report = check(&overrides, &FakeEnv::default()).unwrap();
-        assert!(!report.warnings.join("\n").contains("node.key"), "{:?}", report.warnings);
-        let (_file, overrides) = with_file("authority = \"KAZ-BS\"\nsocket_mode = 5\n");
-        assert!(check(&overrides, &FakeEnv::default()).unwrap_err().to_string().contains("socket_mode"));
     }
 
     #[test]

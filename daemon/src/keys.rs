@@ -80,31 +80,59 @@ enum Missing {
     FleetKey,
 }
 
-/// Refuses a key file others can read: officers are in the service's
-/// group and must hold neither key.
-fn check_private(path: &Path) -> Result<(), String> {
+/// A key file as found: what `--check-config` reports and what reading
+/// a key refuses.
+#[derive(Debug)]
+pub enum KeyFile {
+    Missing,
+    /// Group or others may read it: officers are in the service's group
+    /// and must hold neither key.
+    Readable {
+        mode: u32,
+    },
+    Private(Vec<u8>),
+    Unreadable(std::io::Error),
+}
+
+/// Opens `path` once and checks the mode of what was opened, so that the
+/// file read is the file checked.
+pub fn inspect(path: &Path) -> KeyFile {
+    use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path).map_err(|e| e.to_string())?.permissions().mode();
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return KeyFile::Missing,
+        Err(err) => return KeyFile::Unreadable(err),
+    };
+    let mode = match file.metadata() {
+        Ok(meta) => meta.permissions().mode() & 0o777,
+        Err(err) => return KeyFile::Unreadable(err),
+    };
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "mode {:o} lets others read it; it must be readable by its owner only (chmod 600)",
-            mode & 0o777
-        ));
+        return KeyFile::Readable { mode };
     }
-    Ok(())
+    let mut bytes = Vec::new();
+    match file.read_to_end(&mut bytes) {
+        Ok(_) => KeyFile::Private(bytes),
+        Err(err) => KeyFile::Unreadable(err),
+    }
+}
+
+fn readable_by_others(mode: u32) -> String {
+    format!("mode {mode:o} lets others read it; it must be readable by its owner only (chmod 600)")
 }
 
 /// Reads a fleet key in the `swarm.key` format: `/key/swarm/psk/1.0.0/`,
 /// `/base16/`, 64 hex digits.
 pub fn read_psk(source: &KeySource) -> Result<PreSharedKey, KeyError> {
     let bad = |detail: String| KeyError::Psk { from: source.clone(), detail };
-    let path = source.path();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(bad(source.remedy(Missing::FleetKey))),
-        Err(err) => return Err(bad(err.to_string())),
+    let bytes = match inspect(&source.path()) {
+        KeyFile::Private(bytes) => bytes,
+        KeyFile::Missing => return Err(bad(source.remedy(Missing::FleetKey))),
+        KeyFile::Readable { mode } => return Err(bad(readable_by_others(mode))),
+        KeyFile::Unreadable(err) => return Err(bad(err.to_string())),
     };
-    check_private(&path).map_err(bad)?;
+    let text = String::from_utf8(bytes).map_err(|_| bad("is not text".into()))?;
     text.trim().parse::<PreSharedKey>().map_err(|e| {
         bad(format!("{e}; expected the libp2p swarm.key format: /key/swarm/psk/1.0.0/, /base16/, 64 hex digits"))
     })
@@ -122,18 +150,18 @@ pub fn read_psk_file(path: &Path) -> Result<PreSharedKey, KeyError> {
 pub fn node_key(source: &KeySource, create_if_missing: bool) -> Result<Keypair, KeyError> {
     let bad = |detail: String| KeyError::NodeKey { from: source.clone(), detail };
     let path = source.path();
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            check_private(&path).map_err(bad)?;
+    match inspect(&path) {
+        KeyFile::Private(bytes) => {
             Keypair::from_protobuf_encoding(&bytes).map_err(|e| bad(format!("does not decode: {e}")))
         }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound && create_if_missing => {
+        KeyFile::Missing if create_if_missing => {
             let (key, _) = create_node_key(&path).map_err(|e| bad(e.to_string()))?;
             tracing::info!(path = %path.display(), peer_id = %key.public().to_peer_id(), "created the node key");
             Ok(key)
         }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(bad(source.remedy(Missing::NodeKey))),
-        Err(err) => Err(bad(err.to_string())),
+        KeyFile::Missing => Err(bad(source.remedy(Missing::NodeKey))),
+        KeyFile::Readable { mode } => Err(bad(readable_by_others(mode))),
+        KeyFile::Unreadable(err) => Err(bad(err.to_string())),
     }
 }
 
@@ -146,10 +174,15 @@ pub fn create_node_key(path: &Path) -> std::io::Result<(Keypair, bool)> {
     let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            check_private(path).map_err(|e| std::io::Error::other(format!("{} exists but {e}", path.display())))?;
-            let existing = std::fs::read(path)?;
+            let exists_but = |why: String| std::io::Error::other(format!("{} exists but {why}", path.display()));
+            let existing = match inspect(path) {
+                KeyFile::Private(bytes) => bytes,
+                KeyFile::Readable { mode } => return Err(exists_but(readable_by_others(mode))),
+                KeyFile::Missing => return Err(exists_but("vanished while read".into())),
+                KeyFile::Unreadable(err) => return Err(err),
+            };
             let key = Keypair::from_protobuf_encoding(&existing)
-                .map_err(|e| std::io::Error::other(format!("{} exists but does not decode: {e}", path.display())))?;
+                .map_err(|e| exists_but(format!("does not decode: {e}; move it away and run --init again")))?;
             return Ok((key, false));
         }
         Err(err) => return Err(err),
@@ -164,11 +197,11 @@ pub fn create_node_key(path: &Path) -> std::io::Result<(Keypair, bool)> {
 
 /// The node key as the model signs with it: the same ed25519 key libp2p
 /// authenticates the node with, so a peer id is the key that signs.
-pub fn signer_of(key: &Keypair) -> Result<outpost_model::trust::Signer, KeyError> {
-    let ed25519 = key.clone().try_into_ed25519().map_err(|e| KeyError::NodeKey {
-        from: KeySource::File(PathBuf::from(NODE_KEY_FILE)),
-        detail: format!("not an ed25519 key: {e}"),
-    })?;
+pub fn signer_of(key: &Keypair, source: &KeySource) -> Result<outpost_model::trust::Signer, KeyError> {
+    let ed25519 = key
+        .clone()
+        .try_into_ed25519()
+        .map_err(|e| KeyError::NodeKey { from: source.clone(), detail: format!("not an ed25519 key: {e}") })?;
     let secret = ed25519.secret();
     let mut bytes = [0u8; 32];
     bytes.copy_from_slice(secret.as_ref());
@@ -223,6 +256,9 @@ mod tests {
         // The CLI reads the same file with the model alone.
         let signer = outpost_model::trust::keys::parse_node_key_file(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(signer.public().peer_id(), key.public().to_peer_id().to_string());
-        assert_eq!(signer.public(), signer_of(&key).unwrap().public());
+        assert_eq!(signer.public(), signer_of(&key, &KeySource::File(path.clone())).unwrap().public());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = create_node_key(&path).unwrap_err().to_string();
+        assert!(err.contains("exists but mode 644"), "{err}");
     }
 }

@@ -11,6 +11,7 @@ pub mod health;
 pub mod keys;
 pub mod logging;
 pub mod net;
+pub mod preflight;
 pub mod roles;
 pub mod service;
 pub mod store;
@@ -166,7 +167,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // The node's key signs every change it makes, networked or not; its
     // public half is the peer id an admin enrols.
     let key = keys::node_key(&config.node_key.source, config.node_key.create_if_missing)?;
-    let signer = keys::signer_of(&key)?;
+    let signer = keys::signer_of(&key, &config.node_key.source)?;
     let public = signer.public();
     let store = Arc::new(Store::open(&config.data_dir, public.actor_prefix())?);
     let index = load_index(&store)?;

@@ -148,7 +148,7 @@ fn init(overrides: &Overrides) -> ExitCode {
 
 /// `outpostd --check-config`: validates without starting anything.
 fn check_config(overrides: &Overrides) -> ExitCode {
-    match config::check(overrides, &ProcessEnvironment) {
+    match outpost_daemon::preflight::check(overrides, &ProcessEnvironment) {
         Ok(report) => {
             for warning in &report.warnings {
                 eprintln!("warning: {warning}");
