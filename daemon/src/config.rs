@@ -51,6 +51,9 @@ pub struct RawConfig {
     pub node_key_file: Option<PathBuf>,
     /// The log filter, e.g. `info` or `outpost_daemon=debug`.
     pub log_level: Option<String>,
+    /// Where the Prometheus endpoint listens, e.g. `127.0.0.1:9464`
+    /// (loopback only); absent: no endpoint.
+    pub metrics: Option<String>,
     pub network: Option<RawNetwork>,
     pub roles: Option<RawRoles>,
     pub credentials: Option<RawCredentials>,
@@ -170,6 +173,8 @@ pub struct Config {
     pub node_key: NodeKeyConfig,
     /// The log filter, if the file or a flag sets one.
     pub log_level: Option<String>,
+    /// The metrics endpoint's address, if any (loopback).
+    pub metrics: Option<std::net::SocketAddr>,
     /// `None`: no pre-shared key, so no networking.
     pub network: Option<NetworkConfig>,
     pub roles: RoleGroups,
@@ -268,6 +273,18 @@ pub fn node_key_file(overrides: &Overrides, env: &dyn Environment) -> Result<Pat
     Ok(data_dir(overrides, raw.data_dir, env)?.join(NODE_KEY_FILE))
 }
 
+/// The metrics endpoint's address: loopback only, since what it shows
+/// (peers, their names, traffic) is for the post's own monitoring agent;
+/// a centre scrapes through that agent or a tunnel.
+fn metrics_address(text: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    let addr: std::net::SocketAddr =
+        text.parse().map_err(|_| invalid("metrics", text, "write an address and port such as \"127.0.0.1:9464\""))?;
+    if !addr.ip().is_loopback() {
+        return Err(invalid("metrics", text, "the metrics endpoint listens on loopback only (127.0.0.1 or [::1])"));
+    }
+    Ok(addr)
+}
+
 /// The flag, else the file's `data_dir`, else the environment's default.
 fn data_dir(overrides: &Overrides, from_file: Option<PathBuf>, env: &dyn Environment) -> Result<PathBuf, ConfigError> {
     overrides
@@ -339,6 +356,7 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
         }
     };
     let log_level = overrides.log_level.clone().or(raw.log_level);
+    let metrics = raw.metrics.as_deref().map(metrics_address).transpose()?;
     if let Some(filter) = &log_level {
         tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| {
             invalid("log_level", filter, &format!("{e}; write e.g. \"info\" or \"outpost_daemon=debug\""))
@@ -353,6 +371,7 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
     Ok(Config {
         node_key,
         log_level,
+        metrics,
         node_name,
         authority,
         utc_offset,
@@ -530,6 +549,21 @@ pub(crate) mod tests {
         assert!(err.contains("unknown field `mnds`"), "{err}");
         assert!(err.contains("line 5"), "{err}");
         assert!(err.contains("outpostd.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_metrics_endpoint_is_off_by_default_and_loopback_only() {
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n");
+        assert_eq!(load(&overrides, &FakeEnv::default()).unwrap().metrics, None);
+        let (_dir, overrides) =
+            with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\nmetrics = \"127.0.0.1:9464\"\n");
+        assert_eq!(load(&overrides, &FakeEnv::default()).unwrap().metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        for bad in ["0.0.0.0:9464", "10.0.0.1:9464", "localhost"] {
+            let (_dir, overrides) =
+                with_file(&format!("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\nmetrics = \"{bad}\"\n"));
+            let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+            assert!(err.contains("metrics"), "{bad}: {err}");
+        }
     }
 
     #[test]

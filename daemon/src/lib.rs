@@ -10,6 +10,7 @@ pub mod control;
 pub mod health;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod preflight;
 pub mod roles;
@@ -150,6 +151,29 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     out
 }
 
+/// Starts the metrics endpoint on `addr`. Metrics are for watching the
+/// post, not for its work: a port that cannot be had is logged and the
+/// post runs without them.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    latencies: &metrics::Latencies,
+    probes: health::Probes,
+    store: Arc<Store>,
+    config: &Config,
+) -> Option<tokio::task::JoinHandle<()>> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(%addr, "metrics endpoint listening (GET /metrics)");
+            let exporter = Arc::new(metrics::Exporter::new(latencies, probes, store, config.data_dir.clone()));
+            Some(tokio::spawn(metrics::serve(listener, exporter)))
+        }
+        Err(err) => {
+            tracing::error!(%addr, error = %err, "cannot listen for metrics; running without them");
+            None
+        }
+    }
+}
+
 /// Runs the daemon until `shutdown` completes, telling systemd when it is
 /// ready (the control socket accepts requests), how it is, and that it
 /// stops.
@@ -170,6 +194,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let signer = keys::signer_of(&key, &config.node_key.source)?;
     let public = signer.public();
     let store = Arc::new(Store::open(&config.data_dir, public.actor_prefix())?);
+    let latencies = metrics::Latencies::default();
     let index = load_index(&store)?;
     let settings = WriterSettings {
         post: config.node_name.clone(),
@@ -182,6 +207,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         quarantine: writer::QuarantineLimits::default(),
         clock: Arc::new(clock::SystemClock),
         daemon_uid: nix::unistd::geteuid().as_raw(),
+        latencies: latencies.clone(),
     };
     // The key is checked before anything starts, so that a bad key file
     // stops the daemon with its name.
@@ -253,7 +279,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let probes =
         health::Probes { writer: writer.clone(), net: net_task.as_ref().map(|_| net_tx), net_state: info.net.clone() };
-    let service = Service::new(store.clone(), index, writer, info);
+    let metrics_task = match config.metrics {
+        Some(addr) => serve_metrics(addr, &latencies, probes.clone(), store.clone(), &config).await,
+        None => None,
+    };
+    let service = Service::new(store.clone(), index, writer, info, latencies);
     let (stop, stopped) = watch::channel(false);
     let server = tokio::spawn(control::serve(listener, service, stopped));
     tracing::info!(
@@ -292,6 +322,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     health::stopping();
     let _ = health_stop.send(true);
     let _ = supervisor.await;
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     let _ = stop.send(true);
     let _ = server.await;
     let _ = net_stop.send(true);

@@ -102,6 +102,20 @@ pub struct PeerStats {
     pub last_seen: Option<Timestamp>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// `bytes_sent` by lane, in the order of [`LANES`].
+    pub sent_by_lane: [u64; 4],
+}
+
+/// The lanes' names, in the order they are drained.
+pub const LANES: [&str; 4] = ["control", "watchlist", "incidents", "audit"];
+
+fn lane_index(lane: Lane) -> usize {
+    match lane {
+        Lane::Control => 0,
+        Lane::Watchlist => 1,
+        Lane::Incidents => 2,
+        Lane::Audit => 3,
+    }
 }
 
 /// What `outpost status` and `outpost peers` read while the network runs.
@@ -489,22 +503,16 @@ async fn write_frames(
     state: &SharedNetState,
 ) -> Result<(), String> {
     let mut lanes: [VecDeque<Vec<u8>>; 4] = Default::default();
-    let index = |lane: Lane| match lane {
-        Lane::Control => 0,
-        Lane::Watchlist => 1,
-        Lane::Incidents => 2,
-        Lane::Audit => 3,
-    };
     loop {
         while let Ok((lane, frame)) = queue.try_recv() {
-            lanes[index(lane)].push_back(frame);
+            lanes[lane_index(lane)].push_back(frame);
         }
-        let next = lanes.iter_mut().find_map(VecDeque::pop_front);
-        let frame = match next {
-            Some(frame) => frame,
+        let next = lanes.iter_mut().enumerate().find_map(|(lane, queue)| queue.pop_front().map(|f| (lane, f)));
+        let (lane, frame) = match next {
+            Some(next) => next,
             None => match queue.recv().await {
                 Some((lane, frame)) => {
-                    lanes[index(lane)].push_back(frame);
+                    lanes[lane_index(lane)].push_back(frame);
                     continue;
                 }
                 // The peer is gone: the queue's sender was dropped.
@@ -520,6 +528,7 @@ async fn write_frames(
         let mut s = lock(state);
         let stats = s.peers.entry(peer.to_string()).or_default();
         stats.bytes_sent += 4 + frame.len() as u64;
+        stats.sent_by_lane[lane] += 4 + frame.len() as u64;
     }
 }
 

@@ -57,6 +57,7 @@ pub struct Service {
     index: SharedIndex,
     writer: WriterHandle,
     info: Arc<NodeInfo>,
+    latencies: crate::metrics::Latencies,
 }
 
 fn internal(err: impl std::fmt::Display) -> ApiError {
@@ -109,8 +110,14 @@ fn resolved<T>(what: (&str, &str), text: &str, lookup: Lookup<T>) -> Result<T, A
 }
 
 impl Service {
-    pub fn new(store: Arc<Store>, index: SharedIndex, writer: WriterHandle, info: NodeInfo) -> Self {
-        Self { store, index, writer, info: Arc::new(info) }
+    pub fn new(
+        store: Arc<Store>,
+        index: SharedIndex,
+        writer: WriterHandle,
+        info: NodeInfo,
+        latencies: crate::metrics::Latencies,
+    ) -> Self {
+        Self { store, index, writer, info: Arc::new(info), latencies }
     }
 
     async fn blocking<T: Send + 'static>(
@@ -237,6 +244,7 @@ impl Service {
                 Ok(Response::Entries(EntryList { entries: entries.iter().map(|e| e.summary(today)).collect(), total }))
             }
             Request::WatchlistSearch(input) => {
+                let started = std::time::Instant::now();
                 let query = SearchQuery::parse(&input)?;
                 let today = self.today();
                 let index = self.index.clone();
@@ -254,6 +262,7 @@ impl Service {
                 );
                 let ids = matches.iter().map(|m| m.id.to_string()).collect();
                 self.audit(caller, "watchlist.search", Some(query.purpose), detail, ids).await?;
+                self.latencies.observe_search(started.elapsed());
                 Ok(Response::Matches(SearchResults { matches }))
             }
             Request::WatchlistAmend { id, amendment } => {

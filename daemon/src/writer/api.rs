@@ -179,7 +179,8 @@ pub struct TrustReport {
     pub attested: std::collections::BTreeMap<String, u64>,
 }
 
-/// What the watchdog and systemd's STATUS= line read: from memory only.
+/// What the watchdog, systemd's STATUS= line and the metrics read: from
+/// memory only.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HealthSnapshot {
     /// Peers connected and past their hello.
@@ -190,6 +191,21 @@ pub struct HealthSnapshot {
     pub held: u64,
     /// The store failed its last write and is being retried.
     pub storage_failing: bool,
+    /// Each connected peer, by peer id.
+    pub peers: Vec<PeerHealth>,
+    /// Changes refused from any peer since start, by reason.
+    pub refused: std::collections::BTreeMap<String, u64>,
+}
+
+/// One connected peer, as the engine sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerHealth {
+    pub peer: String,
+    /// The name it gave in its hello.
+    pub name: String,
+    pub last_reconciled: Option<Timestamp>,
+    /// Bytes of document frames received from it, by document kind.
+    pub received_by_kind: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug)]
@@ -230,6 +246,8 @@ pub struct WriterSettings {
     pub clock: Arc<dyn crate::clock::Clock>,
     /// The user the daemon runs as, for the audit records it writes itself.
     pub daemon_uid: u32,
+    /// Where commit latencies are observed, for the metrics.
+    pub latencies: crate::metrics::Latencies,
 }
 
 /// The replication engine and where its frames go; absent when networking

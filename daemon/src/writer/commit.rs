@@ -59,7 +59,10 @@ impl Writer {
         let release = batch.release.clone();
         let held: Vec<_> =
             batch.hold.iter().map(|(doc, hash, record)| super::quarantine::HeldRow::of(doc, *hash, record)).collect();
-        match self.store.commit(batch) {
+        let started = std::time::Instant::now();
+        let committed = self.store.commit(batch);
+        self.settings.latencies.observe_commit(started.elapsed());
+        match committed {
             Ok(receipt) => {
                 self.quarantine.committed(&release, held);
                 for (doc, seq) in receipt.change_seqs {

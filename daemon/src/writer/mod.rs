@@ -47,8 +47,8 @@ pub mod trust;
 
 mod api;
 pub use api::{
-    Caller, HealthSnapshot, Job, PeerDocs, Replication, ReplicationInput, SharedIndex, SyncReport, TrustReport,
-    WriteOp, WriterSettings, Written,
+    Caller, HealthSnapshot, Job, PeerDocs, PeerHealth, Replication, ReplicationInput, SharedIndex, SyncReport,
+    TrustReport, WriteOp, WriterSettings, Written,
 };
 mod core;
 pub use self::core::WriterCore;

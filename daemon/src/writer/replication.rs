@@ -285,11 +285,18 @@ impl Writer {
         if let Some(replication) = self.replication.as_ref() {
             let engine = &replication.engine;
             let mut differing = std::collections::BTreeSet::new();
-            for summary in engine.connected_peers().filter_map(|p| engine.peer_summary(p)) {
+            for (peer, summary) in engine.connected_peers().filter_map(|p| engine.peer_summary(p).map(|s| (p, s))) {
                 snapshot.peers_ready += usize::from(summary.ready);
                 differing.extend(summary.differing);
+                snapshot.peers.push(super::PeerHealth {
+                    peer: peer.0.clone(),
+                    name: summary.name,
+                    last_reconciled: summary.last_reconciled,
+                    received_by_kind: summary.received_by_kind,
+                });
             }
             snapshot.documents_differing = differing.len();
+            snapshot.refused = engine.refused_totals().iter().map(|(k, v)| (k.to_string(), *v)).collect();
         }
         snapshot
     }

@@ -42,6 +42,12 @@ impl WriterHandle {
         }
     }
 
+    /// Jobs waiting: officers' and peers'.
+    pub fn queued(&self) -> (usize, usize) {
+        let waiting = |queue: &mpsc::Sender<Job>| queue.max_capacity() - queue.capacity();
+        (waiting(&self.officers), waiting(&self.peers))
+    }
+
     /// Hands the writer an input without waiting for it to be handled.
     pub async fn notify(&self, op: WriteOp) -> bool {
         let (reply, _) = oneshot::channel();

@@ -26,6 +26,7 @@ pub fn start(store: Arc<Store>) -> (WriterHandle, std::thread::JoinHandle<()>) {
         quarantine: writer::QuarantineLimits::default(),
         clock: Arc::new(outpost_daemon::clock::SystemClock),
         daemon_uid: 0,
+        latencies: Default::default(),
     };
     let (handle, thread) = writer::spawn(store, index, settings, None).unwrap();
     (handle, thread.join)

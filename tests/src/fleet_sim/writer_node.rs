@@ -115,6 +115,7 @@ impl WriterNode {
             quarantine: QuarantineLimits::default(),
             clock,
             daemon_uid: DAEMON_UID,
+            latencies: Default::default(),
         };
         let mut config = EngineConfig::new(public, who.post, Trust::Fleet { anchor: who.anchor });
         config.limits = who.limits.clone();

@@ -293,6 +293,7 @@ impl Engine {
         let record = self.offences.entry(peer.clone()).or_default();
         for ((_, _, reason), (strike, detail)) in refused.iter().zip(judged) {
             *record.refused.entry(reason.kind()).or_default() += 1;
+            *self.refused_total.entry(reason.kind()).or_default() += 1;
             if strike {
                 record.strikes = record.strikes.saturating_add(1);
             }
@@ -300,6 +301,7 @@ impl Engine {
         }
         if bad_proofs > 0 {
             *record.refused.entry("bad-proof").or_default() += bad_proofs as u64;
+            *self.refused_total.entry("bad-proof").or_default() += bad_proofs as u64;
             record.strikes = record.strikes.saturating_add(u32::try_from(bad_proofs).unwrap_or(u32::MAX));
             out.problem(peer, Some(doc), format!("{bad_proofs} proof(s) did not verify under the key they name"));
         }

@@ -263,6 +263,9 @@ pub struct Engine {
     /// reconnects starts again from nothing neither in `outpost peers` nor
     /// towards its cut-off.
     offences: BTreeMap<PeerKey, fleet::Offences>,
+    /// Changes refused from any peer since start, by reason: `offences`
+    /// forgets peers, this never does (for the metrics).
+    refused_total: BTreeMap<&'static str, u64>,
     /// Proofs admitted during the current input, until the host has
     /// stored them: pushes made meanwhile carry them.
     fresh_proofs: sync::FreshProofs,
@@ -321,6 +324,7 @@ impl Engine {
             fleet: None,
             cut_off: BTreeMap::new(),
             offences: BTreeMap::new(),
+            refused_total: BTreeMap::new(),
             fresh_proofs: BTreeMap::new(),
             received_by_kind: BTreeMap::new(),
             periods: BTreeMap::new(),
@@ -373,6 +377,11 @@ impl Engine {
                 .map(|kinds| kinds.iter().map(|(k, v)| (k.to_string(), *v)).collect())
                 .unwrap_or_default(),
         })
+    }
+
+    /// Changes refused from any peer since start, by reason.
+    pub fn refused_totals(&self) -> &BTreeMap<&'static str, u64> {
+        &self.refused_total
     }
 
     /// The document held here that was longest ago shown to agree with any

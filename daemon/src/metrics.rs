@@ -1,0 +1,347 @@
+//! The optional Prometheus endpoint (`metrics = "127.0.0.1:9464"` in the
+//! config; off by default, loopback only): `GET /metrics` in the
+//! OpenMetrics text format, encoded by `prometheus-client`.
+//!
+//! Latencies are histograms the search path and the writer's commit feed
+//! as they happen. Everything else is read at scrape time, from where it
+//! already lives: the writer's health probe (peers, documents behind,
+//! refusals, the quarantine), the network's per-peer byte counts, the
+//! writer's queues, the store's counts and file, and the data
+//! directory's file system. A scrape costs one writer job and one read
+//! transaction.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::health::Probes;
+use crate::net::{LANES, PeerStats};
+use crate::store::{Counts, Store};
+use crate::writer::HealthSnapshot;
+
+/// How long a scrape waits for the writer's answer before it reports the
+/// writer as not responding.
+const WRITER_WAIT: Duration = Duration::from_secs(5);
+/// Scrapes answered at once; more wait for the accept loop.
+const MAX_SCRAPES: usize = 4;
+/// A request's head, at most; `GET /metrics` needs a few dozen bytes.
+const MAX_REQUEST_BYTES: usize = 8192;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The latency histograms, fed where the work happens.
+#[derive(Debug, Clone)]
+pub struct Latencies {
+    /// An officer's search, from request to answer (the audit record
+    /// included).
+    pub search: Histogram,
+    /// One durable commit of the writer.
+    pub commit: Histogram,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        // 0.5 ms to about 16 s, doubling.
+        let buckets = || Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        Self { search: buckets(), commit: buckets() }
+    }
+}
+
+impl Latencies {
+    pub fn observe_search(&self, took: Duration) {
+        self.search.observe(took.as_secs_f64());
+    }
+
+    pub fn observe_commit(&self, took: Duration) {
+        self.commit.observe(took.as_secs_f64());
+    }
+}
+
+/// What one scrape read, encoded by [`Gathered`].
+#[derive(Debug, Default)]
+struct Scrape {
+    /// `None`: the writer did not answer within [`WRITER_WAIT`].
+    health: Option<HealthSnapshot>,
+    networked: bool,
+    net_peers: Vec<(String, PeerStats)>,
+    queued_officers: usize,
+    queued_peers: usize,
+    counts: Option<Counts>,
+    store_bytes: u64,
+    disk: Option<(u64, u64)>,
+}
+
+#[derive(Debug, Default)]
+struct Gathered(Mutex<Scrape>);
+
+type Labels = Vec<(&'static str, String)>;
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result<(), std::fmt::Error> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// One metric family: a series per label set, each made by `metric`.
+fn family<V: Copy, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    (name, help): (&str, &str),
+    series: &[(Labels, V)],
+    metric: impl Fn(V) -> M,
+    kind: MetricType,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in series {
+        metric(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+/// The lane a document kind's frames travel in.
+fn lane_of_kind(kind: &str) -> &str {
+    match kind {
+        "watchlist" | "watchlists" => "watchlist",
+        "incidents" | "incident" => "incidents",
+        "audit" => "audit",
+        _ => "unknown",
+    }
+}
+
+impl Collector for Gathered {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let scrape = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let e = &mut encoder;
+        gauge(
+            e,
+            "writer_responding",
+            "1 if the writer answered the scrape's probe within 5 s",
+            i64::from(scrape.health.is_some()),
+        )?;
+        let queues = [("officers", scrape.queued_officers), ("peers", scrape.queued_peers)];
+        let queues: Vec<(Labels, f64)> =
+            queues.iter().map(|(q, n)| (vec![("queue", q.to_string())], *n as f64)).collect();
+        family(
+            e,
+            ("writer_queue_depth", "jobs waiting for the writer, by queue"),
+            &queues,
+            ConstGauge::new,
+            MetricType::Gauge,
+        )?;
+        if let Some(counts) = &scrape.counts {
+            gauge(e, "entries", "watchlist entries held", counts.entries as i64)?;
+            gauge(e, "incidents", "incidents held", counts.incidents as i64)?;
+            let audit = vec![(Labels::new(), counts.audit_records)];
+            family(
+                e,
+                ("audit_records", "audit records this post has written"),
+                &audit,
+                ConstCounter::new,
+                MetricType::Counter,
+            )?;
+        }
+        gauge(e, "store_bytes", "size of the database file", scrape.store_bytes as i64)?;
+        if let Some((free, total)) = scrape.disk {
+            gauge(e, "disk_free_bytes", "bytes free to the daemon on the data directory's file system", free as i64)?;
+            gauge(e, "disk_total_bytes", "size of the data directory's file system", total as i64)?;
+        }
+        let Some(health) = &scrape.health else { return Ok(()) };
+        gauge(e, "quarantine_changes", "changes held until a roster lets them in", health.held as i64)?;
+        gauge(
+            e,
+            "storage_failing",
+            "1 while the store refuses writes after an IO error",
+            i64::from(health.storage_failing),
+        )?;
+        let refused: Vec<(Labels, u64)> =
+            health.refused.iter().map(|(reason, n)| (vec![("reason", reason.clone())], *n)).collect();
+        family(
+            e,
+            ("rejected_changes", "changes from peers refused since start, by reason"),
+            &refused,
+            ConstCounter::new,
+            MetricType::Counter,
+        )?;
+        if !scrape.networked {
+            return Ok(());
+        }
+        let connected = scrape.net_peers.iter().filter(|(_, s)| s.connected).count();
+        gauge(e, "peers_connected", "peers with an open connection", connected as i64)?;
+        gauge(
+            e,
+            "documents_behind",
+            "documents some connected peer holds differently",
+            health.documents_differing as i64,
+        )?;
+        let name_of =
+            |peer: &str| health.peers.iter().find(|p| p.peer == peer).map(|p| p.name.clone()).unwrap_or_default();
+        let last_sync: Vec<(Labels, f64)> = health
+            .peers
+            .iter()
+            .filter_map(|p| {
+                let at = p.last_reconciled?;
+                Some((vec![("peer", p.peer.clone()), ("name", p.name.clone())], at.as_millis() as f64 / 1000.0))
+            })
+            .collect();
+        family(
+            e,
+            ("peer_last_sync_timestamp_seconds", "when each connected peer last finished a digest exchange"),
+            &last_sync,
+            ConstGauge::new,
+            MetricType::Gauge,
+        )?;
+        let mut bytes: Vec<(Labels, u64)> = Vec::new();
+        for (peer, stats) in &scrape.net_peers {
+            let name = name_of(peer);
+            let series = |direction: &str, lane: &str, n: u64| -> (Labels, u64) {
+                let labels = vec![
+                    ("peer", peer.clone()),
+                    ("name", name.clone()),
+                    ("direction", direction.to_string()),
+                    ("lane", lane.to_string()),
+                ];
+                (labels, n)
+            };
+            for (lane, sent) in LANES.iter().zip(stats.sent_by_lane) {
+                bytes.push(series("sent", lane, sent));
+            }
+            // Received bytes are split by the kind of document the engine
+            // found them to be about; the rest (hello, digests, framing)
+            // is the control lane.
+            let by_kind =
+                health.peers.iter().find(|p| &p.peer == peer).map(|p| p.received_by_kind.clone()).unwrap_or_default();
+            let mut lanes: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+            for (kind, n) in &by_kind {
+                *lanes.entry(lane_of_kind(kind)).or_default() += n;
+            }
+            let documents: u64 = lanes.values().sum();
+            lanes.insert("control", stats.bytes_received.saturating_sub(documents));
+            for (lane, received) in lanes {
+                bytes.push(series("received", lane, received));
+            }
+        }
+        family(
+            e,
+            ("peer_bytes", "bytes exchanged with each peer since start, by direction and lane"),
+            &bytes,
+            ConstCounter::new,
+            MetricType::Counter,
+        )?;
+        Ok(())
+    }
+}
+
+/// The endpoint's state: the registry, and where a scrape reads from.
+#[derive(Debug)]
+pub struct Exporter {
+    registry: Registry,
+    gathered: Arc<Gathered>,
+    probes: Probes,
+    store: Arc<Store>,
+    data_dir: PathBuf,
+}
+
+impl Exporter {
+    pub fn new(latencies: &Latencies, probes: Probes, store: Arc<Store>, data_dir: PathBuf) -> Self {
+        let mut registry = Registry::with_prefix("outpost");
+        registry.register(
+            "search_duration_seconds",
+            "an officer's search, request to answer",
+            latencies.search.clone(),
+        );
+        registry.register("commit_duration_seconds", "one durable commit of the writer", latencies.commit.clone());
+        let gathered = Arc::new(Gathered::default());
+        registry.register_collector(Box::new(gathered.clone()));
+        Self { registry, gathered, probes, store, data_dir }
+    }
+
+    /// Reads what the scrape reports, then encodes it.
+    pub async fn render(&self) -> Result<String, std::fmt::Error> {
+        let health = self.probes.probe(WRITER_WAIT).await.ok().map(|h| h.snapshot);
+        let store = self.store.clone();
+        let data_dir = self.data_dir.clone();
+        let (counts, store_bytes, disk) = tokio::task::spawn_blocking(move || {
+            let disk = nix::sys::statvfs::statvfs(&data_dir).ok().map(|v| {
+                // u64 on the 64-bit Linux targets the package is built for.
+                let block = v.fragment_size();
+                (v.blocks_available().saturating_mul(block), v.blocks().saturating_mul(block))
+            });
+            (store.counts().ok(), store.file_bytes(), disk)
+        })
+        .await
+        .unwrap_or_default();
+        let (queued_officers, queued_peers) = self.probes.writer.queued();
+        let net_peers = self.probes.net_state.as_ref().map(|state| {
+            let state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            state.peers.iter().map(|(peer, stats)| (peer.clone(), stats.clone())).collect()
+        });
+        *self.gathered.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Scrape {
+            health,
+            networked: net_peers.is_some(),
+            net_peers: net_peers.unwrap_or_default(),
+            queued_officers,
+            queued_peers,
+            counts,
+            store_bytes,
+            disk,
+        };
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Answers `GET /metrics` on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, exporter: Arc<Exporter>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
+    loop {
+        let accepted = listener.accept().await;
+        let Ok((stream, _)) = accepted else {
+            // Out of descriptors, say: wait rather than spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let exporter = exporter.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(err) = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &exporter)).await.unwrap_or(Ok(())) {
+                tracing::debug!(error = %err, "a metrics request failed");
+            }
+        });
+    }
+}
+
+async fn answer(mut stream: tokio::net::TcpStream, exporter: &Exporter) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buffer).await?;
+        if n == 0 || head.len() + n > MAX_REQUEST_BYTES {
+            return Ok(());
+        }
+        head.extend_from_slice(&buffer[..n]);
+    }
+    let request_line = head.split(|b| *b == b'\r').next().unwrap_or_default();
+    let (status, content_type, body) = if request_line.starts_with(b"GET /metrics ") {
+        match exporter.render().await {
+            Ok(text) => ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", text),
+            Err(_) => ("500 Internal Server Error", "text/plain", "encoding failed\n".to_string()),
+        }
+    } else {
+        ("404 Not Found", "text/plain", "only GET /metrics is served here\n".to_string())
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
