@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod health;
 pub mod keys;
+pub mod link_log;
 pub mod logging;
 pub mod metrics;
 pub mod net;

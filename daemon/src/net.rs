@@ -28,6 +28,7 @@ use outpost_model::replication::frame::MAX_FRAME_BYTES;
 use thiserror::Error;
 use tokio::sync::mpsc;
 
+use crate::link_log::{self, LinkEvent, LinkLog};
 use crate::writer::{ReplicationInput, WriteOp, WriterHandle};
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/outpost/sync/1");
@@ -291,12 +292,14 @@ pub async fn run(
         .collect();
     let mut timer: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut link_log = LinkLog::new(link_log::WINDOW);
 
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = tick.tick() => {
                 let now = Instant::now();
+                log_link_summaries(&mut link_log, now, &state);
                 for redial in redials.iter_mut().filter(|r| r.peer.is_none()) {
                     if redial.next.is_some_and(|at| at <= now) {
                         tracing::debug!(addr = %redial.addr, "dialling static peer");
@@ -399,7 +402,11 @@ pub async fn run(
                         ConnectedPoint::Dialer { address, .. } => address.clone(),
                         ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
                     };
-                    tracing::info!(peer = %peer_id, %addr, "connected");
+                    if link_log.admit(Instant::now(), &peer_id.to_string(), LinkEvent::Connected) {
+                        tracing::info!(peer = %peer_id, %addr, "connected");
+                    } else {
+                        tracing::debug!(peer = %peer_id, %addr, "connected");
+                    }
                     for redial in redials.iter_mut() {
                         if matches!(&endpoint, ConnectedPoint::Dialer { address, .. } if *address == redial.addr) {
                             redial.peer = Some(peer_id);
@@ -428,7 +435,11 @@ pub async fn run(
                     }
                 }
                 SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
-                    tracing::info!(peer = %peer_id, cause = ?cause, "connection closed");
+                    if link_log.admit(Instant::now(), &peer_id.to_string(), LinkEvent::Closed) {
+                        tracing::info!(peer = %peer_id, cause = ?cause, "connection closed");
+                    } else {
+                        tracing::debug!(peer = %peer_id, cause = ?cause, "connection closed");
+                    }
                     if num_established == 0 {
                         senders.remove(&peer_id);
                         {
@@ -449,7 +460,12 @@ pub async fn run(
                     }
                 }
                 SwarmEvent::OutgoingConnectionError { peer_id, error, connection_id } => {
-                    tracing::info!(peer = ?peer_id, error = %error, "dial failed");
+                    let key = peer_id.map_or_else(|| "unknown peer".to_string(), |p| p.to_string());
+                    if link_log.admit(Instant::now(), &key, LinkEvent::DialFailed) {
+                        tracing::info!(peer = ?peer_id, error = %error, "dial failed");
+                    } else {
+                        tracing::debug!(peer = ?peer_id, error = %error, "dial failed");
+                    }
                     let _ = connection_id;
                     let now = Instant::now();
                     for redial in redials.iter_mut().filter(|r| r.peer.is_none() && r.next.is_none()) {
@@ -460,8 +476,15 @@ pub async fn run(
                 SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
                     // A peer with another key fails here, during the key
                     // exchange or the noise handshake after it.
-                    tracing::warn!(addr = %send_back_addr, error = %error,
-                        "refused an incoming connection (a peer with another pre-shared key fails here)");
+                    // Keyed by the address without its port, which changes
+                    // with every attempt.
+                    let from = send_back_addr.iter().next().map_or_else(|| send_back_addr.to_string(), |ip| ip.to_string());
+                    if link_log.admit(Instant::now(), &from, LinkEvent::Refused) {
+                        tracing::warn!(addr = %send_back_addr, error = %error,
+                            "refused an incoming connection (a peer with another pre-shared key fails here)");
+                    } else {
+                        tracing::debug!(addr = %send_back_addr, error = %error, "refused an incoming connection");
+                    }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                     for (peer, addr) in found {
@@ -529,6 +552,24 @@ async fn write_frames(
         let stats = s.peers.entry(peer.to_string()).or_default();
         stats.bytes_sent += 4 + frame.len() as u64;
         stats.sent_by_lane[lane] += 4 + frame.len() as u64;
+    }
+}
+
+/// One journal line per peer whose window ended with events that were
+/// counted rather than logged, with the peer's traffic so far.
+fn log_link_summaries(link_log: &mut LinkLog, now: Instant, state: &SharedNetState) {
+    let ended = link_log.ended(now);
+    if ended.is_empty() {
+        return;
+    }
+    let s = lock(state);
+    for (peer, summary) in ended {
+        let (sent, received) = s.peers.get(&peer).map_or((0, 0), |p| (p.bytes_sent, p.bytes_received));
+        tracing::info!(
+            %peer, connected = summary.connected, closed = summary.closed, dial_failed = summary.dial_failed,
+            refused = summary.refused, window_s = link_log::WINDOW.as_secs(), bytes_sent = sent, bytes_received = received,
+            "link events beyond the first of each kind in the last window (not logged one by one)"
+        );
     }
 }
 
