@@ -56,14 +56,17 @@ pub struct Healthy {
 }
 
 impl Probes {
+    /// The writer's answer to a health job within `within`, if it gave one.
+    pub async fn writer_snapshot(&self, within: Duration) -> Option<HealthSnapshot> {
+        match tokio::time::timeout(within, self.writer.submit(WriteOp::Health, &Caller::daemon())).await {
+            Ok(Ok(Written::Health(snapshot))) => Some(snapshot),
+            _ => None,
+        }
+    }
+
     /// Asks both loops at once, both within `within`.
     pub async fn probe(&self, within: Duration) -> Result<Healthy, Stalled> {
-        let writer = async {
-            match self.writer.submit(WriteOp::Health, &Caller::daemon()).await {
-                Ok(Written::Health(snapshot)) => Some(snapshot),
-                _ => None,
-            }
-        };
+        let writer = self.writer_snapshot(within);
         let network = async {
             let Some(net) = &self.net else { return false };
             let (reply, answer) = oneshot::channel();
@@ -75,9 +78,8 @@ impl Probes {
             answer.await.is_err()
         };
         let deadline = tokio::time::Instant::now() + within;
-        let (writer, network) =
-            tokio::join!(tokio::time::timeout_at(deadline, writer), tokio::time::timeout_at(deadline, network));
-        let Ok(Some(snapshot)) = writer else { return Err(Stalled::Writer) };
+        let (writer, network) = tokio::join!(writer, tokio::time::timeout_at(deadline, network));
+        let Some(snapshot) = writer else { return Err(Stalled::Writer) };
         let network_ended = network.map_err(|_| Stalled::Network)?;
         Ok(Healthy { snapshot, network_ended })
     }

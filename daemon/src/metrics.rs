@@ -4,15 +4,17 @@
 //!
 //! Latencies are histograms the search path and the writer's commit feed
 //! as they happen. Everything else is read at scrape time, from where it
-//! already lives: the writer's health probe (peers, documents behind,
-//! refusals, the quarantine), the network's per-peer byte counts, the
-//! writer's queues, the store's counts and file, and the data
-//! directory's file system. A scrape costs one writer job and one read
-//! transaction.
+//! already lives: the writer's health probe (documents behind, refusals,
+//! the quarantine, each connected peer's last sync), the network's
+//! per-peer state and byte counts, the writer's queues, the store's table
+//! lengths and file, and the data directory's file system. A scrape costs
+//! one writer job and one read transaction; scrapes closer together than
+//! [`CACHE_FOR`] get the last one's text, so a local user who scrapes in a
+//! loop cannot load the writer.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -26,17 +28,23 @@ use tokio::net::TcpListener;
 
 use crate::health::Probes;
 use crate::net::{LANES, PeerStats};
-use crate::store::{Counts, Store};
+use crate::store::{RecordCounts, Store};
 use crate::writer::HealthSnapshot;
 
 /// How long a scrape waits for the writer's answer before it reports the
-/// writer as not responding.
-const WRITER_WAIT: Duration = Duration::from_secs(5);
-/// Scrapes answered at once; more wait for the accept loop.
-const MAX_SCRAPES: usize = 4;
+/// writer as not responding (and the rest without it).
+const WRITER_WAIT: Duration = Duration::from_secs(2);
+/// Connections served at once; one more is closed at once, so idle
+/// connections can neither park the accept loop nor pile up.
+const MAX_CONNECTIONS: usize = 8;
 /// A request's head, at most; `GET /metrics` needs a few dozen bytes.
 const MAX_REQUEST_BYTES: usize = 8192;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// For the whole request head to arrive.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// For the whole exchange, the render included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A rendered scrape is served again for this long.
+pub const CACHE_FOR: Duration = Duration::from_secs(5);
 
 /// The latency histograms, fed where the work happens.
 #[derive(Debug, Clone)]
@@ -75,7 +83,7 @@ struct Scrape {
     net_peers: Vec<(String, PeerStats)>,
     queued_officers: usize,
     queued_peers: usize,
-    counts: Option<Counts>,
+    counts: Option<RecordCounts>,
     store_bytes: u64,
     disk: Option<(u64, u64)>,
 }
@@ -103,16 +111,6 @@ fn family<V: Copy, M: EncodeMetric>(
         metric(*value).encode(family.encode_family(labels)?)?;
     }
     Ok(())
-}
-
-/// The lane a document kind's frames travel in.
-fn lane_of_kind(kind: &str) -> &str {
-    match kind {
-        "watchlist" | "watchlists" => "watchlist",
-        "incidents" | "incident" => "incidents",
-        "audit" => "audit",
-        _ => "unknown",
-    }
 }
 
 impl Collector for Gathered {
@@ -152,85 +150,86 @@ impl Collector for Gathered {
             gauge(e, "disk_free_bytes", "bytes free to the daemon on the data directory's file system", free as i64)?;
             gauge(e, "disk_total_bytes", "size of the data directory's file system", total as i64)?;
         }
-        let Some(health) = &scrape.health else { return Ok(()) };
-        gauge(e, "quarantine_changes", "changes held until a roster lets them in", health.held as i64)?;
-        gauge(
-            e,
-            "storage_failing",
-            "1 while the store refuses writes after an IO error",
-            i64::from(health.storage_failing),
-        )?;
-        let refused: Vec<(Labels, u64)> =
-            health.refused.iter().map(|(reason, n)| (vec![("reason", reason.clone())], *n)).collect();
-        family(
-            e,
-            ("rejected_changes", "changes from peers refused since start, by reason"),
-            &refused,
-            ConstCounter::new,
-            MetricType::Counter,
-        )?;
+        if let Some(health) = &scrape.health {
+            gauge(e, "quarantine_changes", "changes held until a roster lets them in", health.held as i64)?;
+            gauge(
+                e,
+                "storage_failing",
+                "1 while the store refuses writes after an IO error",
+                i64::from(health.storage_failing),
+            )?;
+            let refused: Vec<(Labels, u64)> =
+                health.refused.iter().map(|(reason, n)| (vec![("reason", reason.clone())], *n)).collect();
+            family(
+                e,
+                ("rejected_changes", "changes from peers refused since start, by reason"),
+                &refused,
+                ConstCounter::new,
+                MetricType::Counter,
+            )?;
+            if scrape.networked {
+                gauge(
+                    e,
+                    "documents_behind",
+                    "documents whose copy differs from a connected peer's (behind or ahead), queued or syncing",
+                    health.documents_differing as i64,
+                )?;
+                let last_sync: Vec<(Labels, f64)> = health
+                    .peers
+                    .iter()
+                    .filter_map(|p| {
+                        let at = p.last_reconciled?;
+                        let labels = vec![("peer", p.peer.clone()), ("name", p.name.clone())];
+                        Some((labels, at.as_millis() as f64 / 1000.0))
+                    })
+                    .collect();
+                family(
+                    e,
+                    ("peer_last_sync_timestamp_seconds", "when each connected peer last finished a digest exchange"),
+                    &last_sync,
+                    ConstGauge::new,
+                    MetricType::Gauge,
+                )?;
+            }
+        }
         if !scrape.networked {
             return Ok(());
         }
+        // From the network's own state, so these are there when the
+        // writer is stuck too, and kept for peers that went away.
         let connected = scrape.net_peers.iter().filter(|(_, s)| s.connected).count();
         gauge(e, "peers_connected", "peers with an open connection", connected as i64)?;
-        gauge(
-            e,
-            "documents_behind",
-            "documents some connected peer holds differently",
-            health.documents_differing as i64,
-        )?;
-        let name_of =
-            |peer: &str| health.peers.iter().find(|p| p.peer == peer).map(|p| p.name.clone()).unwrap_or_default();
-        let last_sync: Vec<(Labels, f64)> = health
-            .peers
+        let seen: Vec<(Labels, f64)> = scrape
+            .net_peers
             .iter()
-            .filter_map(|p| {
-                let at = p.last_reconciled?;
-                Some((vec![("peer", p.peer.clone()), ("name", p.name.clone())], at.as_millis() as f64 / 1000.0))
-            })
+            .filter_map(|(peer, s)| Some((vec![("peer", peer.clone())], s.last_seen?.as_millis() as f64 / 1000.0)))
             .collect();
         family(
             e,
-            ("peer_last_sync_timestamp_seconds", "when each connected peer last finished a digest exchange"),
-            &last_sync,
+            ("peer_last_seen_timestamp_seconds", "when each remembered peer last sent a frame or connected"),
+            &seen,
             ConstGauge::new,
             MetricType::Gauge,
         )?;
-        let mut bytes: Vec<(Labels, u64)> = Vec::new();
+        let mut sent: Vec<(Labels, u64)> = Vec::new();
         for (peer, stats) in &scrape.net_peers {
-            let name = name_of(peer);
-            let series = |direction: &str, lane: &str, n: u64| -> (Labels, u64) {
-                let labels = vec![
-                    ("peer", peer.clone()),
-                    ("name", name.clone()),
-                    ("direction", direction.to_string()),
-                    ("lane", lane.to_string()),
-                ];
-                (labels, n)
-            };
-            for (lane, sent) in LANES.iter().zip(stats.sent_by_lane) {
-                bytes.push(series("sent", lane, sent));
-            }
-            // Received bytes are split by the kind of document the engine
-            // found them to be about; the rest (hello, digests, framing)
-            // is the control lane.
-            let by_kind =
-                health.peers.iter().find(|p| &p.peer == peer).map(|p| p.received_by_kind.clone()).unwrap_or_default();
-            let mut lanes: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-            for (kind, n) in &by_kind {
-                *lanes.entry(lane_of_kind(kind)).or_default() += n;
-            }
-            let documents: u64 = lanes.values().sum();
-            lanes.insert("control", stats.bytes_received.saturating_sub(documents));
-            for (lane, received) in lanes {
-                bytes.push(series("received", lane, received));
+            for (lane, bytes) in LANES.iter().zip(stats.sent_by_lane) {
+                sent.push((vec![("peer", peer.clone()), ("lane", lane.to_string())], bytes));
             }
         }
         family(
             e,
-            ("peer_bytes", "bytes exchanged with each peer since start, by direction and lane"),
-            &bytes,
+            ("peer_sent_bytes", "bytes written to each peer since start, framing included, by lane"),
+            &sent,
+            ConstCounter::new,
+            MetricType::Counter,
+        )?;
+        let received: Vec<(Labels, u64)> =
+            scrape.net_peers.iter().map(|(peer, s)| (vec![("peer", peer.clone())], s.bytes_received)).collect();
+        family(
+            e,
+            ("peer_received_bytes", "bytes read from each peer since start, framing included"),
+            &received,
             ConstCounter::new,
             MetricType::Counter,
         )?;
@@ -246,6 +245,9 @@ pub struct Exporter {
     probes: Probes,
     store: Arc<Store>,
     data_dir: PathBuf,
+    /// The last scrape's text and when it was made; held across a render,
+    /// so that scrapes at once make one render between them.
+    last: tokio::sync::Mutex<Option<(Instant, String)>>,
 }
 
 impl Exporter {
@@ -259,12 +261,24 @@ impl Exporter {
         registry.register("commit_duration_seconds", "one durable commit of the writer", latencies.commit.clone());
         let gathered = Arc::new(Gathered::default());
         registry.register_collector(Box::new(gathered.clone()));
-        Self { registry, gathered, probes, store, data_dir }
+        Self { registry, gathered, probes, store, data_dir, last: tokio::sync::Mutex::new(None) }
     }
 
-    /// Reads what the scrape reports, then encodes it.
+    /// The scrape's text: the last one if it is fresh, else a new one.
     pub async fn render(&self) -> Result<String, std::fmt::Error> {
-        let health = self.probes.probe(WRITER_WAIT).await.ok().map(|h| h.snapshot);
+        let mut last = self.last.lock().await;
+        if let Some((at, text)) = last.as_ref()
+            && at.elapsed() < CACHE_FOR
+        {
+            return Ok(text.clone());
+        }
+        let text = self.gather_and_encode().await?;
+        *last = Some((Instant::now(), text.clone()));
+        Ok(text)
+    }
+
+    async fn gather_and_encode(&self) -> Result<String, std::fmt::Error> {
+        let health = self.probes.writer_snapshot(WRITER_WAIT).await;
         let store = self.store.clone();
         let data_dir = self.data_dir.clone();
         let (counts, store_bytes, disk) = tokio::task::spawn_blocking(move || {
@@ -273,7 +287,7 @@ impl Exporter {
                 let block = v.fragment_size();
                 (v.blocks_available().saturating_mul(block), v.blocks().saturating_mul(block))
             });
-            (store.counts().ok(), store.file_bytes(), disk)
+            (store.record_counts().ok(), store.file_bytes(), disk)
         })
         .await
         .unwrap_or_default();
@@ -298,9 +312,11 @@ impl Exporter {
     }
 }
 
-/// Answers `GET /metrics` on `listener` until the task is aborted.
+/// Answers `GET /metrics` on `listener` until the task is aborted. The
+/// accept loop never waits: past [`MAX_CONNECTIONS`] a connection is
+/// closed at once.
 pub async fn serve(listener: TcpListener, exporter: Arc<Exporter>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPES));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let accepted = listener.accept().await;
         let Ok((stream, _)) = accepted else {
@@ -308,12 +324,17 @@ pub async fn serve(listener: TcpListener, exporter: Arc<Exporter>) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("metrics: too many connections; closed one");
+            continue;
+        };
         let exporter = exporter.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(err) = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &exporter)).await.unwrap_or(Ok(())) {
-                tracing::debug!(error = %err, "a metrics request failed");
+            match tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, &exporter)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::debug!(error = %err, "a metrics request failed"),
+                Err(_) => tracing::debug!("a metrics request timed out"),
             }
         });
     }
@@ -322,8 +343,10 @@ pub async fn serve(listener: TcpListener, exporter: Arc<Exporter>) {
 async fn answer(mut stream: tokio::net::TcpStream, exporter: &Exporter) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buffer = [0u8; 1024];
+    let head_by = tokio::time::Instant::now() + HEAD_TIMEOUT;
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buffer).await?;
+        let Ok(read) = tokio::time::timeout_at(head_by, stream.read(&mut buffer)).await else { return Ok(()) };
+        let n = read?;
         if n == 0 || head.len() + n > MAX_REQUEST_BYTES {
             return Ok(());
         }

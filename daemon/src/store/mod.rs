@@ -41,7 +41,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 pub use self::backend::{Faults, Medium, SimulatedDisk};
 use thiserror::Error;
 
-pub use read::{AuditView, Counts, EntryFilter, IncidentFilter, Lookup, StoredDoc};
+pub use read::{AuditView, Counts, EntryFilter, IncidentFilter, Lookup, RecordCounts, StoredDoc};
 pub use trust::HeldRecord;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");

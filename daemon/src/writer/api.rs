@@ -204,8 +204,6 @@ pub struct PeerHealth {
     /// The name it gave in its hello.
     pub name: String,
     pub last_reconciled: Option<Timestamp>,
-    /// Bytes of document frames received from it, by document kind.
-    pub received_by_kind: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug)]

@@ -292,7 +292,6 @@ impl Writer {
                     peer: peer.0.clone(),
                     name: summary.name,
                     last_reconciled: summary.last_reconciled,
-                    received_by_kind: summary.received_by_kind,
                 });
             }
             snapshot.documents_differing = differing.len();
