@@ -10,6 +10,7 @@ use outpost_model::trust::PublicKey;
 
 use crate::keys::{FLEET_KEY_CREDENTIAL, KeySource, NODE_KEY_FILE};
 use crate::roles::RoleGroups;
+use crate::writer::QuarantineLimits;
 use serde::Deserialize;
 use thiserror::Error;
 use time::UtcOffset;
@@ -57,6 +58,23 @@ pub struct RawConfig {
     pub network: Option<RawNetwork>,
     pub roles: Option<RawRoles>,
     pub credentials: Option<RawCredentials>,
+    pub limits: Option<RawLimits>,
+}
+
+/// `[limits]`: what the daemon may hold in memory and in quarantine.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Documents kept in memory at once (default 64).
+    pub loaded_documents: Option<usize>,
+    /// Changes held for a roster, in all (default 10,000).
+    pub quarantine_changes: Option<u64>,
+    /// Their bytes, in MiB (default 64).
+    pub quarantine_mib: Option<u64>,
+    /// Changes held from any one peer (default 2,000).
+    pub quarantine_changes_per_peer: Option<u64>,
+    /// Their bytes, in MiB (default 16).
+    pub quarantine_mib_per_peer: Option<u64>,
 }
 
 /// `[credentials]`: the names the unit's `LoadCredential=` gives the keys.
@@ -178,7 +196,18 @@ pub struct Config {
     /// `None`: no pre-shared key, so no networking.
     pub network: Option<NetworkConfig>,
     pub roles: RoleGroups,
+    pub limits: Limits,
 }
+
+/// `[limits]`, validated.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub loaded_documents: usize,
+    pub quarantine: QuarantineLimits,
+}
+
+/// Documents kept in memory when `[limits]` does not say.
+pub const DEFAULT_LOADED_DOCUMENTS: usize = 64;
 
 /// The process environment, injectable for tests.
 pub trait Environment {
@@ -368,7 +397,9 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
     };
     let network = network(overrides, raw.network.unwrap_or_default(), fleet_key)?;
     let roles = role_groups(raw.roles.unwrap_or_default())?;
+    let limits = limits(raw.limits.unwrap_or_default())?;
     Ok(Config {
+        limits,
         node_key,
         log_level,
         metrics,
@@ -382,6 +413,43 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
         network,
         roles,
     })
+}
+
+fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
+    let defaults = QuarantineLimits::default();
+    let positive = |field: &'static str, value: Option<u64>, default: u64| match value {
+        None => Ok(default),
+        Some(0) => Err(invalid(field, "0", "must be at least 1")),
+        Some(n) => Ok(n),
+    };
+    let mib = |field: &'static str, value: Option<u64>, default: u64| {
+        positive(field, value, default / (1024 * 1024))?
+            .checked_mul(1024 * 1024)
+            .ok_or_else(|| invalid(field, &format!("{value:?}"), "is too large"))
+    };
+    let quarantine = QuarantineLimits {
+        changes: positive("limits.quarantine_changes", raw.quarantine_changes, defaults.changes)?,
+        bytes: mib("limits.quarantine_mib", raw.quarantine_mib, defaults.bytes)?,
+        changes_per_peer: positive(
+            "limits.quarantine_changes_per_peer",
+            raw.quarantine_changes_per_peer,
+            defaults.changes_per_peer,
+        )?,
+        bytes_per_peer: mib("limits.quarantine_mib_per_peer", raw.quarantine_mib_per_peer, defaults.bytes_per_peer)?,
+    };
+    if quarantine.changes_per_peer > quarantine.changes || quarantine.bytes_per_peer > quarantine.bytes {
+        return Err(invalid(
+            "limits.quarantine_changes_per_peer",
+            &quarantine.changes_per_peer.to_string(),
+            "a peer's share of the quarantine cannot exceed the whole (quarantine_changes, quarantine_mib)",
+        ));
+    }
+    let loaded_documents = match raw.loaded_documents {
+        None => DEFAULT_LOADED_DOCUMENTS,
+        Some(n) if n >= 2 => n,
+        Some(n) => return Err(invalid("limits.loaded_documents", &n.to_string(), "must be at least 2")),
+    };
+    Ok(Limits { loaded_documents, quarantine })
 }
 
 fn role_groups(raw: RawRoles) -> Result<RoleGroups, ConfigError> {
@@ -509,12 +577,16 @@ pub(crate) mod tests {
             &format!("fleet_admin = \"{admin}\""),
         );
         assert_ne!(filled, example, "the example names fleet_admin");
+        // Its commented settings are where uncommenting them works.
+        let filled = filled.replace("# metrics = ", "metrics = ");
         let (_dir, overrides) = with_file(&filled);
         let env = FakeEnv(vec![("STATE_DIRECTORY", "/var/lib/outpost"), ("RUNTIME_DIRECTORY", "/run/outpost")]);
         let config = load(&overrides, &env).unwrap();
         let network = config.network.unwrap();
         assert!(matches!(network.membership, Membership::Fleet(_)));
         assert_eq!(config.roles.supervisor, "outpost-supervisor");
+        assert_eq!(config.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(config.limits.loaded_documents, DEFAULT_LOADED_DOCUMENTS);
     }
 
     #[test]
@@ -549,6 +621,31 @@ pub(crate) mod tests {
         assert!(err.contains("unknown field `mnds`"), "{err}");
         assert!(err.contains("line 5"), "{err}");
         assert!(err.contains("outpostd.toml"), "{err}");
+    }
+
+    #[test]
+    fn limits_default_and_are_checked() {
+        let (_dir, overrides) = with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n");
+        let limits = load(&overrides, &FakeEnv::default()).unwrap().limits;
+        assert_eq!(limits.loaded_documents, DEFAULT_LOADED_DOCUMENTS);
+        assert_eq!(limits.quarantine, QuarantineLimits::default());
+        let (_dir, overrides) = with_file(
+            "authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n[limits]\nloaded_documents = 256\nquarantine_mib = 128\n",
+        );
+        let limits = load(&overrides, &FakeEnv::default()).unwrap().limits;
+        assert_eq!((limits.loaded_documents, limits.quarantine.bytes), (256, 128 << 20));
+        for (bad, named) in [
+            ("quarantine_changes = 0", "limits.quarantine_changes"),
+            ("quarantine_changes = 10\nquarantine_changes_per_peer = 20", "limits.quarantine_changes_per_peer"),
+            ("loaded_documents = 1", "limits.loaded_documents"),
+            ("quarantine_mib = 18446744073709551615", "limits.quarantine_mib"),
+            ("cache = 5", "unknown field `cache`"),
+        ] {
+            let (_dir, overrides) =
+                with_file(&format!("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n[limits]\n{bad}\n"));
+            let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+            assert!(err.contains(named), "{bad}: {err}");
+        }
     }
 
     #[test]

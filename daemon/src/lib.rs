@@ -54,9 +54,6 @@ pub fn engine_now() -> outpost_model::date::Timestamp {
     outpost_model::date::Timestamp::from_millis(wall.as_millis().saturating_add(elapsed))
 }
 
-/// Documents kept in memory at once; the rest load on their next write.
-const MAX_LOADED_DOCS: usize = 64;
-
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DaemonError {
@@ -204,8 +201,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         actor: actor_for(&outpost_model::NodeId::from_bytes(public.actor_prefix()), random_bytes()),
         signer,
         compact_after_changes: config.compact_after_changes,
-        max_loaded_docs: MAX_LOADED_DOCS,
-        quarantine: writer::QuarantineLimits::default(),
+        max_loaded_docs: config.limits.loaded_documents,
+        quarantine: config.limits.quarantine,
         clock: Arc::new(clock::SystemClock),
         daemon_uid: nix::unistd::geteuid().as_raw(),
         latencies: latencies.clone(),

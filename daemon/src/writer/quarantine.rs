@@ -21,7 +21,7 @@ use super::Writer;
 use crate::store::{Batch, HeldRecord, Store};
 
 /// How much the quarantine may hold, in all and from one peer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuarantineLimits {
     pub changes: u64,
     pub bytes: u64,
