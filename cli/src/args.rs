@@ -25,7 +25,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show this post's identity, counts and storage health.
-    Status,
+    ///
+    /// With --check: a health check for a timer or a monitoring agent. It exits 0 when every check passes; otherwise with the code of the most severe failure: 10 the store does not take a durable write, 11 the disk has less free space than [health] disk_min_free_mib, 12 no peer heard for longer than [health] no_peer_for, 13 the roster not confirmed the newest for longer than [health] roster_max_age (or none held). 3: the daemon did not answer.
+    Status {
+        /// Check the post's health against the config's [health] thresholds; see the exit codes above.
+        #[arg(long)]
+        check: bool,
+    },
     /// Search, record and maintain watchlist entries.
     #[command(subcommand)]
     Watchlist(Watchlist),

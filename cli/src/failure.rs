@@ -15,6 +15,11 @@ pub mod exit {
     pub const NOT_PERMITTED: u8 = 5;
     /// `outpost audit verify` found a post's audit log tampered with.
     pub const TAMPERED: u8 = 6;
+    /// `outpost status --check`, by the most severe failed check.
+    pub const UNHEALTHY_STORE: u8 = 10;
+    pub const UNHEALTHY_DISK: u8 = 11;
+    pub const UNHEALTHY_PEERS: u8 = 12;
+    pub const UNHEALTHY_ROSTER: u8 = 13;
 }
 
 #[derive(Debug)]

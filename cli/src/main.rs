@@ -10,7 +10,7 @@ use outpost_cli::client::{Client, ClientError};
 use outpost_cli::failure::{Failure, exit};
 use outpost_cli::render::print_json;
 use outpost_cli::{fleet, keys, paths, render};
-use outpost_model::api::{MAX_REQUEST_BYTES, NewEntryInput, NewIncidentInput, Request, Response};
+use outpost_model::api::{HealthCheckKind, MAX_REQUEST_BYTES, NewEntryInput, NewIncidentInput, Request, Response};
 
 /// How a response is printed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -34,6 +34,7 @@ fn show(response: &Response, Output { json, explain }: Output) {
             Response::Incidents(l) => print_json(l),
             Response::Audit(a) => print_json(a),
             Response::AuditCheck(c) => print_json(c),
+            Response::Health(h) => print_json(h),
             Response::Peers(p) => print_json(p),
             Response::SyncStarted(s) => print_json(s),
             Response::Fleet(f) => print_json(f),
@@ -53,6 +54,7 @@ fn show(response: &Response, Output { json, explain }: Output) {
         Response::Incidents(l) => render::incidents(l),
         Response::Audit(a) => render::audit(a),
         Response::AuditCheck(c) => render::audit_check(c),
+        Response::Health(h) => render::health(h),
         Response::Peers(p) => render::peers(p),
         Response::SyncStarted(s) => render::sync_started(s),
         Response::Fleet(f) => render::fleet(f),
@@ -137,7 +139,8 @@ enum Action {
 
 fn action_for(command: Command) -> Action {
     Action::Call(match command {
-        Command::Status => Request::Status,
+        Command::Status { check: false } => Request::Status,
+        Command::Status { check: true } => Request::HealthCheck,
         Command::Peers => Request::Peers,
         Command::Sync { peer } => Request::SyncNow { peer },
         Command::Psk(psk) => return Action::Local(psk),
@@ -213,6 +216,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     code: exit::TAMPERED,
                     message: format!("the audit log of {} was tampered with", check.post),
                 }),
+                Response::Health(report) => match report.worst() {
+                    None => Ok(()),
+                    Some(worst) => Err(Failure::Shown {
+                        code: match worst.check {
+                            HealthCheckKind::Store => exit::UNHEALTHY_STORE,
+                            HealthCheckKind::Disk => exit::UNHEALTHY_DISK,
+                            HealthCheckKind::Peers => exit::UNHEALTHY_PEERS,
+                            HealthCheckKind::Roster => exit::UNHEALTHY_ROSTER,
+                        },
+                        message: format!("unhealthy: {}: {}", worst.check, worst.detail),
+                    }),
+                },
                 _ => Ok(()),
             }
         }

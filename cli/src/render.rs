@@ -479,3 +479,13 @@ pub fn print_json(value: &impl serde::Serialize) {
         Err(err) => eprintln!("outpost: cannot encode output: {err}"),
     }
 }
+
+/// `outpost status --check`: one line per check, most severe first.
+pub fn health(report: &outpost_model::api::HealthReport) -> String {
+    let mut out = String::new();
+    for check in &report.checks {
+        let verdict = if check.ok { "ok  " } else { "FAIL" };
+        out.push_str(&format!("{verdict} {:<7} {}\n", check.check.to_string(), check.detail));
+    }
+    out
+}

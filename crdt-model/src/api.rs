@@ -121,6 +121,9 @@ pub enum Request {
     },
     /// Every peer this post has seen since it started.
     Peers,
+    /// `outpost status --check`: the post's health against the thresholds
+    /// its config sets; a monitoring agent's question.
+    HealthCheck,
     /// Exchange digests now with one peer (peer id, or a unique prefix of
     /// it or of its name) or with every connected peer.
     SyncNow {
@@ -177,6 +180,7 @@ impl Request {
     pub fn needs(&self) -> Option<Role> {
         match self {
             Request::Status
+            | Request::HealthCheck
             | Request::Peers
             | Request::SyncNow { .. }
             | Request::WatchlistSearch(_)
@@ -319,6 +323,7 @@ pub enum Response {
     Audit(AuditPage),
     AuditCheck(AuditCheck),
     Peers(PeerList),
+    Health(HealthReport),
     SyncStarted(SyncStarted),
     Fleet(Box<FleetView>),
     RosterPublished(RosterPublished),
@@ -383,6 +388,52 @@ pub struct CutList {
     pub cut: String,
     /// How many entries (document × actor).
     pub entries: u64,
+}
+
+/// The health checks, most severe first, each passed or not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub checks: Vec<HealthCheck>,
+}
+
+impl HealthReport {
+    /// The most severe check that failed.
+    pub fn worst(&self) -> Option<&HealthCheck> {
+        self.checks.iter().filter(|c| !c.ok).min_by_key(|c| c.check)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub check: HealthCheckKind,
+    pub ok: bool,
+    /// What was found, against which threshold.
+    pub detail: String,
+}
+
+/// What is checked, most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthCheckKind {
+    /// A durable write to the store succeeds.
+    Store,
+    /// The data directory's file system has room.
+    Disk,
+    /// Some peer was heard from recently.
+    Peers,
+    /// The roster was recently confirmed the newest.
+    Roster,
+}
+
+impl std::fmt::Display for HealthCheckKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Store => "store",
+            Self::Disk => "disk",
+            Self::Peers => "peers",
+            Self::Roster => "roster",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

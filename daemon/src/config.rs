@@ -59,6 +59,21 @@ pub struct RawConfig {
     pub roles: Option<RawRoles>,
     pub credentials: Option<RawCredentials>,
     pub limits: Option<RawLimits>,
+    pub health: Option<RawHealth>,
+}
+
+/// `[health]`: when `outpost status --check` fails.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// No peer heard from for longer than this (default `24h`).
+    pub no_peer_for: Option<String>,
+    /// Less free space than this on the data directory's file system, in
+    /// MiB (default 1024).
+    pub disk_min_free_mib: Option<u64>,
+    /// The roster not confirmed the newest for longer than this (default
+    /// `30d`).
+    pub roster_max_age: Option<String>,
 }
 
 /// `[limits]`: what the daemon may hold in memory and in quarantine.
@@ -197,6 +212,40 @@ pub struct Config {
     pub network: Option<NetworkConfig>,
     pub roles: RoleGroups,
     pub limits: Limits,
+    pub health: HealthThresholds,
+}
+
+/// `[health]`, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthThresholds {
+    pub no_peer_for: std::time::Duration,
+    pub disk_min_free: u64,
+    pub roster_max_age: std::time::Duration,
+}
+
+impl Default for HealthThresholds {
+    fn default() -> Self {
+        Self {
+            no_peer_for: std::time::Duration::from_secs(24 * 3600),
+            disk_min_free: 1024 << 20,
+            roster_max_age: std::time::Duration::from_secs(30 * 86400),
+        }
+    }
+}
+
+/// A duration as an admin writes it: a whole number and `s`, `m`, `h` or
+/// `d`, e.g. `90m`, `24h`, `30d`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let unit = match text.chars().last()? {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86400,
+        _ => return None,
+    };
+    let number: u64 = text[..text.len() - 1].parse().ok()?;
+    number.checked_mul(unit).map(std::time::Duration::from_secs)
 }
 
 /// `[limits]`, validated.
@@ -398,8 +447,10 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
     let network = network(overrides, raw.network.unwrap_or_default(), fleet_key)?;
     let roles = role_groups(raw.roles.unwrap_or_default())?;
     let limits = limits(raw.limits.unwrap_or_default())?;
+    let health = health(raw.health.unwrap_or_default())?;
     Ok(Config {
         limits,
+        health,
         node_key,
         log_level,
         metrics,
@@ -412,6 +463,26 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
         compact_after_changes,
         network,
         roles,
+    })
+}
+
+fn health(raw: RawHealth) -> Result<HealthThresholds, ConfigError> {
+    let defaults = HealthThresholds::default();
+    let duration = |field: &'static str, value: Option<String>, default| match value {
+        None => Ok(default),
+        Some(text) => parse_duration(&text)
+            .ok_or_else(|| invalid(field, &text, "write a whole number and s, m, h or d, e.g. \"24h\" or \"30d\"")),
+    };
+    let disk_min_free = match raw.disk_min_free_mib {
+        None => defaults.disk_min_free,
+        Some(mib) => mib
+            .checked_mul(1 << 20)
+            .ok_or_else(|| invalid("health.disk_min_free_mib", &mib.to_string(), "is too large"))?,
+    };
+    Ok(HealthThresholds {
+        no_peer_for: duration("health.no_peer_for", raw.no_peer_for, defaults.no_peer_for)?,
+        disk_min_free,
+        roster_max_age: duration("health.roster_max_age", raw.roster_max_age, defaults.roster_max_age)?,
     })
 }
 
@@ -621,6 +692,27 @@ pub(crate) mod tests {
         assert!(err.contains("unknown field `mnds`"), "{err}");
         assert!(err.contains("line 5"), "{err}");
         assert!(err.contains("outpostd.toml"), "{err}");
+    }
+
+    #[test]
+    fn health_thresholds_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_duration("90m"), Some(std::time::Duration::from_secs(5400)));
+        assert_eq!(parse_duration("30d"), Some(std::time::Duration::from_secs(30 * 86400)));
+        assert_eq!(parse_duration("0s"), Some(std::time::Duration::ZERO));
+        for bad in ["", "h", "24", "1.5h", "-1h", "24 hours", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        let (_dir, overrides) = with_file(
+            "authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n[health]\nno_peer_for = \"6h\"\ndisk_min_free_mib = 100\n",
+        );
+        let health = load(&overrides, &FakeEnv::default()).unwrap().health;
+        assert_eq!(health.no_peer_for, std::time::Duration::from_secs(6 * 3600));
+        assert_eq!(health.disk_min_free, 100 << 20);
+        assert_eq!(health.roster_max_age, HealthThresholds::default().roster_max_age);
+        let (_dir, overrides) =
+            with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n[health]\nroster_max_age = \"a month\"\n");
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("health.roster_max_age") && err.contains("a month"), "{err}");
     }
 
     #[test]

@@ -91,6 +91,14 @@ impl Probes {
     }
 }
 
+/// Bytes free to the daemon and in all on `dir`'s file system.
+pub fn disk_space(dir: &std::path::Path) -> Option<(u64, u64)> {
+    let stats = nix::sys::statvfs::statvfs(dir).ok()?;
+    // u64 on the 64-bit Linux targets the package is built for.
+    let block = stats.fragment_size();
+    Some((stats.blocks_available().saturating_mul(block), stats.blocks().saturating_mul(block)))
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }

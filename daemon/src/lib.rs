@@ -274,6 +274,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         net: net_state,
         peer_id: public.peer_id(),
         roles: config.roles.clone(),
+        health: config.health,
     };
     let probes =
         health::Probes { writer: writer.clone(), net: net_task.as_ref().map(|_| net_tx), net_state: info.net.clone() };

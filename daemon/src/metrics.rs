@@ -282,11 +282,7 @@ impl Exporter {
         let store = self.store.clone();
         let data_dir = self.data_dir.clone();
         let (counts, store_bytes, disk) = tokio::task::spawn_blocking(move || {
-            let disk = nix::sys::statvfs::statvfs(&data_dir).ok().map(|v| {
-                // u64 on the 64-bit Linux targets the package is built for.
-                let block = v.fragment_size();
-                (v.blocks_available().saturating_mul(block), v.blocks().saturating_mul(block))
-            });
+            let disk = crate::health::disk_space(&data_dir);
             (store.record_counts().ok(), store.file_bytes(), disk)
         })
         .await

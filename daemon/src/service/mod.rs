@@ -6,6 +6,7 @@
 //! its answer leaves the daemon; writes are audited inside their own commit.
 
 mod fleet;
+mod health_check;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub struct NodeInfo {
     pub peer_id: String,
     /// Which Unix groups grant which role on the control socket.
     pub roles: RoleGroups,
+    /// When `outpost status --check` fails.
+    pub health: crate::config::HealthThresholds,
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +195,7 @@ impl Service {
         let caller = &authorise(caller, &request, &self.info.roles)?;
         match request {
             Request::Status => self.status().await,
+            Request::HealthCheck => self.health_check().await.map(Response::Health),
             Request::Peers => self.peers().await,
             Request::SyncNow { peer } => self.sync_now(peer).await,
             Request::FleetRoster => self.fleet_roster().await,

@@ -88,6 +88,10 @@ const FORMAT: &[(&str, u32)] = &[
 
 pub const DB_FILE: &str = "outpost.redb";
 
+/// The health check's probe write: about an officer's add (the change,
+/// its projection and index rows, and its audit record), with room over.
+pub const PROBE_BYTES: usize = 64 * 1024;
+
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -519,6 +523,23 @@ impl Store {
         }
         txn.commit().map_err(db)?;
         Ok(())
+    }
+
+    /// One durable write of [`PROBE_BYTES`] that changes nothing else:
+    /// the time of the last health check, padded to the size of an
+    /// officer's typical write, so that a store with room for a few bytes
+    /// but not for a record does not pass.
+    pub fn write_probe(&self, now: outpost_model::date::Timestamp) -> Result<(), StoreError> {
+        let slot = self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let database = slot.as_ref().ok_or_else(|| StoreError::Unavailable("the database is being reopened".into()))?;
+        let mut value = vec![0u8; PROBE_BYTES];
+        value[..8].copy_from_slice(&now.as_millis().to_be_bytes());
+        let txn = database.begin_write().map_err(db)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db)?;
+            meta.insert("health_probe", value.as_slice()).map_err(db)?;
+        }
+        txn.commit().map_err(db)
     }
 
     pub fn file_bytes(&self) -> u64 {

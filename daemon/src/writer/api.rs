@@ -128,6 +128,9 @@ pub enum WriteOp {
     /// The watchdog's probe: answered from memory, so an answer says the
     /// writer takes jobs.
     Health,
+    /// `outpost status --check`: one durable write, to show the store
+    /// takes writes.
+    ProbeStore,
 }
 
 #[derive(Debug)]
@@ -195,6 +198,12 @@ pub struct HealthSnapshot {
     pub peers: Vec<PeerHealth>,
     /// Changes refused from any peer since start, by reason.
     pub refused: std::collections::BTreeMap<String, u64>,
+    /// The fleet runs on a signed roster (not psk-only, not off).
+    pub roster_expected: bool,
+    /// The roster version held (0: none).
+    pub roster_version: u64,
+    /// When the roster was last confirmed the newest (engine time).
+    pub roster_confirmed_at: Option<Timestamp>,
 }
 
 /// One connected peer, as the engine sees it.
@@ -209,6 +218,7 @@ pub struct PeerHealth {
 #[derive(Debug)]
 pub enum Written {
     Health(HealthSnapshot),
+    StoreProbed,
     Entries(Vec<Entry>),
     Incident(Box<Incident>),
     Audited,

@@ -145,6 +145,18 @@ impl Writer {
             WriteOp::SyncReport => Ok(Written::SyncReport(Box::new(self.sync_report()))),
             WriteOp::TrustReport => Ok(Written::TrustReport(Box::new(self.trust_report()))),
             WriteOp::Health => Ok(Written::Health(self.health())),
+            WriteOp::ProbeStore => match self.store.write_probe(self.settings.clock.wall()) {
+                Ok(()) => Ok(Written::StoreProbed),
+                Err(err) => {
+                    let failed = format!("a durable write failed: {err}");
+                    // As after any failed commit: the database is opened
+                    // again, or officers' next writes would be refused too.
+                    if err.needs_reopen() {
+                        self.storage_failed_now();
+                    }
+                    Err(ApiError::new(ErrorKind::Unavailable, failed))
+                }
+            },
             WriteOp::PublishRoster(bytes) => self.publish_roster(&bytes, caller).map(Written::RosterPublished),
             WriteOp::RevocationCut { peer } => self.cut_for(&peer, caller).map(Written::Cut),
             officer => self.officer_write(officer, caller),

@@ -80,6 +80,7 @@ impl Writer {
             | WriteOp::SyncReport
             | WriteOp::TrustReport
             | WriteOp::Health
+            | WriteOp::ProbeStore
             | WriteOp::PublishRoster(_)
             | WriteOp::RevocationCut { .. }
             | WriteOp::AuditLog { .. } => Err(internal("not an officer's write")),

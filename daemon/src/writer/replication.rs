@@ -296,6 +296,9 @@ impl Writer {
             }
             snapshot.documents_differing = differing.len();
             snapshot.refused = engine.refused_totals().iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            snapshot.roster_expected = engine.trust().anchor().is_some();
+            snapshot.roster_version = engine.fleet().map_or(0, |f| f.version());
+            snapshot.roster_confirmed_at = engine.roster_confirmed_at();
         }
         snapshot
     }

@@ -138,6 +138,7 @@ impl Engine {
             fleet.roster.members.iter().filter(|m| !m.is_active() && was_active(&m.key)).map(|m| m.key).collect();
         out.effects.push(Effect::RosterInstalled { version, roster: fleet.encoded(), revoked });
         self.fleet = Some(fleet);
+        self.roster_confirmed_at = Some(now);
         let peers: Vec<PeerKey> = self.peers.keys().cloned().collect();
         for peer in peers {
             let Some(state) = self.peers.get(&peer) else { continue };

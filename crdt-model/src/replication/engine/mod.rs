@@ -266,6 +266,10 @@ pub struct Engine {
     /// Changes refused from any peer since start, by reason: `offences`
     /// forgets peers, this never does (for the metrics).
     refused_total: BTreeMap<&'static str, u64>,
+    /// When this node last learned that its roster is the newest it can
+    /// know of: it installed it, or a peer greeted with the same version.
+    /// A post long without this may have missed a revocation.
+    roster_confirmed_at: Option<Timestamp>,
     /// Proofs admitted during the current input, until the host has
     /// stored them: pushes made meanwhile carry them.
     fresh_proofs: sync::FreshProofs,
@@ -325,6 +329,7 @@ impl Engine {
             cut_off: BTreeMap::new(),
             offences: BTreeMap::new(),
             refused_total: BTreeMap::new(),
+            roster_confirmed_at: None,
             fresh_proofs: BTreeMap::new(),
             received_by_kind: BTreeMap::new(),
             periods: BTreeMap::new(),
@@ -377,6 +382,13 @@ impl Engine {
                 .map(|kinds| kinds.iter().map(|(k, v)| (k.to_string(), *v)).collect())
                 .unwrap_or_default(),
         })
+    }
+
+    /// When this node last learned its roster is the newest it can know
+    /// of (installed, or a peer greeted with the same version); `None`
+    /// since start until then.
+    pub fn roster_confirmed_at(&self) -> Option<Timestamp> {
+        self.roster_confirmed_at
     }
 
     /// Changes refused from any peer since start, by reason.

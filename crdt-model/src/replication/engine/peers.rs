@@ -198,6 +198,9 @@ impl Engine {
             return;
         }
         let ours = self.fleet.as_ref().map_or(0, Fleet::version);
+        if ours > 0 && roster == ours && self.peers.contains_key(peer) {
+            self.roster_confirmed_at = Some(now);
+        }
         let Some(state) = self.peers.get_mut(peer) else { return };
         state.name = name;
         let newer_here = roster < ours && state.roster < ours;

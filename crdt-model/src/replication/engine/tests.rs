@@ -901,3 +901,26 @@ fn reconnecting_does_not_reset_the_count_of_restarts() {
     assert_eq!(reset_from_b(&mut pair), 0, "the fourth start in the period is refused after a reconnect too");
     assert!(pair.problems.iter().any(|p| p.contains("started over more than 3")), "{:?}", pair.problems);
 }
+
+#[test]
+fn the_roster_counts_as_confirmed_when_installed_or_when_a_peer_greets_with_the_same_version() {
+    let fleet = TestFleet::centres(2);
+    let mut pair = Pair::new(Node::in_fleet(1, Vec::new(), &fleet), Node::build_unenrolled(2, fleet.anchor()));
+    // A holds its roster from the start, but nothing has confirmed it yet;
+    // B holds none.
+    assert_eq!(pair.a.engine.roster_confirmed_at(), None);
+    assert_eq!(pair.b.engine.roster_confirmed_at(), None);
+    pair.connect();
+    // B installs A's roster: confirmed at B when installed.
+    let held = pair.a.engine.fleet().map(|f| f.version());
+    assert!(held.is_some());
+    assert_eq!(pair.b.engine.fleet().map(|f| f.version()), held);
+    let installed = pair.b.engine.roster_confirmed_at().expect("confirmed on install");
+    assert_eq!(pair.a.engine.roster_confirmed_at(), None, "B greeted A before it held the roster");
+    // A hears B greet with the same version once they meet again.
+    pair.advance(1_000);
+    pair.disconnect();
+    pair.connect();
+    let confirmed = pair.a.engine.roster_confirmed_at().expect("confirmed by a peer's hello");
+    assert!(confirmed >= installed, "{confirmed:?} {installed:?}");
+}
