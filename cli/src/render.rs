@@ -103,8 +103,11 @@ pub fn status(s: &StatusInfo) -> String {
     match &s.replication {
         Some(r) => {
             card.list("Listening", s.listen_addrs.iter().cloned())
-                .row("Fleet key", format!("fingerprint {}", r.psk_fingerprint))
-                .row("Membership", membership(r))
+                .row("Fleet key", format!("fingerprint {}", r.psk_fingerprint));
+            if let Some(next) = &r.psk_next_fingerprint {
+                card.row("Next fleet key", format!("fingerprint {next} (a rotation is under way)"));
+            }
+            card.row("Membership", membership(r))
                 .list("WARNING", r.conflicts.iter().cloned())
                 .list("AUDIT LOG TAMPERED", r.audit_alarms.iter().cloned())
                 .row("Peers", format!("{} connected", r.connected_peers));

@@ -488,6 +488,9 @@ pub struct SyncStarted {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplicationStatus {
     pub psk_fingerprint: String,
+    /// The next fleet key's fingerprint, during a rotation.
+    #[serde(default)]
+    pub psk_next_fingerprint: Option<String>,
     /// `fleet`, `psk-only` or `nobody`; see [`FleetView::mode`].
     pub membership: String,
     /// The version of the roster held (0: none).

@@ -8,7 +8,7 @@ use outpost_model::api::{PROJECT_DIRS, SOCKET_FILE};
 use outpost_model::date::parse_utc_offset;
 use outpost_model::trust::PublicKey;
 
-use crate::keys::{FLEET_KEY_CREDENTIAL, KeySource, NODE_KEY_FILE};
+use crate::keys::{FLEET_KEY_CREDENTIAL, FLEET_KEY_NEXT_CREDENTIAL, KeySource, NODE_KEY_FILE};
 use crate::roles::RoleGroups;
 use crate::writer::QuarantineLimits;
 use serde::Deserialize;
@@ -102,6 +102,8 @@ pub struct RawCredentials {
     pub node_key: Option<String>,
     /// Default `swarm.key`.
     pub fleet_key: Option<String>,
+    /// Default `swarm-next.key`: the next fleet key, during a rotation.
+    pub fleet_key_next: Option<String>,
 }
 
 /// `[roles]`: which Unix group grants which role on the control socket.
@@ -130,6 +132,11 @@ pub struct RawNetwork {
     pub peers: Option<Vec<String>>,
     /// The fleet's pre-shared key in libp2p `swarm.key` format.
     pub psk_file: Option<PathBuf>,
+    /// During a fleet key rotation, the next key: accepted on `listen_next`
+    /// and tried when a dial with the current key fails.
+    pub psk_next_file: Option<PathBuf>,
+    /// Where connections speak the next key (default `/ip4/0.0.0.0/tcp/7401`).
+    pub listen_next: Option<Vec<String>>,
     /// Find peers on the post's LAN by mDNS (default true).
     pub mdns: Option<bool>,
     /// The fleet admin's public key (64 hex digits): the roster it signs
@@ -156,6 +163,9 @@ pub struct Overrides {
     /// `--peer`, replacing the file's list when given.
     pub peers: Vec<String>,
     pub psk_file: Option<PathBuf>,
+    pub psk_next_file: Option<PathBuf>,
+    /// `--listen-next`, replacing the file's list when given.
+    pub listen_next: Vec<String>,
     pub no_mdns: bool,
     pub fleet_admin: Option<String>,
     pub psk_only: bool,
@@ -179,6 +189,10 @@ pub struct NetworkConfig {
     pub peers: Vec<libp2p::Multiaddr>,
     /// The fleet key: the credential under systemd, else `psk_file`.
     pub psk: KeySource,
+    /// The next fleet key, during a rotation.
+    pub psk_next: Option<KeySource>,
+    /// Where connections speak the next key; empty without one.
+    pub listen_next: Vec<libp2p::Multiaddr>,
     pub mdns: bool,
     pub membership: Membership,
 }
@@ -193,6 +207,8 @@ pub struct NodeKeyConfig {
 
 /// The port `outpostd` listens on when `[network]` names none.
 pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/7400";
+/// The port for the next fleet key when `listen_next` names none.
+pub const DEFAULT_LISTEN_NEXT: &str = "/ip4/0.0.0.0/tcp/7401";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -440,8 +456,16 @@ pub fn load(overrides: &Overrides, env: &dyn Environment) -> Result<Config, Conf
             invalid("log_level", filter, &format!("{e}; write e.g. \"info\" or \"outpost_daemon=debug\""))
         })?;
     }
-    let fleet_key = |psk_file: PathBuf| match &credentials_dir {
-        Some(directory) => KeySource::Credential { directory: directory.clone(), name: fleet_key_credential.clone() },
+    let fleet_key_next_credential =
+        credential_name("credentials.fleet_key_next", credentials.fleet_key_next, FLEET_KEY_NEXT_CREDENTIAL)?;
+    let fleet_key = |psk_file: PathBuf, which: FleetKeyRole| match &credentials_dir {
+        Some(directory) => KeySource::Credential {
+            directory: directory.clone(),
+            name: match which {
+                FleetKeyRole::Current => fleet_key_credential.clone(),
+                FleetKeyRole::Next => fleet_key_next_credential.clone(),
+            },
+        },
         None => KeySource::File(psk_file),
     };
     let network = network(overrides, raw.network.unwrap_or_default(), fleet_key)?;
@@ -548,10 +572,27 @@ fn multiaddrs(field: &'static str, list: &[String]) -> Result<Vec<libp2p::Multia
         .collect()
 }
 
+/// Which of the fleet keys a file or credential holds.
+#[derive(Debug, Clone, Copy)]
+enum FleetKeyRole {
+    Current,
+    Next,
+}
+
+fn tcp_ports(list: &[libp2p::Multiaddr]) -> Vec<u16> {
+    list.iter()
+        .flat_map(|addr| addr.iter())
+        .filter_map(|p| match p {
+            libp2p::multiaddr::Protocol::Tcp(port) if port != 0 => Some(port),
+            _ => None,
+        })
+        .collect()
+}
+
 fn network(
     overrides: &Overrides,
     raw: RawNetwork,
-    fleet_key: impl FnOnce(PathBuf) -> KeySource,
+    fleet_key: impl Fn(PathBuf, FleetKeyRole) -> KeySource,
 ) -> Result<Option<NetworkConfig>, ConfigError> {
     let listen = if overrides.listen.is_empty() { raw.listen.unwrap_or_default() } else { overrides.listen.clone() };
     let peers = if overrides.peers.is_empty() { raw.peers.unwrap_or_default() } else { overrides.peers.clone() };
@@ -566,6 +607,8 @@ fn network(
             Some("fleet_admin is set")
         } else if psk_only {
             Some("psk_only is set")
+        } else if overrides.psk_next_file.is_some() || raw.psk_next_file.is_some() {
+            Some("psk_next_file is set")
         } else {
             None
         };
@@ -579,6 +622,32 @@ fn network(
         return Ok(None);
     };
     let listen = if listen.is_empty() { multiaddrs("listen", &[DEFAULT_LISTEN.to_string()])? } else { listen };
+    let listen_next = if overrides.listen_next.is_empty() {
+        raw.listen_next.unwrap_or_default()
+    } else {
+        overrides.listen_next.clone()
+    };
+    let listen_next = multiaddrs("listen_next", &listen_next)?;
+    let psk_next_file = overrides.psk_next_file.clone().or(raw.psk_next_file);
+    let listen_next = match (&psk_next_file, listen_next.is_empty()) {
+        (None, true) => Vec::new(),
+        (None, false) => {
+            return Err(invalid(
+                "listen_next",
+                &listen_next.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                "is set but psk_next_file is not: the next key's listener needs the next key",
+            ));
+        }
+        (Some(_), true) => multiaddrs("listen_next", &[DEFAULT_LISTEN_NEXT.to_string()])?,
+        (Some(_), false) => listen_next,
+    };
+    if let Some(port) = tcp_ports(&listen_next).into_iter().find(|port| tcp_ports(&listen).contains(port)) {
+        return Err(invalid(
+            "listen_next",
+            &port.to_string(),
+            "is also a port of listen; each key needs its own port, since a connection's key is told by the port it arrives on",
+        ));
+    }
     let mdns = !overrides.no_mdns && raw.mdns.unwrap_or(true);
     let membership = match (admin, psk_only) {
         (Some(text), false) => {
@@ -590,7 +659,15 @@ fn network(
         (None, true) => Membership::PskOnly,
         (None, false) => Membership::Nobody,
     };
-    Ok(Some(NetworkConfig { listen, peers, psk: fleet_key(psk_file), mdns, membership }))
+    Ok(Some(NetworkConfig {
+        listen,
+        peers,
+        psk: fleet_key(psk_file, FleetKeyRole::Current),
+        psk_next: psk_next_file.map(|path| fleet_key(path, FleetKeyRole::Next)),
+        listen_next,
+        mdns,
+        membership,
+    }))
 }
 
 #[cfg(test)]
@@ -683,6 +760,38 @@ pub(crate) mod tests {
         );
         let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
         assert!(err.contains("fleet_admin"), "{err}");
+    }
+
+    #[test]
+    fn the_next_fleet_key_needs_its_own_port_and_comes_as_a_credential_under_systemd() {
+        let base = "authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n[network]\nlisten = [\"/ip4/0.0.0.0/tcp/7400\"]\n";
+        let (_dir, overrides) = with_file(&format!("{base}psk_file = \"/k\"\npsk_next_file = \"/k2\"\n"));
+        let network = load(&overrides, &FakeEnv::default()).unwrap().network.unwrap();
+        assert_eq!(network.psk_next, Some(KeySource::File("/k2".into())));
+        assert_eq!(network.listen_next, vec![DEFAULT_LISTEN_NEXT.parse::<libp2p::Multiaddr>().unwrap()]);
+        let systemd = FakeEnv(vec![("CREDENTIALS_DIRECTORY", "/run/credentials/outpostd.service")]);
+        let network = load(&overrides, &systemd).unwrap().network.unwrap();
+        assert_eq!(
+            network.psk_next,
+            Some(KeySource::Credential {
+                directory: "/run/credentials/outpostd.service".into(),
+                name: FLEET_KEY_NEXT_CREDENTIAL.into()
+            })
+        );
+
+        let (_dir, overrides) = with_file(&format!(
+            "{base}psk_file = \"/k\"\npsk_next_file = \"/k2\"\nlisten_next = [\"/ip4/10.0.0.1/tcp/7400\"]\n"
+        ));
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("listen_next") && err.contains("7400") && err.contains("its own port"), "{err}");
+        let (_dir, overrides) =
+            with_file(&format!("{base}psk_file = \"/k\"\nlisten_next = [\"/ip4/0.0.0.0/tcp/7401\"]\n"));
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("listen_next") && err.contains("psk_next_file is not"), "{err}");
+        let (_dir, overrides) =
+            with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n[network]\npsk_next_file = \"/k2\"\n");
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("psk_next_file is set but no pre-shared key"), "{err}");
     }
 
     #[test]

@@ -19,6 +19,8 @@ use thiserror::Error;
 pub const NODE_KEY_FILE: &str = "node.key";
 /// The fleet key's default credential name.
 pub const FLEET_KEY_CREDENTIAL: &str = "swarm.key";
+/// The next fleet key's credential, during a rotation.
+pub const FLEET_KEY_NEXT_CREDENTIAL: &str = "swarm-next.key";
 
 #[derive(Debug, Error)]
 #[non_exhaustive]

@@ -211,8 +211,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // stops the daemon with its name.
     let network = match &config.network {
         Some(network) => {
-            let psk = keys::read_psk(&network.psk)?;
-            Some((network.clone(), psk, key))
+            let current = keys::read_psk(&network.psk)?;
+            let next = network.psk_next.as_ref().map(keys::read_psk).transpose()?;
+            if let Some(from) = network.psk_next.as_ref().filter(|_| next == Some(current)) {
+                return Err(DaemonError::Key(keys::KeyError::Psk {
+                    from: from.clone(),
+                    detail: "is the same key as the current fleet key; the next key must be the new one".into(),
+                }));
+            }
+            Some((network.clone(), net::FleetKeys::new(current, next), key))
         }
         None => {
             tracing::info!("no pre-shared key configured: this post does not network");
@@ -248,8 +255,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (net_stop, net_stopped) = watch::channel(false);
     let net_state: Option<net::SharedNetState> = network.as_ref().map(|_| Default::default());
     let net_task = match (network, &net_state) {
-        (Some((network, psk, key)), Some(state)) => {
-            let settings = net::NetSettings { listen: network.listen, peers: network.peers, psk, mdns: network.mdns };
+        (Some((network, fleet_keys, key)), Some(state)) => {
+            let settings = net::NetSettings {
+                listen: network.listen,
+                listen_next: network.listen_next,
+                peers: network.peers,
+                keys: fleet_keys,
+                mdns: network.mdns,
+            };
             let running = net::run(key, settings, writer.clone(), net_rx, state.clone(), net_stopped);
             Some(tokio::spawn(async move {
                 // The post stays useful without its network (officers can

@@ -53,6 +53,12 @@ struct Args {
     /// The fleet's pre-shared key (libp2p swarm.key format); without one the post does not network.
     #[arg(long, value_name = "FILE")]
     psk_file: Option<PathBuf>,
+    /// During a fleet key rotation, the next key: accepted on --listen-next and tried when a dial with the current key fails.
+    #[arg(long, value_name = "FILE")]
+    psk_next_file: Option<PathBuf>,
+    /// Listen for peers speaking the next fleet key on this multiaddr (repeatable; default /ip4/0.0.0.0/tcp/7401).
+    #[arg(long, value_name = "MULTIADDR")]
+    listen_next: Vec<String>,
     /// Do not look for peers on the LAN with mDNS.
     #[arg(long)]
     no_mdns: bool,
@@ -102,6 +108,8 @@ impl Args {
             listen: self.listen.clone(),
             peers: self.peer.clone(),
             psk_file: self.psk_file.clone(),
+            psk_next_file: self.psk_next_file.clone(),
+            listen_next: self.listen_next.clone(),
             no_mdns: self.no_mdns,
             fleet_admin: self.fleet_admin.clone(),
             psk_only: self.psk_only,

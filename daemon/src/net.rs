@@ -18,7 +18,7 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::core::transport::upgrade::Version;
 use libp2p::core::{ConnectedPoint, Transport};
 use libp2p::identity::Keypair;
-use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::pnet::PnetConfig;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, mdns, noise, tcp, yamux};
@@ -29,6 +29,9 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 use crate::link_log::{self, LinkEvent, LinkLog};
+pub use fleet_keys::FleetKeys;
+
+mod fleet_keys;
 use crate::writer::{ReplicationInput, WriteOp, WriterHandle};
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/outpost/sync/1");
@@ -87,7 +90,9 @@ pub enum NetCommand {
 pub struct NetSettings {
     pub listen: Vec<Multiaddr>,
     pub peers: Vec<Multiaddr>,
-    pub psk: PreSharedKey,
+    pub keys: FleetKeys,
+    /// Where connections speak the next fleet key, during a rotation.
+    pub listen_next: Vec<Multiaddr>,
     pub mdns: bool,
 }
 
@@ -125,6 +130,8 @@ pub struct NetState {
     pub peer_id: String,
     pub listen_addrs: Vec<String>,
     pub psk_fingerprint: String,
+    /// The next fleet key's, during a rotation.
+    pub psk_next_fingerprint: Option<String>,
     pub peers: HashMap<String, PeerStats>,
 }
 
@@ -153,7 +160,7 @@ pub const MAX_ESTABLISHED: u32 = 256;
 
 /// The transport every node speaks: TCP, the fleet key (pnet), noise,
 /// yamux. Public so that test peers speak exactly the daemon's stack.
-pub fn build_swarm(key: Keypair, psk: PreSharedKey, use_mdns: bool) -> Result<Swarm<Behaviour>, NetError> {
+pub fn build_swarm(key: Keypair, keys: FleetKeys, use_mdns: bool) -> Result<Swarm<Behaviour>, NetError> {
     let setup = |e: &dyn std::fmt::Display| NetError::Setup(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -161,7 +168,7 @@ pub fn build_swarm(key: Keypair, psk: PreSharedKey, use_mdns: bool) -> Result<Sw
             let noise = noise::Config::new(key)?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
                 tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-                    .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                    .and_then(move |socket, point| PnetConfig::new(keys.for_connection(&point)).handshake(socket))
                     .upgrade(Version::V1Lazy)
                     .authenticate(noise)
                     .multiplex(yamux::Config::default())
@@ -267,17 +274,30 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), NetError> {
     let local = key.public().to_peer_id();
-    let fingerprint = settings.psk.fingerprint().to_string();
-    tracing::info!(peer_id = %local, psk_fingerprint = %fingerprint, mdns = settings.mdns,
-        "network starting; peers must show the same key fingerprint");
+    let keys = settings.keys.clone();
+    let fingerprint = keys.current().fingerprint().to_string();
+    let next_fingerprint = keys.next().map(|k| k.fingerprint().to_string());
+    tracing::info!(peer_id = %local, psk_fingerprint = %fingerprint, psk_next_fingerprint = ?next_fingerprint,
+        mdns = settings.mdns, "network starting; peers must show the same key fingerprint");
     {
         let mut s = lock(&state);
         s.peer_id = local.to_string();
         s.psk_fingerprint = fingerprint;
+        s.psk_next_fingerprint = next_fingerprint;
     }
-    let mut swarm = build_swarm(key, settings.psk, settings.mdns)?;
+    let mut swarm = build_swarm(key, keys.clone(), settings.mdns)?;
     for addr in &settings.listen {
         swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen { addr: addr.clone(), detail: e.to_string() })?;
+    }
+    let mut next_listeners = std::collections::HashSet::new();
+    for addr in &settings.listen_next {
+        // A fixed port is marked before any connection can arrive on it;
+        // port 0 is marked when the listener reports the port it got.
+        keys.listening_with_next(addr);
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetError::Listen { addr: addr.clone(), detail: e.to_string() })?;
+        next_listeners.insert(id);
     }
     let mut control = swarm.behaviour().stream.new_control();
     let mut incoming =
@@ -387,8 +407,12 @@ pub async fn run(
                 }
             },
             event = swarm.select_next_some() => match event {
-                SwarmEvent::NewListenAddr { address, .. } => {
-                    tracing::info!(%address, "listening");
+                SwarmEvent::NewListenAddr { address, listener_id } => {
+                    let next_key = next_listeners.contains(&listener_id);
+                    if next_key {
+                        keys.listening_with_next(&address);
+                    }
+                    tracing::info!(%address, next_key, "listening");
                     lock(&state).listen_addrs.push(address.to_string());
                 }
                 SwarmEvent::ConnectionEstablished { peer_id, connection_id, num_established, .. }
@@ -467,10 +491,25 @@ pub async fn run(
                         tracing::debug!(peer = ?peer_id, error = %error, "dial failed");
                     }
                     let _ = connection_id;
+                    // During a rotation the address is tried again with the
+                    // other key, soon; only failing with both backs off.
+                    let mut other_key_next: Vec<Multiaddr> = Vec::new();
+                    if let libp2p::swarm::DialError::Transport(attempts) = &error {
+                        for (addr, _) in attempts {
+                            if keys.dial_failed(addr) {
+                                other_key_next.push(addr.clone());
+                            }
+                        }
+                    }
                     let now = Instant::now();
                     for redial in redials.iter_mut().filter(|r| r.peer.is_none() && r.next.is_none()) {
-                        redial.next = Some(now + jittered(redial.backoff));
-                        redial.backoff = (redial.backoff * 2).min(REDIAL_MAX);
+                        if other_key_next.iter().any(|addr| same_address(addr, &redial.addr)) {
+                            tracing::info!(addr = %redial.addr, "dialling again with the other fleet key");
+                            redial.next = Some(now + jittered(REDIAL_FIRST));
+                        } else {
+                            redial.next = Some(now + jittered(redial.backoff));
+                            redial.backoff = (redial.backoff * 2).min(REDIAL_MAX);
+                        }
                     }
                 }
                 SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
@@ -499,6 +538,11 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// Whether two addresses name the same place, a `/p2p/…` aside.
+fn same_address(a: &Multiaddr, b: &Multiaddr) -> bool {
+    fleet_keys::without_peer_id(a) == fleet_keys::without_peer_id(b)
 }
 
 /// Peers `outpost peers` remembers: a fleet-key holder can mint peer ids,

@@ -13,6 +13,8 @@ pub use crate::config::ConfigError;
 /// Where the packaged unit's `LoadCredential=` lines read the keys from.
 pub const UNIT_NODE_KEY: &str = "/etc/outpost/node.key";
 pub const UNIT_FLEET_KEY: &str = "/etc/outpost/swarm.key";
+/// Where `systemd/fleet-key-next.conf.example` loads the next fleet key from.
+pub const UNIT_FLEET_KEY_NEXT: &str = "/etc/outpost/swarm-next.key";
 
 /// What `outpostd --check-config` found besides errors.
 #[derive(Debug, Default)]
@@ -67,6 +69,14 @@ pub fn check(overrides: &Overrides, env: &dyn Environment) -> Result<CheckReport
                 "copy the fleet's swarm.key there (mode 0600)",
             ));
             report.warnings.extend(unit_path_warning("psk_file", &network.psk, UNIT_FLEET_KEY));
+            if let Some(next) = &network.psk_next {
+                report.warnings.extend(key_warning(
+                    "the next fleet key",
+                    next,
+                    "copy the new swarm.key there (mode 0600), and add the fleet-key-next drop-in under systemd",
+                ));
+                report.warnings.extend(unit_path_warning("psk_next_file", next, UNIT_FLEET_KEY_NEXT));
+            }
             if network.membership == Membership::Nobody {
                 report.warnings.push(
                     "no fleet_admin is set: this post replicates with nobody until [network] fleet_admin names the \

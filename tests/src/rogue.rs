@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
-use outpost_daemon::net::{PROTOCOL, build_swarm};
+use outpost_daemon::net::{FleetKeys, PROTOCOL, build_swarm};
 use outpost_model::DocId;
 use outpost_model::date::Timestamp;
 use outpost_model::replication::engine::{Effect, Engine, EngineConfig, PeerKey, Trust};
@@ -205,7 +205,7 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     seen: Arc<Mutex<Seen>>,
 ) {
-    let Ok(mut swarm) = build_swarm(key, psk, false) else { return };
+    let Ok(mut swarm) = build_swarm(key, FleetKeys::new(psk, None), false) else { return };
     let mut control = swarm.behaviour().stream.new_control();
     let Ok(mut incoming) = control.accept(PROTOCOL) else { return };
     let _ = swarm.dial(addr.clone());

@@ -494,6 +494,7 @@ impl Service {
                 let state = net.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let replication = ReplicationStatus {
                     psk_fingerprint: state.psk_fingerprint.clone(),
+                    psk_next_fingerprint: state.psk_next_fingerprint.clone(),
                     membership: trust.mode.to_string(),
                     roster_version: trust.fleet.as_ref().map_or(0, |f| f.version()),
                     roster_role: trust
