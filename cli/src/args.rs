@@ -62,6 +62,11 @@ pub enum Command {
     /// Manage the fleet: its admin key, its roster of members, enrolment and revocation.
     #[command(subcommand)]
     Fleet(Fleet),
+    /// Write a consistent backup of this post's store to FILE while outpostd runs (root or the daemon's user; mode 0600; never overwrites a file). Restore it with `outpostd --restore FILE`.
+    Backup {
+        /// Where to write the backup; it appears only once complete.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use outpost_model::api::{
     ApiError, MAX_RESPONSE_BYTES, Outcome, PROTOCOL_VERSION, Request, RequestEnvelope, Response, ResponseEnvelope,
-    encode_frame,
+    STREAM_CHUNK_BYTES, encode_frame,
 };
 use thiserror::Error;
 
@@ -24,6 +24,9 @@ pub enum ClientError {
     Protocol(String),
     #[error("{0}")]
     Api(ApiError),
+    /// Writing a streamed reply where it goes (a file) failed.
+    #[error("{0}")]
+    Output(std::io::Error),
 }
 
 #[derive(Debug)]
@@ -43,6 +46,36 @@ impl Client {
         let frame = encode_frame(&RequestEnvelope { version: PROTOCOL_VERSION, request })
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         self.stream.write_all(&frame)?;
+        self.reply()
+    }
+
+    /// Sends a request whose reply carries a byte stream (a backup): the
+    /// reply that starts it, the bytes into `sink`, and the reply that ends
+    /// it, which is returned. A reply that is not the start is returned
+    /// as it is, with nothing written.
+    pub fn call_streaming(&mut self, request: Request, sink: &mut dyn Write) -> Result<Response, ClientError> {
+        let started = self.call(request)?;
+        if !matches!(started, Response::BackupStarted(_)) {
+            return Ok(started);
+        }
+        let mut chunk = Vec::with_capacity(STREAM_CHUNK_BYTES as usize);
+        loop {
+            let mut header = [0u8; 4];
+            self.stream.read_exact(&mut header)?;
+            let len = u32::from_be_bytes(header);
+            if len == 0 {
+                return self.reply();
+            }
+            if len > STREAM_CHUNK_BYTES {
+                return Err(ClientError::Protocol(format!("a stream chunk of {len} bytes exceeds the limit")));
+            }
+            chunk.resize(len as usize, 0);
+            self.stream.read_exact(&mut chunk)?;
+            sink.write_all(&chunk).map_err(ClientError::Output)?;
+        }
+    }
+
+    fn reply(&mut self) -> Result<Response, ClientError> {
         let mut header = [0u8; 4];
         self.stream.read_exact(&mut header)?;
         let len = u32::from_be_bytes(header);

@@ -2,6 +2,7 @@
 //! client and the rendering.
 
 pub mod args;
+pub mod backup;
 pub mod client;
 pub mod failure;
 pub mod fleet;

@@ -9,7 +9,7 @@ use outpost_cli::args::{self, Cli, Command, Incident, Psk, Watchlist};
 use outpost_cli::client::{Client, ClientError};
 use outpost_cli::failure::{Failure, exit};
 use outpost_cli::render::print_json;
-use outpost_cli::{fleet, keys, paths, render};
+use outpost_cli::{backup, fleet, keys, paths, render};
 use outpost_model::api::{HealthCheckKind, MAX_REQUEST_BYTES, NewEntryInput, NewIncidentInput, Request, Response};
 
 /// How a response is printed.
@@ -40,6 +40,8 @@ fn show(response: &Response, Output { json, explain }: Output) {
             Response::Fleet(f) => print_json(f),
             Response::RosterPublished(r) => print_json(r),
             Response::Cut(c) => print_json(c),
+            Response::BackupStarted(b) => print_json(b),
+            Response::BackupWritten(b) => print_json(b),
         }
         return;
     }
@@ -60,6 +62,10 @@ fn show(response: &Response, Output { json, explain }: Output) {
         Response::Fleet(f) => render::fleet(f),
         Response::RosterPublished(r) => format!("roster version {} installed\n", r.version),
         Response::Cut(c) => format!("{} cut entries\n", c.entries),
+        Response::BackupStarted(b) => format!("backup of node {} started at {}\n", b.node_id, b.taken_at),
+        Response::BackupWritten(b) => {
+            format!("backup written: {} rows in {} tables, {} bytes\n", b.rows, b.tables, b.bytes)
+        }
     };
     print!("{text}");
 }
@@ -134,6 +140,7 @@ enum Action {
     },
     /// Needs no daemon.
     Local(Psk),
+    Backup(std::path::PathBuf),
     Fleet(args::Fleet),
 }
 
@@ -145,6 +152,7 @@ fn action_for(command: Command) -> Action {
         Command::Sync { peer } => Request::SyncNow { peer },
         Command::Psk(psk) => return Action::Local(psk),
         Command::Fleet(f) => return Action::Fleet(f),
+        Command::Backup { file } => return Action::Backup(file),
         Command::Audit { check: Some(args::AuditCheck::Verify { post }), .. } => Request::AuditVerify { post },
         Command::Audit { check: None, since, limit, post } => Request::Audit { since, limit, post },
         Command::Watchlist(w) => match w {
@@ -238,6 +246,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Action::Import { file, batch } => import(&mut connect()?, &file, batch, cli.json),
         Action::Fleet(command) => fleet::run(connect, command, cli.json),
+        Action::Backup(file) => backup::run(&mut connect()?, &file, cli.json),
     }
 }
 

@@ -142,6 +142,37 @@ pub enum Request {
     FleetCut {
         peer: String,
     },
+    /// `outpost backup`: a consistent snapshot of the whole store. The
+    /// reply [`Response::BackupStarted`] is followed by the backup as a
+    /// byte stream (see [`STREAM_CHUNK_BYTES`]), then by one more reply:
+    /// [`Response::BackupWritten`], or the error that ended it.
+    Backup,
+}
+
+/// A byte stream on the control socket (a backup, today) comes after the
+/// reply that starts it, as chunks of at most this many bytes, each a
+/// 4-byte big-endian length and the bytes; a chunk of length 0 ends it.
+/// The reply that says how it went follows, framed as every reply is.
+pub const STREAM_CHUNK_BYTES: u32 = 256 * 1024;
+
+/// The start of a backup, as the daemon took it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupStarted {
+    /// The store's node id.
+    pub node_id: String,
+    pub taken_at: Timestamp,
+    /// The outpostd version that writes it.
+    pub outpostd: String,
+}
+
+/// A backup written to its end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupWritten {
+    pub tables: u32,
+    pub rows: u64,
+    pub bytes: u64,
+    /// The SHA-256 its last item carries, which a restore checks (hex).
+    pub sha256: String,
 }
 
 /// What a caller of the control socket may do, from the Unix groups it
@@ -199,6 +230,9 @@ impl Request {
             | Request::WatchlistAmend { .. }
             | Request::WatchlistSetStatus { .. } => Some(Role::Supervisor),
             Request::Audit { .. } | Request::AuditVerify { .. } => Some(Role::Auditor),
+            // Every record and the audit log, in one file: the daemon's own
+            // user and root only.
+            Request::Backup => Some(Role::Admin),
         }
     }
 }
@@ -328,6 +362,8 @@ pub enum Response {
     Fleet(Box<FleetView>),
     RosterPublished(RosterPublished),
     Cut(CutList),
+    BackupStarted(BackupStarted),
+    BackupWritten(BackupWritten),
 }
 
 /// The fleet as this node sees it.

@@ -1,6 +1,6 @@
 //! `outpostd`: parses flags, sets up logging, runs the daemon until SIGTERM;
-//! or, with `--init` or `--check-config`, makes the node key or checks the
-//! config and exits.
+//! or, with `--init`, `--check-config` or `--restore`, makes the node key,
+//! checks the config or restores a backup, and exits.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,9 +11,10 @@ use outpost_daemon::config::{self, Overrides, ProcessEnvironment};
 /// The Outpost border-post daemon: keeps watchlists and incident logs durable
 /// and serves the `outpost` command over a Unix socket.
 ///
-/// Exit codes: 0 done; 1 the daemon failed while running; 78 the
-/// configuration or a key is wrong, or the store is from a newer release
-/// (the unit does not restart on 78).
+/// Exit codes: 0 done; 1 the daemon failed while running; 65 (--restore)
+/// the file is not a complete, undamaged backup this release can read;
+/// 78 the configuration or a key is wrong, or the store is from a newer
+/// release (the unit does not restart on 78).
 #[derive(Debug, Parser)]
 #[command(name = "outpostd", version)]
 struct Args {
@@ -23,6 +24,9 @@ struct Args {
     /// Check the configuration and exit: errors exit 78, missing key files are warnings.
     #[arg(long)]
     check_config: bool,
+    /// Restore a backup written by `outpost backup` into the data directory, which must hold no store, and exit. Run it with the daemon stopped.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["init", "check_config"])]
+    restore: Option<PathBuf>,
     /// The node key file (default: DATA_DIR/node.key, created on first start; the package keeps it in /etc/outpost/node.key).
     #[arg(long, value_name = "FILE")]
     node_key_file: Option<PathBuf>,
@@ -77,6 +81,8 @@ struct Args {
 /// keeps a wrong config, a missing key or a store from a newer release
 /// from a restart loop.
 const EXIT_CONFIG: u8 = 78;
+/// EX_DATAERR: `--restore` was given a file that is not a whole backup.
+const EXIT_BAD_BACKUP: u8 = 65;
 /// The async runtime's threads at most; with the blocking pool, the
 /// writer and the main thread they stay well under the unit's TasksMax=64.
 const MAX_WORKER_THREADS: usize = 4;
@@ -177,6 +183,68 @@ fn check_config(overrides: &Overrides) -> ExitCode {
     }
 }
 
+/// `outpostd --restore FILE`: the backup, into the configured data
+/// directory. Run as root, the store is handed to the owner of the data
+/// directory (the service user, under the package's tmpfiles).
+fn restore(overrides: &Overrides, file: &std::path::Path) -> ExitCode {
+    use outpost_daemon::store::backup::{self, BackupError};
+    let config = match config::load(overrides, &ProcessEnvironment) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("outpostd: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let input = match std::fs::File::open(file) {
+        Ok(input) => std::io::BufReader::with_capacity(1 << 20, input),
+        Err(err) => {
+            eprintln!("outpostd: cannot open {}: {err}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = &config.data_dir;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        if let Err(err) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+            eprintln!("outpostd: cannot create {}: {err}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    match backup::restore(input, dir) {
+        Ok((info, summary)) => {
+            if let Err(err) = backup::hand_to_directory_owner(dir) {
+                eprintln!(
+                    "outpostd: the backup was restored into {}, but it could not be given to the directory's owner: \
+                     {err}; chown it to the service user before starting outpostd",
+                    dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            println!(
+                "restored {} rows in {} tables into {} (node {}, backup taken at {} by outpostd {}, sha256 {})",
+                summary.rows,
+                summary.tables,
+                dir.display(),
+                info.node_id,
+                outpost_model::date::Timestamp::from_millis(info.taken_at_ms),
+                info.outpostd,
+                summary.sha256
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("outpostd: cannot restore {}: {err}; nothing was restored", file.display());
+            match err {
+                BackupError::NotABackup
+                | BackupError::Damaged(_)
+                | BackupError::TooNewFormat(_)
+                | BackupError::TooNewTable { .. } => ExitCode::from(EXIT_BAD_BACKUP),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let overrides = args.overrides();
@@ -185,6 +253,9 @@ fn main() -> ExitCode {
     }
     if args.check_config {
         return check_config(&overrides);
+    }
+    if let Some(file) = &args.restore {
+        return restore(&overrides, file);
     }
     let config = match config::load(&overrides, &ProcessEnvironment) {
         Ok(config) => config,

@@ -499,6 +499,23 @@ impl Post {
         self.json(&["status"])["replication"]["roster_version"].as_u64().unwrap_or(0)
     }
 
+    /// Imports `count` generated entries (seed `seed`) with `outpost
+    /// watchlist import`, `batch` to a request.
+    pub fn import_generated(&self, seed: u64, count: usize, batch: usize) {
+        use std::io::Write;
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let mut generator = crate::sample::Generator::new(seed);
+        {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(file.path()).expect("create the import file"));
+            for _ in 0..count {
+                let line = serde_json::to_string(&generator.entry()).expect("encode an entry");
+                writeln!(out, "{line}").expect("write the import file");
+            }
+        }
+        let path = file.path().to_str().expect("utf-8 path");
+        self.json(&["watchlist", "import", path, "--batch", &batch.to_string()]);
+    }
+
     /// Entries this post holds, from `status`.
     pub fn entry_count(&self) -> u64 {
         self.json(&["status"])["entries"].as_u64().unwrap_or(0)

@@ -5,12 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::time::Duration;
 
 use outpost_tests::harness::{FleetKey, Post, free_port, networked_post, wait_for};
 use outpost_tests::link_emulator::{Link, LinkProfile};
-use outpost_tests::sample::Generator;
 
 const SYNC_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -65,15 +63,7 @@ fn a_post_killed_mid_sync_loses_nothing_and_finishes_after_restart() {
     let centre = networked_post("centre", "KAZ-BS", &key, ports[0], &[]);
     // Until it is enrolled, a node writes only its own incident log.
     key.enroll(&centre, &centre);
-    let file = tempfile::NamedTempFile::new().unwrap();
-    let mut generator = Generator::new(7);
-    {
-        let mut out = std::fs::File::create(file.path()).unwrap();
-        for _ in 0..3000 {
-            writeln!(out, "{}", serde_json::to_string(&generator.entry()).unwrap()).unwrap();
-        }
-    }
-    centre.json(&["watchlist", "import", file.path().to_str().unwrap(), "--batch", "100"]);
+    centre.import_generated(7, 3000, 100);
     let total = centre.entry_count();
     assert_eq!(total, 3000);
 

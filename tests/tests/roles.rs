@@ -137,4 +137,16 @@ fn each_role_does_its_own_requests_and_is_refused_the_rest_by_name() {
     assert_eq!(find("watchlist.search")["user"], format!("{tag}off"));
     assert_eq!(find("watchlist.search")["role"], "officer");
     assert_eq!(find("audit.read")["role"], "auditor");
+
+    // A backup holds every record and the audit log: root and the
+    // daemon's user only. The file is not left behind.
+    let backups = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(backups.path(), std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let file = backups.path().join("post.backup");
+    for user in [officer, supervisor, auditor] {
+        let refused = as_user(&cli, &post, user, &["backup", file.to_str().unwrap()]);
+        assert_eq!(refused.code, 5, "{refused:?}");
+        assert!(refused.stderr.contains("admin"), "{refused:?}");
+        assert_eq!(std::fs::read_dir(backups.path()).unwrap().count(), 0, "a refused backup left a file");
+    }
 }

@@ -8,13 +8,14 @@
 //! stream cannot be resynchronised without reading the whole oversized body.
 
 mod slots;
+mod stream;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use outpost_model::api::{
-    ErrorKind, MAX_REQUEST_BYTES, Outcome, PROTOCOL_VERSION, RequestEnvelope, ResponseEnvelope, encode_frame,
+    ErrorKind, MAX_REQUEST_BYTES, Outcome, PROTOCOL_VERSION, Request, RequestEnvelope, ResponseEnvelope, encode_frame,
     error_envelope,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -170,8 +171,15 @@ async fn connection(
             Err(_) => return Ok(()),
         };
         slot.answering();
-        let reply = answer(&service, &caller, &body).await;
-        send(&mut stream, &reply, shutdown.clone()).await?;
+        match parse_request(&body) {
+            Ok((_, RequestEnvelope { request: Request::Backup, .. })) => {
+                stream::backup(&mut stream, &service, &caller, shutdown.clone()).await?;
+            }
+            parsed => {
+                let reply = answer(&service, &caller, parsed).await;
+                send(&mut stream, &reply, shutdown.clone()).await?;
+            }
+        }
         slot.idle(Instant::now());
     }
 }
@@ -252,8 +260,12 @@ pub fn parse_request(body: &[u8]) -> Result<(String, RequestEnvelope), BadReques
     }
 }
 
-async fn answer(service: &Service, caller: &Caller, body: &[u8]) -> ResponseEnvelope {
-    let (op, envelope) = match parse_request(body) {
+async fn answer(
+    service: &Service,
+    caller: &Caller,
+    parsed: Result<(String, RequestEnvelope), BadRequest>,
+) -> ResponseEnvelope {
+    let (op, envelope) = match parsed {
         Ok(parsed) => parsed,
         Err(BadRequest { op, reply }) => {
             if let Outcome::Error(err) = &reply.outcome

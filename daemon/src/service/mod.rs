@@ -5,6 +5,7 @@
 //! Automerge. Every read that shows personal data is audited durably before
 //! its answer leaves the daemon; writes are audited inside their own commit.
 
+mod backup;
 mod fleet;
 mod health_check;
 
@@ -194,6 +195,8 @@ impl Service {
     pub async fn handle(&self, request: Request, caller: &Caller) -> Result<Response, ApiError> {
         let caller = &authorise(caller, &request, &self.info.roles)?;
         match request {
+            // A stream: the control connection answers it (begin_backup).
+            Request::Backup => Err(internal("a backup is streamed by the control connection")),
             Request::Status => self.status().await,
             Request::HealthCheck => self.health_check().await.map(Response::Health),
             Request::Peers => self.peers().await,

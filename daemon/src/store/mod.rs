@@ -16,11 +16,15 @@
 //! | `audit_trail` | (post, seq) | JSON [`TrailEntry`] | each record of other posts' audit logs this node holds, by number |
 //! | `audit_alarms` | (post, seq) | text | signs that a post's audit log was tampered with |
 //!
+//! `backup.rs` writes every table as one read transaction sees it, and
+//! restores that into an empty data directory.
+//!
 //! Every write that the daemon acknowledges went through [`Store::commit`]:
 //! one redb transaction holding the document change, the projection rows it
 //! produced and its audit record, committed with fsync before the reply.
 
 pub mod backend;
+pub mod backup;
 mod read;
 mod trail;
 mod trust;
