@@ -87,7 +87,7 @@ impl Probes {
     fn peers_connected(&self) -> Option<usize> {
         let state = self.net_state.as_ref()?;
         let state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Some(state.peers.values().filter(|p| p.connected).count())
+        Some(state.connected_count())
     }
 }
 

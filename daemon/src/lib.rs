@@ -4,6 +4,7 @@
 //! socket, configuration and systemd integration. Domain rules live in the
 //! model; this crate moves bytes, holds state and keeps it durable.
 
+pub mod args;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -135,6 +135,13 @@ pub struct NetState {
     pub peers: HashMap<String, PeerStats>,
 }
 
+impl NetState {
+    /// Peers with an open connection now.
+    pub fn connected_count(&self) -> usize {
+        self.peers.values().filter(|p| p.connected).count()
+    }
+}
+
 pub type SharedNetState = Arc<Mutex<NetState>>;
 
 fn lock(state: &SharedNetState) -> std::sync::MutexGuard<'_, NetState> {

@@ -72,7 +72,7 @@ impl Service {
             return check(HealthCheckKind::Peers, true, "this post does not network".into());
         };
         let state = net.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let connected = state.peers.values().filter(|p| p.connected).count();
+        let connected = state.connected_count();
         if connected > 0 {
             return check(HealthCheckKind::Peers, true, format!("{connected} connected"));
         }

@@ -507,7 +507,7 @@ impl Service {
                     roster_revoked: trust.member.as_ref().is_some_and(|m| !m.is_active()),
                     conflicts: trust.conflicts.clone(),
                     held_changes: trust.held,
-                    connected_peers: state.peers.values().filter(|p| p.connected).count() as u64,
+                    connected_peers: state.connected_count() as u64,
                     stalest_document: report.stalest.as_ref().map(|(doc, _)| doc.to_string()),
                     stalest_agreed_at: report.stalest.and_then(|(_, at)| at),
                     audit_alarms: self
