@@ -22,6 +22,22 @@ fn local(file: &Path, what: &str, err: std::io::Error) -> Failure {
     Failure::Local { code: 1, message: format!("{what} {}: {err}", file.display()) }
 }
 
+/// Gives the complete backup its name. A link, not a rename, so that a
+/// file made meanwhile is never replaced; where the file system has no
+/// links (a FAT USB stick), a rename after one more look.
+fn put_in_place(partial: &Path, file: &Path) -> Result<(), Failure> {
+    match std::fs::hard_link(partial, file) {
+        Ok(()) => std::fs::remove_file(partial).map_err(|e| local(partial, "cannot remove", e)),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Err(Failure::bad_input(format!(
+            "{} appeared while the backup was written; the backup is kept as {}",
+            file.display(),
+            partial.display()
+        ))),
+        Err(_) if !file.exists() => std::fs::rename(partial, file).map_err(|e| local(file, "cannot create", e)),
+        Err(err) => Err(local(file, "cannot create", err)),
+    }
+}
+
 /// Writes a backup of the daemon's store to `file`, which must not exist.
 pub fn run(client: &mut Client, file: &Path, json: bool) -> Result<(), Failure> {
     if file.exists() {
@@ -29,12 +45,16 @@ pub fn run(client: &mut Client, file: &Path, json: bool) -> Result<(), Failure> 
     }
     let partial = partial_path(file);
     // Mode 0600: the backup holds every record and the audit log.
-    let out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(|e| local(&partial, "cannot create", e))?;
+    let out = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Failure::bad_input(format!(
+                "{} exists: an interrupted backup left it; remove it, or choose another FILE",
+                partial.display()
+            ))
+        } else {
+            local(&partial, "cannot create", e)
+        }
+    })?;
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, out);
     let written = client.call_streaming(Request::Backup, &mut writer).and_then(|reply| {
         let out = writer.into_inner().map_err(|e| ClientError::Output(e.into_error()))?;
@@ -56,12 +76,12 @@ pub fn run(client: &mut Client, file: &Path, json: bool) -> Result<(), Failure> 
             return Err(err.into());
         }
     };
-    // A link, not a rename: it never replaces a file made meanwhile.
-    std::fs::hard_link(&partial, file).map_err(|e| local(file, "cannot create", e))?;
-    std::fs::remove_file(&partial).map_err(|e| local(&partial, "cannot remove", e))?;
-    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| local(dir, "cannot sync", e))?;
-    }
+    put_in_place(&partial, file)?;
+    let dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| local(dir, "cannot sync", e))?;
     if json {
         print_json(&serde_json::json!({
             "file": file.display().to_string(),

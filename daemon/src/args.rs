@@ -59,7 +59,7 @@ pub struct Args {
     /// During a fleet key rotation, the next key: accepted on --listen-next and tried when a dial with the current key fails.
     #[arg(long, value_name = "FILE")]
     pub psk_next_file: Option<PathBuf>,
-    /// Listen for peers speaking the next fleet key on this multiaddr (repeatable; default /ip4/0.0.0.0/tcp/7401).
+    /// Listen for peers speaking the next fleet key on this multiaddr (repeatable; default: each --listen address at the port after its own).
     #[arg(long, value_name = "MULTIADDR")]
     pub listen_next: Vec<String>,
     /// Do not look for peers on the LAN with mDNS.

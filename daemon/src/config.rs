@@ -135,7 +135,8 @@ pub struct RawNetwork {
     /// During a fleet key rotation, the next key: accepted on `listen_next`
     /// and tried when a dial with the current key fails.
     pub psk_next_file: Option<PathBuf>,
-    /// Where connections speak the next key (default `/ip4/0.0.0.0/tcp/7401`).
+    /// Where connections speak the next key (default: each `listen`
+    /// address at the port after its own, 7401 beside 7400).
     pub listen_next: Option<Vec<String>>,
     /// Find peers on the post's LAN by mDNS (default true).
     pub mdns: Option<bool>,
@@ -207,8 +208,29 @@ pub struct NodeKeyConfig {
 
 /// The port `outpostd` listens on when `[network]` names none.
 pub const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/7400";
-/// The port for the next fleet key when `listen_next` names none.
-pub const DEFAULT_LISTEN_NEXT: &str = "/ip4/0.0.0.0/tcp/7401";
+/// Without `listen_next`, the next key listens on each `listen` address
+/// at the port after its own (7401 beside the default 7400), so that a
+/// rotation opens no interface the post did not listen on already.
+fn next_ports(listen: &[libp2p::Multiaddr]) -> Result<Vec<libp2p::Multiaddr>, ConfigError> {
+    listen
+        .iter()
+        .map(|addr| {
+            addr.iter()
+                .map(|p| match p {
+                    libp2p::multiaddr::Protocol::Tcp(port) if port != 0 && port != u16::MAX => {
+                        Ok(libp2p::multiaddr::Protocol::Tcp(port + 1))
+                    }
+                    libp2p::multiaddr::Protocol::Tcp(_) => Err(invalid(
+                        "listen_next",
+                        &addr.to_string(),
+                        "cannot be derived from this listen address; set listen_next to fixed ports",
+                    )),
+                    other => Ok(other),
+                })
+                .collect()
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -377,6 +399,19 @@ fn metrics_address(text: &str) -> Result<std::net::SocketAddr, ConfigError> {
         return Err(invalid("metrics", text, "the metrics endpoint listens on loopback only (127.0.0.1 or [::1])"));
     }
     Ok(addr)
+}
+
+/// Where `outpostd --restore` writes: `--data-dir`, else the file's
+/// `data_dir`, else systemd's `STATE_DIRECTORY`. Never the user's own
+/// data directory, which for root at a shell is not the service's.
+pub fn restore_dir(overrides: &Overrides, env: &dyn Environment) -> Result<PathBuf, ConfigError> {
+    let raw = read_raw(overrides)?;
+    overrides
+        .data_dir
+        .clone()
+        .or(raw.data_dir)
+        .or_else(|| env.var("STATE_DIRECTORY").and_then(|dirs| dirs.split(':').next().map(PathBuf::from)))
+        .ok_or(ConfigError::NoDefault { what: "data directory to restore into", flag: "data-dir" })
 }
 
 /// The flag, else the file's `data_dir`, else the environment's default.
@@ -638,9 +673,15 @@ fn network(
                 "is set but psk_next_file is not: the next key's listener needs the next key",
             ));
         }
-        (Some(_), true) => multiaddrs("listen_next", &[DEFAULT_LISTEN_NEXT.to_string()])?,
+        (Some(_), true) => next_ports(&listen)?,
         (Some(_), false) => listen_next,
     };
+    // The key a connection speaks is told by the port it arrives on, so
+    // the next key's ports are fixed: two port-0 listeners could be given
+    // the same number on different addresses.
+    if let Some(addr) = listen_next.iter().find(|addr| addr.iter().any(|p| p == libp2p::multiaddr::Protocol::Tcp(0))) {
+        return Err(invalid("listen_next", &addr.to_string(), "needs a fixed port, not 0"));
+    }
     if let Some(port) = tcp_ports(&listen_next).into_iter().find(|port| tcp_ports(&listen).contains(port)) {
         return Err(invalid(
             "listen_next",
@@ -768,7 +809,7 @@ pub(crate) mod tests {
         let (_dir, overrides) = with_file(&format!("{base}psk_file = \"/k\"\npsk_next_file = \"/k2\"\n"));
         let network = load(&overrides, &FakeEnv::default()).unwrap().network.unwrap();
         assert_eq!(network.psk_next, Some(KeySource::File("/k2".into())));
-        assert_eq!(network.listen_next, vec![DEFAULT_LISTEN_NEXT.parse::<libp2p::Multiaddr>().unwrap()]);
+        assert_eq!(network.listen_next, vec!["/ip4/0.0.0.0/tcp/7401".parse::<libp2p::Multiaddr>().unwrap()]);
         let systemd = FakeEnv(vec![("CREDENTIALS_DIRECTORY", "/run/credentials/outpostd.service")]);
         let network = load(&overrides, &systemd).unwrap().network.unwrap();
         assert_eq!(
@@ -788,6 +829,19 @@ pub(crate) mod tests {
             with_file(&format!("{base}psk_file = \"/k\"\nlisten_next = [\"/ip4/0.0.0.0/tcp/7401\"]\n"));
         let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
         assert!(err.contains("listen_next") && err.contains("psk_next_file is not"), "{err}");
+        let (_dir, overrides) = with_file(&format!(
+            "{base}psk_file = \"/k\"\npsk_next_file = \"/k2\"\nlisten_next = [\"/ip4/10.0.0.1/tcp/0\"]\n"
+        ));
+        let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();
+        assert!(err.contains("needs a fixed port"), "{err}");
+        let pinned = "authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n[network]\nlisten = [\"/ip4/10.8.0.2/tcp/7500\"]\n";
+        let (_dir, overrides) = with_file(&format!("{pinned}psk_file = \"/k\"\npsk_next_file = \"/k2\"\n"));
+        let network = load(&overrides, &FakeEnv::default()).unwrap().network.unwrap();
+        assert_eq!(
+            network.listen_next,
+            vec!["/ip4/10.8.0.2/tcp/7501".parse::<libp2p::Multiaddr>().unwrap()],
+            "the next key listens where the post already does, at the next port"
+        );
         let (_dir, overrides) =
             with_file("authority = \"KAZ-BS\"\ndata_dir = \"/srv\"\n[network]\npsk_next_file = \"/k2\"\n");
         let err = load(&overrides, &FakeEnv::default()).unwrap_err().to_string();

@@ -84,6 +84,28 @@ impl DaemonError {
     }
 }
 
+/// The next fleet key, during a rotation. A step of the rotation done
+/// wrong (the key not copied, the drop-in missing, the same key twice)
+/// must not take the post down, officers' lookups with it: the post runs
+/// on its current key and says why.
+fn next_fleet_key(
+    network: &config::NetworkConfig,
+    current: libp2p::pnet::PreSharedKey,
+) -> Option<libp2p::pnet::PreSharedKey> {
+    let source = network.psk_next.as_ref()?;
+    match keys::read_psk(source) {
+        Ok(next) if next == current => {
+            tracing::error!(from = %source, "the next fleet key is the current one; running without a next key");
+            None
+        }
+        Ok(next) => Some(next),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot read the next fleet key; running on the current key only");
+            None
+        }
+    }
+}
+
 /// A replication engine holding the roster `store` keeps, if it verifies.
 pub fn engine_over(store: &Store, config: EngineConfig) -> Engine {
     let mut engine = Engine::new(config);
@@ -213,14 +235,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let network = match &config.network {
         Some(network) => {
             let current = keys::read_psk(&network.psk)?;
-            let next = network.psk_next.as_ref().map(keys::read_psk).transpose()?;
-            if let Some(from) = network.psk_next.as_ref().filter(|_| next == Some(current)) {
-                return Err(DaemonError::Key(keys::KeyError::Psk {
-                    from: from.clone(),
-                    detail: "is the same key as the current fleet key; the next key must be the new one".into(),
-                }));
-            }
-            Some((network.clone(), net::FleetKeys::new(current, next), key))
+            Some((network.clone(), net::FleetKeys::new(current, next_fleet_key(network, current)), key))
         }
         None => {
             tracing::info!("no pre-shared key configured: this post does not network");

@@ -91,15 +91,16 @@ fn check_config(overrides: &Overrides) -> ExitCode {
     }
 }
 
-/// `outpostd --restore FILE`: the backup, into the configured data
-/// directory. Run as root, the store is handed to the owner of the data
-/// directory (the service user, under the package's tmpfiles).
+/// `outpostd --restore FILE`: the backup, into the data directory that
+/// `--data-dir`, the config's `data_dir` or systemd names. Run as root,
+/// the store is given to the owner of the data directory (the service
+/// user, under the package's tmpfiles).
 fn restore(overrides: &Overrides, file: &std::path::Path) -> ExitCode {
     use outpost_daemon::store::backup::{self, BackupError};
-    let config = match config::load(overrides, &ProcessEnvironment) {
-        Ok(config) => config,
+    let dir = match config::restore_dir(overrides, &ProcessEnvironment) {
+        Ok(dir) => dir,
         Err(err) => {
-            eprintln!("outpostd: {err}");
+            eprintln!("outpostd: {err} (the package's is /var/lib/outpost)");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -110,24 +111,27 @@ fn restore(overrides: &Overrides, file: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let dir = &config.data_dir;
     {
         use std::os::unix::fs::DirBuilderExt;
-        if let Err(err) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        if let Err(err) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
             eprintln!("outpostd: cannot create {}: {err}", dir.display());
             return ExitCode::FAILURE;
         }
     }
-    match backup::restore(input, dir) {
-        Ok((info, summary)) => {
-            if let Err(err) = backup::hand_to_directory_owner(dir) {
-                eprintln!(
-                    "outpostd: the backup was restored into {}, but it could not be given to the directory's owner: \
-                     {err}; chown it to the service user before starting outpostd",
-                    dir.display()
-                );
+    let owner = if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(&dir) {
+            Ok(meta) => Some((meta.uid(), meta.gid())),
+            Err(err) => {
+                eprintln!("outpostd: cannot read {}: {err}", dir.display());
                 return ExitCode::FAILURE;
             }
+        }
+    } else {
+        None
+    };
+    match backup::restore(input, &dir, owner) {
+        Ok((info, summary)) => {
             println!(
                 "restored {} rows in {} tables into {} (node {}, backup taken at {} by outpostd {}, sha256 {})",
                 summary.rows,
@@ -146,7 +150,8 @@ fn restore(overrides: &Overrides, file: &std::path::Path) -> ExitCode {
                 BackupError::NotABackup
                 | BackupError::Damaged(_)
                 | BackupError::TooNewFormat(_)
-                | BackupError::TooNewTable { .. } => ExitCode::from(EXIT_BAD_BACKUP),
+                | BackupError::TooNewTable { .. }
+                | BackupError::UnknownTable(_) => ExitCode::from(EXIT_BAD_BACKUP),
                 _ => ExitCode::FAILURE,
             }
         }

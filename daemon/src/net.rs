@@ -439,7 +439,7 @@ pub async fn run(
                         tracing::debug!(peer = %peer_id, %addr, "connected");
                     }
                     for redial in redials.iter_mut() {
-                        if matches!(&endpoint, ConnectedPoint::Dialer { address, .. } if *address == redial.addr) {
+                        if matches!(&endpoint, ConnectedPoint::Dialer { address, .. } if same_address(address, &redial.addr)) {
                             redial.peer = Some(peer_id);
                             redial.backoff = REDIAL_FIRST;
                         }

@@ -15,6 +15,8 @@ pub const UNIT_NODE_KEY: &str = "/etc/outpost/node.key";
 pub const UNIT_FLEET_KEY: &str = "/etc/outpost/swarm.key";
 /// Where `systemd/fleet-key-next.conf.example` loads the next fleet key from.
 pub const UNIT_FLEET_KEY_NEXT: &str = "/etc/outpost/swarm-next.key";
+/// Where ADMIN.md installs that drop-in.
+const NEXT_KEY_DROP_IN: &str = "/etc/systemd/system/outpostd.service.d/fleet-key-next.conf";
 
 /// What `outpostd --check-config` found besides errors.
 #[derive(Debug, Default)]
@@ -76,6 +78,20 @@ pub fn check(overrides: &Overrides, env: &dyn Environment) -> Result<CheckReport
                     "copy the new swarm.key there (mode 0600), and add the fleet-key-next drop-in under systemd",
                 ));
                 report.warnings.extend(unit_path_warning("psk_next_file", next, UNIT_FLEET_KEY_NEXT));
+                if !Path::new(NEXT_KEY_DROP_IN).exists() {
+                    report.warnings.push(format!(
+                        "psk_next_file is set but {NEXT_KEY_DROP_IN} does not exist: under systemd the next key \
+                         reaches the daemon only through that drop-in, and without it the daemon runs on its current \
+                         key alone (ADMIN.md, \"Rotating keys\")"
+                    ));
+                }
+                if let (Ok(current), Ok(next)) = (crate::keys::read_psk(&network.psk), crate::keys::read_psk(next))
+                    && current == next
+                {
+                    report.warnings.push(
+                        "the next fleet key is the current one: the daemon ignores it; install the new key".into(),
+                    );
+                }
             }
             if network.membership == Membership::Nobody {
                 report.warnings.push(

@@ -11,7 +11,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use outpost_tests::harness::{Post, PostOptions, Run, binary};
+use std::time::Duration;
+
+use outpost_tests::harness::{Post, PostOptions, Run, binary, wait_for};
 
 fn restore(file: &Path, data_dir: &Path) -> Run {
     let out = Command::new(binary("outpostd"))
@@ -19,7 +21,6 @@ fn restore(file: &Path, data_dir: &Path) -> Run {
         .arg(file)
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--authority", "KAZ-BS"])
         .output()
         .expect("run outpostd --restore");
     Run::from_output(out)
@@ -56,9 +57,7 @@ fn a_backup_under_write_load_restores_every_acknowledged_write() {
             }
         })
     };
-    while acknowledged.lock().unwrap().len() < 5 {
-        std::thread::yield_now();
-    }
+    wait_for("officers' first writes", Duration::from_secs(60), || acknowledged.lock().unwrap().len() >= 5);
     let before: Vec<String> = acknowledged.lock().unwrap().clone();
     let backups = tempfile::tempdir().unwrap();
     let file = backups.path().join("kz-nurzhol.backup");
@@ -66,9 +65,7 @@ fn a_backup_under_write_load_restores_every_acknowledged_write() {
     assert_eq!(taken.code, 0, "{taken:?}\n{}", post.log());
     let during = acknowledged.lock().unwrap().len();
     // Writes go on after the backup too.
-    while acknowledged.lock().unwrap().len() < during + 3 {
-        std::thread::yield_now();
-    }
+    wait_for("writes after the backup", Duration::from_secs(60), || acknowledged.lock().unwrap().len() >= during + 3);
     stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
 

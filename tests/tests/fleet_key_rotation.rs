@@ -1,8 +1,10 @@
-//! A fleet key rotation with posts at every stage at once: one that holds
-//! the old key and the next (listening for the next on a second port), one
-//! that already made the new key its only one, and one that holds both and
-//! reaches the new-only post by falling back to the next key on a failed
-//! dial. Changes still cross the whole fleet.
+//! A fleet key rotation with posts at every stage at once (ADMIN.md,
+//! "Rotating keys"): a centre at step 2 (the old key, and the new one as
+//! the next, on a second port); a post at step 3 (the new key, and the old
+//! one as the next) that reaches the centre's old-key port by falling back
+//! to its next key; a post at step 4 (the new key only) that reaches the
+//! centre on its next-key port; and a post at step 2 that reaches the
+//! step-4 post by falling back. Changes still cross the whole fleet.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -64,7 +66,11 @@ fn posts_on_the_old_key_the_new_key_and_both_keep_replicating() {
     // This post holds both and dials the switched post's only port: its
     // first dial, with the old key, fails; the retry with the next works.
     let both = post("both-keys", network(&fleet, &old_key, both_port, &[switched_port], Some((&new_key, free_port()))));
-    fleet.enroll_all(&centre, &[&centre, &switched, &both]);
+    // Step 3: the new key is its own, the old one its next; it dials the
+    // centre's usual port, which still speaks the old key.
+    let swapped =
+        post("swapped", network(&fleet, &new_key, free_port(), &[centre_port], Some((&old_key, free_port()))));
+    fleet.enroll_all(&centre, &[&centre, &switched, &both, &swapped]);
 
     let status = centre.json(&["status"]);
     let current = status["replication"]["psk_fingerprint"].as_str().unwrap().to_string();
@@ -82,6 +88,8 @@ fn posts_on_the_old_key_the_new_key_and_both_keep_replicating() {
     let back = both.add_person("Бекзод Каримов");
     wait_for("an entry to come back the other way", SYNC_DEADLINE, || holds(&centre, &back));
     assert!(both.log().contains("dialling again with the other fleet key"), "{}", both.log());
+    wait_for("the step-3 post to receive it over the old key", SYNC_DEADLINE, || holds(&swapped, &id));
+    assert!(swapped.log().contains("dialling again with the other fleet key"), "{}", swapped.log());
 }
 
 #[test]

@@ -67,7 +67,10 @@ fn man_pages_and_completions_match_the_command_lines() {
         for (path, bytes) in &fresh {
             std::fs::write(debian_dir().join(path), bytes).unwrap();
         }
-        return;
+        panic!(
+            "wrote {} files under daemon/debian; commit them and run again without OUTPOST_UPDATE_PACKAGING",
+            fresh.len()
+        );
     }
     let kept = committed();
     let stale: Vec<&String> = fresh.keys().filter(|path| kept.get(*path) != fresh.get(*path)).collect();

@@ -234,6 +234,11 @@ fn started_as_the_unit_does_it_reports_ready_pings_while_healthy_and_stops_pingi
         "pings went on for two watchdog intervals with the writer wedged: {meanwhile:?}"
     );
     assert!(daemon.try_wait().expect("poll outpostd").is_none(), "outpostd exited while wedged");
+    // The health check says so within its own deadline (exit 10), rather
+    // than leaving the CLI to give up on the daemon (exit 1 or 3).
+    let check = unit.outpost(&["status", "--check"]);
+    assert_eq!(check.code, 10, "{check:?}");
+    assert!(check.stdout.contains("did not answer"), "{check:?}");
 
     drop(wedged);
     manager.wait_for("pings once the writer runs again", WATCHDOG * 3, |l| l == "WATCHDOG=1");

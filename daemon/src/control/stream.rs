@@ -16,12 +16,35 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, watch};
 
-use super::{WRITE_TIMEOUT, send};
+use super::send;
 use crate::service::Service;
 use crate::writer::Caller;
 
 /// Chunks made ahead of the client.
 const CHUNKS_AHEAD: usize = 4;
+/// A chunk the client does not take within this is the end of the
+/// stream. Longer than a reply's timeout: the client writes to an admin's
+/// disk, which may be a USB stick that stalls while it flushes.
+const CHUNK_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One backup at a time: each holds a read transaction (redb keeps what
+/// it sees, so the file grows while it lasts) and a blocking thread.
+static BACKUP_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+struct OneBackup;
+
+impl OneBackup {
+    fn take() -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        BACKUP_RUNNING.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst).ok().map(|_| OneBackup)
+    }
+}
+
+impl Drop for OneBackup {
+    fn drop(&mut self) {
+        BACKUP_RUNNING.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 /// Cuts what is written into chunks for the connection.
 struct ChunkWriter {
@@ -68,7 +91,7 @@ async fn write_chunk(
         stream.write_all(chunk).await
     };
     tokio::select! {
-        written = tokio::time::timeout(WRITE_TIMEOUT, write) => match written {
+        written = tokio::time::timeout(CHUNK_WRITE_TIMEOUT, write) => match written {
             Ok(result) => result,
             Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client does not read the stream")),
         },
@@ -83,6 +106,11 @@ pub(super) async fn backup(
     caller: &Caller,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let Some(_one) = OneBackup::take() else {
+        let busy = ApiError::new(ErrorKind::Busy, "a backup is being written already; try again when it is done");
+        return send(stream, &ResponseEnvelope { version: PROTOCOL_VERSION, outcome: Outcome::Error(busy) }, shutdown)
+            .await;
+    };
     let (snapshot, started) = match service.begin_backup(caller).await {
         Ok(begun) => begun,
         Err(err) => {

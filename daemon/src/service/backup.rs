@@ -14,6 +14,8 @@ impl Service {
     /// takes the snapshot, which so holds its own audit record.
     pub async fn begin_backup(&self, caller: &Caller) -> Result<(Snapshot, BackupStarted), ApiError> {
         let caller = &authorise(caller, &Request::Backup, &self.info.roles)?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.backup_possible()).await.map_err(internal)?.map_err(internal)?;
         self.audit(caller, "store.backup", None, "a backup of the whole store".into(), Vec::new()).await?;
         let taken_at = now();
         let store = self.store.clone();

@@ -31,7 +31,11 @@ impl Service {
         let thresholds = self.info.health;
         let mut checks = Vec::new();
 
-        let probe = tokio::time::timeout(STORE_WAIT, self.writer.submit(WriteOp::ProbeStore, &Caller::daemon())).await;
+        // One deadline for both writer jobs: a stuck writer must give exit
+        // 10 within it, not leave the check waiting for the CLI to give up.
+        let deadline = tokio::time::Instant::now() + STORE_WAIT;
+        let probe = tokio::time::timeout_at(deadline, self.writer.submit(WriteOp::ProbeStore, &Caller::daemon())).await;
+        let writer_answers = probe.is_ok();
         checks.push(match probe {
             Ok(Ok(Written::StoreProbed)) => check(HealthCheckKind::Store, true, "a durable write succeeded".into()),
             Ok(Ok(_)) => check(HealthCheckKind::Store, false, "the writer gave an unexpected answer".into()),
@@ -57,9 +61,13 @@ impl Service {
 
         let now = crate::now();
         checks.push(self.peers_check(now));
-        let snapshot = match self.writer.submit(WriteOp::Health, &Caller::daemon()).await {
-            Ok(Written::Health(snapshot)) => Some(snapshot),
-            _ => None,
+        let snapshot = if writer_answers {
+            match tokio::time::timeout_at(deadline, self.writer.submit(WriteOp::Health, &Caller::daemon())).await {
+                Ok(Ok(Written::Health(snapshot))) => Some(snapshot),
+                _ => None,
+            }
+        } else {
+            None
         };
         checks.push(self.roster_check(snapshot.as_ref()));
         checks.sort_by_key(|c| c.check);

@@ -7,6 +7,7 @@ use outpost_cli::client::Client;
 use outpost_model::api::{Request, Response};
 use std::time::Duration;
 
+mod backup;
 mod fleet;
 mod hostile;
 mod names;
@@ -15,6 +16,7 @@ mod shards;
 mod sim;
 mod sync;
 
+use backup::*;
 use fleet::*;
 use hostile::*;
 use names::*;
@@ -49,6 +51,10 @@ pub(crate) enum Bench {
     /// officer search latency under each attack beside no attack, and RSS
     /// above idle.
     Hostile(HostileArgs),
+    /// `outpost backup` while an officer adds entries: the adds' latency
+    /// with and without a backup running, the backup's time and size, and
+    /// its restore.
+    Backup(BackupArgs),
 }
 
 pub(crate) struct Stats(Vec<Duration>);
@@ -123,5 +129,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Sync(args) => sync(&args),
         Bench::Sim(args) => sim(&args),
         Bench::Fleet(args) => fleet(&args),
+        Bench::Backup(args) => backup(&args),
     }
 }
