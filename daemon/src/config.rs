@@ -615,13 +615,7 @@ enum FleetKeyRole {
 }
 
 fn tcp_ports(list: &[libp2p::Multiaddr]) -> Vec<u16> {
-    list.iter()
-        .flat_map(|addr| addr.iter())
-        .filter_map(|p| match p {
-            libp2p::multiaddr::Protocol::Tcp(port) if port != 0 => Some(port),
-            _ => None,
-        })
-        .collect()
+    list.iter().filter_map(crate::net::tcp_port).filter(|port| *port != 0).collect()
 }
 
 fn network(

@@ -29,7 +29,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 
 use crate::link_log::{self, LinkEvent, LinkLog};
-pub use fleet_keys::FleetKeys;
+pub use fleet_keys::{FleetKeys, tcp_port};
 
 mod fleet_keys;
 use crate::writer::{ReplicationInput, WriteOp, WriterHandle};
@@ -296,15 +296,12 @@ pub async fn run(
     for addr in &settings.listen {
         swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen { addr: addr.clone(), detail: e.to_string() })?;
     }
-    let mut next_listeners = std::collections::HashSet::new();
     for addr in &settings.listen_next {
-        // A fixed port is marked before any connection can arrive on it;
-        // port 0 is marked when the listener reports the port it got.
+        // Marked before any connection can arrive on it: the config gives
+        // the next key's listeners fixed ports.
         keys.listening_with_next(addr);
-        let id = swarm
-            .listen_on(addr.clone())
-            .map_err(|e| NetError::Listen { addr: addr.clone(), detail: e.to_string() })?;
-        next_listeners.insert(id);
+        tracing::info!(%addr, "listening for the next fleet key");
+        swarm.listen_on(addr.clone()).map_err(|e| NetError::Listen { addr: addr.clone(), detail: e.to_string() })?;
     }
     let mut control = swarm.behaviour().stream.new_control();
     let mut incoming =
@@ -414,12 +411,8 @@ pub async fn run(
                 }
             },
             event = swarm.select_next_some() => match event {
-                SwarmEvent::NewListenAddr { address, listener_id } => {
-                    let next_key = next_listeners.contains(&listener_id);
-                    if next_key {
-                        keys.listening_with_next(&address);
-                    }
-                    tracing::info!(%address, next_key, "listening");
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    tracing::info!(%address, "listening");
                     lock(&state).listen_addrs.push(address.to_string());
                 }
                 SwarmEvent::ConnectionEstablished { peer_id, connection_id, num_established, .. }

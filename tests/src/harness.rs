@@ -362,6 +362,20 @@ pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> b
     }
 }
 
+/// Polls `probe` every 100 ms until it gives `Ok` or `deadline` passes,
+/// then panics naming `what` and showing the last `Err` it gave.
+pub fn wait_for_ok<T: std::fmt::Debug>(what: &str, deadline: Duration, mut probe: impl FnMut() -> Result<(), T>) {
+    let until = Instant::now() + deadline;
+    loop {
+        let last = match probe() {
+            Ok(()) => return,
+            Err(last) => last,
+        };
+        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for {what}; last: {last:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A TCP port on loopback that was free a moment ago.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

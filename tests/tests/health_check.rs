@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use outpost_tests::harness::{
-    FleetKey, Post, PostOptions, Run, free_port, network_config, networked_post, running_as_root, wait_for,
+    FleetKey, Post, PostOptions, Run, free_port, network_config, networked_post, running_as_root, wait_for, wait_for_ok,
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -101,15 +101,8 @@ fn a_store_that_takes_no_write_exits_10_and_recovers_by_itself() {
     assert!(!passed(&run, "store") && !passed(&run, "disk"), "{run:?}");
     assert!(run.stderr.contains("unhealthy: store: a durable write failed"), "{run:?}");
     std::fs::remove_file(&filler).unwrap();
-    let mut last = None;
-    let until = std::time::Instant::now() + DEADLINE;
-    while std::time::Instant::now() < until {
+    wait_for_ok("the store to take writes again", DEADLINE, || {
         let run = check(&post);
-        if run.code == 0 {
-            return;
-        }
-        last = Some(run);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the store never took writes again: {last:?}\n{}", post.log());
+        if run.code == 0 { Ok(()) } else { Err((run, post.log())) }
+    });
 }

@@ -48,7 +48,8 @@ pub(super) fn without_peer_id(addr: &Multiaddr) -> Multiaddr {
     addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect()
 }
 
-fn tcp_port(addr: &Multiaddr) -> Option<u16> {
+/// The TCP port an address names, if any.
+pub fn tcp_port(addr: &Multiaddr) -> Option<u16> {
     addr.iter().find_map(|p| match p {
         Protocol::Tcp(port) => Some(port),
         _ => None,

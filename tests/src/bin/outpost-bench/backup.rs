@@ -65,7 +65,8 @@ pub(crate) fn backup(args: &BackupArgs) -> anyhow::Result<()> {
     let written = client.call_streaming(Request::Backup, &mut out).map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(out);
     let backup_ended = Instant::now();
-    // As long again after the backup, so the officer's tail is not cut.
+    // A measurement window, not a wait: the officer's adds that began
+    // during the backup finish and are counted.
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::SeqCst);
     officer.join().map_err(|_| anyhow::anyhow!("the officer's thread panicked"))??;
