@@ -133,7 +133,9 @@ pub struct RawNetwork {
     /// The fleet's pre-shared key in libp2p `swarm.key` format.
     pub psk_file: Option<PathBuf>,
     /// During a fleet key rotation, the next key: accepted on `listen_next`
-    /// and tried when a dial with the current key fails.
+    /// and tried when a dial with the current key fails. `psk_next`, the
+    /// issue's name for it, is accepted too.
+    #[serde(alias = "psk_next")]
     pub psk_next_file: Option<PathBuf>,
     /// Where connections speak the next key (default: each `listen`
     /// address at the port after its own, 7401 beside 7400).
@@ -803,6 +805,9 @@ pub(crate) mod tests {
         let (_dir, overrides) = with_file(&format!("{base}psk_file = \"/k\"\npsk_next_file = \"/k2\"\n"));
         let network = load(&overrides, &FakeEnv::default()).unwrap().network.unwrap();
         assert_eq!(network.psk_next, Some(KeySource::File("/k2".into())));
+        let (_dir, aliased) = with_file(&format!("{base}psk_file = \"/k\"\npsk_next = \"/k2\"\n"));
+        let network = load(&aliased, &FakeEnv::default()).unwrap().network.unwrap();
+        assert_eq!(network.psk_next, Some(KeySource::File("/k2".into())), "psk_next is the same setting");
         assert_eq!(network.listen_next, vec!["/ip4/0.0.0.0/tcp/7401".parse::<libp2p::Multiaddr>().unwrap()]);
         let systemd = FakeEnv(vec![("CREDENTIALS_DIRECTORY", "/run/credentials/outpostd.service")]);
         let network = load(&overrides, &systemd).unwrap().network.unwrap();
